@@ -1,0 +1,535 @@
+//! A lossless `.env` document: parsed to spans, edited in place, rendered back to
+//! the same bytes except where a value was set.
+//!
+//! Where dotenv dialects disagree this follows docker compose's own parser
+//! (compose-go `dotenv`), since compose reads these files too: `export ` prefixes,
+//! `KEY=value`, `KEY: value` and bare `KEY` (inherited) statements; single and double
+//! quotes that may span lines, with `\` escaping the closing quote; unquoted values
+//! run to the end of the line, and a `#` starts a comment only after a space.
+//! Backticks are not quotes.
+
+use std::fmt;
+
+const BOM: &str = "\u{feff}";
+
+/// Where in a file something is, 1-based.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pos {
+    pub line: usize,
+    pub col: usize,
+}
+
+impl fmt::Display for Pos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.col)
+    }
+}
+
+/// A .env file that can't be read as compose would read it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("{0}")]
+    Encoding(String),
+    #[error("{pos}: {message}")]
+    Syntax { pos: Pos, message: String },
+}
+
+impl ParseError {
+    pub fn pos(&self) -> Option<Pos> {
+        match self {
+            ParseError::Syntax { pos, .. } => Some(*pos),
+            ParseError::Encoding(_) => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quote {
+    None,
+    Single,
+    Double,
+}
+
+/// The literal value of one assignment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Value {
+    /// Byte range of the value's text in the document, quotes included.
+    pub span: std::ops::Range<usize>,
+    pub quote: Quote,
+    /// The value as compose reads it, before `${VAR}` interpolation.
+    pub text: String,
+}
+
+/// One `KEY=value` (or bare `KEY`) statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub key: String,
+    /// Byte offset of the key's first character.
+    pub key_at: usize,
+    /// `None` for a bare `KEY` line, which compose fills from the environment.
+    pub value: Option<Value>,
+}
+
+/// Line endings the file uses, so appended lines match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Eol {
+    Lf,
+    CrLf,
+}
+
+impl Eol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Eol::Lf => "\n",
+            Eol::CrLf => "\r\n",
+        }
+    }
+}
+
+/// A parsed .env document. `render()` of an unedited document returns the input bytes.
+#[derive(Debug, Clone)]
+pub struct EnvFile {
+    /// The text after any UTF-8 byte-order mark.
+    text: String,
+    bom: bool,
+    entries: Vec<Entry>,
+}
+
+impl EnvFile {
+    /// Parses raw file bytes. A file that is not UTF-8 is an error, never transcoded.
+    pub fn parse(bytes: &[u8]) -> Result<EnvFile, ParseError> {
+        let text = decode_utf8(bytes)?;
+        let (bom, text) = match text.strip_prefix(BOM) {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let entries = Parser { src: text, at: 0 }.entries()?;
+        Ok(EnvFile { text: text.to_string(), bom, entries })
+    }
+
+    /// An empty document, for a file about to be created.
+    pub fn empty() -> EnvFile {
+        EnvFile { text: String::new(), bom: false, entries: Vec::new() }
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The last value compose would see for `key` (later lines win).
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|e| e.key == key)
+            .and_then(|e| e.value.as_ref().map(|v| v.text.as_str()))
+    }
+
+    /// The line-ending style: CRLF when the first line break is one.
+    pub fn eol(&self) -> Eol {
+        match self.text.find('\n') {
+            Some(i) if i > 0 && self.text.as_bytes()[i - 1] == b'\r' => Eol::CrLf,
+            _ => Eol::Lf,
+        }
+    }
+
+    /// Renders the document to bytes, BOM included.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.text.len() + 3);
+        if self.bom {
+            out.extend_from_slice(BOM.as_bytes());
+        }
+        out.extend_from_slice(self.text.as_bytes());
+        out
+    }
+
+    /// Converts a byte offset in the text to a line and column.
+    pub fn pos_of(&self, offset: usize) -> Pos {
+        pos_at(&self.text, offset)
+    }
+
+    /// Sets every assignment of `key` to `value`, keeping each one's quote style,
+    /// or appends `KEY=value` when there is none. Returns how many assignments
+    /// were rewritten (0 means appended).
+    ///
+    /// Only values that read back identically in every quote style and in every
+    /// dotenv dialect are accepted: the characters of base64 and base64url.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<usize, SetError> {
+        if !is_plain_value(value) {
+            return Err(SetError::UnsafeValue);
+        }
+        if !is_plain_key(key) {
+            return Err(SetError::BadKey(key.to_string()));
+        }
+        // Edit from the end so earlier spans stay valid.
+        let mut targets: Vec<usize> = (0..self.entries.len())
+            .filter(|&i| self.entries[i].key == key)
+            .collect();
+        targets.reverse();
+        let count = targets.len();
+        for i in targets {
+            match self.entries[i].value.clone() {
+                Some(v) => {
+                    let new_raw = match v.quote {
+                        Quote::None => value.to_string(),
+                        Quote::Single => format!("'{value}'"),
+                        Quote::Double => format!("\"{value}\""),
+                    };
+                    self.replace(v.span.clone(), &new_raw);
+                    let entry = &mut self.entries[i];
+                    let val = entry.value.as_mut().expect("checked above");
+                    val.span = v.span.start..v.span.start + new_raw.len();
+                    val.text = value.to_string();
+                }
+                None => {
+                    // A bare `KEY` line: give it a value right after the key.
+                    let key_end = self.entries[i].key_at + key.len();
+                    let insert = format!("={value}");
+                    self.replace(key_end..key_end, &insert);
+                    self.entries[i].value = Some(Value {
+                        span: key_end + 1..key_end + insert.len(),
+                        quote: Quote::None,
+                        text: value.to_string(),
+                    });
+                }
+            }
+        }
+        if count == 0 {
+            let eol = self.eol().as_str();
+            let mut line = String::new();
+            if !self.text.is_empty() && !self.text.ends_with('\n') {
+                line.push_str(eol);
+            }
+            let start = self.text.len() + line.len();
+            line.push_str(key);
+            line.push('=');
+            let vstart = self.text.len() + line.len();
+            line.push_str(value);
+            line.push_str(eol);
+            self.text.push_str(&line);
+            self.entries.push(Entry {
+                key: key.to_string(),
+                key_at: start,
+                value: Some(Value { span: vstart..vstart + value.len(), quote: Quote::None, text: value.to_string() }),
+            });
+        }
+        Ok(count)
+    }
+
+    /// Replaces a byte range and shifts the spans after it.
+    fn replace(&mut self, range: std::ops::Range<usize>, with: &str) {
+        let at = range.start;
+        let delta = with.len() as isize - (range.end - range.start) as isize;
+        self.text.replace_range(range, with);
+        for e in &mut self.entries {
+            if e.key_at > at {
+                e.key_at = shift(e.key_at, delta);
+            }
+            if let Some(v) = &mut e.value
+                && v.span.start > at
+            {
+                v.span = shift(v.span.start, delta)..shift(v.span.end, delta);
+            }
+        }
+    }
+}
+
+fn shift(x: usize, delta: isize) -> usize {
+    (x as isize + delta) as usize
+}
+
+/// Why a value could not be set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SetError {
+    #[error("refusing to write a value that would need quoting or escaping")]
+    UnsafeValue,
+    #[error("{0:?} is not a valid variable name")]
+    BadKey(String),
+}
+
+/// Characters that read back unchanged unquoted, single- or double-quoted, by
+/// compose, dotenvy and Node's dotenv alike.
+pub fn is_plain_value(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_' | b'.'))
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`: a name every shell and dotenv dialect accepts.
+pub fn is_plain_key(key: &str) -> bool {
+    let mut b = key.bytes();
+    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+fn decode_utf8(bytes: &[u8]) -> Result<&str, ParseError> {
+    if bytes.starts_with(&[0xFF, 0xFE]) {
+        return Err(ParseError::Encoding(
+            "file is UTF-16 (little-endian, with a byte-order mark), not UTF-8; convert it with `iconv -f UTF-16 -t UTF-8`".into(),
+        ));
+    }
+    if bytes.starts_with(&[0xFE, 0xFF]) {
+        return Err(ParseError::Encoding(
+            "file is UTF-16 (big-endian, with a byte-order mark), not UTF-8; convert it with `iconv -f UTF-16 -t UTF-8`".into(),
+        ));
+    }
+    std::str::from_utf8(bytes).map_err(|e| {
+        let at = e.valid_up_to();
+        let prefix = std::str::from_utf8(&bytes[..at]).unwrap_or("");
+        let pos = pos_at(prefix, at);
+        ParseError::Encoding(format!(
+            "{pos}: file is not valid UTF-8 (invalid byte 0x{:02x}); it will not be transcoded",
+            bytes[at]
+        ))
+    })
+}
+
+/// Line and column (1-based, columns in characters) of byte `offset` in `text`.
+pub fn pos_at(text: &str, offset: usize) -> Pos {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    Pos { line, col: before[line_start..].chars().count() + 1 }
+}
+
+/// compose-go's `isSpace`: blanks that are not line breaks.
+fn is_space(c: char) -> bool {
+    matches!(c, '\t' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{85}' | '\u{a0}')
+}
+
+struct Parser<'a> {
+    src: &'a str,
+    at: usize,
+}
+
+impl Parser<'_> {
+    fn rest(&self) -> &str {
+        &self.src[self.at..]
+    }
+
+    fn error(&self, at: usize, message: impl Into<String>) -> ParseError {
+        ParseError::Syntax { pos: pos_at(self.src, at), message: message.into() }
+    }
+
+    fn entries(mut self) -> Result<Vec<Entry>, ParseError> {
+        let mut out = Vec::new();
+        while self.statement_start() {
+            out.push(self.statement()?);
+        }
+        Ok(out)
+    }
+
+    /// Skips blanks and comment lines; false at the end of input.
+    fn statement_start(&mut self) -> bool {
+        loop {
+            let Some(i) = self.rest().find(|c: char| !c.is_whitespace()) else {
+                self.at = self.src.len();
+                return false;
+            };
+            self.at += i;
+            if !self.rest().starts_with('#') {
+                return true;
+            }
+            match self.rest().find('\n') {
+                Some(nl) => self.at += nl,
+                None => {
+                    self.at = self.src.len();
+                    return false;
+                }
+            }
+        }
+    }
+
+    fn statement(&mut self) -> Result<Entry, ParseError> {
+        // `export` followed by whitespace is a prefix, not a key.
+        if let Some(after) = self.rest().strip_prefix("export")
+            && after.starts_with(['\t', '\n', '\u{c}', '\r', ' '])
+        {
+            self.at += "export".len();
+            self.at += self.rest().len() - self.rest().trim_start_matches([' ', '\t', '\n', '\u{c}', '\r']).len();
+            self.at += self.rest().len() - self.rest().trim_start_matches(is_space).len();
+        }
+        let key_start = self.at;
+        let mut end = None;
+        for (i, c) in self.rest().char_indices() {
+            if is_space(c) {
+                continue;
+            }
+            match c {
+                '=' | ':' | '\n' => {
+                    end = Some((i, c));
+                    break;
+                }
+                '_' | '.' | '-' | '[' | ']' => {}
+                c if c.is_alphanumeric() => {}
+                c => {
+                    return Err(self.error(
+                        self.at + i,
+                        format!("unexpected character {c:?} in variable name"),
+                    ));
+                }
+            }
+        }
+        let (key_len, sep) = end.unwrap_or((self.rest().len(), '\n'));
+        let key = self.rest()[..key_len].trim_end_matches(char::is_whitespace).to_string();
+        if key.is_empty() {
+            return Err(self.error(key_start, "missing variable name before '='"));
+        }
+        if key.contains(char::is_whitespace) {
+            return Err(self.error(key_start, format!("variable name {key:?} contains a space")));
+        }
+        self.at += key_len;
+        if sep == '\n' {
+            // Bare `KEY`: inherited from the environment.
+            return Ok(Entry { key, key_at: key_start, value: None });
+        }
+        self.at += 1; // the separator
+        let after_sep = self.at;
+        self.at += self.rest().len() - self.rest().trim_start_matches(is_space).len();
+        let value = match self.rest().chars().next() {
+            Some(q @ ('\'' | '"')) => self.quoted(q)?,
+            _ => self.unquoted(after_sep),
+        };
+        Ok(Entry { key, key_at: key_start, value: Some(value) })
+    }
+
+    fn unquoted(&mut self, after_sep: usize) -> Value {
+        let line_end = self.rest().find('\n').map_or(self.src.len(), |i| self.at + i);
+        // A comment starts at a '#' after a space, counting the blanks after the separator.
+        let mut end = line_end;
+        if let Some(i) = self.src[after_sep..line_end].find(" #") {
+            end = end.min(after_sep + i);
+        }
+        if self.src[after_sep..line_end].starts_with('#') && after_sep < self.at {
+            end = after_sep;
+        }
+        let start = self.at.min(end);
+        let text = self.src[start..end].trim_end_matches(char::is_whitespace);
+        let span = start..start + text.len();
+        self.at = line_end;
+        Value { span, quote: Quote::None, text: text.to_string() }
+    }
+
+    fn quoted(&mut self, q: char) -> Result<Value, ParseError> {
+        let start = self.at;
+        let mut out = String::new();
+        let mut escaped = false;
+        for (i, c) in self.rest().char_indices().skip(1) {
+            if c == q && !escaped {
+                let end = start + i + 1;
+                self.at = end;
+                let text = if q == '"' { unescape_double(&out) } else { out };
+                let quote = if q == '"' { Quote::Double } else { Quote::Single };
+                return Ok(Value { span: start..end, quote, text });
+            }
+            if c == q {
+                // An escaped quote stands for itself.
+                escaped = false;
+                out.push(c);
+            } else if escaped {
+                escaped = false;
+                out.push('\\');
+                out.push(c);
+            } else if c == '\\' {
+                escaped = true;
+            } else {
+                out.push(c);
+            }
+        }
+        Err(self.error(start, format!("unterminated {} quote", if q == '"' { "double" } else { "single" })))
+    }
+}
+
+/// compose-go's `expandEscapes`: `\n` and `\r` become line breaks, `\x` becomes `x`
+/// except before `$` (kept for interpolation to see).
+fn unescape_double(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('$') => out.push_str("\\$"),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> EnvFile {
+        EnvFile::parse(s.as_bytes()).unwrap()
+    }
+
+    fn kv(s: &str) -> Vec<(String, Option<String>)> {
+        parse(s).entries.iter().map(|e| (e.key.clone(), e.value.as_ref().map(|v| v.text.clone()))).collect()
+    }
+
+    #[test]
+    fn compose_dialect() {
+        let src = "# c\nexport A=1\nB = two words # note\nC=x#y\nD='a \\' b'\nE=\"a\\nb\" # c\nF\nG: yaml\nH=\nI= # only comment\n  J=`tick`\n";
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            kv(src),
+            vec![
+                ("A".into(), some("1")),
+                ("B".into(), some("two words")),
+                ("C".into(), some("x#y")),
+                ("D".into(), some("a ' b")),
+                ("E".into(), some("a\nb")),
+                ("F".into(), None),
+                ("G".into(), some("yaml")),
+                ("H".into(), some("")),
+                ("I".into(), some("")),
+                ("J".into(), some("`tick`")),
+            ]
+        );
+        let f = parse(src);
+        assert_eq!(f.pos_of(f.entries()[9].key_at), Pos { line: 11, col: 3 });
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let e = EnvFile::parse(b"A=1\nB=\"open\nC=2\n").unwrap_err();
+        assert_eq!(e.to_string(), "2:3: unterminated double quote");
+        let e = EnvFile::parse(b"A=1\n  B$C=1\n").unwrap_err();
+        assert_eq!(e.to_string(), "2:4: unexpected character '$' in variable name");
+        let e = EnvFile::parse(b"\xff\xfeA\x00").unwrap_err();
+        assert!(e.to_string().contains("UTF-16"));
+    }
+
+    #[test]
+    fn set_keeps_quote_style_and_everything_else() {
+        let src = "\u{feff}export A='old' # keep\r\nB=\"old\"\r\nC=old\r\nA=dup";
+        let mut f = parse(src);
+        assert_eq!(f.set("A", "NEW").unwrap(), 2);
+        assert_eq!(f.set("B", "NEW").unwrap(), 1);
+        assert_eq!(String::from_utf8(f.render()).unwrap(), "\u{feff}export A='NEW' # keep\r\nB=\"NEW\"\r\nC=old\r\nA=NEW");
+        assert_eq!(f.set("D", "x").unwrap(), 0);
+        assert_eq!(String::from_utf8(f.render()).unwrap(), "\u{feff}export A='NEW' # keep\r\nB=\"NEW\"\r\nC=old\r\nA=NEW\r\nD=x\r\n");
+        assert_eq!(f.set("B", "has space"), Err(SetError::UnsafeValue));
+    }
+
+    #[test]
+    fn set_bare_key_and_empty_value() {
+        let mut f = parse("A\nB=\nC= # c\n");
+        f.set("A", "1").unwrap();
+        f.set("B", "2").unwrap();
+        f.set("C", "3").unwrap();
+        assert_eq!(String::from_utf8(f.render()).unwrap(), "A=1\nB=2\nC=3 # c\n");
+        let again = parse(&String::from_utf8(f.render()).unwrap());
+        assert_eq!((again.get("A"), again.get("B"), again.get("C")), (Some("1"), Some("2"), Some("3")));
+    }
+}

@@ -1,0 +1,4 @@
+pub mod envfile;
+pub mod names;
+pub mod secrets;
+pub mod compose;

@@ -1,0 +1,65 @@
+//! The contract shared by the CLI, the service and the health check: env var
+//! names, claim names, cookie names and defaults. Integration tests spell these
+//! literally on purpose, so renaming one here breaks a test.
+
+/// Signs access tokens (64 random bytes, base64: 88 characters).
+pub const JWT_SECRET: &str = "JWT_SECRET";
+/// Signs refresh tokens (64 random bytes, base64: 88 characters).
+pub const JWT_REFRESH_SECRET: &str = "JWT_REFRESH_SECRET";
+/// Keys session-bound values such as CSRF tokens (32 random bytes, base64: 44 characters).
+pub const SESSION_SECRET: &str = "SESSION_SECRET";
+
+pub const JWT_ACCESS_TOKEN_EXPIRY: &str = "JWT_ACCESS_TOKEN_EXPIRY";
+pub const JWT_REFRESH_TOKEN_EXPIRY: &str = "JWT_REFRESH_TOKEN_EXPIRY";
+pub const JWT_ISSUER: &str = "JWT_ISSUER";
+pub const JWT_AUDIENCE: &str = "JWT_AUDIENCE";
+
+/// A secret the project knows by name, with the number of random bytes it gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecretSpec {
+    pub name: &'static str,
+    pub bytes: usize,
+}
+
+/// The three secrets `generate`, `rotate` and `check` handle by default, in output order.
+pub const DEFAULT_SECRETS: [SecretSpec; 3] = [
+    SecretSpec { name: JWT_SECRET, bytes: 64 },
+    SecretSpec { name: JWT_REFRESH_SECRET, bytes: 64 },
+    SecretSpec { name: SESSION_SECRET, bytes: 32 },
+];
+
+/// Bytes drawn for a `--key NAME` given without `:BYTES`.
+pub const DEFAULT_CUSTOM_SECRET_BYTES: usize = 32;
+
+pub const DEFAULT_ACCESS_EXPIRY: &str = "15m";
+pub const DEFAULT_REFRESH_EXPIRY: &str = "7d";
+pub const DEFAULT_ISSUER: &str = "aspjwt";
+pub const DEFAULT_AUDIENCE: &str = "asp-cranes-crm";
+/// A token this close to expiry should be refreshed.
+pub const REFRESH_THRESHOLD_SECS: u64 = 5 * 60;
+
+/// Claim names of the tokens the whole system issues.
+pub mod claim {
+    pub const SUB: &str = "sub";
+    pub const EMAIL: &str = "email";
+    pub const ROLE: &str = "role";
+    pub const TYP: &str = "typ";
+    pub const SID: &str = "sid";
+    pub const JTI: &str = "jti";
+    pub const IAT: &str = "iat";
+    pub const NBF: &str = "nbf";
+    pub const EXP: &str = "exp";
+    pub const ISS: &str = "iss";
+    pub const AUD: &str = "aud";
+}
+
+/// Cookie names set by the service and read by `decode --cookie`.
+pub mod cookie {
+    pub const ACCESS_TOKEN: &str = "access_token";
+    pub const REFRESH_TOKEN: &str = "refresh_token";
+}
+
+/// Looks up the byte count of a default secret.
+pub fn default_secret(name: &str) -> Option<SecretSpec> {
+    DEFAULT_SECRETS.iter().copied().find(|s| s.name == name)
+}

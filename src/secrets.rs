@@ -1,0 +1,211 @@
+//! Drawing secrets from the OS CSPRNG, and judging whether a secret is any good.
+//! Pure apart from the RNG, which is a parameter.
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use rand::{CryptoRng, RngCore, TryRngCore};
+
+/// How a secret's random bytes are written as text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Encoding {
+    /// Standard base64 with padding, as Node's `crypto.randomBytes(n).toString('base64')`.
+    #[default]
+    Base64,
+    /// base64url without padding.
+    Base64Url,
+}
+
+/// Draws `bytes` random bytes and encodes them.
+pub fn generate<R: RngCore + CryptoRng>(rng: &mut R, bytes: usize, encoding: Encoding) -> String {
+    let mut buf = vec![0u8; bytes];
+    rng.fill_bytes(&mut buf);
+    let out = match encoding {
+        Encoding::Base64 => STANDARD.encode(&buf),
+        Encoding::Base64Url => URL_SAFE_NO_PAD.encode(&buf),
+    };
+    zero(&mut buf);
+    out
+}
+
+/// Draws from the operating system's CSPRNG.
+pub fn generate_os(bytes: usize, encoding: Encoding) -> String {
+    generate(&mut rand::rngs::OsRng.unwrap_err(), bytes, encoding)
+}
+
+fn zero(buf: &mut [u8]) {
+    for b in buf.iter_mut() {
+        // Volatile so the compiler cannot drop the wipe of a buffer it sees as dead.
+        unsafe { std::ptr::write_volatile(b, 0) };
+    }
+}
+
+/// Why a secret value is unacceptable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Weakness {
+    Empty,
+    Placeholder,
+    /// Too short: `have` against `need`, counted in `unit`.
+    TooShort { have: usize, need: usize, unit: &'static str },
+}
+
+impl std::fmt::Display for Weakness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Weakness::Empty => write!(f, "is empty"),
+            Weakness::Placeholder => write!(f, "is a placeholder, not a secret"),
+            Weakness::TooShort { have, need, unit } => {
+                write!(f, "is too short: {have} {unit}, needs at least {need}")
+            }
+        }
+    }
+}
+
+/// Placeholder words seen in example files; matched case-insensitively against the whole
+/// value (after stripping brackets), or as a prefix where the entry ends in `*`.
+const PLACEHOLDERS: &[&str] = &[
+    "secure_token",
+    "changeme",
+    "change-me",
+    "change_me",
+    "change-this*",
+    "changethis*",
+    "your-secret*",
+    "your_secret*",
+    "yoursecret*",
+    "your-jwt*",
+    "your_jwt*",
+    "replace-me*",
+    "replace_me*",
+    "replaceme*",
+    "secret",
+    "secret1*",
+    "mysecret*",
+    "my-secret*",
+    "jwt-secret*",
+    "jwt_secret*",
+    "password",
+    "example",
+    "todo",
+    "xxx*",
+    "test",
+    "default",
+    "placeholder",
+    "insert*",
+    "generate*",
+    "super-secret*",
+    "supersecret*",
+];
+
+/// True when `value` is a known placeholder or one character repeated.
+pub fn is_placeholder(value: &str) -> bool {
+    let trimmed = value
+        .trim()
+        .trim_matches(|c| matches!(c, '[' | ']' | '<' | '>' | '{' | '}' | '*'));
+    let lower = trimmed.to_ascii_lowercase();
+    let mut chars = lower.chars();
+    if let Some(first) = chars.next()
+        && chars.all(|c| c == first)
+    {
+        return true;
+    }
+    PLACEHOLDERS.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => lower.starts_with(prefix),
+        None => lower == *p,
+    })
+}
+
+/// Decoded length when `value` is base64 (standard or url-safe, padded or not).
+pub fn base64_len(value: &str) -> Option<usize> {
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE};
+    [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|e| e.decode(value).ok())
+        .map(|v| v.len())
+}
+
+/// Judges a secret against its minimum: `min` decoded bytes for base64 input,
+/// or `min` characters otherwise.
+pub fn weakness(value: &str, min: usize) -> Option<Weakness> {
+    if value.is_empty() {
+        return Some(Weakness::Empty);
+    }
+    if is_placeholder(value) {
+        return Some(Weakness::Placeholder);
+    }
+    let (have, unit) = match base64_len(value) {
+        Some(n) => (n, "decoded bytes"),
+        None => (value.chars().count(), "characters"),
+    };
+    (have < min).then_some(Weakness::TooShort { have, need: min, unit })
+}
+
+/// What may be shown of a secret: its first four characters, and only when that
+/// leaves most of it hidden.
+pub fn mask(value: &str) -> String {
+    let n = value.chars().count();
+    if n >= 16 {
+        let head: String = value.chars().take(4).collect();
+        format!("{head}…")
+    } else {
+        "…".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn generated_lengths_match_node_random_bytes() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        assert_eq!(generate(&mut rng, 64, Encoding::Base64).len(), 88);
+        assert_eq!(generate(&mut rng, 32, Encoding::Base64).len(), 44);
+        let url = generate(&mut rng, 64, Encoding::Base64Url);
+        assert_eq!(url.len(), 86);
+        assert!(!url.contains(['+', '/', '=']));
+    }
+
+    #[test]
+    fn os_secrets_differ() {
+        assert_ne!(generate_os(32, Encoding::Base64), generate_os(32, Encoding::Base64));
+    }
+
+    #[test]
+    fn placeholders() {
+        for p in [
+            "[SECURE_TOKEN]",
+            "changeme",
+            "your-secret-key-here",
+            "secret",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "CHANGE-THIS! VERY IMPORTANT!",
+            "secret1233",
+        ] {
+            assert!(is_placeholder(p), "{p}");
+        }
+        assert!(!is_placeholder(&generate_os(32, Encoding::Base64)));
+    }
+
+    #[test]
+    fn length_rules() {
+        let good = generate_os(64, Encoding::Base64);
+        assert_eq!(weakness(&good, 64), None);
+        let short = generate_os(63, Encoding::Base64);
+        assert_eq!(
+            weakness(&short, 64),
+            Some(Weakness::TooShort { have: 63, need: 64, unit: "decoded bytes" })
+        );
+        assert_eq!(
+            weakness("not base64! but long enough?", 64),
+            Some(Weakness::TooShort { have: 28, need: 64, unit: "characters" })
+        );
+        assert_eq!(weakness("", 32), Some(Weakness::Empty));
+    }
+
+    #[test]
+    fn mask_hides_short_values_entirely() {
+        assert_eq!(mask("abcdefghijklmnopqrstuvwxyz"), "abcd…");
+        assert_eq!(mask("hunter2"), "…");
+    }
+}
