@@ -79,8 +79,6 @@ pub struct ComposeFile {
     text: String,
     nodes: Vec<Node>,
     root: Option<NodeId>,
-    /// Byte offset of each character index, for saphyr's character-based markers.
-    char_bytes: Vec<usize>,
 }
 
 /// Result of planning a rotation on one compose file.
@@ -122,7 +120,7 @@ impl ComposeFile {
                     if b.docs > 1 {
                         return Err(ComposeError::Invalid("file holds more than one YAML document".into()));
                     }
-                    return Ok(ComposeFile { root: b.root, nodes: b.nodes, text, char_bytes });
+                    return Ok(ComposeFile { root: b.root, nodes: b.nodes, text });
                 }
                 Err((index, message)) => {
                     let chars = copy.get_or_insert_with(|| text.chars().collect());
@@ -225,7 +223,14 @@ impl ComposeFile {
                             Some((k, v)) if is_interpolated(v) => (k.to_string(), Source::Interpolated(v.to_string())),
                             Some((k, v)) => (k.to_string(), Source::Literal(v.to_string())),
                         };
-                        out.push(EnvVar { service: service.clone(), key, source, pos: self.pos(item), node: item, list_item: true });
+                        out.push(EnvVar {
+                            service: service.clone(),
+                            key,
+                            source,
+                            pos: self.pos(item),
+                            node: item,
+                            list_item: true,
+                        });
                     }
                 }
                 _ => {}
@@ -297,14 +302,15 @@ impl ComposeFile {
     /// Literal `KEY: value` or `KEY=value` occurrences of target keys that no service's
     /// environment reaches (build args, labels, unused anchors, shadowed merges).
     fn strays(&self, targets: &BTreeMap<String, String>, env: &[EnvVar], edited: &[usize]) -> Vec<Stray> {
-        let reached: Vec<usize> = env
-            .iter()
-            .filter_map(|v| self.scalar(v.node).map(|s| s.start))
-            .chain(edited.iter().copied())
-            .collect();
+        let reached: Vec<usize> =
+            env.iter().filter_map(|v| self.scalar(v.node).map(|s| s.start)).chain(edited.iter().copied()).collect();
         let mut out = Vec::new();
         let mut push = |key: &str, s: &Scalar| {
-            if targets.contains_key(key) && !reached.contains(&s.start) && !is_null(s) && !out.iter().any(|x: &Stray| x.pos == pos_at(&self.text, s.start)) {
+            if targets.contains_key(key)
+                && !reached.contains(&s.start)
+                && !is_null(s)
+                && !out.iter().any(|x: &Stray| x.pos == pos_at(&self.text, s.start))
+            {
                 out.push(Stray { key: key.to_string(), pos: pos_at(&self.text, s.start) });
             }
         };
@@ -344,11 +350,6 @@ impl ComposeFile {
             .filter(|v| matches!(v.source, Source::Literal(_)))
             .filter_map(|v| self.value_range(v).ok())
             .collect()
-    }
-
-    #[doc(hidden)]
-    pub fn char_count(&self) -> usize {
-        self.char_bytes.len() - 1
     }
 }
 
@@ -503,7 +504,8 @@ impl Builder {
 fn verify(old: &str, new: &[u8], targets: &BTreeMap<String, String>) -> Result<(), ComposeError> {
     use serde_yaml::Value;
     let read = |s: &[u8], which: &str| -> Result<Value, ComposeError> {
-        serde_yaml::from_slice(s).map_err(|e| ComposeError::Verify(format!("serde_yaml can't read the {which} file: {e}")))
+        serde_yaml::from_slice(s)
+            .map_err(|e| ComposeError::Verify(format!("serde_yaml can't read the {which} file: {e}")))
     };
     let merged = |mut v: Value, which: &str| -> Result<Value, ComposeError> {
         v.apply_merge().map_err(|e| ComposeError::Verify(format!("merge keys in the {which} file: {e}")))?;
@@ -517,7 +519,8 @@ fn verify(old: &str, new: &[u8], targets: &BTreeMap<String, String>) -> Result<(
     let Some(Value::Mapping(services)) = old.get("services") else { return Ok(()) };
     for (name, def) in services {
         let name = name.as_str().unwrap_or("?");
-        let env_of = |doc: &Value| doc.get("services").and_then(|s| s.get(name)).and_then(|d| d.get("environment")).cloned();
+        let env_of =
+            |doc: &Value| doc.get("services").and_then(|s| s.get(name)).and_then(|d| d.get("environment")).cloned();
         let (Some(before), Some(after)) = (def.get("environment"), env_of(&new)) else { continue };
         for (key, value) in targets {
             let had_literal = match before {
@@ -552,7 +555,12 @@ fn same_but_targets(
     path: &str,
 ) -> Result<(), ComposeError> {
     use serde_yaml::Value;
-    let differ = || ComposeError::Verify(format!("the rewritten file differs at {} beyond the rotated values", if path.is_empty() { "the top" } else { path }));
+    let differ = || {
+        ComposeError::Verify(format!(
+            "the rewritten file differs at {} beyond the rotated values",
+            if path.is_empty() { "the top" } else { path }
+        ))
+    };
     match (old, new) {
         (Value::Mapping(a), Value::Mapping(b)) => {
             if a.len() != b.len() || a.keys().zip(b.keys()).any(|(x, y)| x != y) {
@@ -573,7 +581,9 @@ fn same_but_targets(
                     (Value::String(xs), Value::String(ys)) if xs != ys => {
                         let (kx, ky) = (xs.split_once('='), ys.split_once('='));
                         match (kx, ky) {
-                            (Some((kx, _)), Some((ky, vy))) if kx == ky && targets.get(kx).is_some_and(|n| n == vy) => continue,
+                            (Some((kx, _)), Some((ky, vy))) if kx == ky && targets.get(kx).is_some_and(|n| n == vy) => {
+                                continue;
+                            }
                             _ => return Err(differ()),
                         }
                     }
@@ -583,7 +593,9 @@ fn same_but_targets(
             }
             Ok(())
         }
-        (Value::Tagged(a), Value::Tagged(b)) if a.tag == b.tag => same_but_targets(&a.value, &b.value, key, targets, path),
+        (Value::Tagged(a), Value::Tagged(b)) if a.tag == b.tag => {
+            same_but_targets(&a.value, &b.value, key, targets, path)
+        }
         (a, b) if a == b => Ok(()),
         (_, Value::String(b)) if key.and_then(|k| targets.get(k)).is_some_and(|n| n == b) => Ok(()),
         _ => Err(differ()),
@@ -627,10 +639,7 @@ services:
         let f = ComposeFile::parse(src.as_bytes()).unwrap();
         let rw = f.rotate(&targets(&[("JWT_SECRET", "NEW"), ("SESSION_SECRET", "S2")])).unwrap();
         let out = String::from_utf8(rw.bytes).unwrap();
-        assert_eq!(
-            out,
-            src.replace("\"old\"", "\"NEW\"").replace("=old2", "=NEW").replace("=s1'", "=S2'")
-        );
+        assert_eq!(out, src.replace("\"old\"", "\"NEW\"").replace("=old2", "=NEW").replace("=s1'", "=S2'"));
         assert_eq!(rw.rotated["JWT_SECRET"], vec!["a", "b", "c"]);
         assert_eq!(rw.from_env["JWT_SECRET"], vec!["d"]);
         assert_eq!(rw.from_env["SESSION_SECRET"], vec!["d"]);

@@ -122,11 +122,7 @@ impl EnvFile {
 
     /// The last value compose would see for `key` (later lines win).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.entries
-            .iter()
-            .rev()
-            .find(|e| e.key == key)
-            .and_then(|e| e.value.as_ref().map(|v| v.text.as_str()))
+        self.entries.iter().rev().find(|e| e.key == key).and_then(|e| e.value.as_ref().map(|v| v.text.as_str()))
     }
 
     /// The line-ending style: CRLF when the first line break is one.
@@ -166,9 +162,7 @@ impl EnvFile {
             return Err(SetError::BadKey(key.to_string()));
         }
         // Edit from the end so earlier spans stay valid.
-        let mut targets: Vec<usize> = (0..self.entries.len())
-            .filter(|&i| self.entries[i].key == key)
-            .collect();
+        let mut targets: Vec<usize> = (0..self.entries.len()).filter(|&i| self.entries[i].key == key).collect();
         targets.reverse();
         let count = targets.len();
         for i in targets {
@@ -254,9 +248,7 @@ pub enum SetError {
 /// Characters that read back unchanged unquoted, single- or double-quoted, by
 /// compose, dotenvy and Node's dotenv alike.
 pub fn is_plain_value(value: &str) -> bool {
-    value
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_' | b'.'))
+    value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_' | b'.'))
 }
 
 /// `[A-Za-z_][A-Za-z0-9_]*`: a name every shell and dotenv dialect accepts.
@@ -367,10 +359,7 @@ impl Parser<'_> {
                 '_' | '.' | '-' | '[' | ']' => {}
                 c if c.is_alphanumeric() => {}
                 c => {
-                    return Err(self.error(
-                        self.at + i,
-                        format!("unexpected character {c:?} in variable name"),
-                    ));
+                    return Err(self.error(self.at + i, format!("unexpected character {c:?} in variable name")));
                 }
             }
         }
@@ -516,9 +505,15 @@ mod tests {
         let mut f = parse(src);
         assert_eq!(f.set("A", "NEW").unwrap(), 2);
         assert_eq!(f.set("B", "NEW").unwrap(), 1);
-        assert_eq!(String::from_utf8(f.render()).unwrap(), "\u{feff}export A='NEW' # keep\r\nB=\"NEW\"\r\nC=old\r\nA=NEW");
+        assert_eq!(
+            String::from_utf8(f.render()).unwrap(),
+            "\u{feff}export A='NEW' # keep\r\nB=\"NEW\"\r\nC=old\r\nA=NEW"
+        );
         assert_eq!(f.set("D", "x").unwrap(), 0);
-        assert_eq!(String::from_utf8(f.render()).unwrap(), "\u{feff}export A='NEW' # keep\r\nB=\"NEW\"\r\nC=old\r\nA=NEW\r\nD=x\r\n");
+        assert_eq!(
+            String::from_utf8(f.render()).unwrap(),
+            "\u{feff}export A='NEW' # keep\r\nB=\"NEW\"\r\nC=old\r\nA=NEW\r\nD=x\r\n"
+        );
         assert_eq!(f.set("B", "has space"), Err(SetError::UnsafeValue));
     }
 

@@ -1,4 +1,12 @@
-pub mod envfile;
-pub mod names;
-pub mod secrets;
+pub mod app;
+pub mod check;
+pub mod cli;
 pub mod compose;
+pub mod duration;
+pub mod envfile;
+pub mod error;
+pub mod fsx;
+pub mod names;
+pub mod output;
+pub mod rotate;
+pub mod secrets;

@@ -1,1 +1,15 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = aspjwt::cli::Cli::parse();
+    match aspjwt::app::run(cli) {
+        Ok(code) => code.into(),
+        Err(e) if aspjwt::error::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aspjwt: error: {e:#}");
+            aspjwt::error::Exit::Usage.into()
+        }
+    }
+}

@@ -45,7 +45,11 @@ pub enum Weakness {
     Empty,
     Placeholder,
     /// Too short: `have` against `need`, counted in `unit`.
-    TooShort { have: usize, need: usize, unit: &'static str },
+    TooShort {
+        have: usize,
+        need: usize,
+        unit: &'static str,
+    },
 }
 
 impl std::fmt::Display for Weakness {
@@ -98,9 +102,7 @@ const PLACEHOLDERS: &[&str] = &[
 
 /// True when `value` is a known placeholder or one character repeated.
 pub fn is_placeholder(value: &str) -> bool {
-    let trimmed = value
-        .trim()
-        .trim_matches(|c| matches!(c, '[' | ']' | '<' | '>' | '{' | '}' | '*'));
+    let trimmed = value.trim().trim_matches(|c| matches!(c, '[' | ']' | '<' | '>' | '{' | '}' | '*'));
     let lower = trimmed.to_ascii_lowercase();
     let mut chars = lower.chars();
     if let Some(first) = chars.next()
@@ -192,10 +194,7 @@ mod tests {
         let good = generate_os(64, Encoding::Base64);
         assert_eq!(weakness(&good, 64), None);
         let short = generate_os(63, Encoding::Base64);
-        assert_eq!(
-            weakness(&short, 64),
-            Some(Weakness::TooShort { have: 63, need: 64, unit: "decoded bytes" })
-        );
+        assert_eq!(weakness(&short, 64), Some(Weakness::TooShort { have: 63, need: 64, unit: "decoded bytes" }));
         assert_eq!(
             weakness("not base64! but long enough?", 64),
             Some(Weakness::TooShort { have: 28, need: 64, unit: "characters" })

@@ -1,0 +1,125 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[aspjwt] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'aspjwt'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'aspjwt'= {
+            cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
+            cand --json 'Machine-readable JSON on stdout, nothing else there'
+            cand -q 'Print only results and errors: no summaries, notices or warnings'
+            cand --quiet 'Print only results and errors: no summaries, notices or warnings'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand generate 'Print fresh secrets from the OS CSPRNG'
+            cand rotate 'Replace secrets in place across .env and compose files, all or nothing'
+            cand check 'Validate a configuration offline: secrets, expiries, file permissions'
+            cand completions 'Print a shell completion script'
+            cand man 'Print the man page (roff)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'aspjwt;generate'= {
+            cand --format 'Output format'
+            cand --only 'Only these of the default secrets (JWT_SECRET, JWT_REFRESH_SECRET, SESSION_SECRET)'
+            cand --name 'Generate one custom secret with this name instead of the defaults'
+            cand --bytes 'Random bytes for the custom secret [default: 32]'
+            cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
+            cand --url-safe 'base64url without padding instead of standard base64'
+            cand --json 'Machine-readable JSON on stdout, nothing else there'
+            cand -q 'Print only results and errors: no summaries, notices or warnings'
+            cand --quiet 'Print only results and errors: no summaries, notices or warnings'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'aspjwt;rotate'= {
+            cand --env-file 'A .env file to rewrite (repeatable) [default: .env when no file is named]'
+            cand --compose 'A docker compose file whose services'' environment to rewrite (repeatable)'
+            cand --only 'Only these of the secrets (the defaults and those given with --key)'
+            cand --key 'Also rotate this secret, with BYTES random bytes [default: 32] (repeatable)'
+            cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
+            cand --dry-run 'Show what would change, as a diff with values masked; write nothing'
+            cand --backup 'Keep a 0600 copy of each file (FILE.bak-TIMESTAMP) before changing it'
+            cand --create 'Create a missing .env file (mode 0600)'
+            cand --show-secrets 'Print the new secret values (they are masked otherwise)'
+            cand --url-safe 'base64url without padding instead of standard base64'
+            cand --json 'Machine-readable JSON on stdout, nothing else there'
+            cand -q 'Print only results and errors: no summaries, notices or warnings'
+            cand --quiet 'Print only results and errors: no summaries, notices or warnings'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'aspjwt;check'= {
+            cand --env-file 'A .env file to check (repeatable; later files override earlier ones)'
+            cand --compose 'A docker compose file whose services'' environments to check (repeatable)'
+            cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
+            cand --strict 'Fail on warnings too'
+            cand --json 'Machine-readable JSON on stdout, nothing else there'
+            cand -q 'Print only results and errors: no summaries, notices or warnings'
+            cand --quiet 'Print only results and errors: no summaries, notices or warnings'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'aspjwt;completions'= {
+            cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
+            cand --json 'Machine-readable JSON on stdout, nothing else there'
+            cand -q 'Print only results and errors: no summaries, notices or warnings'
+            cand --quiet 'Print only results and errors: no summaries, notices or warnings'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'aspjwt;man'= {
+            cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
+            cand --json 'Machine-readable JSON on stdout, nothing else there'
+            cand -q 'Print only results and errors: no summaries, notices or warnings'
+            cand --quiet 'Print only results and errors: no summaries, notices or warnings'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'aspjwt;help'= {
+            cand generate 'Print fresh secrets from the OS CSPRNG'
+            cand rotate 'Replace secrets in place across .env and compose files, all or nothing'
+            cand check 'Validate a configuration offline: secrets, expiries, file permissions'
+            cand completions 'Print a shell completion script'
+            cand man 'Print the man page (roff)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'aspjwt;help;generate'= {
+        }
+        &'aspjwt;help;rotate'= {
+        }
+        &'aspjwt;help;check'= {
+        }
+        &'aspjwt;help;completions'= {
+        }
+        &'aspjwt;help;man'= {
+        }
+        &'aspjwt;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

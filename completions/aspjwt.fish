@@ -1,0 +1,100 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_aspjwt_global_optspecs
+    string join \n json color= q/quiet h/help V/version
+end
+
+function __fish_aspjwt_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_aspjwt_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_aspjwt_using_subcommand
+    set -l cmd (__fish_aspjwt_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c aspjwt -n "__fish_aspjwt_needs_command" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c aspjwt -n "__fish_aspjwt_needs_command" -l json -d 'Machine-readable JSON on stdout, nothing else there'
+complete -c aspjwt -n "__fish_aspjwt_needs_command" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
+complete -c aspjwt -n "__fish_aspjwt_needs_command" -s h -l help -d 'Print help'
+complete -c aspjwt -n "__fish_aspjwt_needs_command" -s V -l version -d 'Print version'
+complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "generate" -d 'Print fresh secrets from the OS CSPRNG'
+complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "rotate" -d 'Replace secrets in place across .env and compose files, all or nothing'
+complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "check" -d 'Validate a configuration offline: secrets, expiries, file permissions'
+complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "man" -d 'Print the man page (roff)'
+complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand generate" -l format -d 'Output format' -r -f -a "env\t'KEY=value lines, for a .env file'
+shell\t'export KEY=value lines, for `eval`'
+json\t'One JSON object'
+yaml\t'A compose `environment:` map'"
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand generate" -l only -d 'Only these of the default secrets (JWT_SECRET, JWT_REFRESH_SECRET, SESSION_SECRET)' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand generate" -l name -d 'Generate one custom secret with this name instead of the defaults' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand generate" -l bytes -d 'Random bytes for the custom secret [default: 32]' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand generate" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand generate" -l url-safe -d 'base64url without padding instead of standard base64'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand generate" -l json -d 'Machine-readable JSON on stdout, nothing else there'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand generate" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand generate" -s V -l version -d 'Print version'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l env-file -d 'A .env file to rewrite (repeatable) [default: .env when no file is named]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l compose -d 'A docker compose file whose services\' environment to rewrite (repeatable)' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l only -d 'Only these of the secrets (the defaults and those given with --key)' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l key -d 'Also rotate this secret, with BYTES random bytes [default: 32] (repeatable)' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l dry-run -d 'Show what would change, as a diff with values masked; write nothing'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l backup -d 'Keep a 0600 copy of each file (FILE.bak-TIMESTAMP) before changing it'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l create -d 'Create a missing .env file (mode 0600)'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l show-secrets -d 'Print the new secret values (they are masked otherwise)'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l url-safe -d 'base64url without padding instead of standard base64'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l json -d 'Machine-readable JSON on stdout, nothing else there'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -s h -l help -d 'Print help'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -s V -l version -d 'Print version'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand check" -l env-file -d 'A .env file to check (repeatable; later files override earlier ones)' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand check" -l compose -d 'A docker compose file whose services\' environments to check (repeatable)' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand check" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand check" -l strict -d 'Fail on warnings too'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand check" -l json -d 'Machine-readable JSON on stdout, nothing else there'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand check" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand check" -s h -l help -d 'Print help'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand check" -s V -l version -d 'Print version'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand completions" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand completions" -l json -d 'Machine-readable JSON on stdout, nothing else there'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand completions" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand man" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand man" -l json -d 'Machine-readable JSON on stdout, nothing else there'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand man" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand man" -s h -l help -d 'Print help'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand man" -s V -l version -d 'Print version'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check completions man help" -f -a "generate" -d 'Print fresh secrets from the OS CSPRNG'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check completions man help" -f -a "rotate" -d 'Replace secrets in place across .env and compose files, all or nothing'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check completions man help" -f -a "check" -d 'Validate a configuration offline: secrets, expiries, file permissions'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check completions man help" -f -a "completions" -d 'Print a shell completion script'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check completions man help" -f -a "man" -d 'Print the man page (roff)'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,0 +1,205 @@
+//! Offline validation of a configuration, as findings (data); printing is elsewhere.
+//! `aspjwt check`, `aspjwt serve` (refuses to start on a failure) and
+//! `aspjwt health` share these rules.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::compose::{EnvVar, Source};
+use crate::{duration, names, secrets};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+}
+
+/// One line of the checklist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub item: String,
+    pub status: Status,
+    pub detail: String,
+}
+
+impl Finding {
+    pub fn new(item: impl Into<String>, status: Status, detail: impl Into<String>) -> Finding {
+        Finding { item: item.into(), status, detail: detail.into() }
+    }
+}
+
+/// A configuration value and where it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub value: String,
+    pub origin: String,
+}
+
+/// Judges the three secrets: present, not placeholders, long enough, all different.
+pub fn secrets(settings: &BTreeMap<String, Setting>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for spec in names::DEFAULT_SECRETS {
+        out.push(match settings.get(spec.name) {
+            None => Finding::new(spec.name, Status::Fail, "missing; run `aspjwt rotate --env-file .env --create`"),
+            Some(s) => secret_finding(spec.name, &s.value, spec.bytes, &s.origin),
+        });
+    }
+    let present: Vec<(&str, &Setting)> =
+        names::DEFAULT_SECRETS.iter().filter_map(|s| settings.get(s.name).map(|v| (s.name, v))).collect();
+    for (i, (a, va)) in present.iter().enumerate() {
+        for (b, vb) in &present[i + 1..] {
+            if va.value == vb.value && !va.value.is_empty() {
+                out.push(Finding::new(
+                    format!("{a} ≠ {b}"),
+                    Status::Fail,
+                    "the two secrets are equal; each must be unique",
+                ));
+            }
+        }
+    }
+    if present.len() > 1 && !out.iter().any(|f| f.item.contains('≠')) {
+        out.push(Finding::new("secrets distinct", Status::Pass, "no two secrets are equal"));
+    }
+    out
+}
+
+/// Judges one secret value against its minimum size.
+pub fn secret_finding(name: &str, value: &str, min_bytes: usize, origin: &str) -> Finding {
+    match secrets::weakness(value, min_bytes) {
+        Some(w) => Finding::new(name, Status::Fail, format!("{w} ({origin})")),
+        None => {
+            let size = match secrets::base64_len(value) {
+                Some(n) => format!("{} chars, {n} bytes", value.chars().count()),
+                None => format!("{} chars", value.chars().count()),
+            };
+            Finding::new(name, Status::Pass, format!("{size} ({origin})"))
+        }
+    }
+}
+
+/// Token lifetimes: both parse, and access is shorter than refresh.
+pub fn expiries(settings: &BTreeMap<String, Setting>) -> Vec<Finding> {
+    let read = |key: &str, default: &str| -> Result<(std::time::Duration, String), Finding> {
+        match settings.get(key) {
+            None => Ok((duration::parse(default).expect("defaults parse"), format!("{default} (default)"))),
+            Some(s) => duration::parse(&s.value)
+                .map(|d| (d, format!("{} ({})", s.value, s.origin)))
+                .map_err(|e| Finding::new(key, Status::Fail, format!("{e} ({})", s.origin))),
+        }
+    };
+    let access = read(names::JWT_ACCESS_TOKEN_EXPIRY, names::DEFAULT_ACCESS_EXPIRY);
+    let refresh = read(names::JWT_REFRESH_TOKEN_EXPIRY, names::DEFAULT_REFRESH_EXPIRY);
+    let mut out = Vec::new();
+    for (key, r) in [(names::JWT_ACCESS_TOKEN_EXPIRY, &access), (names::JWT_REFRESH_TOKEN_EXPIRY, &refresh)] {
+        out.push(match r {
+            Ok((_, shown)) => Finding::new(key, Status::Pass, shown.clone()),
+            Err(f) => f.clone(),
+        });
+    }
+    if let (Ok((a, _)), Ok((r, _))) = (&access, &refresh) {
+        out.push(if a < r {
+            Finding::new("expiry order", Status::Pass, "access tokens expire before refresh tokens")
+        } else {
+            Finding::new(
+                "expiry order",
+                Status::Fail,
+                format!(
+                    "access expiry {} must be shorter than refresh expiry {}",
+                    duration::human(*a),
+                    duration::human(*r)
+                ),
+            )
+        });
+    }
+    out
+}
+
+/// Compose services that give one key different literal values, and weak literals.
+pub fn compose(path: &str, env: &[EnvVar]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut literals: BTreeMap<&str, Vec<(&str, &str, usize)>> = BTreeMap::new();
+    for v in env {
+        if let Source::Literal(value) = &v.source {
+            literals.entry(&v.key).or_default().push((&v.service, value, v.pos.line));
+        }
+    }
+    for spec in names::DEFAULT_SECRETS {
+        let Some(uses) = literals.get(spec.name) else { continue };
+        let mut seen: Vec<&str> = Vec::new();
+        for (service, value, line) in uses {
+            if seen.contains(value) {
+                continue;
+            }
+            seen.push(value);
+            let f = secret_finding(spec.name, value, spec.bytes, &format!("{path}:{line}, service {service}"));
+            if f.status == Status::Fail {
+                out.push(f);
+            }
+        }
+    }
+    for (key, uses) in &literals {
+        let first = uses[0].1;
+        if let Some((service, _, line)) = uses.iter().find(|u| u.1 != first) {
+            out.push(Finding::new(
+                format!("{key} consistent"),
+                Status::Fail,
+                format!("services {} and {service} ({path}:{line}) set different literal values", uses[0].0),
+            ));
+        }
+    }
+    if out.is_empty() {
+        out.push(Finding::new(
+            format!("compose {path}"),
+            Status::Pass,
+            format!(
+                "{} services' environments agree",
+                env.iter().map(|v| &v.service).collect::<std::collections::BTreeSet<_>>().len()
+            ),
+        ));
+    }
+    out
+}
+
+/// The verdict: exit status 1 on any failure, and on warnings when `strict`.
+pub fn passed(findings: &[Finding], strict: bool) -> bool {
+    findings.iter().all(|f| f.status == Status::Pass || (f.status == Status::Warn && !strict))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> BTreeMap<String, Setting> {
+        pairs.iter().map(|(k, v)| (k.to_string(), Setting { value: v.to_string(), origin: "test".into() })).collect()
+    }
+
+    fn statuses(f: &[Finding]) -> Vec<(String, Status)> {
+        f.iter().map(|f| (f.item.clone(), f.status)).collect()
+    }
+
+    #[test]
+    fn good_secrets_pass_and_equal_ones_fail() {
+        let j = secrets::generate_os(64, secrets::Encoding::Base64);
+        let r = secrets::generate_os(64, secrets::Encoding::Base64);
+        let s = secrets::generate_os(32, secrets::Encoding::Base64);
+        let ok = secrets(&settings(&[("JWT_SECRET", &j), ("JWT_REFRESH_SECRET", &r), ("SESSION_SECRET", &s)]));
+        assert!(passed(&ok, true), "{ok:?}");
+        let same = secrets(&settings(&[("JWT_SECRET", &j), ("JWT_REFRESH_SECRET", &j), ("SESSION_SECRET", &s)]));
+        assert!(statuses(&same).contains(&("JWT_SECRET ≠ JWT_REFRESH_SECRET".into(), Status::Fail)));
+        let missing = secrets(&settings(&[("JWT_SECRET", "changeme")]));
+        assert_eq!(missing.iter().filter(|f| f.status == Status::Fail).count(), 3);
+    }
+
+    #[test]
+    fn expiry_rules() {
+        assert!(passed(&expiries(&settings(&[])), true));
+        let bad = expiries(&settings(&[("JWT_ACCESS_TOKEN_EXPIRY", "7d"), ("JWT_REFRESH_TOKEN_EXPIRY", "15m")]));
+        assert_eq!(bad.last().unwrap().status, Status::Fail);
+        let unparsable = expiries(&settings(&[("JWT_ACCESS_TOKEN_EXPIRY", "soon")]));
+        assert_eq!(unparsable[0].status, Status::Fail);
+        assert_eq!(unparsable.len(), 2);
+    }
+}

@@ -1,0 +1,178 @@
+//! The command-line surface: clap derive types only. Doc comments are the help.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Exit status:
+  0  ok
+  1  a check or verification failed
+  2  usage or input error (bad flag, unreadable or invalid file)";
+
+/// Generate, rotate and check JWT secrets; decode, verify and mint tokens.
+#[derive(Debug, Parser)]
+#[command(name = "aspjwt", version, about, after_help = EXIT_CODES, propagate_version = true)]
+pub struct Cli {
+    /// Machine-readable JSON on stdout, nothing else there.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    /// Print only results and errors: no summaries, notices or warnings.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print fresh secrets from the OS CSPRNG.
+    #[command(
+        after_help = "Examples:\n  aspjwt generate > .env\n  aspjwt generate --format yaml\n  aspjwt generate --name POSTGRES_PASSWORD --bytes 24 --url-safe"
+    )]
+    Generate(GenerateArgs),
+
+    /// Replace secrets in place across .env and compose files, all or nothing.
+    #[command(
+        after_help = "Examples:\n  aspjwt rotate --env-file .env --compose docker-compose.yml\n  aspjwt rotate --env-file .env --dry-run\n  aspjwt rotate --env-file .env --create\n  aspjwt rotate --env-file .env --key POSTGRES_PASSWORD:24 --backup\n\nEvery session and token signed with the old secrets stops working at once."
+    )]
+    Rotate(RotateArgs),
+
+    /// Validate a configuration offline: secrets, expiries, file permissions.
+    #[command(
+        after_help = "Examples:\n  aspjwt check --env-file .env\n  aspjwt check --env-file .env --compose docker-compose.yml --strict --json\n\nWithout files it checks ./.env when present, else the process environment."
+    )]
+    Check(CheckArgs),
+
+    /// Print a shell completion script.
+    #[command(after_help = "Example:\n  aspjwt completions bash > /etc/bash_completion.d/aspjwt")]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the man page (roff).
+    #[command(after_help = "Example:\n  aspjwt man | man -l -")]
+    Man,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// KEY=value lines, for a .env file.
+    Env,
+    /// export KEY=value lines, for `eval`.
+    Shell,
+    /// One JSON object.
+    Json,
+    /// A compose `environment:` map.
+    Yaml,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Env)]
+    pub format: Format,
+
+    /// Only these of the default secrets (JWT_SECRET, JWT_REFRESH_SECRET, SESSION_SECRET).
+    #[arg(long, value_delimiter = ',', value_name = "NAME[,NAME]", conflicts_with = "name")]
+    pub only: Vec<String>,
+
+    /// Generate one custom secret with this name instead of the defaults.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Random bytes for the custom secret [default: 32].
+    #[arg(long, value_name = "N", requires = "name", value_parser = clap::value_parser!(u16).range(16..=4096))]
+    pub bytes: Option<u16>,
+
+    /// base64url without padding instead of standard base64.
+    #[arg(long)]
+    pub url_safe: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// A .env file to rewrite (repeatable) [default: .env when no file is named].
+    #[arg(long = "env-file", value_name = "PATH")]
+    pub env_files: Vec<PathBuf>,
+
+    /// A docker compose file whose services' environment to rewrite (repeatable).
+    #[arg(long = "compose", value_name = "PATH")]
+    pub compose_files: Vec<PathBuf>,
+
+    /// Only these of the secrets (the defaults and those given with --key).
+    #[arg(long, value_delimiter = ',', value_name = "NAME[,NAME]")]
+    pub only: Vec<String>,
+
+    /// Also rotate this secret, with BYTES random bytes [default: 32] (repeatable).
+    #[arg(long = "key", value_name = "NAME[:BYTES]")]
+    pub keys: Vec<String>,
+
+    /// Show what would change, as a diff with values masked; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Keep a 0600 copy of each file (FILE.bak-TIMESTAMP) before changing it.
+    #[arg(long)]
+    pub backup: bool,
+
+    /// Create a missing .env file (mode 0600).
+    #[arg(long)]
+    pub create: bool,
+
+    /// Print the new secret values (they are masked otherwise).
+    #[arg(long)]
+    pub show_secrets: bool,
+
+    /// base64url without padding instead of standard base64.
+    #[arg(long)]
+    pub url_safe: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// A .env file to check (repeatable; later files override earlier ones).
+    #[arg(long = "env-file", value_name = "PATH")]
+    pub env_files: Vec<PathBuf>,
+
+    /// A docker compose file whose services' environments to check (repeatable).
+    #[arg(long = "compose", value_name = "PATH")]
+    pub compose_files: Vec<PathBuf>,
+
+    /// Fail on warnings too.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_invariants() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_subcommand_has_an_example() {
+        for sub in Cli::command().get_subcommands() {
+            let help = sub.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+            assert!(help.contains("aspjwt "), "{} lacks an example", sub.get_name());
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Everything the CLI prints goes through here: the colour decision, JSON, tables,
+//! checklists and stderr notices. Results go to stdout; notes and warnings to stderr.
+
+use std::io::{self, IsTerminal, Write};
+
+use colored::Colorize;
+use serde::Serialize;
+
+use crate::check::{Finding, Status};
+use crate::cli::ColorChoice;
+
+pub struct Out {
+    pub json: bool,
+    pub quiet: bool,
+    pub color: bool,
+}
+
+impl Out {
+    /// Resolves `--color` once: auto means a terminal, NO_COLOR unset or empty, TERM not
+    /// dumb; --json never colours.
+    pub fn new(json: bool, quiet: bool, choice: ColorChoice) -> Out {
+        let color = !json
+            && match choice {
+                ColorChoice::Always => true,
+                ColorChoice::Never => false,
+                ColorChoice::Auto => {
+                    io::stdout().is_terminal()
+                        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                        && std::env::var("TERM").map_or(true, |t| t != "dumb")
+                }
+            };
+        colored::control::set_override(color);
+        Out { json, quiet, color }
+    }
+
+    /// Writes one line to stdout.
+    pub fn line(&self, text: impl AsRef<str>) -> io::Result<()> {
+        let mut w = io::stdout().lock();
+        writeln!(w, "{}", text.as_ref())?;
+        w.flush()
+    }
+
+    /// Writes a JSON document to stdout.
+    pub fn json<T: Serialize>(&self, value: &T) -> io::Result<()> {
+        let mut w = io::stdout().lock();
+        serde_json::to_writer_pretty(&mut w, value)?;
+        writeln!(w)?;
+        w.flush()
+    }
+
+    pub fn note(&self, text: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("{} {}", "note:".cyan().bold(), text.as_ref());
+        }
+    }
+
+    pub fn warn(&self, text: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("{} {}", "warning:".yellow().bold(), text.as_ref());
+        }
+    }
+
+    /// Prints aligned columns; the header row is dimmed.
+    pub fn table(&self, header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
+        let cols = header.len();
+        let width = |i: usize| {
+            rows.iter().map(|r| r.get(i).map_or(0, |c| c.chars().count())).chain([header[i].len()]).max().unwrap_or(0)
+        };
+        let widths: Vec<usize> = (0..cols).map(width).collect();
+        let render = |cells: Vec<String>| {
+            cells
+                .iter()
+                .enumerate()
+                .map(|(i, c)| if i + 1 == cols { c.clone() } else { format!("{c:<w$}", w = widths[i]) })
+                .collect::<Vec<_>>()
+                .join("  ")
+        };
+        self.line(render(header.iter().map(|h| h.to_string()).collect()).dimmed().to_string())?;
+        for r in rows {
+            self.line(render(r.clone()).trim_end())?;
+        }
+        Ok(())
+    }
+
+    /// Prints ✔/⚠/✖ lines with aligned items.
+    pub fn checklist(&self, findings: &[Finding]) -> io::Result<()> {
+        let w = findings.iter().map(|f| f.item.chars().count()).max().unwrap_or(0);
+        for f in findings {
+            self.line(format!("{} {:<w$}  {}", mark(f.status), f.item, f.detail))?;
+        }
+        Ok(())
+    }
+
+    /// A unified diff with + and - lines coloured.
+    pub fn diff(&self, old: &str, new: &str, path: &str) -> io::Result<()> {
+        let diff = similar::TextDiff::from_lines(old, new);
+        let text = diff.unified_diff().context_radius(2).header(&format!("a/{path}"), &format!("b/{path}")).to_string();
+        for line in text.lines() {
+            let shown = if line.starts_with("+++") || line.starts_with("---") {
+                line.bold().to_string()
+            } else if line.starts_with('+') {
+                line.green().to_string()
+            } else if line.starts_with('-') {
+                line.red().to_string()
+            } else if line.starts_with("@@") {
+                line.cyan().to_string()
+            } else {
+                line.to_string()
+            };
+            self.line(shown)?;
+        }
+        Ok(())
+    }
+}
+
+/// The checklist mark for a status.
+pub fn mark(s: Status) -> String {
+    match s {
+        Status::Pass => "✔".green().to_string(),
+        Status::Warn => "⚠".yellow().to_string(),
+        Status::Fail => "✖".red().bold().to_string(),
+    }
+}
+
+/// "3 passed, 1 warning, 0 failed".
+pub fn tally(findings: &[Finding]) -> String {
+    let n = |s| findings.iter().filter(|f| f.status == s).count();
+    let warns = n(Status::Warn);
+    format!(
+        "{} passed, {} warning{}, {} failed",
+        n(Status::Pass),
+        warns,
+        if warns == 1 { "" } else { "s" },
+        n(Status::Fail)
+    )
+}

@@ -1,0 +1,494 @@
+//! `aspjwt rotate`: one fresh set of secrets written to every file named, all or
+//! nothing. Planning is pure (file bytes in, new bytes and a report out); `execute`
+//! reads, stages every file, and only then renames them into place.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::compose::ComposeFile;
+use crate::envfile::{EnvFile, Quote};
+use crate::fsx;
+use crate::secrets;
+
+/// A secret to rotate: its name and how many random bytes it gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub name: String,
+    pub bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Env,
+    Compose,
+}
+
+/// Why a rotation could not be planned or written. Each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum RotateError {
+    #[error("{}", located(path, err))]
+    Env { path: String, err: crate::envfile::ParseError },
+    #[error("{}", located(path, err))]
+    Compose { path: String, err: crate::compose::ComposeError },
+    #[error("{path}: {message}; nothing was written")]
+    Verify { path: String, message: String },
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+}
+
+/// `path:line:col: message` when the error has a position, else `path: message`.
+pub fn located(path: &str, err: &impl std::fmt::Display) -> String {
+    let text = err.to_string();
+    let mut parts = text.splitn(3, ':');
+    let is_num = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if is_num(parts.next()) && is_num(parts.next()) { format!("{path}:{text}") } else { format!("{path}: {text}") }
+}
+
+fn io_err(path: &Path, what: &str, e: &io::Error) -> RotateError {
+    RotateError::Io { path: path.display().to_string(), message: format!("{what}: {}", plain_io(e)) }
+}
+
+/// An io::Error without the "(os error N)" noise.
+pub fn plain_io(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_lowercase(),
+        None => s,
+    }
+}
+
+/// What happened to one key in one file.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Skipped {
+    pub key: String,
+    pub reason: String,
+}
+
+/// Per-file summary.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct FileReport {
+    pub path: String,
+    pub kind: Option<Kind>,
+    pub created: bool,
+    pub rotated: Vec<String>,
+    pub appended: Vec<String>,
+    pub skipped: Vec<Skipped>,
+    pub warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
+}
+
+/// One file's planned change.
+#[derive(Debug, Clone)]
+pub struct FilePlan {
+    pub path: PathBuf,
+    pub old: Vec<u8>,
+    pub new: Vec<u8>,
+    /// Old and new text with every secret-looking value masked, for diffs.
+    pub masked_old: String,
+    pub masked_new: String,
+    pub report: FileReport,
+}
+
+impl FilePlan {
+    pub fn changed(&self) -> bool {
+        self.old != self.new || self.report.created
+    }
+}
+
+/// Replaces each byte range of `text` with the masked form of what it holds.
+fn masked(text: &str, mut ranges: Vec<std::ops::Range<usize>>) -> String {
+    ranges.sort_by_key(|r| r.start);
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for r in ranges {
+        if r.start < at || r.end > text.len() {
+            continue;
+        }
+        out.push_str(&text[at..r.start]);
+        out.push_str(&secrets::mask(&text[r.clone()]));
+        at = r.end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+fn env_value_ranges(f: &EnvFile) -> Vec<std::ops::Range<usize>> {
+    f.entries()
+        .iter()
+        .filter_map(|e| e.value.as_ref())
+        .map(|v| match v.quote {
+            Quote::None => v.span.clone(),
+            _ => v.span.start + 1..v.span.end - 1,
+        })
+        .collect()
+}
+
+/// Plans the rotation of one .env file. `old` is `None` for a file to be created.
+pub fn plan_env(path: &Path, old: Option<&[u8]>, values: &BTreeMap<String, String>) -> Result<FilePlan, RotateError> {
+    let name = path.display().to_string();
+    let env_err = |err| RotateError::Env { path: name.clone(), err };
+    let before = match old {
+        Some(b) => EnvFile::parse(b).map_err(env_err)?,
+        None => EnvFile::empty(),
+    };
+    let mut doc = before.clone();
+    let mut report =
+        FileReport { path: name.clone(), kind: Some(Kind::Env), created: old.is_none(), ..Default::default() };
+    // The defaults in their usual order, then any others by name.
+    let mut keys: Vec<&String> = values.keys().collect();
+    keys.sort_by_key(|k| (crate::names::DEFAULT_SECRETS.iter().position(|s| s.name == k.as_str()).unwrap_or(usize::MAX), k.as_str()));
+    for key in keys {
+        let value = &values[key];
+        let entries: Vec<_> = before.entries().iter().filter(|e| &e.key == key).collect();
+        if !entries.is_empty() && entries.iter().all(|e| e.value.is_none()) {
+            report.skipped.push(Skipped {
+                key: key.clone(),
+                reason: format!(
+                    "bare `{key}` line at {}: its value comes from the environment",
+                    before.pos_of(entries[0].key_at)
+                ),
+            });
+            continue;
+        }
+        let n = doc.set(key, value).map_err(|e| RotateError::Verify { path: name.clone(), message: e.to_string() })?;
+        match n {
+            0 => report.appended.push(key.clone()),
+            1 => report.rotated.push(key.clone()),
+            n => {
+                report.rotated.push(key.clone());
+                let lines: Vec<String> = entries.iter().map(|e| before.pos_of(e.key_at).line.to_string()).collect();
+                report
+                    .warnings
+                    .push(format!("{key} is set {n} times (lines {}); every one was rotated", lines.join(", ")));
+            }
+        }
+    }
+    let new = doc.render();
+    verify_env(&name, old.unwrap_or(b""), &new, values, &mut report)?;
+    if old.is_some()
+        && let Err(e) = dotenvy_read(old.unwrap_or(b""))
+    {
+        report.warnings.push(format!("dotenvy, which `aspjwt serve` reads .env with, cannot read this file ({e})"));
+    }
+    let masked_old = masked(before.text(), env_value_ranges(&before));
+    let masked_new = masked(doc.text(), env_value_ranges(&doc));
+    Ok(FilePlan {
+        path: path.to_path_buf(),
+        old: old.unwrap_or_default().to_vec(),
+        new,
+        masked_old,
+        masked_new,
+        report,
+    })
+}
+
+fn dotenvy_read(bytes: &[u8]) -> Result<Vec<(String, String)>, String> {
+    dotenvy::from_read_iter(bytes).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
+}
+
+/// Re-reads the new bytes, with this module's parser and with dotenvy, and checks
+/// that only the targets changed and that they hold their new values.
+fn verify_env(
+    path: &str,
+    old: &[u8],
+    new: &[u8],
+    values: &BTreeMap<String, String>,
+    report: &mut FileReport,
+) -> Result<(), RotateError> {
+    let fail = |message: String| RotateError::Verify {
+        path: path.to_string(),
+        message: format!("verification failed: {message}"),
+    };
+    let targets: Vec<String> = report.rotated.iter().chain(&report.appended).cloned().collect();
+    let changed = |k: &str| targets.iter().any(|t| t == k);
+    let before = EnvFile::parse(old).map_err(|e| fail(e.to_string()))?;
+    let after = EnvFile::parse(new).map_err(|e| fail(format!("the rewritten file does not parse: {e}")))?;
+    let appended = report.appended.len();
+    if after.entries().len() != before.entries().len() + appended {
+        return Err(fail("the number of entries changed".into()));
+    }
+    for (i, a) in after.entries().iter().enumerate() {
+        let expect_key;
+        let expect_value = match before.entries().get(i) {
+            Some(b) => {
+                expect_key = b.key.as_str();
+                if changed(&b.key) && b.value.is_some() {
+                    values.get(&b.key).map(String::as_str)
+                } else {
+                    b.value.as_ref().map(|v| v.text.as_str())
+                }
+            }
+            None => {
+                expect_key = report.appended[i - before.entries().len()].as_str();
+                values.get(expect_key).map(String::as_str)
+            }
+        };
+        if a.key != expect_key || a.value.as_ref().map(|v| v.text.as_str()) != expect_value {
+            return Err(fail(format!("{} does not read back as expected", a.key)));
+        }
+    }
+    // dotenvy is what the service reads: it must see the same thing, where it could read the original.
+    if let Ok(old_vars) = dotenvy_read(old) {
+        let new_vars = dotenvy_read(new).map_err(|e| fail(format!("dotenvy cannot read the rewritten file: {e}")))?;
+        let expect: BTreeMap<String, String> = old_vars
+            .into_iter()
+            .map(|(k, v)| match values.get(&k) {
+                Some(n) if changed(&k) => (k, n.clone()),
+                _ => (k, v),
+            })
+            .chain(report.appended.iter().map(|k| (k.clone(), values[k].clone())))
+            .collect();
+        let got: BTreeMap<String, String> = new_vars.into_iter().collect();
+        if expect.keys().ne(got.keys()) {
+            return Err(fail("dotenvy reads a different set of keys after the edit".into()));
+        }
+        for (key, want) in &expect {
+            let have = got.get(key).map(String::as_str).unwrap_or("");
+            if have == want {
+                continue;
+            }
+            if changed(key) {
+                // Where dotenvy's dialect reads the line differently from compose
+                // (`KEY="v"#x`), it must still see the new secret, if not alone.
+                if !have.contains(values[key].as_str()) {
+                    return Err(fail(format!("dotenvy does not read the new {key}")));
+                }
+                report.warnings.push(format!(
+                    "dotenvy reads {key} with extra characters around the secret; docker compose reads the secret alone"
+                ));
+                continue;
+            }
+            // A value that interpolates a rotated key changes with it; that is the point.
+            let raw = before
+                .entries()
+                .iter()
+                .rev()
+                .find(|e| &e.key == key)
+                .and_then(|e| e.value.as_ref())
+                .map(|v| v.text.as_str())
+                .unwrap_or("");
+            let interpolates = values
+                .keys()
+                .filter(|k| changed(k))
+                .any(|k| raw.contains(&format!("${k}")) || raw.contains(&format!("${{{k}")));
+            if !interpolates {
+                return Err(fail(format!("dotenvy reads {key} differently after the edit")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Plans the rotation of one compose file.
+pub fn plan_compose(path: &Path, old: &[u8], values: &BTreeMap<String, String>) -> Result<FilePlan, RotateError> {
+    let name = path.display().to_string();
+    let err = |err| RotateError::Compose { path: name.clone(), err };
+    let doc = ComposeFile::parse(old).map_err(err)?;
+    let rw = doc.rotate(values).map_err(err)?;
+    let mut report = FileReport { path: name.clone(), kind: Some(Kind::Compose), ..Default::default() };
+    for key in values.keys() {
+        if rw.rotated.contains_key(key) {
+            report.rotated.push(key.clone());
+        } else if let Some(services) = rw.from_env.get(key) {
+            report.skipped.push(Skipped {
+                key: key.clone(),
+                reason: format!("services {} take it from the environment/.env", services.join(", ")),
+            });
+        } else {
+            report.skipped.push(Skipped { key: key.clone(), reason: "no service sets it".into() });
+        }
+        if let (Some(r), Some(e)) = (rw.rotated.get(key), rw.from_env.get(key)) {
+            report.warnings.push(format!(
+                "{key} is a literal in {} but comes from the environment in {}",
+                r.join(", "),
+                e.join(", ")
+            ));
+        }
+    }
+    for s in &rw.strays {
+        report
+            .warnings
+            .push(format!("line {}: literal {} outside any service's environment left unchanged", s.pos.line, s.key));
+    }
+    let after = ComposeFile::parse(&rw.bytes).map_err(err)?;
+    Ok(FilePlan {
+        path: path.to_path_buf(),
+        old: old.to_vec(),
+        masked_old: masked(doc.text(), doc.secret_ranges()),
+        masked_new: masked(after.text(), after.secret_ranges()),
+        new: rw.bytes,
+        report,
+    })
+}
+
+/// Draws one fresh value per target.
+pub fn draw(targets: &[Target], encoding: secrets::Encoding) -> BTreeMap<String, String> {
+    targets.iter().map(|t| (t.name.clone(), secrets::generate_os(t.bytes, encoding))).collect()
+}
+
+/// Where the files are and how to treat them.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub env_files: Vec<PathBuf>,
+    pub compose_files: Vec<PathBuf>,
+    pub create: bool,
+}
+
+fn read(path: &Path) -> Result<Option<Vec<u8>>, RotateError> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(path, "cannot read", &e)),
+    }
+}
+
+/// Reads every file and plans every change; touches nothing on disk.
+pub fn plan(req: &Request, values: &BTreeMap<String, String>) -> Result<Vec<FilePlan>, RotateError> {
+    let mut plans = Vec::new();
+    for path in &req.env_files {
+        let old = read(path)?;
+        if old.is_none() && !req.create {
+            return Err(RotateError::Io {
+                path: path.display().to_string(),
+                message: "no such file (pass --create to create it)".into(),
+            });
+        }
+        plans.push(plan_env(path, old.as_deref(), values)?);
+    }
+    for path in &req.compose_files {
+        let old = read(path)?
+            .ok_or_else(|| RotateError::Io { path: path.display().to_string(), message: "no such file".into() })?;
+        plans.push(plan_compose(path, &old, values)?);
+    }
+    let mut seen = Vec::new();
+    for p in &plans {
+        let real = fsx::resolve(&p.path).ok().and_then(|r| fs::canonicalize(r).ok()).unwrap_or_else(|| p.path.clone());
+        if seen.contains(&real) {
+            return Err(RotateError::Io {
+                path: p.path.display().to_string(),
+                message: "named twice (directly or through a link)".into(),
+            });
+        }
+        seen.push(real);
+    }
+    Ok(plans)
+}
+
+/// Writes the planned files: backups first (when asked), then every new file staged
+/// beside its target, then all renamed into place. A failure before the renames
+/// leaves every file as it was; a failed rename puts back the files already renamed.
+pub fn write(plans: &mut [FilePlan], backup_suffix: Option<&str>) -> Result<(), RotateError> {
+    let changed: Vec<usize> = (0..plans.len()).filter(|&i| plans[i].changed()).collect();
+    if let Some(suffix) = backup_suffix {
+        for &i in &changed {
+            let p = &mut plans[i];
+            if p.report.created {
+                continue;
+            }
+            let target = fsx::resolve(&p.path).map_err(|e| io_err(&p.path, "cannot resolve", &e))?;
+            let backup = PathBuf::from(format!("{}{suffix}", target.display()));
+            // A backup holds the old secrets: owner-only, whatever the original's mode.
+            fsx::write_atomic(&backup, &p.old, 0o600).map_err(|e| io_err(&backup, "cannot write backup", &e))?;
+            fs::set_permissions(&backup, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .map_err(|e| io_err(&backup, "cannot restrict backup", &e))?;
+            p.report.backup = Some(backup.display().to_string());
+        }
+    }
+    let mut staged = Vec::new();
+    for &i in &changed {
+        let p = &plans[i];
+        staged.push((
+            i,
+            fsx::stage(&p.path, &p.new, 0o600).map_err(|e| io_err(&p.path, "cannot stage the new file", &e))?,
+        ));
+    }
+    commit_all(plans, staged)
+}
+
+fn commit_all(plans: &[FilePlan], staged: Vec<(usize, fsx::Staged)>) -> Result<(), RotateError> {
+    let mut done: Vec<usize> = Vec::new();
+    for (i, s) in staged {
+        if let Err(e) = s.commit() {
+            let mut message = format!("cannot replace the file: {}", plain_io(&e));
+            for &j in done.iter().rev() {
+                let p = &plans[j];
+                let restored =
+                    if p.report.created { fs::remove_file(&p.path) } else { fsx::write_atomic(&p.path, &p.old, 0o600) };
+                if let Err(e) = restored {
+                    message.push_str(&format!("; and {} could not be restored: {}", p.path.display(), plain_io(&e)));
+                }
+            }
+            if !done.is_empty() {
+                message.push_str("; the files already replaced were restored");
+            }
+            return Err(RotateError::Io { path: plans[i].path.display().to_string(), message });
+        }
+        done.push(i);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values() -> BTreeMap<String, String> {
+        [("JWT_SECRET", "J2"), ("SESSION_SECRET", "S2")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn env_plan_reports_rotated_appended_duplicates() {
+        let p = plan_env(Path::new(".env"), Some(b"JWT_SECRET=a\nX=1\nJWT_SECRET='b'\n"), &values()).unwrap();
+        assert_eq!(
+            String::from_utf8(p.new.clone()).unwrap(),
+            "JWT_SECRET=J2\nX=1\nJWT_SECRET='J2'\nSESSION_SECRET=S2\n"
+        );
+        assert_eq!(p.report.rotated, vec!["JWT_SECRET"]);
+        assert_eq!(p.report.appended, vec!["SESSION_SECRET"]);
+        assert!(p.report.warnings[0].contains("set 2 times (lines 1, 3)"));
+    }
+
+    #[test]
+    fn masks_every_value_in_diffs() {
+        let p = plan_env(
+            Path::new(".env"),
+            Some(b"JWT_SECRET=aaaabbbbccccddddeeee\nPOSTGRES_PASSWORD=\"hunter2hunter2hunter2\"\n"),
+            &values(),
+        )
+        .unwrap();
+        assert_eq!(p.masked_old, "JWT_SECRET=aaaa…\nPOSTGRES_PASSWORD=\"hunt…\"\n");
+        assert!(!p.masked_new.contains("hunter2hunter2"));
+    }
+
+    #[test]
+    fn bare_lines_are_skipped() {
+        let p = plan_env(Path::new(".env"), Some(b"JWT_SECRET\n"), &values()).unwrap();
+        assert_eq!(p.report.skipped[0].key, "JWT_SECRET");
+        assert_eq!(p.report.appended, vec!["SESSION_SECRET"]);
+    }
+
+    #[test]
+    fn failed_rename_restores_files_already_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.env");
+        let b = dir.path().join("b.env");
+        fs::write(&a, "JWT_SECRET=old\n").unwrap();
+        fs::write(&b, "JWT_SECRET=old\n").unwrap();
+        let req = Request { env_files: vec![a.clone(), b.clone()], ..Default::default() };
+        let plans = plan(&req, &values()).unwrap();
+        let staged: Vec<_> =
+            plans.iter().enumerate().map(|(i, p)| (i, fsx::stage(&p.path, &p.new, 0o600).unwrap())).collect();
+        // The second rename fails: its temp file vanished.
+        fs::remove_file(staged[1].1.temp_path()).unwrap();
+        let e = commit_all(&plans, staged).unwrap_err();
+        assert!(e.to_string().contains("restored"), "{e}");
+        assert_eq!(fs::read_to_string(&a).unwrap(), "JWT_SECRET=old\n");
+        assert_eq!(fs::read_to_string(&b).unwrap(), "JWT_SECRET=old\n");
+    }
+}

@@ -1,0 +1,199 @@
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use crate::util::{Dir, long_base64_runs};
+
+const COMPOSE: &str = "services:\n  api:\n    image: crm\n    environment:\n      JWT_SECRET: \"old-jwt-secret-value-old-jwt-secret\"\n      SESSION_SECRET: ${SESSION_SECRET}\n  worker:\n    environment:\n      - JWT_SECRET=old-jwt-secret-value-old-jwt-secret\n";
+
+fn value(text: &str, key: &str) -> String {
+    let doc = aspjwt::envfile::EnvFile::parse(text.as_bytes()).unwrap();
+    doc.get(key).unwrap().to_string()
+}
+
+#[test]
+fn rotates_env_and_compose_consistently_and_losslessly() {
+    let d = Dir::new();
+    let env = "\u{feff}# CRM secrets\r\nexport JWT_SECRET='old'  # inline\r\n\r\nJWT_REFRESH_SECRET=\"old2\"\r\nPORT=8080\r\nSESSION_SECRET=old3";
+    d.write(".env", env);
+    fs::set_permissions(d.path(".env"), fs::Permissions::from_mode(0o640)).unwrap();
+    d.write("docker-compose.yml", COMPOSE);
+    let out = d.run(&["rotate", "--env-file", ".env", "--compose", "docker-compose.yml"]);
+    out.code(0);
+    let new_env = d.read_str(".env");
+    let jwt = value(&new_env, "JWT_SECRET");
+    assert_eq!(jwt.len(), 88);
+    let expected = env
+        .replace("'old'", &format!("'{jwt}'"))
+        .replace("\"old2\"", &format!("\"{}\"", value(&new_env, "JWT_REFRESH_SECRET")))
+        .replace("=old3", &format!("={}", value(&new_env, "SESSION_SECRET")));
+    assert_eq!(new_env, expected);
+    let compose = d.read_str("docker-compose.yml");
+    assert_eq!(compose, COMPOSE.replace("old-jwt-secret-value-old-jwt-secret", &jwt));
+    // Mode kept.
+    assert_eq!(fs::metadata(d.path(".env")).unwrap().permissions().mode() & 0o777, 0o640);
+    // No secret on stdout or stderr.
+    assert!(long_base64_runs(&out.stdout).is_empty(), "{}", out.stdout);
+    assert!(long_base64_runs(&out.stderr).is_empty(), "{}", out.stderr);
+    assert!(out.stdout.contains("SESSION_SECRET (services api take it from the environment/.env)"), "{}", out.stdout);
+    assert!(out.stderr.contains("all sessions and tokens signed with the old secrets stop working"));
+}
+
+#[test]
+fn json_summary() {
+    let d = Dir::new();
+    d.write(".env", "JWT_SECRET=x\nJWT_SECRET=y\n");
+    let j = d.run(&["--json", "rotate", "--env-file", ".env", "--only", "JWT_SECRET,SESSION_SECRET"]).code(0).json();
+    let f = &j["files"][0];
+    assert_eq!(f["kind"], "env");
+    assert_eq!(f["rotated"], serde_json::json!(["JWT_SECRET"]));
+    assert_eq!(f["appended"], serde_json::json!(["SESSION_SECRET"]));
+    assert!(f["warnings"][0].as_str().unwrap().contains("set 2 times"));
+    assert!(j.get("secrets").is_none());
+    let new = d.read_str(".env");
+    assert_eq!(new.lines().count(), 3);
+    assert_eq!(value(&new, "JWT_SECRET"), new.lines().next().unwrap()["JWT_SECRET=".len()..]);
+}
+
+#[test]
+fn show_secrets_prints_the_values_written() {
+    let d = Dir::new();
+    d.write(".env", "");
+    let out = d.run(&[
+        "rotate",
+        "--show-secrets",
+        "--only",
+        "SESSION_SECRET,POSTGRES_PASSWORD",
+        "--key",
+        "POSTGRES_PASSWORD:24",
+    ]);
+    out.code(0);
+    let new = d.read_str(".env");
+    for key in ["SESSION_SECRET", "POSTGRES_PASSWORD"] {
+        assert!(out.stdout.contains(&format!("{key}={}", value(&new, key))), "{}", out.stdout);
+    }
+    assert_eq!(value(&new, "POSTGRES_PASSWORD").len(), 32);
+}
+
+#[test]
+fn dry_run_writes_nothing_and_masks() {
+    let d = Dir::new();
+    let env = "JWT_SECRET=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1\nDB_PASSWORD=hunter2hunter2hunter2hunter2hunter2hunter2x\n";
+    d.write(".env", env);
+    let out = d.run(&["rotate", "--dry-run"]);
+    out.code(0);
+    assert_eq!(d.read_str(".env"), env);
+    assert!(out.stdout.contains("-JWT_SECRET=aaaa…"), "{}", out.stdout);
+    assert!(out.stdout.contains("+JWT_SECRET="));
+    assert!(!out.stdout.contains("hunter2hunter2"), "context lines must be masked too");
+    assert!(long_base64_runs(&out.stdout).is_empty(), "{}", out.stdout);
+    assert!(out.stderr.contains("dry run"));
+}
+
+#[test]
+fn create_makes_an_owner_only_file() {
+    let d = Dir::new();
+    d.run(&["rotate", "--env-file", ".env"]).code(2).stderr.contains("--create");
+    assert!(!d.path(".env").exists());
+    let out = d.run(&["rotate", "--env-file", ".env", "--create"]);
+    out.code(0);
+    assert_eq!(fs::metadata(d.path(".env")).unwrap().permissions().mode() & 0o777, 0o600);
+    let text = d.read_str(".env");
+    assert_eq!(
+        text.lines().map(|l| l.split_once('=').unwrap().0).collect::<Vec<_>>(),
+        ["JWT_SECRET", "JWT_REFRESH_SECRET", "SESSION_SECRET"]
+    );
+    d.run(&["check", "--env-file", ".env", "--strict"]).code(0);
+}
+
+#[test]
+fn backup_is_owner_only_and_warned_about_when_not_ignored() {
+    let d = Dir::new();
+    let git = |args: &[&str]| std::process::Command::new("git").current_dir(d.tmp.path()).args(args).output().unwrap();
+    git(&["init", "-q"]);
+    d.write(".env", "JWT_SECRET=old\n");
+    fs::set_permissions(d.path(".env"), fs::Permissions::from_mode(0o644)).unwrap();
+    let out = d.run(&["rotate", "--backup"]);
+    out.code(0);
+    let backups: Vec<_> = fs::read_dir(d.tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".env.bak-"))
+        .collect();
+    assert_eq!(backups.len(), 1);
+    assert_eq!(fs::read_to_string(&backups[0]).unwrap(), "JWT_SECRET=old\n");
+    assert_eq!(fs::metadata(&backups[0]).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(out.stderr.contains("not ignored by git"), "{}", out.stderr);
+    d.write(".gitignore", "*.bak-*\n");
+    assert!(!d.run(&["rotate", "--backup"]).code(0).stderr.contains("not ignored by git"));
+}
+
+#[test]
+fn symlinks_are_written_through() {
+    let d = Dir::new();
+    d.write("real/.env", "JWT_SECRET=old\n");
+    std::os::unix::fs::symlink(d.path("real/.env"), d.path(".env")).unwrap();
+    d.run(&["rotate", "--only", "JWT_SECRET"]).code(0);
+    assert!(fs::symlink_metadata(d.path(".env")).unwrap().file_type().is_symlink());
+    assert_ne!(d.read_str("real/.env"), "JWT_SECRET=old\n");
+}
+
+/// Any failure, in any file, leaves every file byte-identical.
+#[test]
+fn failures_write_nothing() {
+    let d = Dir::new();
+    let env = "JWT_SECRET=old\n";
+    d.write(".env", env);
+    let check_untouched = |d: &Dir| {
+        assert_eq!(d.read_str(".env"), env);
+        let names: Vec<String> = fs::read_dir(d.tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(!names.iter().any(|n| n.contains("aspjwt-tmp")), "temp files left: {names:?}");
+    };
+    // An invalid compose file second.
+    d.write("bad.yml", "services:\n  api: [\n");
+    let out = d.run(&["rotate", "--env-file", ".env", "--compose", "bad.yml"]);
+    assert!(out.code(2).stderr.contains("bad.yml:3:1"), "{}", out.stderr);
+    check_untouched(&d);
+    // A directory where the second file should be.
+    fs::create_dir(d.path("dir.env")).unwrap();
+    let out = d.run(&["rotate", "--env-file", ".env", "--env-file", "dir.env"]);
+    assert!(out.code(2).stderr.contains("dir.env: cannot read"), "{}", out.stderr);
+    check_untouched(&d);
+    // A second path that runs through a regular file: fails while staging, after the first was staged.
+    d.write("plain", "x");
+    let out = d.run(&["rotate", "--env-file", ".env", "--env-file", "plain/child.env", "--create"]);
+    out.code(2);
+    check_untouched(&d);
+    // A compose literal that can't be edited losslessly.
+    d.write("esc.yml", "services:\n  a:\n    environment:\n      JWT_SECRET: \"a\\tb\"\n");
+    let out = d.run(&["rotate", "--env-file", ".env", "--compose", "esc.yml"]);
+    assert!(out.code(2).stderr.contains("esc.yml:4:19"), "{}", out.stderr);
+    check_untouched(&d);
+    // UTF-16 is refused, not transcoded.
+    d.write("u16.env", b"\xff\xfeA\x00=\x001\x00");
+    let out = d.run(&["rotate", "--env-file", ".env", "--env-file", "u16.env"]);
+    assert!(out.code(2).stderr.contains("UTF-16"), "{}", out.stderr);
+    check_untouched(&d);
+    assert_eq!(d.read("u16.env"), b"\xff\xfeA\x00=\x001\x00");
+    // A syntax error names line and column.
+    d.write("syntax.env", "A=1\nB=\"unterminated\n");
+    let out = d.run(&["rotate", "--env-file", ".env", "--env-file", "syntax.env"]);
+    assert!(out.code(2).stderr.contains("syntax.env:2:3: unterminated double quote"), "{}", out.stderr);
+    check_untouched(&d);
+    // The same file twice.
+    let out = d.run(&["rotate", "--env-file", ".env", "--env-file", "./.env"]);
+    assert!(out.code(2).stderr.contains("named twice"), "{}", out.stderr);
+    check_untouched(&d);
+}
+
+#[test]
+fn key_flag_validation() {
+    let d = Dir::new();
+    d.write(".env", "");
+    d.run(&["rotate", "--key", "BAD-NAME"]).code(2);
+    d.run(&["rotate", "--key", "X:8"]).code(2);
+    d.run(&["rotate", "--only", "POSTGRES_PASSWORD"]).code(2);
+    assert_eq!(d.read_str(".env"), "");
+}
