@@ -10,7 +10,7 @@ build:
 	$(CARGO) build
 
 test:
-	$(CARGO) test --all-targets
+	$(CARGO) test
 
 lint:
 	$(CARGO) fmt --check
