@@ -9,7 +9,12 @@ SHELLS := bash:aspjwt.bash zsh:_aspjwt fish:aspjwt.fish powershell:_aspjwt.ps1 e
 build:
 	$(CARGO) build
 
-test:
+# Node's jsonwebtoken (from the npm registry, pinned by package-lock.json) for the interop tests.
+tests/node/node_modules/jsonwebtoken: tests/node/package-lock.json
+	npm ci --prefix tests/node --no-audit --no-fund
+	@touch $@
+
+test: tests/node/node_modules/jsonwebtoken
 	$(CARGO) test
 
 lint:

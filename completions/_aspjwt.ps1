@@ -32,6 +32,9 @@ Register-ArgumentCompleter -Native -CommandName 'aspjwt' -ScriptBlock {
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Print fresh secrets from the OS CSPRNG')
             [CompletionResult]::new('rotate', 'rotate', [CompletionResultType]::ParameterValue, 'Replace secrets in place across .env and compose files, all or nothing')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Validate a configuration offline: secrets, expiries, file permissions')
+            [CompletionResult]::new('decode', 'decode', [CompletionResultType]::ParameterValue, 'Show a token''s header, claims and times. Never checks the signature')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Verify a token''s signature and claims with the configured secret')
+            [CompletionResult]::new('mint', 'mint', [CompletionResultType]::ParameterValue, 'Print a token signed exactly as the service signs it')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page (roff)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -87,6 +90,63 @@ Register-ArgumentCompleter -Native -CommandName 'aspjwt' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'aspjwt;decode' {
+            [CompletionResult]::new('--cookie', '--cookie', [CompletionResultType]::ParameterName, 'The cookie to pick when the input is a cookie header')
+            [CompletionResult]::new('--threshold', '--threshold', [CompletionResultType]::ParameterName, 'Say "should refresh" when the token expires within this long')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Machine-readable JSON on stdout, nothing else there')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only results and errors: no summaries, notices or warnings')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only results and errors: no summaries, notices or warnings')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'aspjwt;verify' {
+            [CompletionResult]::new('--cookie', '--cookie', [CompletionResultType]::ParameterName, 'The cookie to pick when the input is a cookie header')
+            [CompletionResult]::new('--env-file', '--env-file', [CompletionResultType]::ParameterName, 'Read JWT_SECRET / JWT_REFRESH_SECRET (by token type) from this .env file [default: ./.env if present, else the environment]')
+            [CompletionResult]::new('--secret-env', '--secret-env', [CompletionResultType]::ParameterName, 'Read the secret from this environment variable')
+            [CompletionResult]::new('--secret-file', '--secret-file', [CompletionResultType]::ParameterName, 'Read the secret from this file (a trailing newline is trimmed)')
+            [CompletionResult]::new('--typ', '--typ', [CompletionResultType]::ParameterName, 'The token type to insist on [default: with --env-file, the token''s own typ picks the secret]')
+            [CompletionResult]::new('--alg', '--alg', [CompletionResultType]::ParameterName, 'Accept this algorithm as well as HS256')
+            [CompletionResult]::new('--leeway', '--leeway', [CompletionResultType]::ParameterName, 'Clock skew allowed on exp and nbf')
+            [CompletionResult]::new('--iss', '--iss', [CompletionResultType]::ParameterName, 'The issuer to insist on [default: with --env-file, JWT_ISSUER or aspjwt]')
+            [CompletionResult]::new('--aud', '--aud', [CompletionResultType]::ParameterName, 'The audience to insist on [default: with --env-file, JWT_AUDIENCE or asp-cranes-crm]')
+            [CompletionResult]::new('--threshold', '--threshold', [CompletionResultType]::ParameterName, 'Say "should refresh" when the token expires within this long')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout')
+            [CompletionResult]::new('--secret-stdin', '--secret-stdin', [CompletionResultType]::ParameterName, 'Read the secret from stdin (the token must then be an argument)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Machine-readable JSON on stdout, nothing else there')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only results and errors: no summaries, notices or warnings')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only results and errors: no summaries, notices or warnings')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'aspjwt;mint' {
+            [CompletionResult]::new('--sub', '--sub', [CompletionResultType]::ParameterName, 'User id (the sub claim)')
+            [CompletionResult]::new('--email', '--email', [CompletionResultType]::ParameterName, 'email')
+            [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'One of admin, sales_agent, operations_manager, operator, support')
+            [CompletionResult]::new('--typ', '--typ', [CompletionResultType]::ParameterName, 'typ')
+            [CompletionResult]::new('--ttl', '--ttl', [CompletionResultType]::ParameterName, 'Lifetime [default: JWT_ACCESS_TOKEN_EXPIRY or JWT_REFRESH_TOKEN_EXPIRY, else 15m / 7d]')
+            [CompletionResult]::new('--sid', '--sid', [CompletionResultType]::ParameterName, 'Session id [default: a fresh random one]')
+            [CompletionResult]::new('--claim', '--claim', [CompletionResultType]::ParameterName, 'An extra claim; VALUE is read as JSON when it parses, else as a string (repeatable)')
+            [CompletionResult]::new('--env-file', '--env-file', [CompletionResultType]::ParameterName, 'Read JWT_SECRET / JWT_REFRESH_SECRET (by token type) from this .env file [default: ./.env if present, else the environment]')
+            [CompletionResult]::new('--secret-env', '--secret-env', [CompletionResultType]::ParameterName, 'Read the secret from this environment variable')
+            [CompletionResult]::new('--secret-file', '--secret-file', [CompletionResultType]::ParameterName, 'Read the secret from this file (a trailing newline is trimmed)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout')
+            [CompletionResult]::new('--secret-stdin', '--secret-stdin', [CompletionResultType]::ParameterName, 'Read the secret from stdin (the token must then be an argument)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Machine-readable JSON on stdout, nothing else there')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only results and errors: no summaries, notices or warnings')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only results and errors: no summaries, notices or warnings')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'aspjwt;completions' {
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Machine-readable JSON on stdout, nothing else there')
@@ -113,6 +173,9 @@ Register-ArgumentCompleter -Native -CommandName 'aspjwt' -ScriptBlock {
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Print fresh secrets from the OS CSPRNG')
             [CompletionResult]::new('rotate', 'rotate', [CompletionResultType]::ParameterValue, 'Replace secrets in place across .env and compose files, all or nothing')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Validate a configuration offline: secrets, expiries, file permissions')
+            [CompletionResult]::new('decode', 'decode', [CompletionResultType]::ParameterValue, 'Show a token''s header, claims and times. Never checks the signature')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Verify a token''s signature and claims with the configured secret')
+            [CompletionResult]::new('mint', 'mint', [CompletionResultType]::ParameterValue, 'Print a token signed exactly as the service signs it')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page (roff)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -125,6 +188,15 @@ Register-ArgumentCompleter -Native -CommandName 'aspjwt' -ScriptBlock {
             break
         }
         'aspjwt;help;check' {
+            break
+        }
+        'aspjwt;help;decode' {
+            break
+        }
+        'aspjwt;help;verify' {
+            break
+        }
+        'aspjwt;help;mint' {
             break
         }
         'aspjwt;help;completions' {

@@ -22,6 +22,9 @@ _aspjwt() {
             aspjwt,completions)
                 cmd="aspjwt__subcmd__completions"
                 ;;
+            aspjwt,decode)
+                cmd="aspjwt__subcmd__decode"
+                ;;
             aspjwt,generate)
                 cmd="aspjwt__subcmd__generate"
                 ;;
@@ -31,14 +34,23 @@ _aspjwt() {
             aspjwt,man)
                 cmd="aspjwt__subcmd__man"
                 ;;
+            aspjwt,mint)
+                cmd="aspjwt__subcmd__mint"
+                ;;
             aspjwt,rotate)
                 cmd="aspjwt__subcmd__rotate"
+                ;;
+            aspjwt,verify)
+                cmd="aspjwt__subcmd__verify"
                 ;;
             aspjwt__subcmd__help,check)
                 cmd="aspjwt__subcmd__help__subcmd__check"
                 ;;
             aspjwt__subcmd__help,completions)
                 cmd="aspjwt__subcmd__help__subcmd__completions"
+                ;;
+            aspjwt__subcmd__help,decode)
+                cmd="aspjwt__subcmd__help__subcmd__decode"
                 ;;
             aspjwt__subcmd__help,generate)
                 cmd="aspjwt__subcmd__help__subcmd__generate"
@@ -49,8 +61,14 @@ _aspjwt() {
             aspjwt__subcmd__help,man)
                 cmd="aspjwt__subcmd__help__subcmd__man"
                 ;;
+            aspjwt__subcmd__help,mint)
+                cmd="aspjwt__subcmd__help__subcmd__mint"
+                ;;
             aspjwt__subcmd__help,rotate)
                 cmd="aspjwt__subcmd__help__subcmd__rotate"
+                ;;
+            aspjwt__subcmd__help,verify)
+                cmd="aspjwt__subcmd__help__subcmd__verify"
                 ;;
             *)
                 ;;
@@ -59,7 +77,7 @@ _aspjwt() {
 
     case "${cmd}" in
         aspjwt)
-            opts="-q -h -V --json --color --quiet --help --version generate rotate check completions man help"
+            opts="-q -h -V --json --color --quiet --help --version generate rotate check decode verify mint completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -120,6 +138,32 @@ _aspjwt() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        aspjwt__subcmd__decode)
+            opts="-q -h -V --cookie --threshold --json --color --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cookie)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threshold)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         aspjwt__subcmd__generate)
             opts="-q -h -V --format --only --name --bytes --url-safe --json --color --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -155,7 +199,7 @@ _aspjwt() {
             return 0
             ;;
         aspjwt__subcmd__help)
-            opts="generate rotate check completions man help"
+            opts="generate rotate check decode verify mint completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -183,6 +227,20 @@ _aspjwt() {
             return 0
             ;;
         aspjwt__subcmd__help__subcmd__completions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aspjwt__subcmd__help__subcmd__decode)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -238,7 +296,35 @@ _aspjwt() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        aspjwt__subcmd__help__subcmd__mint)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         aspjwt__subcmd__help__subcmd__rotate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aspjwt__subcmd__help__subcmd__verify)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -270,6 +356,64 @@ _aspjwt() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        aspjwt__subcmd__mint)
+            opts="-q -h -V --sub --email --role --typ --ttl --sid --claim --env-file --secret-env --secret-file --secret-stdin --json --color --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sub)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --email)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --role)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --typ)
+                    COMPREPLY=($(compgen -W "access refresh" -- "${cur}"))
+                    return 0
+                    ;;
+                --ttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --claim)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secret-env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secret-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         aspjwt__subcmd__rotate)
             opts="-q -h -V --env-file --compose --only --key --dry-run --backup --create --show-secrets --url-safe --json --color --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -290,6 +434,64 @@ _aspjwt() {
                     return 0
                     ;;
                 --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aspjwt__subcmd__verify)
+            opts="-q -h -V --cookie --env-file --secret-env --secret-file --secret-stdin --typ --alg --leeway --iss --aud --threshold --json --color --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cookie)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secret-env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secret-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --typ)
+                    COMPREPLY=($(compgen -W "access refresh" -- "${cur}"))
+                    return 0
+                    ;;
+                --alg)
+                    COMPREPLY=($(compgen -W "HS384 HS512" -- "${cur}"))
+                    return 0
+                    ;;
+                --leeway)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --iss)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --aud)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threshold)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -29,6 +29,9 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
             cand generate 'Print fresh secrets from the OS CSPRNG'
             cand rotate 'Replace secrets in place across .env and compose files, all or nothing'
             cand check 'Validate a configuration offline: secrets, expiries, file permissions'
+            cand decode 'Show a token''s header, claims and times. Never checks the signature'
+            cand verify 'Verify a token''s signature and claims with the configured secret'
+            cand mint 'Print a token signed exactly as the service signs it'
             cand completions 'Print a shell completion script'
             cand man 'Print the man page (roff)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -80,6 +83,60 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'aspjwt;decode'= {
+            cand --cookie 'The cookie to pick when the input is a cookie header'
+            cand --threshold 'Say "should refresh" when the token expires within this long'
+            cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
+            cand --json 'Machine-readable JSON on stdout, nothing else there'
+            cand -q 'Print only results and errors: no summaries, notices or warnings'
+            cand --quiet 'Print only results and errors: no summaries, notices or warnings'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'aspjwt;verify'= {
+            cand --cookie 'The cookie to pick when the input is a cookie header'
+            cand --env-file 'Read JWT_SECRET / JWT_REFRESH_SECRET (by token type) from this .env file [default: ./.env if present, else the environment]'
+            cand --secret-env 'Read the secret from this environment variable'
+            cand --secret-file 'Read the secret from this file (a trailing newline is trimmed)'
+            cand --typ 'The token type to insist on [default: with --env-file, the token''s own typ picks the secret]'
+            cand --alg 'Accept this algorithm as well as HS256'
+            cand --leeway 'Clock skew allowed on exp and nbf'
+            cand --iss 'The issuer to insist on [default: with --env-file, JWT_ISSUER or aspjwt]'
+            cand --aud 'The audience to insist on [default: with --env-file, JWT_AUDIENCE or asp-cranes-crm]'
+            cand --threshold 'Say "should refresh" when the token expires within this long'
+            cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
+            cand --secret-stdin 'Read the secret from stdin (the token must then be an argument)'
+            cand --json 'Machine-readable JSON on stdout, nothing else there'
+            cand -q 'Print only results and errors: no summaries, notices or warnings'
+            cand --quiet 'Print only results and errors: no summaries, notices or warnings'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'aspjwt;mint'= {
+            cand --sub 'User id (the sub claim)'
+            cand --email 'email'
+            cand --role 'One of admin, sales_agent, operations_manager, operator, support'
+            cand --typ 'typ'
+            cand --ttl 'Lifetime [default: JWT_ACCESS_TOKEN_EXPIRY or JWT_REFRESH_TOKEN_EXPIRY, else 15m / 7d]'
+            cand --sid 'Session id [default: a fresh random one]'
+            cand --claim 'An extra claim; VALUE is read as JSON when it parses, else as a string (repeatable)'
+            cand --env-file 'Read JWT_SECRET / JWT_REFRESH_SECRET (by token type) from this .env file [default: ./.env if present, else the environment]'
+            cand --secret-env 'Read the secret from this environment variable'
+            cand --secret-file 'Read the secret from this file (a trailing newline is trimmed)'
+            cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
+            cand --secret-stdin 'Read the secret from stdin (the token must then be an argument)'
+            cand --json 'Machine-readable JSON on stdout, nothing else there'
+            cand -q 'Print only results and errors: no summaries, notices or warnings'
+            cand --quiet 'Print only results and errors: no summaries, notices or warnings'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'aspjwt;completions'= {
             cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
             cand --json 'Machine-readable JSON on stdout, nothing else there'
@@ -104,6 +161,9 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
             cand generate 'Print fresh secrets from the OS CSPRNG'
             cand rotate 'Replace secrets in place across .env and compose files, all or nothing'
             cand check 'Validate a configuration offline: secrets, expiries, file permissions'
+            cand decode 'Show a token''s header, claims and times. Never checks the signature'
+            cand verify 'Verify a token''s signature and claims with the configured secret'
+            cand mint 'Print a token signed exactly as the service signs it'
             cand completions 'Print a shell completion script'
             cand man 'Print the man page (roff)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -113,6 +173,12 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
         &'aspjwt;help;rotate'= {
         }
         &'aspjwt;help;check'= {
+        }
+        &'aspjwt;help;decode'= {
+        }
+        &'aspjwt;help;verify'= {
+        }
+        &'aspjwt;help;mint'= {
         }
         &'aspjwt;help;completions'= {
         }

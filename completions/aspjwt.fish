@@ -34,6 +34,9 @@ complete -c aspjwt -n "__fish_aspjwt_needs_command" -s V -l version -d 'Print ve
 complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "generate" -d 'Print fresh secrets from the OS CSPRNG'
 complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "rotate" -d 'Replace secrets in place across .env and compose files, all or nothing'
 complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "check" -d 'Validate a configuration offline: secrets, expiries, file permissions'
+complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "decode" -d 'Show a token\'s header, claims and times. Never checks the signature'
+complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "verify" -d 'Verify a token\'s signature and claims with the configured secret'
+complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "mint" -d 'Print a token signed exactly as the service signs it'
 complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "man" -d 'Print the man page (roff)'
 complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -78,6 +81,54 @@ complete -c aspjwt -n "__fish_aspjwt_using_subcommand check" -l json -d 'Machine
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand check" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand check" -s h -l help -d 'Print help'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand check" -s V -l version -d 'Print version'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand decode" -l cookie -d 'The cookie to pick when the input is a cookie header' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand decode" -l threshold -d 'Say "should refresh" when the token expires within this long' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand decode" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand decode" -l json -d 'Machine-readable JSON on stdout, nothing else there'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand decode" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand decode" -s h -l help -d 'Print help'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand decode" -s V -l version -d 'Print version'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand verify" -l cookie -d 'The cookie to pick when the input is a cookie header' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand verify" -l env-file -d 'Read JWT_SECRET / JWT_REFRESH_SECRET (by token type) from this .env file [default: ./.env if present, else the environment]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand verify" -l secret-env -d 'Read the secret from this environment variable' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand verify" -l secret-file -d 'Read the secret from this file (a trailing newline is trimmed)' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand verify" -l typ -d 'The token type to insist on [default: with --env-file, the token\'s own typ picks the secret]' -r -f -a "access\t''
+refresh\t''"
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand verify" -l alg -d 'Accept this algorithm as well as HS256' -r -f -a "HS384\t''
+HS512\t''"
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand verify" -l leeway -d 'Clock skew allowed on exp and nbf' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand verify" -l iss -d 'The issuer to insist on [default: with --env-file, JWT_ISSUER or aspjwt]' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand verify" -l aud -d 'The audience to insist on [default: with --env-file, JWT_AUDIENCE or asp-cranes-crm]' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand verify" -l threshold -d 'Say "should refresh" when the token expires within this long' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand verify" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand verify" -l secret-stdin -d 'Read the secret from stdin (the token must then be an argument)'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand verify" -l json -d 'Machine-readable JSON on stdout, nothing else there'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand verify" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand verify" -s h -l help -d 'Print help'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand verify" -s V -l version -d 'Print version'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand mint" -l sub -d 'User id (the sub claim)' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand mint" -l email -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand mint" -l role -d 'One of admin, sales_agent, operations_manager, operator, support' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand mint" -l typ -r -f -a "access\t''
+refresh\t''"
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand mint" -l ttl -d 'Lifetime [default: JWT_ACCESS_TOKEN_EXPIRY or JWT_REFRESH_TOKEN_EXPIRY, else 15m / 7d]' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand mint" -l sid -d 'Session id [default: a fresh random one]' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand mint" -l claim -d 'An extra claim; VALUE is read as JSON when it parses, else as a string (repeatable)' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand mint" -l env-file -d 'Read JWT_SECRET / JWT_REFRESH_SECRET (by token type) from this .env file [default: ./.env if present, else the environment]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand mint" -l secret-env -d 'Read the secret from this environment variable' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand mint" -l secret-file -d 'Read the secret from this file (a trailing newline is trimmed)' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand mint" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand mint" -l secret-stdin -d 'Read the secret from stdin (the token must then be an argument)'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand mint" -l json -d 'Machine-readable JSON on stdout, nothing else there'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand mint" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand mint" -s h -l help -d 'Print help'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand mint" -s V -l version -d 'Print version'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand completions" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -92,9 +143,12 @@ complete -c aspjwt -n "__fish_aspjwt_using_subcommand man" -l json -d 'Machine-r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand man" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand man" -s h -l help -d 'Print help'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand man" -s V -l version -d 'Print version'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check completions man help" -f -a "generate" -d 'Print fresh secrets from the OS CSPRNG'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check completions man help" -f -a "rotate" -d 'Replace secrets in place across .env and compose files, all or nothing'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check completions man help" -f -a "check" -d 'Validate a configuration offline: secrets, expiries, file permissions'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check completions man help" -f -a "completions" -d 'Print a shell completion script'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check completions man help" -f -a "man" -d 'Print the man page (roff)'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint completions man help" -f -a "generate" -d 'Print fresh secrets from the OS CSPRNG'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint completions man help" -f -a "rotate" -d 'Replace secrets in place across .env and compose files, all or nothing'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint completions man help" -f -a "check" -d 'Validate a configuration offline: secrets, expiries, file permissions'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint completions man help" -f -a "decode" -d 'Show a token\'s header, claims and times. Never checks the signature'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint completions man help" -f -a "verify" -d 'Verify a token\'s signature and claims with the configured secret'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint completions man help" -f -a "mint" -d 'Print a token signed exactly as the service signs it'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint completions man help" -f -a "completions" -d 'Print a shell completion script'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint completions man help" -f -a "man" -d 'Print the man page (roff)'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -163,6 +163,37 @@ pub fn compose(path: &str, env: &[EnvVar]) -> Vec<Finding> {
     out
 }
 
+/// Keys a .env file sets more than once (compose takes the last).
+pub fn duplicates(doc: &crate::envfile::EnvFile, shown: &str) -> Vec<Finding> {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut out = Vec::new();
+    for e in doc.entries() {
+        let line = doc.pos_of(e.key_at).line;
+        if let Some(first) = seen.insert(&e.key, line) {
+            out.push(Finding::new(
+                format!("{} unique", e.key),
+                Status::Warn,
+                format!("{shown}: set on lines {first} and {line}; the last one wins"),
+            ));
+        }
+    }
+    out
+}
+
+/// A secrets file must be readable by its owner only.
+pub fn file_mode(shown: &str, mode: u32) -> Finding {
+    let mode = mode & 0o777;
+    if mode & 0o077 != 0 {
+        Finding::new(
+            format!("{shown} permissions"),
+            Status::Warn,
+            format!("mode {mode:04o}: readable by group or others; run chmod 600 {shown}"),
+        )
+    } else {
+        Finding::new(format!("{shown} permissions"), Status::Pass, format!("mode {mode:04o}"))
+    }
+}
+
 /// The verdict: exit status 1 on any failure, and on warnings when `strict`.
 pub fn passed(findings: &[Finding], strict: bool) -> bool {
     findings.iter().all(|f| f.status == Status::Pass || (f.status == Status::Warn && !strict))

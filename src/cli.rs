@@ -57,6 +57,24 @@ pub enum Command {
     )]
     Check(CheckArgs),
 
+    /// Show a token's header, claims and times. Never checks the signature.
+    #[command(
+        after_help = "Examples:\n  aspjwt decode eyJhbGciOi...\n  pbpaste | aspjwt decode\n  echo 'access_token=eyJ...; refresh_token=eyJ...' | aspjwt decode --cookie refresh_token\n  aspjwt --json decode \"Bearer $TOKEN\""
+    )]
+    Decode(DecodeArgs),
+
+    /// Verify a token's signature and claims with the configured secret.
+    #[command(
+        after_help = "Examples:\n  aspjwt verify --env-file .env \"$TOKEN\"\n  echo \"$TOKEN\" | aspjwt verify --secret-env JWT_SECRET --typ access\n  aspjwt verify --secret-file /run/secrets/jwt --leeway 60 \"$TOKEN\"\n\nExit status: 0 valid, 1 rejected (every reason is listed), 2 not a JWT or no key."
+    )]
+    Verify(VerifyArgs),
+
+    /// Print a token signed exactly as the service signs it.
+    #[command(
+        after_help = "Examples:\n  aspjwt mint --sub 42 --email ops@example.com --role admin --env-file .env\n  curl -H \"Authorization: Bearer $(aspjwt mint --sub 1 --email a@b.c --role support)\" http://127.0.0.1:8080/api/auth/token-info"
+    )]
+    Mint(MintArgs),
+
     /// Print a shell completion script.
     #[command(after_help = "Example:\n  aspjwt completions bash > /etc/bash_completion.d/aspjwt")]
     Completions {
@@ -141,6 +159,127 @@ pub struct RotateArgs {
     /// base64url without padding instead of standard base64.
     #[arg(long)]
     pub url_safe: bool,
+}
+
+/// Where a token comes from: the argument, or stdin when absent or `-`.
+#[derive(Debug, Args)]
+pub struct TokenInput {
+    /// The token, `Bearer <jwt>`, or a cookie header; read from stdin when absent or `-`.
+    #[arg(value_name = "TOKEN")]
+    pub token: Option<String>,
+
+    /// The cookie to pick when the input is a cookie header.
+    #[arg(long, value_name = "NAME", default_value = "access_token")]
+    pub cookie: String,
+}
+
+/// Where the verification or signing secret comes from. Never the command line.
+#[derive(Debug, Args)]
+pub struct KeySource {
+    /// Read JWT_SECRET / JWT_REFRESH_SECRET (by token type) from this .env file [default: ./.env if present, else the environment].
+    #[arg(long, value_name = "PATH", group = "key")]
+    pub env_file: Option<PathBuf>,
+
+    /// Read the secret from this environment variable.
+    #[arg(long, value_name = "VAR", group = "key")]
+    pub secret_env: Option<String>,
+
+    /// Read the secret from this file (a trailing newline is trimmed).
+    #[arg(long, value_name = "PATH", group = "key")]
+    pub secret_file: Option<PathBuf>,
+
+    /// Read the secret from stdin (the token must then be an argument).
+    #[arg(long, group = "key")]
+    pub secret_stdin: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenKind {
+    Access,
+    Refresh,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExtraAlg {
+    #[value(name = "HS384")]
+    Hs384,
+    #[value(name = "HS512")]
+    Hs512,
+}
+
+#[derive(Debug, Args)]
+pub struct DecodeArgs {
+    #[command(flatten)]
+    pub input: TokenInput,
+
+    /// Say "should refresh" when the token expires within this long.
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub threshold: String,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub input: TokenInput,
+
+    #[command(flatten)]
+    pub key: KeySource,
+
+    /// The token type to insist on [default: with --env-file, the token's own typ picks the secret].
+    #[arg(long, value_enum)]
+    pub typ: Option<TokenKind>,
+
+    /// Accept this algorithm as well as HS256.
+    #[arg(long, value_enum)]
+    pub alg: Option<ExtraAlg>,
+
+    /// Clock skew allowed on exp and nbf.
+    #[arg(long, value_name = "DURATION", default_value = "0")]
+    pub leeway: String,
+
+    /// The issuer to insist on [default: with --env-file, JWT_ISSUER or aspjwt].
+    #[arg(long, value_name = "ISS")]
+    pub iss: Option<String>,
+
+    /// The audience to insist on [default: with --env-file, JWT_AUDIENCE or asp-cranes-crm].
+    #[arg(long, value_name = "AUD")]
+    pub aud: Option<String>,
+
+    /// Say "should refresh" when the token expires within this long.
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub threshold: String,
+}
+
+#[derive(Debug, Args)]
+pub struct MintArgs {
+    /// User id (the sub claim).
+    #[arg(long, value_name = "ID")]
+    pub sub: String,
+
+    #[arg(long, value_name = "EMAIL")]
+    pub email: String,
+
+    /// One of admin, sales_agent, operations_manager, operator, support.
+    #[arg(long, value_name = "ROLE")]
+    pub role: String,
+
+    #[arg(long, value_enum, default_value_t = TokenKind::Access)]
+    pub typ: TokenKind,
+
+    /// Lifetime [default: JWT_ACCESS_TOKEN_EXPIRY or JWT_REFRESH_TOKEN_EXPIRY, else 15m / 7d].
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
+
+    /// Session id [default: a fresh random one].
+    #[arg(long, value_name = "ID")]
+    pub sid: Option<String>,
+
+    /// An extra claim; VALUE is read as JSON when it parses, else as a string (repeatable).
+    #[arg(long = "claim", value_name = "KEY=VALUE")]
+    pub claims: Vec<String>,
+
+    #[command(flatten)]
+    pub key: KeySource,
 }
 
 #[derive(Debug, Args)]

@@ -1,7 +1,9 @@
 pub mod app;
 pub mod check;
 pub mod cli;
+pub mod commands;
 pub mod compose;
+pub mod config;
 pub mod duration;
 pub mod envfile;
 pub mod error;
@@ -10,3 +12,4 @@ pub mod names;
 pub mod output;
 pub mod rotate;
 pub mod secrets;
+pub mod token;

@@ -38,6 +38,9 @@ pub const DEFAULT_AUDIENCE: &str = "asp-cranes-crm";
 /// A token this close to expiry should be refreshed.
 pub const REFRESH_THRESHOLD_SECS: u64 = 5 * 60;
 
+/// Roles a user may hold; the service's role matrix is written in these.
+pub const ROLES: [&str; 5] = ["admin", "sales_agent", "operations_manager", "operator", "support"];
+
 /// Claim names of the tokens the whole system issues.
 pub mod claim {
     pub const SUB: &str = "sub";
@@ -57,6 +60,13 @@ pub mod claim {
 pub mod cookie {
     pub const ACCESS_TOKEN: &str = "access_token";
     pub const REFRESH_TOKEN: &str = "refresh_token";
+    pub const CSRF_TOKEN: &str = "csrf_token";
+}
+
+/// The values of the `typ` claim.
+pub mod typ {
+    pub const ACCESS: &str = "access";
+    pub const REFRESH: &str = "refresh";
 }
 
 /// Looks up the byte count of a default secret.

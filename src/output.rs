@@ -134,3 +134,44 @@ pub fn tally(findings: &[Finding]) -> String {
         n(Status::Fail)
     )
 }
+
+/// Pretty JSON with keys, strings, numbers and literals coloured (when colour is on).
+pub fn json_pretty(value: &serde_json::Value) -> String {
+    fn walk(v: &serde_json::Value, indent: usize, out: &mut String) {
+        use serde_json::Value;
+        let pad = "  ".repeat(indent + 1);
+        match v {
+            Value::Object(map) if !map.is_empty() => {
+                out.push_str("{\n");
+                for (i, (k, val)) in map.iter().enumerate() {
+                    out.push_str(&format!("{pad}{}: ", serde_json::to_string(k).unwrap_or_default().blue().bold()));
+                    walk(val, indent + 1, out);
+                    out.push_str(if i + 1 < map.len() { ",\n" } else { "\n" });
+                }
+                out.push_str(&format!("{}}}", "  ".repeat(indent)));
+            }
+            Value::Array(items) if !items.is_empty() => {
+                out.push_str("[\n");
+                for (i, val) in items.iter().enumerate() {
+                    out.push_str(&pad);
+                    walk(val, indent + 1, out);
+                    out.push_str(if i + 1 < items.len() { ",\n" } else { "\n" });
+                }
+                out.push_str(&format!("{}]", "  ".repeat(indent)));
+            }
+            Value::String(_) => out.push_str(&v.to_string().green().to_string()),
+            Value::Number(_) => out.push_str(&v.to_string().yellow().to_string()),
+            Value::Bool(_) | Value::Null => out.push_str(&v.to_string().magenta().to_string()),
+            _ => out.push_str(&v.to_string()),
+        }
+    }
+    let mut out = String::new();
+    walk(value, 0, &mut out);
+    out
+}
+
+/// `label  value` lines with the labels aligned and dimmed.
+pub fn fields(rows: &[(&str, String)]) -> Vec<String> {
+    let w = rows.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
+    rows.iter().map(|(l, v)| format!("{}  {v}", format!("{l:<w$}").dimmed())).collect()
+}

@@ -142,7 +142,9 @@ pub fn plan_env(path: &Path, old: Option<&[u8]>, values: &BTreeMap<String, Strin
         FileReport { path: name.clone(), kind: Some(Kind::Env), created: old.is_none(), ..Default::default() };
     // The defaults in their usual order, then any others by name.
     let mut keys: Vec<&String> = values.keys().collect();
-    keys.sort_by_key(|k| (crate::names::DEFAULT_SECRETS.iter().position(|s| s.name == k.as_str()).unwrap_or(usize::MAX), k.as_str()));
+    keys.sort_by_key(|k| {
+        (crate::names::DEFAULT_SECRETS.iter().position(|s| s.name == k.as_str()).unwrap_or(usize::MAX), k.as_str())
+    });
     for key in keys {
         let value = &values[key];
         let entries: Vec<_> = before.entries().iter().filter(|e| &e.key == key).collect();

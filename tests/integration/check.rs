@@ -139,3 +139,17 @@ fn input_errors_exit_2_with_position() {
         d.run(&["check", "--compose", "c.yml"]).stderr
     );
 }
+
+#[test]
+fn quiet_and_colour() {
+    let d = Dir::new();
+    good_env(&d);
+    let quiet = d.run(&["-q", "check"]);
+    assert!(quiet.code(0).stdout.is_empty() && quiet.stderr.is_empty());
+    d.write(".env", "JWT_SECRET=changeme\n");
+    assert!(d.run(&["-q", "check"]).code(1).stdout.is_empty());
+    // Not a terminal: no colour unless asked for.
+    assert!(!d.run(&["check"]).stdout.contains('\x1b'));
+    assert!(d.run(&["--color", "always", "check"]).stdout.contains("\x1b["));
+    assert!(!d.run(&["--color", "always", "--json", "check"]).stdout.contains('\x1b'));
+}

@@ -8,3 +8,4 @@ mod corpus;
 mod generate;
 mod props;
 mod rotate;
+mod tokens;

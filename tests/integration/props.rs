@@ -127,3 +127,59 @@ proptest! {
         prop_assert_eq!(twice.bytes, rw.bytes);
     }
 }
+
+fn token_config() -> aspjwt::token::TokenConfig {
+    aspjwt::token::TokenConfig {
+        access_secret: aspjwt::token::Secret::new("k".repeat(88)),
+        refresh_secret: aspjwt::token::Secret::new("r".repeat(88)),
+        issuer: "aspjwt".into(),
+        audience: "asp-cranes-crm".into(),
+        access_ttl: std::time::Duration::from_secs(900),
+        refresh_ttl: std::time::Duration::from_secs(604_800),
+    }
+}
+
+fn strict_check() -> aspjwt::token::Check {
+    aspjwt::token::Check {
+        algorithms: vec![jsonwebtoken::Algorithm::HS256],
+        leeway: 0,
+        issuer: Some("aspjwt".into()),
+        audience: Some("asp-cranes-crm".into()),
+        typ: Some(aspjwt::token::Kind::Access),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    /// decode and verify never panic, whatever the input.
+    #[test]
+    fn token_inspection_never_panics(text in "\\PC{0,200}", dots in "[A-Za-z0-9_\\-]{0,30}\\.[A-Za-z0-9_\\-]{0,60}\\.[A-Za-z0-9_\\-]{0,50}") {
+        let cfg = token_config();
+        for t in [text.as_str(), dots.as_str()] {
+            if let Ok(i) = aspjwt::token::inspect(t) {
+                let _ = i.summary(1_800_000_000, 300);
+                prop_assert!(!i.verify(&cfg.access_secret, &strict_check(), 1_800_000_000).is_empty());
+            }
+        }
+    }
+
+    /// Any change to a valid token's bytes is detected: it no longer parses or no longer verifies.
+    #[test]
+    fn tampering_is_always_detected(at in 0usize..400, byte in prop::sample::select(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.".to_vec())) {
+        let cfg = token_config();
+        let who = aspjwt::token::Subject { sub: "42".into(), email: "a@b.c".into(), role: "admin".into(), sid: "s".into() };
+        let now = 1_800_000_000;
+        let good = aspjwt::token::sign(&cfg.claims(aspjwt::token::Kind::Access, &who, now, None), &cfg.access_secret);
+        let mut bytes = good.clone().into_bytes();
+        let at = at % bytes.len();
+        prop_assume!(bytes[at] != byte);
+        bytes[at] = byte;
+        let forged = String::from_utf8(bytes).unwrap();
+        if let Ok(i) = aspjwt::token::inspect(&forged) {
+            prop_assert!(!i.verify(&cfg.access_secret, &strict_check(), now).is_empty(), "{forged} verified");
+        }
+        let i = aspjwt::token::inspect(&good).unwrap();
+        prop_assert!(i.verify(&cfg.access_secret, &strict_check(), now).is_empty());
+    }
+}

@@ -56,6 +56,10 @@ impl Dir {
         String::from_utf8(self.read(name)).unwrap()
     }
 
+    pub fn run_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
+        run(self.cmd().args(args), Some(stdin))
+    }
+
     pub fn cmd(&self) -> Command {
         command(self.tmp.path())
     }

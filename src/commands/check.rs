@@ -1,0 +1,83 @@
+//! `check`.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use colored::Colorize;
+use serde_json::json;
+
+use super::git_tracked;
+use crate::check::{self, Finding, Status};
+use crate::cli::CheckArgs;
+use crate::compose::ComposeFile;
+use crate::config::{self, Settings};
+use crate::error::Exit;
+use crate::output::{self, Out};
+use crate::rotate;
+
+/// Settings from .env files, later files winning, with file-level findings.
+fn env_settings(files: &[PathBuf], findings: &mut Vec<Finding>) -> Result<Settings> {
+    let mut settings = Settings::default();
+    for path in files {
+        let doc = config::read_env_doc(path)?;
+        let shown = path.display().to_string();
+        findings.extend(check::duplicates(&doc, &shown));
+        findings.push(check::file_mode(&shown, fs::metadata(path)?.permissions().mode()));
+        if git_tracked(path) {
+            findings.push(Finding::new(
+                format!("{shown} untracked"),
+                Status::Warn,
+                "tracked by git: its secrets are in the repository history; remove it with `git rm --cached` and rotate",
+            ));
+        }
+        settings.merge(Settings::from_doc(&doc, &shown));
+    }
+    Ok(settings)
+}
+
+pub fn check(out: &Out, args: CheckArgs) -> Result<Exit> {
+    let mut findings = Vec::new();
+    let mut env_files = args.env_files.clone();
+    if env_files.is_empty() {
+        let dir = args.compose_files.first().and_then(|c| c.parent()).filter(|p| !p.as_os_str().is_empty());
+        let implicit = dir.map_or_else(|| PathBuf::from(".env"), |d| d.join(".env"));
+        if implicit.is_file() {
+            env_files.push(implicit);
+        }
+    }
+    let settings = if env_files.is_empty() && args.compose_files.is_empty() {
+        Some(Settings::from_process_env())
+    } else if env_files.is_empty() {
+        None
+    } else {
+        Some(env_settings(&env_files, &mut findings)?)
+    };
+    if let Some(settings) = &settings {
+        findings.extend(check::secrets(&settings.values));
+        findings.extend(check::expiries(&settings.values));
+    }
+    for path in &args.compose_files {
+        let bytes =
+            fs::read(path).map_err(|e| anyhow::anyhow!("{}: cannot read: {}", path.display(), rotate::plain_io(&e)))?;
+        let doc = ComposeFile::parse(&bytes)
+            .map_err(|e| anyhow::anyhow!(rotate::located(&path.display().to_string(), &e)))?;
+        findings.extend(check::compose(&path.display().to_string(), &doc.environment()));
+    }
+    let ok = check::passed(&findings, args.strict);
+    if out.json {
+        let count = |s| findings.iter().filter(|f| f.status == s).count();
+        out.json(&json!({
+            "ok": ok,
+            "strict": args.strict,
+            "checks": findings,
+            "summary": {"pass": count(Status::Pass), "warn": count(Status::Warn), "fail": count(Status::Fail)},
+        }))?;
+    } else if !out.quiet {
+        out.checklist(&findings)?;
+        let verdict = if ok { "configuration OK".green().bold() } else { "configuration has problems".red().bold() };
+        out.line(format!("{verdict}: {}", output::tally(&findings)))?;
+    }
+    Ok(if ok { Exit::Ok } else { Exit::Failed })
+}

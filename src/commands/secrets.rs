@@ -1,0 +1,195 @@
+//! `generate` and `rotate`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+
+use super::git_ignored;
+use crate::cli::{Format, GenerateArgs, RotateArgs};
+use crate::envfile;
+use crate::error::Exit;
+use crate::output::Out;
+use crate::rotate::{self, Target};
+use crate::{names, secrets};
+
+fn encoding(url_safe: bool) -> secrets::Encoding {
+    if url_safe { secrets::Encoding::Base64Url } else { secrets::Encoding::Base64 }
+}
+
+/// The default secrets named by `--only`, or all of them.
+fn select_defaults(only: &[String]) -> Result<Vec<Target>> {
+    if only.is_empty() {
+        return Ok(names::DEFAULT_SECRETS.iter().map(|s| Target { name: s.name.into(), bytes: s.bytes }).collect());
+    }
+    only.iter()
+        .map(|n| {
+            names::default_secret(n.trim())
+                .map(|s| Target { name: s.name.into(), bytes: s.bytes })
+                .with_context(|| format!("--only: unknown secret {n:?}; known: JWT_SECRET, JWT_REFRESH_SECRET, SESSION_SECRET (use --key for others)"))
+        })
+        .collect()
+}
+
+pub fn generate(out: &Out, args: GenerateArgs) -> Result<Exit> {
+    let targets = match &args.name {
+        Some(name) => {
+            if !envfile::is_plain_key(name) {
+                bail!(
+                    "--name: {name:?} is not a valid variable name (letters, digits and _, not starting with a digit)"
+                );
+            }
+            vec![Target {
+                name: name.clone(),
+                bytes: args.bytes.map_or(names::DEFAULT_CUSTOM_SECRET_BYTES, usize::from),
+            }]
+        }
+        None => select_defaults(&args.only)?,
+    };
+    let enc = encoding(args.url_safe);
+    let values: Vec<(String, String)> =
+        targets.iter().map(|t| (t.name.clone(), secrets::generate_os(t.bytes, enc))).collect();
+    let format = if out.json { Format::Json } else { args.format };
+    match format {
+        Format::Env | Format::Shell => {
+            let prefix = if format == Format::Shell { "export " } else { "" };
+            for (k, v) in &values {
+                out.line(format!("{prefix}{k}={v}"))?;
+            }
+        }
+        Format::Json => {
+            let map: serde_json::Map<String, serde_json::Value> =
+                values.into_iter().map(|(k, v)| (k, v.into())).collect();
+            out.json(&map)?;
+        }
+        Format::Yaml => {
+            out.line("environment:")?;
+            for (k, v) in &values {
+                out.line(format!("  {k}: \"{v}\""))?;
+            }
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+/// Parses `--key NAME[:BYTES]`.
+fn parse_key(spec: &str) -> Result<Target> {
+    let (name, bytes) = match spec.split_once(':') {
+        Some((n, b)) => {
+            let bytes: usize = b
+                .parse()
+                .ok()
+                .filter(|n| (16..=4096).contains(n))
+                .with_context(|| format!("--key {spec}: BYTES must be a number from 16 to 4096"))?;
+            (n, bytes)
+        }
+        None => (spec, names::DEFAULT_CUSTOM_SECRET_BYTES),
+    };
+    if !envfile::is_plain_key(name) {
+        bail!("--key {spec}: {name:?} is not a valid variable name");
+    }
+    Ok(Target {
+        name: name.into(),
+        bytes: names::default_secret(name).map_or(bytes, |s| if spec.contains(':') { bytes } else { s.bytes }),
+    })
+}
+
+#[derive(Serialize)]
+struct RotateJson<'a> {
+    dry_run: bool,
+    files: Vec<&'a rotate::FileReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secrets: Option<&'a BTreeMap<String, String>>,
+}
+
+pub fn rotate(out: &Out, args: RotateArgs) -> Result<Exit> {
+    // Defaults plus every --key; --only then narrows that set.
+    let mut targets = select_defaults(&[])?;
+    for spec in &args.keys {
+        let t = parse_key(spec)?;
+        targets.retain(|x| x.name != t.name);
+        targets.push(t);
+    }
+    if !args.only.is_empty() {
+        for name in &args.only {
+            if !targets.iter().any(|t| t.name == name.trim()) {
+                bail!(
+                    "--only: unknown secret {name:?}; known: JWT_SECRET, JWT_REFRESH_SECRET, SESSION_SECRET and those given with --key"
+                );
+            }
+        }
+        targets.retain(|t| args.only.iter().any(|n| n.trim() == t.name));
+    }
+    let mut req = rotate::Request { env_files: args.env_files, compose_files: args.compose_files, create: args.create };
+    if req.env_files.is_empty() && req.compose_files.is_empty() {
+        req.env_files.push(PathBuf::from(".env"));
+    }
+    let values = rotate::draw(&targets, encoding(args.url_safe));
+    let mut plans = rotate::plan(&req, &values)?;
+
+    if args.dry_run {
+        if !out.json && !out.quiet {
+            for p in plans.iter().filter(|p| p.changed()) {
+                out.diff(&p.masked_old, &p.masked_new, &p.path.display().to_string())?;
+            }
+        }
+    } else {
+        let suffix = args.backup.then(|| {
+            let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+            format!(".bak-{}", now.replace(['-', ':'], ""))
+        });
+        rotate::write(&mut plans, suffix.as_deref())?;
+        for p in &plans {
+            if let Some(b) = &p.report.backup
+                && git_ignored(Path::new(b)) == Some(false)
+            {
+                out.warn(format!(
+                    "backup {b} holds the old secrets and is not ignored by git; add `*.bak-*` to .gitignore"
+                ));
+            }
+        }
+    }
+
+    let reports: Vec<&rotate::FileReport> = plans.iter().map(|p| &p.report).collect();
+    if out.json {
+        out.json(&RotateJson {
+            dry_run: args.dry_run,
+            files: reports.clone(),
+            secrets: args.show_secrets.then_some(&values),
+        })?;
+    } else {
+        if !out.quiet {
+            let list = |v: &[String]| if v.is_empty() { "-".to_string() } else { v.join(", ") };
+            let rows: Vec<Vec<String>> = reports
+                .iter()
+                .map(|r| {
+                    let skipped: Vec<String> = r.skipped.iter().map(|s| format!("{} ({})", s.key, s.reason)).collect();
+                    let path = if r.created { format!("{} (created)", r.path) } else { r.path.clone() };
+                    vec![path, list(&r.rotated), list(&r.appended), list(&skipped)]
+                })
+                .collect();
+            out.table(&["FILE", "ROTATED", "APPENDED", "SKIPPED"], &rows)?;
+        }
+        if args.show_secrets {
+            for (k, v) in &values {
+                out.line(format!("{k}={v}"))?;
+            }
+        }
+    }
+    for r in &reports {
+        for w in &r.warnings {
+            out.warn(format!("{}: {w}", r.path));
+        }
+        for k in &r.appended {
+            let what = if args.dry_run { "would be appended" } else { "has been appended" };
+            out.note(format!("{}: {k} was missing and {what}", r.path));
+        }
+    }
+    if args.dry_run {
+        out.note("dry run: nothing was written");
+    } else if reports.iter().any(|r| !r.rotated.is_empty() || !r.appended.is_empty()) {
+        out.note("restart every service that reads these files; all sessions and tokens signed with the old secrets stop working");
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,300 @@
+//! `decode`, `verify` and `mint`.
+
+use std::io::{IsTerminal, Read};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, anyhow, bail};
+use colored::Colorize;
+use jsonwebtoken::Algorithm;
+use serde_json::{Value, json};
+
+use crate::cli::{DecodeArgs, ExtraAlg, KeySource, MintArgs, TokenInput, TokenKind, VerifyArgs};
+use crate::config::Settings;
+use crate::error::Exit;
+use crate::output::{self, Out};
+use crate::token::{self, Check, Failure, Inspected, Kind, Secret, State, Subject, Summary};
+use crate::{duration, names};
+
+/// Input larger than this is not a token; reading stops there.
+const MAX_INPUT: u64 = 16 * 1024 * 1024;
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+fn read_stdin(what: &str) -> Result<Vec<u8>> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        bail!("no {what} given: pass it as an argument or pipe it on stdin");
+    }
+    let mut buf = Vec::new();
+    stdin.lock().take(MAX_INPUT).read_to_end(&mut buf).context("cannot read stdin")?;
+    Ok(buf)
+}
+
+/// The token text from the argument or stdin.
+fn token_text(input: &TokenInput) -> Result<String> {
+    let raw = match input.token.as_deref() {
+        None | Some("-") => read_stdin("token")?,
+        Some(t) => t.as_bytes().to_vec(),
+    };
+    Ok(token::extract(&raw, &input.cookie)?)
+}
+
+/// Parses a duration flag where 0 is allowed.
+fn seconds(flag: &str, text: &str) -> Result<i64> {
+    if text.trim() == "0" {
+        return Ok(0);
+    }
+    Ok(duration::parse(text).map_err(|e| anyhow!("{flag}: {e}"))?.as_secs() as i64)
+}
+
+fn inspect(token: &str) -> Result<Inspected> {
+    token::inspect(token).map_err(|e| anyhow!("not a JWT: {e}"))
+}
+
+fn kind_of(k: TokenKind) -> Kind {
+    match k {
+        TokenKind::Access => Kind::Access,
+        TokenKind::Refresh => Kind::Refresh,
+    }
+}
+
+/// The summary as label/value rows.
+fn summary_rows(s: &Summary) -> Vec<(&'static str, String)> {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let mut rows = vec![
+        ("algorithm", opt(&s.algorithm)),
+        ("kind", opt(&s.kind)),
+        ("subject", opt(&s.subject)),
+        ("email", opt(&s.email)),
+        ("role", opt(&s.role)),
+        ("session", opt(&s.session)),
+        ("issued", s.issued_at.as_ref().map_or("-".into(), ToString::to_string)),
+    ];
+    if let Some(t) = &s.not_before {
+        rows.push(("not before", t.to_string()));
+    }
+    rows.push(("expires", s.expires_at.as_ref().map_or("-".into(), ToString::to_string)));
+    rows.push((
+        "lifetime",
+        s.lifetime_seconds.map_or("-".into(), |l| duration::compact(std::time::Duration::from_secs(l.max(0) as u64))),
+    ));
+    let state = match s.state {
+        State::ValidLooking => s.state.to_string().green().to_string(),
+        State::Expired => s.state.to_string().red().bold().to_string(),
+        State::NotYetValid | State::NoExpiry => s.state.to_string().yellow().to_string(),
+    };
+    rows.push(("state", state));
+    if s.should_refresh {
+        rows.push(("refresh", "should refresh: it expires within the threshold".yellow().to_string()));
+    }
+    rows
+}
+
+fn print_token(out: &Out, t: &Inspected, s: &Summary, signature: String) -> Result<()> {
+    out.line("Header".bold().to_string())?;
+    out.line(output::json_pretty(&Value::Object(t.header.clone())))?;
+    out.line("Claims".bold().to_string())?;
+    out.line(output::json_pretty(&Value::Object(t.claims.clone())))?;
+    out.line("")?;
+    let mut rows = summary_rows(s);
+    rows.push(("signature", signature));
+    for line in output::fields(&rows) {
+        out.line(line)?;
+    }
+    for w in &s.warnings {
+        out.line(format!("{} {}", "⚠".red().bold(), w.red()))?;
+    }
+    Ok(())
+}
+
+fn summary_json(t: &Inspected, s: &Summary) -> serde_json::Map<String, Value> {
+    let mut m = serde_json::Map::new();
+    m.insert("header".into(), Value::Object(t.header.clone()));
+    m.insert("claims".into(), Value::Object(t.claims.clone()));
+    if let Value::Object(fields) = serde_json::to_value(s).expect("summary serialises") {
+        m.extend(fields);
+    }
+    m
+}
+
+pub fn decode(out: &Out, args: DecodeArgs) -> Result<Exit> {
+    let token = token_text(&args.input)?;
+    let threshold = seconds("--threshold", &args.threshold)?;
+    let t = inspect(&token)?;
+    let s = t.summary(now(), threshold);
+    if out.json {
+        let mut m = summary_json(&t, &s);
+        m.insert("signature_verified".into(), false.into());
+        out.json(&m)?;
+    } else {
+        print_token(out, &t, &s, "NOT verified: decode never checks it; use `aspjwt verify`".yellow().to_string())?;
+    }
+    Ok(Exit::Ok)
+}
+
+/// The secret to use for a token of `kind`, with a description of where it came from
+/// and the settings (issuer, audience, lifetimes) that go with it when read from a file.
+fn resolve_key(key: &KeySource, kind: Kind) -> Result<(Secret, String, Option<Settings>)> {
+    if let Some(var) = &key.secret_env {
+        let v = std::env::var(var).map_err(|_| anyhow!("--secret-env: environment variable {var} is not set"))?;
+        if v.is_empty() {
+            bail!("--secret-env: environment variable {var} is empty");
+        }
+        return Ok((Secret::new(v), format!("${var}"), None));
+    }
+    if let Some(path) = &key.secret_file {
+        let mut v = std::fs::read_to_string(path)
+            .map_err(|e| anyhow!("{}: cannot read: {}", path.display(), crate::rotate::plain_io(&e)))?;
+        if v.ends_with('\n') {
+            v.pop();
+            if v.ends_with('\r') {
+                v.pop();
+            }
+        }
+        if v.is_empty() {
+            bail!("{}: the secret file is empty", path.display());
+        }
+        return Ok((Secret::new(v), path.display().to_string(), None));
+    }
+    if key.secret_stdin {
+        let raw = read_stdin("secret")?;
+        let mut v = String::from_utf8(raw).map_err(|_| anyhow!("--secret-stdin: the secret is not valid UTF-8"))?;
+        if v.ends_with('\n') {
+            v.pop();
+            if v.ends_with('\r') {
+                v.pop();
+            }
+        }
+        if v.is_empty() {
+            bail!("--secret-stdin: no secret on stdin");
+        }
+        return Ok((Secret::new(v), "stdin".into(), None));
+    }
+    let settings = match &key.env_file {
+        Some(p) => Settings::from_env_file(p)?,
+        None if std::path::Path::new(".env").is_file() => Settings::from_env_file(std::path::Path::new(".env"))?,
+        None => Settings::from_process_env(),
+    };
+    let secret = settings.secret(kind)?;
+    let origin = settings.get(kind.secret_var()).map_or_else(|| settings.source.clone(), |s| s.origin.clone());
+    Ok((secret, format!("{} from {origin}", kind.secret_var()), Some(settings)))
+}
+
+pub fn verify(out: &Out, args: VerifyArgs) -> Result<Exit> {
+    if args.key.secret_stdin && matches!(args.input.token.as_deref(), None | Some("-")) {
+        bail!("--secret-stdin reads the secret from stdin, so give the token as an argument");
+    }
+    let token = token_text(&args.input)?;
+    let threshold = seconds("--threshold", &args.threshold)?;
+    let leeway = seconds("--leeway", &args.leeway)?;
+    let t = inspect(&token)?;
+    // The type picks the secret: --typ, else the token's own claim, else access.
+    let claimed = t.claims.get(names::claim::TYP).and_then(Value::as_str).and_then(Kind::parse);
+    let kind = args.typ.map(kind_of).or(claimed).unwrap_or(Kind::Access);
+    let (secret, key_desc, settings) = resolve_key(&args.key, kind)?;
+    let mut algorithms = vec![Algorithm::HS256];
+    match args.alg {
+        Some(ExtraAlg::Hs384) => algorithms.push(Algorithm::HS384),
+        Some(ExtraAlg::Hs512) => algorithms.push(Algorithm::HS512),
+        None => {}
+    }
+    let check = Check {
+        algorithms,
+        leeway,
+        issuer: args.iss.clone().or_else(|| settings.as_ref().map(Settings::issuer)),
+        audience: args.aud.clone().or_else(|| settings.as_ref().map(Settings::audience)),
+        typ: args.typ.map(kind_of).or(settings.as_ref().map(|_| kind)),
+    };
+    let now = now();
+    let failures = t.verify(&secret, &check, now);
+    let signature_ok = !failures
+        .iter()
+        .any(|f| matches!(f, Failure::BadSignature | Failure::AlgNone | Failure::WrongAlgorithm { .. }));
+    let s = t.summary(now, threshold);
+    if out.json {
+        let mut m = summary_json(&t, &s);
+        m.insert("signature_verified".into(), signature_ok.into());
+        m.insert("key".into(), key_desc.clone().into());
+        m.insert("valid".into(), failures.is_empty().into());
+        m.insert(
+            "failures".into(),
+            failures.iter().map(|f| json!({"code": f.code(), "message": f.to_string()})).collect::<Vec<_>>().into(),
+        );
+        out.json(&m)?;
+    } else {
+        let sig = if signature_ok {
+            format!("{} with {key_desc}", "verified".green())
+        } else {
+            format!("{} with {key_desc}", "NOT verified".red().bold())
+        };
+        print_token(out, &t, &s, sig)?;
+        out.line("")?;
+        if failures.is_empty() {
+            out.line(format!("{} {}", output::mark(crate::check::Status::Pass), "valid".green().bold()))?;
+        }
+        for f in &failures {
+            out.line(format!("{} {}", output::mark(crate::check::Status::Fail), f))?;
+        }
+    }
+    if failures.is_empty() {
+        return Ok(Exit::Ok);
+    }
+    if !out.quiet {
+        let reasons: Vec<String> = failures.iter().map(ToString::to_string).collect();
+        eprintln!("aspjwt: token rejected: {}", reasons.join("; "));
+    }
+    Ok(Exit::Failed)
+}
+
+pub fn mint(out: &Out, args: MintArgs) -> Result<Exit> {
+    if !names::ROLES.contains(&args.role.as_str()) {
+        bail!("--role: {:?} is not a role; roles are {}", args.role, names::ROLES.join(", "));
+    }
+    let kind = kind_of(args.typ);
+    let (secret, _, settings) = resolve_key(&args.key, kind)?;
+    let settings = settings.unwrap_or_else(Settings::from_process_env);
+    let ttl = match &args.ttl {
+        Some(t) => duration::parse(t).map_err(|e| anyhow!("--ttl: {e}"))?,
+        None => settings.ttl(kind)?,
+    };
+    let cfg = token::TokenConfig {
+        access_secret: secret.clone(),
+        refresh_secret: secret.clone(),
+        issuer: settings.issuer(),
+        audience: settings.audience(),
+        access_ttl: ttl,
+        refresh_ttl: ttl,
+    };
+    let who =
+        Subject { sub: args.sub, email: args.email, role: args.role, sid: args.sid.unwrap_or_else(token::random_id) };
+    let mut claims = cfg.claims(kind, &who, now(), Some(ttl));
+    let standard = [
+        names::claim::SUB,
+        names::claim::EMAIL,
+        names::claim::ROLE,
+        names::claim::TYP,
+        names::claim::SID,
+        names::claim::JTI,
+        names::claim::IAT,
+        names::claim::NBF,
+        names::claim::EXP,
+        names::claim::ISS,
+        names::claim::AUD,
+    ];
+    for c in &args.claims {
+        let (k, v) = c.split_once('=').ok_or_else(|| anyhow!("--claim {c}: expected KEY=VALUE"))?;
+        if k.is_empty() || standard.contains(&k) {
+            bail!("--claim {c}: {k:?} is set by mint itself; use the matching flag");
+        }
+        claims.extra.insert(k.to_string(), serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string())));
+    }
+    let token = token::sign(&claims, &secret);
+    if out.json {
+        out.json(&json!({"token": token, "claims": claims}))?;
+    } else {
+        out.line(&token)?;
+    }
+    Ok(Exit::Ok)
+}
