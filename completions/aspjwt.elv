@@ -32,6 +32,10 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
             cand decode 'Show a token''s header, claims and times. Never checks the signature'
             cand verify 'Verify a token''s signature and claims with the configured secret'
             cand mint 'Print a token signed exactly as the service signs it'
+            cand serve 'Run the auth service (login, refresh with rotation, logout, token-info)'
+            cand user 'Manage users (works with or without the service running)'
+            cand sessions 'List or revoke sessions: the incident-response \"clear all user sessions\"'
+            cand audit 'Read the audit log'
             cand completions 'Print a shell completion script'
             cand man 'Print the man page (roff)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -137,6 +141,214 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'aspjwt;serve'= {
+            cand --bind 'Address to listen on (port 0 picks a free one, announced in the log)'
+            cand --env-file 'The .env file to load (dotenvy; the real environment wins) [default: ./.env when present]'
+            cand --db 'The SQLite database [default: ASPJWT_DB, else ./data/aspjwt.db]'
+            cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
+            cand --json 'Machine-readable JSON on stdout, nothing else there'
+            cand -q 'Print only results and errors: no summaries, notices or warnings'
+            cand --quiet 'Print only results and errors: no summaries, notices or warnings'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'aspjwt;user'= {
+            cand --db 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
+            cand --env-file 'The .env file that may name ASPJWT_DB [default: ./.env when present]'
+            cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
+            cand --json 'Machine-readable JSON on stdout, nothing else there'
+            cand -q 'Print only results and errors: no summaries, notices or warnings'
+            cand --quiet 'Print only results and errors: no summaries, notices or warnings'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand add 'Create a user; without --password-stdin a 20-character password is generated and printed once'
+            cand list 'List users'
+            cand disable 'Disable a user and end their sessions'
+            cand enable 'Enable a disabled user'
+            cand passwd 'Set a new password (from stdin) and end the user''s sessions'
+            cand role 'Change a user''s role and end their sessions'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'aspjwt;user;add'= {
+            cand --email 'email'
+            cand --name 'name'
+            cand --role 'admin, sales_agent, operations_manager, operator or support'
+            cand --db 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
+            cand --env-file 'The .env file that may name ASPJWT_DB [default: ./.env when present]'
+            cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
+            cand --password-stdin 'Read the password from the first line of stdin'
+            cand --json 'Machine-readable JSON on stdout, nothing else there'
+            cand -q 'Print only results and errors: no summaries, notices or warnings'
+            cand --quiet 'Print only results and errors: no summaries, notices or warnings'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'aspjwt;user;list'= {
+            cand --db 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
+            cand --env-file 'The .env file that may name ASPJWT_DB [default: ./.env when present]'
+            cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
+            cand --json 'Machine-readable JSON on stdout, nothing else there'
+            cand -q 'Print only results and errors: no summaries, notices or warnings'
+            cand --quiet 'Print only results and errors: no summaries, notices or warnings'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'aspjwt;user;disable'= {
+            cand --email 'email'
+            cand --db 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
+            cand --env-file 'The .env file that may name ASPJWT_DB [default: ./.env when present]'
+            cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
+            cand --json 'Machine-readable JSON on stdout, nothing else there'
+            cand -q 'Print only results and errors: no summaries, notices or warnings'
+            cand --quiet 'Print only results and errors: no summaries, notices or warnings'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'aspjwt;user;enable'= {
+            cand --email 'email'
+            cand --db 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
+            cand --env-file 'The .env file that may name ASPJWT_DB [default: ./.env when present]'
+            cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
+            cand --json 'Machine-readable JSON on stdout, nothing else there'
+            cand -q 'Print only results and errors: no summaries, notices or warnings'
+            cand --quiet 'Print only results and errors: no summaries, notices or warnings'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'aspjwt;user;passwd'= {
+            cand --email 'email'
+            cand --db 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
+            cand --env-file 'The .env file that may name ASPJWT_DB [default: ./.env when present]'
+            cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
+            cand --password-stdin 'Read the password from the first line of stdin'
+            cand --json 'Machine-readable JSON on stdout, nothing else there'
+            cand -q 'Print only results and errors: no summaries, notices or warnings'
+            cand --quiet 'Print only results and errors: no summaries, notices or warnings'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'aspjwt;user;role'= {
+            cand --email 'email'
+            cand --role 'role'
+            cand --db 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
+            cand --env-file 'The .env file that may name ASPJWT_DB [default: ./.env when present]'
+            cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
+            cand --json 'Machine-readable JSON on stdout, nothing else there'
+            cand -q 'Print only results and errors: no summaries, notices or warnings'
+            cand --quiet 'Print only results and errors: no summaries, notices or warnings'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'aspjwt;user;help'= {
+            cand add 'Create a user; without --password-stdin a 20-character password is generated and printed once'
+            cand list 'List users'
+            cand disable 'Disable a user and end their sessions'
+            cand enable 'Enable a disabled user'
+            cand passwd 'Set a new password (from stdin) and end the user''s sessions'
+            cand role 'Change a user''s role and end their sessions'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'aspjwt;user;help;add'= {
+        }
+        &'aspjwt;user;help;list'= {
+        }
+        &'aspjwt;user;help;disable'= {
+        }
+        &'aspjwt;user;help;enable'= {
+        }
+        &'aspjwt;user;help;passwd'= {
+        }
+        &'aspjwt;user;help;role'= {
+        }
+        &'aspjwt;user;help;help'= {
+        }
+        &'aspjwt;sessions'= {
+            cand --db 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
+            cand --env-file 'The .env file that may name ASPJWT_DB [default: ./.env when present]'
+            cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
+            cand --json 'Machine-readable JSON on stdout, nothing else there'
+            cand -q 'Print only results and errors: no summaries, notices or warnings'
+            cand --quiet 'Print only results and errors: no summaries, notices or warnings'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand list 'List live sessions, newest first'
+            cand revoke 'Revoke sessions: their refresh tokens stop at once, access tokens within 2 s'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'aspjwt;sessions;list'= {
+            cand --user 'Only this user''s sessions'
+            cand --db 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
+            cand --env-file 'The .env file that may name ASPJWT_DB [default: ./.env when present]'
+            cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
+            cand --all 'Include revoked and expired sessions'
+            cand --json 'Machine-readable JSON on stdout, nothing else there'
+            cand -q 'Print only results and errors: no summaries, notices or warnings'
+            cand --quiet 'Print only results and errors: no summaries, notices or warnings'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'aspjwt;sessions;revoke'= {
+            cand --user 'Every session of this user'
+            cand --id 'One session'
+            cand --db 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
+            cand --env-file 'The .env file that may name ASPJWT_DB [default: ./.env when present]'
+            cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
+            cand --all 'Every session of every user'
+            cand --json 'Machine-readable JSON on stdout, nothing else there'
+            cand -q 'Print only results and errors: no summaries, notices or warnings'
+            cand --quiet 'Print only results and errors: no summaries, notices or warnings'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'aspjwt;sessions;help'= {
+            cand list 'List live sessions, newest first'
+            cand revoke 'Revoke sessions: their refresh tokens stop at once, access tokens within 2 s'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'aspjwt;sessions;help;list'= {
+        }
+        &'aspjwt;sessions;help;revoke'= {
+        }
+        &'aspjwt;sessions;help;help'= {
+        }
+        &'aspjwt;audit'= {
+            cand --since 'Only events newer than this (e.g. 1h, 7d)'
+            cand --event 'Only this event (e.g. login_failure, refresh_token_reuse)'
+            cand --user 'Only events of this user (email or user id)'
+            cand --limit 'At most this many events, newest first (0: all)'
+            cand --db 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
+            cand --env-file 'The .env file that may name ASPJWT_DB [default: ./.env when present]'
+            cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
+            cand --json 'Machine-readable JSON on stdout, nothing else there'
+            cand -q 'Print only results and errors: no summaries, notices or warnings'
+            cand --quiet 'Print only results and errors: no summaries, notices or warnings'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'aspjwt;completions'= {
             cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
             cand --json 'Machine-readable JSON on stdout, nothing else there'
@@ -164,6 +376,10 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
             cand decode 'Show a token''s header, claims and times. Never checks the signature'
             cand verify 'Verify a token''s signature and claims with the configured secret'
             cand mint 'Print a token signed exactly as the service signs it'
+            cand serve 'Run the auth service (login, refresh with rotation, logout, token-info)'
+            cand user 'Manage users (works with or without the service running)'
+            cand sessions 'List or revoke sessions: the incident-response \"clear all user sessions\"'
+            cand audit 'Read the audit log'
             cand completions 'Print a shell completion script'
             cand man 'Print the man page (roff)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -179,6 +395,38 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
         &'aspjwt;help;verify'= {
         }
         &'aspjwt;help;mint'= {
+        }
+        &'aspjwt;help;serve'= {
+        }
+        &'aspjwt;help;user'= {
+            cand add 'Create a user; without --password-stdin a 20-character password is generated and printed once'
+            cand list 'List users'
+            cand disable 'Disable a user and end their sessions'
+            cand enable 'Enable a disabled user'
+            cand passwd 'Set a new password (from stdin) and end the user''s sessions'
+            cand role 'Change a user''s role and end their sessions'
+        }
+        &'aspjwt;help;user;add'= {
+        }
+        &'aspjwt;help;user;list'= {
+        }
+        &'aspjwt;help;user;disable'= {
+        }
+        &'aspjwt;help;user;enable'= {
+        }
+        &'aspjwt;help;user;passwd'= {
+        }
+        &'aspjwt;help;user;role'= {
+        }
+        &'aspjwt;help;sessions'= {
+            cand list 'List live sessions, newest first'
+            cand revoke 'Revoke sessions: their refresh tokens stop at once, access tokens within 2 s'
+        }
+        &'aspjwt;help;sessions;list'= {
+        }
+        &'aspjwt;help;sessions;revoke'= {
+        }
+        &'aspjwt;help;audit'= {
         }
         &'aspjwt;help;completions'= {
         }

@@ -37,6 +37,10 @@ complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "check" -d 'Validate a
 complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "decode" -d 'Show a token\'s header, claims and times. Never checks the signature'
 complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "verify" -d 'Verify a token\'s signature and claims with the configured secret'
 complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "mint" -d 'Print a token signed exactly as the service signs it'
+complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "serve" -d 'Run the auth service (login, refresh with rotation, logout, token-info)'
+complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "user" -d 'Manage users (works with or without the service running)'
+complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "sessions" -d 'List or revoke sessions: the incident-response \\"clear all user sessions\\"'
+complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "audit" -d 'Read the audit log'
 complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "man" -d 'Print the man page (roff)'
 complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -129,6 +133,154 @@ complete -c aspjwt -n "__fish_aspjwt_using_subcommand mint" -l json -d 'Machine-
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand mint" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand mint" -s h -l help -d 'Print help'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand mint" -s V -l version -d 'Print version'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand serve" -l bind -d 'Address to listen on (port 0 picks a free one, announced in the log)' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand serve" -l env-file -d 'The .env file to load (dotenvy; the real environment wins) [default: ./.env when present]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand serve" -l db -d 'The SQLite database [default: ASPJWT_DB, else ./data/aspjwt.db]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand serve" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand serve" -l json -d 'Machine-readable JSON on stdout, nothing else there'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand serve" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -l db -d 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -l env-file -d 'The .env file that may name ASPJWT_DB [default: ./.env when present]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -l json -d 'Machine-readable JSON on stdout, nothing else there'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -s h -l help -d 'Print help'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -s V -l version -d 'Print version'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -f -a "add" -d 'Create a user; without --password-stdin a 20-character password is generated and printed once'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -f -a "list" -d 'List users'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -f -a "disable" -d 'Disable a user and end their sessions'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -f -a "enable" -d 'Enable a disabled user'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -f -a "passwd" -d 'Set a new password (from stdin) and end the user\'s sessions'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -f -a "role" -d 'Change a user\'s role and end their sessions'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from add" -l email -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from add" -l name -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from add" -l role -d 'admin, sales_agent, operations_manager, operator or support' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from add" -l db -d 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from add" -l env-file -d 'The .env file that may name ASPJWT_DB [default: ./.env when present]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from add" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from add" -l password-stdin -d 'Read the password from the first line of stdin'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from add" -l json -d 'Machine-readable JSON on stdout, nothing else there'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from add" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from add" -s V -l version -d 'Print version'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from list" -l db -d 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from list" -l env-file -d 'The .env file that may name ASPJWT_DB [default: ./.env when present]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from list" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from list" -l json -d 'Machine-readable JSON on stdout, nothing else there'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from disable" -l email -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from disable" -l db -d 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from disable" -l env-file -d 'The .env file that may name ASPJWT_DB [default: ./.env when present]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from disable" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from disable" -l json -d 'Machine-readable JSON on stdout, nothing else there'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from disable" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from disable" -s h -l help -d 'Print help'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from disable" -s V -l version -d 'Print version'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from enable" -l email -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from enable" -l db -d 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from enable" -l env-file -d 'The .env file that may name ASPJWT_DB [default: ./.env when present]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from enable" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from enable" -l json -d 'Machine-readable JSON on stdout, nothing else there'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from enable" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from enable" -s h -l help -d 'Print help'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from enable" -s V -l version -d 'Print version'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from passwd" -l email -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from passwd" -l db -d 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from passwd" -l env-file -d 'The .env file that may name ASPJWT_DB [default: ./.env when present]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from passwd" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from passwd" -l password-stdin -d 'Read the password from the first line of stdin'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from passwd" -l json -d 'Machine-readable JSON on stdout, nothing else there'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from passwd" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from passwd" -s h -l help -d 'Print help'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from passwd" -s V -l version -d 'Print version'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from role" -l email -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from role" -l role -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from role" -l db -d 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from role" -l env-file -d 'The .env file that may name ASPJWT_DB [default: ./.env when present]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from role" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from role" -l json -d 'Machine-readable JSON on stdout, nothing else there'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from role" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from role" -s h -l help -d 'Print help'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from role" -s V -l version -d 'Print version'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "add" -d 'Create a user; without --password-stdin a 20-character password is generated and printed once'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "list" -d 'List users'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "disable" -d 'Disable a user and end their sessions'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "enable" -d 'Enable a disabled user'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "passwd" -d 'Set a new password (from stdin) and end the user\'s sessions'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "role" -d 'Change a user\'s role and end their sessions'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and not __fish_seen_subcommand_from list revoke help" -l db -d 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and not __fish_seen_subcommand_from list revoke help" -l env-file -d 'The .env file that may name ASPJWT_DB [default: ./.env when present]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and not __fish_seen_subcommand_from list revoke help" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and not __fish_seen_subcommand_from list revoke help" -l json -d 'Machine-readable JSON on stdout, nothing else there'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and not __fish_seen_subcommand_from list revoke help" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and not __fish_seen_subcommand_from list revoke help" -s h -l help -d 'Print help'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and not __fish_seen_subcommand_from list revoke help" -s V -l version -d 'Print version'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and not __fish_seen_subcommand_from list revoke help" -f -a "list" -d 'List live sessions, newest first'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and not __fish_seen_subcommand_from list revoke help" -f -a "revoke" -d 'Revoke sessions: their refresh tokens stop at once, access tokens within 2 s'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and not __fish_seen_subcommand_from list revoke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from list" -l user -d 'Only this user\'s sessions' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from list" -l db -d 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from list" -l env-file -d 'The .env file that may name ASPJWT_DB [default: ./.env when present]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from list" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from list" -l all -d 'Include revoked and expired sessions'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from list" -l json -d 'Machine-readable JSON on stdout, nothing else there'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from revoke" -l user -d 'Every session of this user' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from revoke" -l id -d 'One session' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from revoke" -l db -d 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from revoke" -l env-file -d 'The .env file that may name ASPJWT_DB [default: ./.env when present]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from revoke" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from revoke" -l all -d 'Every session of every user'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from revoke" -l json -d 'Machine-readable JSON on stdout, nothing else there'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from revoke" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from revoke" -s V -l version -d 'Print version'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "list" -d 'List live sessions, newest first'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke sessions: their refresh tokens stop at once, access tokens within 2 s'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand audit" -l since -d 'Only events newer than this (e.g. 1h, 7d)' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand audit" -l event -d 'Only this event (e.g. login_failure, refresh_token_reuse)' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand audit" -l user -d 'Only events of this user (email or user id)' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand audit" -l limit -d 'At most this many events, newest first (0: all)' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand audit" -l db -d 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand audit" -l env-file -d 'The .env file that may name ASPJWT_DB [default: ./.env when present]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand audit" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand audit" -l json -d 'Machine-readable JSON on stdout, nothing else there'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand audit" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand audit" -s h -l help -d 'Print help'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand audit" -s V -l version -d 'Print version'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand completions" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -143,12 +295,24 @@ complete -c aspjwt -n "__fish_aspjwt_using_subcommand man" -l json -d 'Machine-r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand man" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand man" -s h -l help -d 'Print help'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand man" -s V -l version -d 'Print version'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint completions man help" -f -a "generate" -d 'Print fresh secrets from the OS CSPRNG'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint completions man help" -f -a "rotate" -d 'Replace secrets in place across .env and compose files, all or nothing'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint completions man help" -f -a "check" -d 'Validate a configuration offline: secrets, expiries, file permissions'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint completions man help" -f -a "decode" -d 'Show a token\'s header, claims and times. Never checks the signature'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint completions man help" -f -a "verify" -d 'Verify a token\'s signature and claims with the configured secret'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint completions man help" -f -a "mint" -d 'Print a token signed exactly as the service signs it'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint completions man help" -f -a "completions" -d 'Print a shell completion script'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint completions man help" -f -a "man" -d 'Print the man page (roff)'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve user sessions audit completions man help" -f -a "generate" -d 'Print fresh secrets from the OS CSPRNG'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve user sessions audit completions man help" -f -a "rotate" -d 'Replace secrets in place across .env and compose files, all or nothing'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve user sessions audit completions man help" -f -a "check" -d 'Validate a configuration offline: secrets, expiries, file permissions'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve user sessions audit completions man help" -f -a "decode" -d 'Show a token\'s header, claims and times. Never checks the signature'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve user sessions audit completions man help" -f -a "verify" -d 'Verify a token\'s signature and claims with the configured secret'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve user sessions audit completions man help" -f -a "mint" -d 'Print a token signed exactly as the service signs it'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve user sessions audit completions man help" -f -a "serve" -d 'Run the auth service (login, refresh with rotation, logout, token-info)'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve user sessions audit completions man help" -f -a "user" -d 'Manage users (works with or without the service running)'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve user sessions audit completions man help" -f -a "sessions" -d 'List or revoke sessions: the incident-response \\"clear all user sessions\\"'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve user sessions audit completions man help" -f -a "audit" -d 'Read the audit log'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve user sessions audit completions man help" -f -a "completions" -d 'Print a shell completion script'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve user sessions audit completions man help" -f -a "man" -d 'Print the man page (roff)'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve user sessions audit completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "add" -d 'Create a user; without --password-stdin a 20-character password is generated and printed once'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "list" -d 'List users'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "disable" -d 'Disable a user and end their sessions'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "enable" -d 'Enable a disabled user'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "passwd" -d 'Set a new password (from stdin) and end the user\'s sessions'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "role" -d 'Change a user\'s role and end their sessions'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "list" -d 'List live sessions, newest first'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "revoke" -d 'Revoke sessions: their refresh tokens stop at once, access tokens within 2 s'

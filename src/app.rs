@@ -17,6 +17,10 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Decode(args) => commands::tokens::decode(&out, args),
         Command::Verify(args) => commands::tokens::verify(&out, args),
         Command::Mint(args) => commands::tokens::mint(&out, args),
+        Command::Serve(args) => commands::serve::serve(args),
+        Command::User(args) => commands::operator::user(&out, args),
+        Command::Sessions(args) => commands::operator::sessions(&out, args),
+        Command::Audit(args) => commands::operator::audit(&out, args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "aspjwt", &mut std::io::stdout().lock());

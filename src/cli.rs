@@ -75,6 +75,30 @@ pub enum Command {
     )]
     Mint(MintArgs),
 
+    /// Run the auth service (login, refresh with rotation, logout, token-info).
+    #[command(
+        after_help = "Examples:\n  aspjwt serve\n  aspjwt serve --bind 0.0.0.0:8080 --env-file /etc/aspjwt/.env --db /var/lib/aspjwt/aspjwt.db\n\nIt refuses to start on any configuration `aspjwt check` fails. Logs and audit events are JSON lines on stdout."
+    )]
+    Serve(ServeArgs),
+
+    /// Manage users (works with or without the service running).
+    #[command(
+        after_help = "Examples:\n  aspjwt user add --email ops@aspcranes.example --name 'Ops Desk' --role operations_manager\n  printf '%s\\n' \"$PW\" | aspjwt user passwd --email ops@aspcranes.example --password-stdin\n  aspjwt user disable --email leaver@aspcranes.example\n  aspjwt user list"
+    )]
+    User(UserArgs),
+
+    /// List or revoke sessions: the incident-response \"clear all user sessions\".
+    #[command(
+        after_help = "Examples:\n  aspjwt sessions list --user ops@aspcranes.example\n  aspjwt sessions revoke --all\n  aspjwt sessions revoke --id 3fQ2..."
+    )]
+    Sessions(SessionsArgs),
+
+    /// Read the audit log.
+    #[command(
+        after_help = "Examples:\n  aspjwt audit --since 1h\n  aspjwt audit --event refresh_token_reuse --json\n  aspjwt audit --user ops@aspcranes.example --since 7d"
+    )]
+    Audit(AuditArgs),
+
     /// Print a shell completion script.
     #[command(after_help = "Example:\n  aspjwt completions bash > /etc/bash_completion.d/aspjwt")]
     Completions {
@@ -280,6 +304,136 @@ pub struct MintArgs {
 
     #[command(flatten)]
     pub key: KeySource,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one, announced in the log).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+
+    /// The .env file to load (dotenvy; the real environment wins) [default: ./.env when present].
+    #[arg(long, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
+
+    /// The SQLite database [default: ASPJWT_DB, else ./data/aspjwt.db].
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+}
+
+/// Where the operator commands find the database.
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    /// The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db].
+    #[arg(long, value_name = "PATH", global = true)]
+    pub db: Option<PathBuf>,
+
+    /// The .env file that may name ASPJWT_DB [default: ./.env when present].
+    #[arg(long, value_name = "PATH", global = true)]
+    pub env_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct UserArgs {
+    #[command(subcommand)]
+    pub command: UserCommand,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; without --password-stdin a 20-character password is generated and printed once.
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// admin, sales_agent, operations_manager, operator or support.
+        #[arg(long)]
+        role: String,
+        /// Read the password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Disable a user and end their sessions.
+    Disable {
+        #[arg(long)]
+        email: String,
+    },
+    /// Enable a disabled user.
+    Enable {
+        #[arg(long)]
+        email: String,
+    },
+    /// Set a new password (from stdin) and end the user's sessions.
+    Passwd {
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of stdin.
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Change a user's role and end their sessions.
+    Role {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        role: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SessionsArgs {
+    #[command(subcommand)]
+    pub command: SessionsCommand,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// List live sessions, newest first.
+    List {
+        /// Only this user's sessions.
+        #[arg(long, value_name = "EMAIL")]
+        user: Option<String>,
+        /// Include revoked and expired sessions.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revoke sessions: their refresh tokens stop at once, access tokens within 2 s.
+    Revoke {
+        /// Every session of every user.
+        #[arg(long, group = "which")]
+        all: bool,
+        /// Every session of this user.
+        #[arg(long, value_name = "EMAIL", group = "which")]
+        user: Option<String>,
+        /// One session.
+        #[arg(long, value_name = "SESSION", group = "which")]
+        id: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only events newer than this (e.g. 1h, 7d).
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+    /// Only this event (e.g. login_failure, refresh_token_reuse).
+    #[arg(long, value_name = "NAME")]
+    pub event: Option<String>,
+    /// Only events of this user (email or user id).
+    #[arg(long, value_name = "EMAIL")]
+    pub user: Option<String>,
+    /// At most this many events, newest first (0: all).
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub db: DbArgs,
 }
 
 #[derive(Debug, Args)]

@@ -30,6 +30,16 @@ pub fn read_env_doc(path: &Path) -> Result<EnvFile, ConfigError> {
     EnvFile::parse(&bytes).map_err(|e| ConfigError::File(rotate::located(&shown, &e)))
 }
 
+/// A dotenvy error's kind, without any file content.
+fn dotenvy_kind(e: &dotenvy::Error) -> &'static str {
+    match e {
+        dotenvy::Error::LineParse(..) => "a line does not parse",
+        dotenvy::Error::Io(_) => "an I/O error",
+        dotenvy::Error::EnvVar(_) => "an invalid variable",
+        _ => "an error",
+    }
+}
+
 /// Settings by name, with where each came from.
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
@@ -65,10 +75,53 @@ impl Settings {
     /// The process environment's settings for this system.
     pub fn from_process_env() -> Settings {
         let values = std::env::vars()
-            .filter(|(k, _)| k.starts_with("JWT_") || k == names::SESSION_SECRET)
+            .filter(|(k, _)| names::SERVICE_VARS.contains(&k.as_str()) || k.starts_with("JWT_"))
             .map(|(k, v)| (k, Setting { value: v, origin: "environment".into() }))
             .collect();
         Settings { values, source: "environment".into() }
+    }
+
+    /// What the service reads: the .env file through dotenvy (when given, or `./.env`
+    /// when present), with the real environment winning.
+    pub fn for_service(env_file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let default = Path::new(".env");
+        let path = match env_file {
+            Some(p) => Some(p),
+            None if default.is_file() => Some(default),
+            None => None,
+        };
+        let mut settings = match path {
+            Some(p) => Settings::from_dotenvy(p)?,
+            None => Settings::default(),
+        };
+        settings.merge(Settings::from_process_env());
+        Ok(settings)
+    }
+
+    /// Reads a .env file with dotenvy. Errors name the file and line, never its content.
+    pub fn from_dotenvy(path: &Path) -> Result<Settings, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::File(format!("{shown}: cannot read: {}", rotate::plain_io(&e))))?;
+        let mut values = BTreeMap::new();
+        for item in dotenvy::from_read_iter(text.as_bytes()) {
+            let (k, v) = item.map_err(|e| match e {
+                dotenvy::Error::LineParse(line, at) => {
+                    let n = text
+                        .lines()
+                        .position(|l| l.contains(line.lines().next().unwrap_or(&line)))
+                        .map_or(0, |i| i + 1);
+                    ConfigError::File(format!("{shown}:{n}: dotenvy cannot parse this line (at character {})", at + 1))
+                }
+                other => ConfigError::File(format!("{shown}: dotenvy cannot read it: {}", dotenvy_kind(&other))),
+            })?;
+            let line = text
+                .lines()
+                .position(|l| l.trim_start().trim_start_matches("export ").trim_start().starts_with(&format!("{k}=")))
+                .map_or(0, |i| i + 1);
+            values.insert(k, Setting { value: v, origin: format!("{shown}:{line}") });
+        }
+        Ok(Settings { values, source: shown })
     }
 
     pub fn get(&self, name: &str) -> Option<&Setting> {
@@ -126,4 +179,73 @@ impl Settings {
             refresh_ttl: self.ttl(Kind::Refresh)?,
         })
     }
+}
+
+/// Everything `aspjwt serve` needs, validated.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    pub tokens: TokenConfig,
+    pub session_secret: Secret,
+    /// Absolute cap of a session.
+    pub session_max: Duration,
+    /// How long the previous refresh token still gets the current pair.
+    pub reuse_grace: Duration,
+    pub db: std::path::PathBuf,
+    /// `APP_ENV=production`: Secure cookies, HSTS.
+    pub production: bool,
+}
+
+impl ServiceConfig {
+    /// Builds the configuration, or every reason it is unacceptable, one line each:
+    /// the rules of `aspjwt check`, with no development bypass.
+    pub fn from_settings(s: &Settings, db_flag: Option<&Path>) -> Result<ServiceConfig, Vec<String>> {
+        let mut problems: Vec<String> = crate::check::secrets(&s.values)
+            .into_iter()
+            .chain(crate::check::expiries(&s.values))
+            .filter(|f| f.status == crate::check::Status::Fail)
+            .map(|f| format!("{}: {}", f.item, f.detail))
+            .collect();
+        let mut dur = |name, default| match s.duration(name, default) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                problems.push(e.to_string());
+                None
+            }
+        };
+        let session_max = dur(names::SESSION_MAX_LIFETIME, names::DEFAULT_SESSION_MAX_LIFETIME);
+        let reuse_grace = dur(names::REFRESH_REUSE_GRACE, names::DEFAULT_REFRESH_REUSE_GRACE);
+        let tokens = s.token_config();
+        let session_secret = s.get(names::SESSION_SECRET).map(|v| Secret::new(v.value.clone()));
+        match (tokens, session_secret, session_max, reuse_grace) {
+            (Ok(tokens), Some(session_secret), Some(session_max), Some(reuse_grace)) if problems.is_empty() => {
+                Ok(ServiceConfig {
+                    tokens,
+                    session_secret,
+                    session_max,
+                    reuse_grace,
+                    db: db_path(db_flag, s),
+                    production: s.get(names::APP_ENV).is_some_and(|v| v.value.eq_ignore_ascii_case("production")),
+                })
+            }
+            (tokens, ..) => {
+                if let Err(e) = tokens
+                    && problems.is_empty()
+                {
+                    problems.push(e.to_string());
+                }
+                Err(problems)
+            }
+        }
+    }
+}
+
+/// The database location: `--db`, else ASPJWT_DB, else `./data/aspjwt.db`. A
+/// `sqlite:` prefix is accepted and dropped.
+pub fn db_path(flag: Option<&Path>, s: &Settings) -> std::path::PathBuf {
+    let raw = match flag {
+        Some(p) => p.display().to_string(),
+        None => s.get(names::ASPJWT_DB).map_or_else(|| names::DEFAULT_DB.to_string(), |v| v.value.clone()),
+    };
+    let path = raw.strip_prefix("sqlite://").or_else(|| raw.strip_prefix("sqlite:")).unwrap_or(&raw);
+    std::path::PathBuf::from(path)
 }

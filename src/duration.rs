@@ -65,7 +65,9 @@ pub fn human(d: Duration) -> String {
 
 /// "in 12m 3s" for the future, "3h 2m ago" for the past, relative to `now` (epoch seconds).
 pub fn relative(at: i64, now: i64) -> String {
-    if at >= now {
+    if at == now {
+        "just now".into()
+    } else if at > now {
         format!("in {}", human(Duration::from_secs((at - now) as u64)))
     } else {
         format!("{} ago", human(Duration::from_secs(now.saturating_sub(at) as u64)))
@@ -106,6 +108,7 @@ mod tests {
         assert_eq!(human(Duration::from_secs(86_400 + 5)), "1d 5s");
         assert_eq!(relative(100, 0), "in 1m 40s");
         assert_eq!(relative(0, 11_000), "3h 3m ago");
+        assert_eq!(relative(5, 5), "just now");
         assert_eq!(compact(Duration::from_secs(5400)), "1h30m");
     }
 }

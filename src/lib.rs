@@ -1,4 +1,5 @@
 pub mod app;
+pub mod audit;
 pub mod check;
 pub mod cli;
 pub mod commands;
@@ -10,6 +11,9 @@ pub mod error;
 pub mod fsx;
 pub mod names;
 pub mod output;
+pub mod password;
 pub mod rotate;
 pub mod secrets;
+pub mod server;
+pub mod store;
 pub mod token;

@@ -14,6 +14,35 @@ pub const JWT_REFRESH_TOKEN_EXPIRY: &str = "JWT_REFRESH_TOKEN_EXPIRY";
 pub const JWT_ISSUER: &str = "JWT_ISSUER";
 pub const JWT_AUDIENCE: &str = "JWT_AUDIENCE";
 
+/// Absolute cap of a session, however often it refreshes (default 30d).
+pub const SESSION_MAX_LIFETIME: &str = "SESSION_MAX_LIFETIME";
+/// How long the previous refresh token still gets the current pair (default 10s).
+pub const REFRESH_REUSE_GRACE: &str = "REFRESH_REUSE_GRACE";
+/// The database: a SQLite path (default `./data/aspjwt.db`).
+pub const ASPJWT_DB: &str = "ASPJWT_DB";
+/// `production` makes cookies `Secure` and adds HSTS.
+pub const APP_ENV: &str = "APP_ENV";
+
+/// Every variable the service reads from the environment or `.env`.
+pub const SERVICE_VARS: &[&str] = &[
+    JWT_SECRET,
+    JWT_REFRESH_SECRET,
+    SESSION_SECRET,
+    JWT_ACCESS_TOKEN_EXPIRY,
+    JWT_REFRESH_TOKEN_EXPIRY,
+    JWT_ISSUER,
+    JWT_AUDIENCE,
+    SESSION_MAX_LIFETIME,
+    REFRESH_REUSE_GRACE,
+    ASPJWT_DB,
+    APP_ENV,
+];
+
+pub const DEFAULT_SESSION_MAX_LIFETIME: &str = "30d";
+pub const DEFAULT_REFRESH_REUSE_GRACE: &str = "10s";
+pub const DEFAULT_DB: &str = "./data/aspjwt.db";
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+
 /// A secret the project knows by name, with the number of random bytes it gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SecretSpec {

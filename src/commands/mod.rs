@@ -2,7 +2,9 @@
 //! the domain modules and prints the result through `Out`.
 
 pub mod check;
+pub mod operator;
 pub mod secrets;
+pub mod serve;
 pub mod tokens;
 
 use std::path::Path;

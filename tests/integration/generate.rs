@@ -66,7 +66,20 @@ fn usage_errors_exit_2() {
 #[test]
 fn help_on_every_command_has_an_example() {
     let d = Dir::new();
-    for cmd in ["generate", "rotate", "check", "decode", "verify", "mint", "completions", "man"] {
+    for cmd in [
+        "generate",
+        "rotate",
+        "check",
+        "decode",
+        "verify",
+        "mint",
+        "serve",
+        "user",
+        "sessions",
+        "audit",
+        "completions",
+        "man",
+    ] {
         let out = d.run(&[cmd, "--help"]);
         assert!(out.code(0).stdout.contains("Example"), "{cmd}");
     }

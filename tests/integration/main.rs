@@ -1,11 +1,14 @@
 //! One integration crate (one link step): modules grouped by subcommand.
 
+mod service;
 mod util;
 
 mod check;
 mod completions;
 mod corpus;
 mod generate;
+mod operator;
 mod props;
 mod rotate;
+mod serve;
 mod tokens;

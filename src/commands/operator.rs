@@ -1,0 +1,302 @@
+//! `user`, `sessions` and `audit`: the operator commands. They work on the database
+//! directly, with or without the service running (SQLite's locking and the
+//! service's revocation feed keep both views consistent).
+
+use std::io::{BufRead, IsTerminal};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Result, anyhow, bail};
+use colored::Colorize;
+use serde_json::json;
+
+use crate::audit::{Event, Record, escape};
+use crate::cli::{AuditArgs, DbArgs, SessionsArgs, SessionsCommand, UserArgs, UserCommand};
+use crate::config::{self, Settings};
+use crate::error::Exit;
+use crate::output::Out;
+use crate::store::{AuditQuery, NewUser, SqliteStore, Store, User};
+use crate::{duration, names, password};
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Opens the database the service uses: --db, ASPJWT_DB (environment, then .env), default.
+fn open(db: &DbArgs) -> Result<SqliteStore> {
+    let settings = match &db.env_file {
+        Some(p) => {
+            let mut s = Settings::from_env_file(p)?;
+            s.merge(Settings::from_process_env());
+            s
+        }
+        None if std::path::Path::new(".env").is_file() => {
+            let mut s = Settings::from_env_file(std::path::Path::new(".env")).unwrap_or_default();
+            s.merge(Settings::from_process_env());
+            s
+        }
+        None => Settings::from_process_env(),
+    };
+    let path = config::db_path(db.db.as_deref(), &settings);
+    SqliteStore::open(&path).map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
+fn cli_record(event: Event, user: &User) -> Record {
+    let mut r = Record::new(event, true, now() * 1000);
+    r.user_id = Some(user.id.clone());
+    r.email = Some(user.email.clone());
+    r.ip = Some("cli".into());
+    r.user_agent = Some(format!("aspjwt-cli/{}", env!("CARGO_PKG_VERSION")));
+    r
+}
+
+fn read_password() -> Result<String> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        bail!("--password-stdin: pipe the password in (it is never read from the command line)");
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    let pw = line.strip_suffix('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).unwrap_or(&line).to_string();
+    check_password(&pw)?;
+    Ok(pw)
+}
+
+fn check_password(pw: &str) -> Result<()> {
+    if pw.chars().count() < 8 {
+        bail!("the password must have at least 8 characters");
+    }
+    if pw.len() > password::MAX_BYTES {
+        bail!("the password must be at most {} bytes", password::MAX_BYTES);
+    }
+    Ok(())
+}
+
+fn check_role(role: &str) -> Result<()> {
+    if !names::ROLES.contains(&role) {
+        bail!("--role: {role:?} is not a role; roles are {}", names::ROLES.join(", "));
+    }
+    Ok(())
+}
+
+fn user_json(u: &User) -> serde_json::Value {
+    json!({"id": u.id, "email": u.email, "name": u.name, "role": u.role, "disabled": u.disabled, "created_at": u.created_at})
+}
+
+fn when(epoch: i64) -> String {
+    duration::relative(epoch, now())
+}
+
+/// Ends every session of a user after a change to them, and audits both.
+fn end_user_sessions(store: &SqliteStore, user: &User, event: Event, why: &str) -> Result<usize> {
+    store.audit(&cli_record(event, user))?;
+    let n = store.revoke_user_sessions(&user.id, why, now())?;
+    if n > 0 {
+        let mut r = cli_record(Event::SessionRevoked, user);
+        r.reason = Some(format!("{why}: {n} session(s)"));
+        store.audit(&r)?;
+    }
+    Ok(n)
+}
+
+pub fn user(out: &Out, args: UserArgs) -> Result<Exit> {
+    let store = open(&args.db)?;
+    match args.command {
+        UserCommand::Add { email, name, role, password_stdin } => {
+            check_role(&role)?;
+            if !email.contains('@') || email.chars().any(char::is_control) {
+                bail!("--email: {:?} is not an email address", escape(&email));
+            }
+            let (pw, generated) = if password_stdin { (read_password()?, false) } else { (password::generate(), true) };
+            let user = store.create_user(NewUser { email, name, role, password_hash: password::hash(&pw) }, now())?;
+            store.audit(&cli_record(Event::UserCreated, &user))?;
+            if out.json {
+                let mut j = user_json(&user);
+                if generated {
+                    j["password"] = pw.into();
+                }
+                out.json(&j)?;
+            } else {
+                out.line(format!("created {} ({}, {})", user.email, user.role, user.id))?;
+                if generated {
+                    out.line(format!("password: {pw}"))?;
+                    out.note("the password is shown once; hand it over securely");
+                }
+            }
+        }
+        UserCommand::List => {
+            let users = store.list_users()?;
+            if out.json {
+                out.json(&users.iter().map(user_json).collect::<Vec<_>>())?;
+            } else {
+                let rows: Vec<Vec<String>> = users
+                    .iter()
+                    .map(|u| {
+                        let status =
+                            if u.disabled { "disabled".red().to_string() } else { "active".green().to_string() };
+                        vec![
+                            escape(&u.email),
+                            escape(&u.name),
+                            u.role.clone(),
+                            status,
+                            when(u.created_at),
+                            u.id.clone(),
+                        ]
+                    })
+                    .collect();
+                out.table(&["EMAIL", "NAME", "ROLE", "STATUS", "CREATED", "ID"], &rows)?;
+            }
+        }
+        UserCommand::Disable { email } => {
+            let user = store.set_disabled(&email, true, now())?;
+            let n = end_user_sessions(&store, &user, Event::UserDisabled, "user_disabled")?;
+            report(out, &user, &format!("disabled {}; {n} session(s) ended", user.email))?;
+        }
+        UserCommand::Enable { email } => {
+            let user = store.set_disabled(&email, false, now())?;
+            store.audit(&cli_record(Event::UserEnabled, &user))?;
+            report(out, &user, &format!("enabled {}", user.email))?;
+        }
+        UserCommand::Passwd { email, .. } => {
+            let pw = read_password()?;
+            let user = store.set_password(&email, &password::hash(&pw), now())?;
+            let n = end_user_sessions(&store, &user, Event::PasswordChanged, "password_changed")?;
+            report(out, &user, &format!("password changed for {}; {n} session(s) ended", user.email))?;
+        }
+        UserCommand::Role { email, role } => {
+            check_role(&role)?;
+            let user = store.set_role(&email, &role, now())?;
+            let n = end_user_sessions(&store, &user, Event::RoleChanged, "role_changed")?;
+            report(out, &user, &format!("{} is now {}; {n} session(s) ended", user.email, user.role))?;
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+fn report(out: &Out, user: &User, text: &str) -> Result<()> {
+    if out.json {
+        out.json(&user_json(user))?;
+    } else if !out.quiet {
+        out.line(text)?;
+    }
+    Ok(())
+}
+
+pub fn sessions(out: &Out, args: SessionsArgs) -> Result<Exit> {
+    let store = open(&args.db)?;
+    let user_id = |email: &str| -> Result<String> {
+        store.user_by_email(email)?.map(|u| u.id).ok_or_else(|| anyhow!("no user with email {:?}", escape(email)))
+    };
+    match args.command {
+        SessionsCommand::List { user, all } => {
+            let uid = user.as_deref().map(user_id).transpose()?;
+            let now = now();
+            let list = store.list_sessions(uid.as_deref(), all, now)?;
+            if out.json {
+                let rows: Vec<_> = list
+                    .iter()
+                    .map(|s| {
+                        json!({
+                            "id": s.id, "user_id": s.user_id, "email": s.email, "role": s.role,
+                            "created_at": s.created_at, "last_seen_at": s.last_seen_at,
+                            "refresh_expires_at": s.current.refresh_exp, "expires_at": s.expires_at,
+                            "rotations": s.rotations, "revoked_at": s.revoked_at, "revoke_reason": s.revoke_reason,
+                            "ip": s.ip, "user_agent": s.user_agent,
+                        })
+                    })
+                    .collect();
+                out.json(&rows)?;
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|s| {
+                        let state = match (&s.revoked_at, &s.revoke_reason) {
+                            (Some(_), reason) => {
+                                format!("revoked ({})", reason.as_deref().unwrap_or("-")).red().to_string()
+                            }
+                            _ if s.current.refresh_exp <= now || s.expires_at <= now => "expired".yellow().to_string(),
+                            _ => "live".green().to_string(),
+                        };
+                        vec![
+                            s.id.clone(),
+                            escape(&s.email),
+                            s.role.clone(),
+                            when(s.created_at),
+                            when(s.last_seen_at),
+                            s.rotations.to_string(),
+                            escape(s.ip.as_deref().unwrap_or("-")),
+                            state,
+                        ]
+                    })
+                    .collect();
+                out.table(&["SESSION", "USER", "ROLE", "CREATED", "LAST SEEN", "ROTATIONS", "IP", "STATE"], &rows)?;
+            }
+        }
+        SessionsCommand::Revoke { all, user, id } => {
+            let now = now();
+            let (n, scope) = match (all, user, id) {
+                (true, _, _) => (store.revoke_all_sessions("revoked_by_operator", now)?, "all users".to_string()),
+                (_, Some(email), _) => {
+                    (store.revoke_user_sessions(&user_id(&email)?, "revoked_by_operator", now)?, escape(&email))
+                }
+                (_, _, Some(id)) => (
+                    store.revoke_session(&id, "revoked_by_operator", now)? as usize,
+                    format!("session {}", escape(&id)),
+                ),
+                _ => bail!("say which sessions: --all, --user EMAIL or --id SESSION"),
+            };
+            let mut r = Record::new(Event::SessionRevoked, true, now * 1000);
+            r.ip = Some("cli".into());
+            r.reason = Some(format!("operator revoked {n} session(s): {scope}"));
+            store.audit(&r)?;
+            if out.json {
+                out.json(&json!({"revoked": n}))?;
+            } else if !out.quiet {
+                out.line(format!("revoked {n} session(s) ({scope}); their access tokens stop within 2 s"))?;
+            }
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+pub fn audit(out: &Out, args: AuditArgs) -> Result<Exit> {
+    let store = open(&args.db)?;
+    if let Some(e) = &args.event
+        && Event::parse(e).is_none()
+    {
+        let known: Vec<&str> = Event::ALL.iter().map(|e| e.as_str()).collect();
+        bail!("--event: unknown event {e:?}; events are {}", known.join(", "));
+    }
+    let since_ms = match &args.since {
+        Some(s) => Some((now() - duration::parse(s).map_err(|e| anyhow!("--since: {e}"))?.as_secs() as i64) * 1000),
+        None => None,
+    };
+    let records = store.audit_query(&AuditQuery {
+        since_ms,
+        event: args.event.clone(),
+        user: args.user.clone(),
+        limit: args.limit,
+    })?;
+    if out.json {
+        out.json(&records)?;
+        return Ok(Exit::Ok);
+    }
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            let time = crate::token::Time::new(r.at_ms / 1000, r.at_ms / 1000).rfc3339.unwrap_or_default();
+            let outcome =
+                if r.outcome == "success" { r.outcome.green().to_string() } else { r.outcome.red().to_string() };
+            let opt = |v: &Option<String>| escape(v.as_deref().unwrap_or("-"));
+            vec![
+                format!("{time} ({})", when(r.at_ms / 1000)),
+                r.event.clone(),
+                outcome,
+                opt(&r.email),
+                opt(&r.ip),
+                opt(&r.reason),
+            ]
+        })
+        .collect();
+    out.table(&["TIME", "EVENT", "OUTCOME", "EMAIL", "IP", "REASON"], &rows)?;
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,368 @@
+//! The auth endpoints: login, refresh (rotation with reuse detection), logout and
+//! token-info. Handlers stay thin: parse, call the store off the runtime, sign,
+//! answer; every decision worth auditing is audited.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap};
+use hyper::http::request::Parts;
+use hyper::{Response, StatusCode};
+use serde_json::{Value, json};
+
+use super::http::{ApiError, Body, cookie, empty, json as json_response, set_cookie};
+use super::{AppState, Ctx, now};
+use crate::audit::{Event, Record};
+use crate::names::{claim, cookie as cookies};
+use crate::store::{Issued, NewSession, Rotation, Session, normalize_email};
+use crate::token::{self, Check, Claims, Inspected, Kind};
+
+/// Login bodies larger than this are refused with 413.
+pub const MAX_LOGIN_BODY: usize = 16 * 1024;
+/// Clock skew allowed when checking tokens.
+pub const LEEWAY_SECS: i64 = 60;
+
+fn rfc3339(epoch: i64) -> String {
+    token::Time::new(epoch, epoch).rfc3339.unwrap_or_default()
+}
+
+/// The pair of tokens a session's current row describes, signed. Signing the same
+/// row twice gives the same two strings, which is what the grace answer relies on.
+fn sign_pair(state: &AppState, s: &Session) -> (String, String) {
+    let cfg = &state.cfg.tokens;
+    let claims = |kind: Kind, jti: &str, iat: i64, exp: i64| Claims {
+        sub: s.user_id.clone(),
+        email: s.email.clone(),
+        role: s.role.clone(),
+        typ: kind,
+        sid: s.id.clone(),
+        jti: jti.to_string(),
+        iat,
+        exp,
+        iss: cfg.issuer.clone(),
+        aud: cfg.audience.clone(),
+        extra: Default::default(),
+    };
+    let c = &s.current;
+    (
+        token::sign(&claims(Kind::Access, &c.access_jti, c.access_iat, c.access_exp), &cfg.access_secret),
+        token::sign(&claims(Kind::Refresh, &c.refresh_jti, c.refresh_iat, c.refresh_exp), &cfg.refresh_secret),
+    )
+}
+
+/// Fresh token ids and times, never outliving the session's absolute end.
+fn next_pair(state: &AppState, now: i64, session_end: i64) -> Issued {
+    let cfg = &state.cfg.tokens;
+    let secs = |d: Duration| d.as_secs() as i64;
+    Issued {
+        access_jti: token::random_id(),
+        access_iat: now,
+        access_exp: now.saturating_add(secs(cfg.access_ttl)).min(session_end),
+        refresh_jti: token::random_id(),
+        refresh_iat: now,
+        refresh_exp: now.saturating_add(secs(cfg.refresh_ttl)).min(session_end),
+    }
+}
+
+/// A 200 with both cookies set from the session's current pair.
+fn session_response(state: &AppState, s: &Session, user: Value) -> Response<Body> {
+    let (access, refresh) = sign_pair(state, s);
+    let now = now();
+    let secure = state.cfg.production;
+    let c = &s.current;
+    let mut resp = json_response(
+        StatusCode::OK,
+        &json!({
+            "user": user,
+            "accessTokenExpiresAt": rfc3339(c.access_exp),
+            "refreshTokenExpiresAt": rfc3339(c.refresh_exp),
+        }),
+    );
+    let h = resp.headers_mut();
+    h.append(header::SET_COOKIE, set_cookie(cookies::ACCESS_TOKEN, &access, "/", c.access_exp - now, true, secure));
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(cookies::REFRESH_TOKEN, &refresh, "/api/auth", c.refresh_exp - now, true, secure),
+    );
+    resp
+}
+
+fn clear_cookies(resp: &mut Response<Body>, secure: bool) {
+    let h = resp.headers_mut();
+    h.append(header::SET_COOKIE, set_cookie(cookies::ACCESS_TOKEN, "", "/", 0, true, secure));
+    h.append(header::SET_COOKIE, set_cookie(cookies::REFRESH_TOKEN, "", "/api/auth", 0, true, secure));
+}
+
+fn record(event: Event, ok: bool, ctx: &Ctx) -> Record {
+    let mut r = Record::new(event, ok, super::now_ms());
+    r.ip = Some(ctx.ip.clone());
+    r.user_agent = ctx.user_agent.clone();
+    r.request_id = Some(ctx.request_id.clone());
+    r
+}
+
+/// Checks a token against this service's rules for `kind`; returns its claims.
+fn check_token(state: &AppState, raw: &str, kind: Kind, leeway: i64) -> Result<Inspected, String> {
+    let t = token::inspect(raw).map_err(|e| e.to_string())?;
+    let check = Check {
+        algorithms: vec![jsonwebtoken::Algorithm::HS256],
+        leeway,
+        issuer: Some(state.cfg.tokens.issuer.clone()),
+        audience: Some(state.cfg.tokens.audience.clone()),
+        typ: Some(kind),
+    };
+    let failures = t.verify(state.cfg.tokens.secret(kind), &check, now());
+    if let Some(f) = failures.first() {
+        return Err(f.code().to_string());
+    }
+    for c in [claim::SID, claim::JTI, claim::SUB] {
+        if t.claims.get(c).and_then(Value::as_str).is_none_or(str::is_empty) {
+            return Err(format!("missing_{c}"));
+        }
+    }
+    Ok(t)
+}
+
+fn str_claim<'a>(t: &'a Inspected, name: &str) -> &'a str {
+    t.claims.get(name).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The access token from `Authorization: Bearer` or the `access_token` cookie.
+fn access_token(headers: &HeaderMap) -> Option<&str> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.get(..7).filter(|p| p.eq_ignore_ascii_case("bearer ")).map(|_| v[7..].trim()));
+    bearer.or_else(|| cookie(headers, cookies::ACCESS_TOKEN))
+}
+
+/// Authenticates a request by its access token; no database query.
+pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Inspected, ApiError> {
+    let raw =
+        access_token(headers).ok_or_else(|| ApiError::unauthorized("missing_token", "an access token is required"))?;
+    let t = check_token(state, raw, Kind::Access, LEEWAY_SECS)
+        .map_err(|_| ApiError::invalid_token("the access token is invalid or expired"))?;
+    if state.revoked.is_revoked(str_claim(&t, claim::SID)) {
+        return Err(ApiError::invalid_token("the session has ended"));
+    }
+    Ok(t)
+}
+
+async fn read_json(parts: &Parts, body: Incoming, limit: usize) -> Result<Value, ApiError> {
+    let ctype = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mime = ctype.split(';').next().unwrap_or("").trim();
+    if !mime.eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send JSON (Content-Type: application/json)",
+        ));
+    }
+    let too_large =
+        || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body is over {limit} bytes"));
+    if parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|n| n > limit)
+    {
+        return Err(too_large());
+    }
+    let bytes = Limited::new(body, limit).collect().await.map_err(|_| too_large())?.to_bytes();
+    serde_json::from_slice(&bytes).map_err(|_| ApiError::bad_request("invalid_json", "the body is not valid JSON"))
+}
+
+pub async fn login(state: &AppState, parts: &Parts, body: Incoming, ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    let body = read_json(parts, body, MAX_LOGIN_BODY).await?;
+    let field = |name: &str| body.get(name).and_then(Value::as_str).map(str::to_string);
+    let (Some(email), Some(password)) = (field("email"), field("password")) else {
+        return Err(ApiError::bad_request("missing_fields", "email and password are required"));
+    };
+    let generic = || ApiError::unauthorized("invalid_credentials", "invalid email or password");
+    let mut rec = record(Event::LoginFailure, false, ctx);
+    rec.email = Some(email.clone());
+
+    if password.len() > crate::password::MAX_BYTES || email.len() > 320 {
+        rec.reason = Some("password_too_long".into());
+        state.audit(rec).await;
+        return Err(generic());
+    }
+    // A login while presenting a session ends that session.
+    if let Some(raw) = cookie(&parts.headers, cookies::REFRESH_TOKEN)
+        && let Ok(t) = check_token(state, raw, Kind::Refresh, LEEWAY_SECS)
+    {
+        let sid = str_claim(&t, claim::SID).to_string();
+        end_session(state, &sid, "new_login", ctx).await?;
+    }
+
+    let user = state.blocking(move |s| s.user_by_email(&normalize_email(&email))).await?;
+    // Unknown emails verify against a dummy hash: same time, same answer.
+    let hash = user.as_ref().map_or_else(|| state.dummy_hash.clone(), |u| u.password_hash.clone());
+    let ok = state.verify_password(password, hash).await?;
+    let user = match user {
+        Some(u) if ok && !u.disabled => u,
+        other => {
+            rec.user_id = other.as_ref().map(|u| u.id.clone());
+            rec.reason = Some(
+                match other {
+                    None => "unknown_email",
+                    Some(u) if u.disabled => "disabled",
+                    Some(_) => "bad_password",
+                }
+                .into(),
+            );
+            state.audit(rec).await;
+            return Err(generic());
+        }
+    };
+
+    let now = now();
+    let end = now + state.cfg.session_max.as_secs() as i64;
+    let issued = next_pair(state, now, end);
+    let new = NewSession {
+        id: token::random_id(),
+        user_id: user.id.clone(),
+        email: user.email.clone(),
+        role: user.role.clone(),
+        created_at: now,
+        expires_at: end,
+        issued,
+        ip: Some(ctx.ip.clone()),
+        user_agent: ctx.user_agent.clone(),
+    };
+    let sid = new.id.clone();
+    state.blocking(move |s| s.create_session(new)).await?;
+    let session = state.blocking(move |s| s.session(&sid)).await?.ok_or_else(ApiError::internal)?;
+    let mut rec = record(Event::LoginSuccess, true, ctx);
+    rec.user_id = Some(user.id.clone());
+    rec.email = Some(user.email.clone());
+    state.audit(rec).await;
+    Ok(session_response(
+        state,
+        &session,
+        json!({"id": user.id, "email": user.email, "name": user.name, "role": user.role}),
+    ))
+}
+
+pub async fn refresh(state: &AppState, parts: &Parts, ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    let mut rec = record(Event::RefreshFailure, false, ctx);
+    let Some(raw) = cookie(&parts.headers, cookies::REFRESH_TOKEN) else {
+        return Err(ApiError::unauthorized("missing_token", "no refresh token"));
+    };
+    let t = match check_token(state, raw, Kind::Refresh, LEEWAY_SECS) {
+        Ok(t) => t,
+        Err(reason) => {
+            rec.reason = Some(reason);
+            state.audit(rec).await;
+            return Err(ApiError::invalid_token("the refresh token is invalid or expired"));
+        }
+    };
+    let sid = str_claim(&t, claim::SID).to_string();
+    let jti = str_claim(&t, claim::JTI).to_string();
+    rec.user_id = Some(str_claim(&t, claim::SUB).to_string());
+    rec.email = t.claims.get(claim::EMAIL).and_then(Value::as_str).map(str::to_string);
+    let now = now();
+    let grace = state.cfg.reuse_grace.as_secs() as i64;
+    // The store caps the new pair at the session's absolute end.
+    let next = next_pair(state, now, i64::MAX);
+    let outcome = state.blocking(move |s| s.rotate(&sid, &jti, next, now, grace)).await?;
+    let user = |s: &Session| json!({"id": s.user_id, "email": s.email, "role": s.role});
+    match outcome {
+        Rotation::Rotated(s) => {
+            let mut ok = record(Event::Refresh, true, ctx);
+            (ok.user_id, ok.email, ok.reason) =
+                (Some(s.user_id.clone()), Some(s.email.clone()), Some("rotated".into()));
+            state.audit(ok).await;
+            Ok(session_response(state, &s, user(&s)))
+        }
+        Rotation::Grace(s) => {
+            let mut ok = record(Event::Refresh, true, ctx);
+            (ok.user_id, ok.email, ok.reason) = (Some(s.user_id.clone()), Some(s.email.clone()), Some("grace".into()));
+            state.audit(ok).await;
+            Ok(session_response(state, &s, user(&s)))
+        }
+        Rotation::Reused(s) => {
+            state.revoked.insert(&s.id, now);
+            let mut r = record(Event::RefreshTokenReuse, false, ctx);
+            (r.user_id, r.email, r.reason) =
+                (Some(s.user_id.clone()), Some(s.email.clone()), Some("session revoked".into()));
+            state.audit(r).await;
+            let mut resp = ApiError::invalid_token("this refresh token was already used; the session has been ended")
+                .into_response();
+            clear_cookies(&mut resp, state.cfg.production);
+            Ok(resp)
+        }
+        other => {
+            let reason = match &other {
+                Rotation::Revoked(_) => "session_revoked",
+                Rotation::Expired(_) => "session_max_lifetime",
+                _ => "unknown_session",
+            };
+            if let Rotation::Expired(s) = &other {
+                state.revoked.insert(&s.id, now);
+            }
+            rec.reason = Some(reason.into());
+            state.audit(rec).await;
+            Err(ApiError::invalid_token("the session has ended; log in again"))
+        }
+    }
+}
+
+/// Revokes a session here and in the store, and audits it.
+async fn end_session(state: &AppState, sid: &str, reason: &'static str, ctx: &Ctx) -> Result<bool, ApiError> {
+    let now = now();
+    let id = sid.to_string();
+    let revoked = state.blocking(move |s| s.revoke_session(&id, reason, now)).await?;
+    state.revoked.insert(sid, now);
+    if revoked {
+        let mut r = record(if reason == "logout" { Event::Logout } else { Event::SessionRevoked }, true, ctx);
+        r.reason = Some(format!("{reason} (session {sid})"));
+        state.audit(r).await;
+    }
+    Ok(revoked)
+}
+
+pub async fn logout(state: &AppState, parts: &Parts, ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    // The session is named by a token this service signed; expiry does not matter here.
+    let from_refresh = cookie(&parts.headers, cookies::REFRESH_TOKEN)
+        .and_then(|raw| check_token(state, raw, Kind::Refresh, i64::MAX / 4).ok());
+    let from_access =
+        || access_token(&parts.headers).and_then(|raw| check_token(state, raw, Kind::Access, i64::MAX / 4).ok());
+    if let Some(t) = from_refresh.or_else(from_access) {
+        end_session(state, str_claim(&t, claim::SID), "logout", ctx).await?;
+    }
+    let mut resp = empty(StatusCode::NO_CONTENT);
+    clear_cookies(&mut resp, state.cfg.production);
+    Ok(resp)
+}
+
+pub async fn token_info(state: &AppState, parts: &Parts) -> Result<Response<Body>, ApiError> {
+    let t = authenticate(state, &parts.headers)?;
+    let now = now();
+    let num = |name: &str| t.claims.get(name).and_then(Value::as_i64).unwrap_or(0);
+    let (iat, exp) = (num(claim::IAT), num(claim::EXP));
+    let threshold = crate::names::REFRESH_THRESHOLD_SECS as i64;
+    let expires_in = (exp - now).max(0);
+    // The refresh token's expiry, when its cookie came along (it is scoped to /api/auth).
+    let refresh_exp = cookie(&parts.headers, cookies::REFRESH_TOKEN)
+        .and_then(|raw| check_token(state, raw, Kind::Refresh, 0).ok())
+        .filter(|r| str_claim(r, claim::SID) == str_claim(&t, claim::SID))
+        .and_then(|r| r.claims.get(claim::EXP).and_then(Value::as_i64));
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "userId": str_claim(&t, claim::SUB),
+            "email": str_claim(&t, claim::EMAIL),
+            "role": str_claim(&t, claim::ROLE),
+            "sessionId": str_claim(&t, claim::SID),
+            "issuedAt": rfc3339(iat),
+            "expiresAt": rfc3339(exp),
+            "expiresInSeconds": expires_in,
+            "refreshThresholdSeconds": threshold,
+            "shouldRefresh": expires_in <= threshold,
+            "refreshTokenExpiresAt": refresh_exp.map(rfc3339),
+        }),
+    ))
+}

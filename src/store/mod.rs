@@ -1,0 +1,167 @@
+//! Durable state behind one narrow interface: users, sessions (with their rotation
+//! state), revocations and the audit log. The service and the operator commands use
+//! only this trait, so another backend can be added without touching them.
+//!
+//! The trait is synchronous (rusqlite is); the service calls it on tokio's blocking
+//! pool, never on the async runtime.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use crate::audit::Record;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("a user with email {0:?} already exists")]
+    DuplicateEmail(String),
+    #[error("no user with email {0:?}")]
+    NoSuchUser(String),
+    #[error("database error: {0}")]
+    Db(String),
+    #[error("database is unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    /// A PHC string (argon2id); never logged.
+    pub password_hash: String,
+    pub disabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub password_hash: String,
+}
+
+/// The ids and times of one access/refresh token pair. With the session's user
+/// fields they are enough to re-sign the exact same tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    pub access_jti: String,
+    pub access_iat: i64,
+    pub access_exp: i64,
+    pub refresh_jti: String,
+    pub refresh_iat: i64,
+    pub refresh_exp: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: String,
+    pub user_id: String,
+    pub email: String,
+    pub role: String,
+    pub created_at: i64,
+    /// The absolute end of the session, however often it refreshes.
+    pub expires_at: i64,
+    pub current: Issued,
+    pub prev_refresh_jti: Option<String>,
+    pub prev_rotated_at: Option<i64>,
+    pub rotations: i64,
+    pub revoked_at: Option<i64>,
+    pub revoke_reason: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub last_seen_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: String,
+    pub user_id: String,
+    pub email: String,
+    pub role: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub issued: Issued,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// What presenting a refresh token did, decided in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The current token: the session now holds the new pair.
+    Rotated(Session),
+    /// The immediately previous token within the grace period: the current pair again.
+    Grace(Session),
+    /// An older token: the whole session is now revoked.
+    Reused(Session),
+    /// The session was already revoked.
+    Revoked(Session),
+    /// The session passed its absolute lifetime (now revoked).
+    Expired(Session),
+    /// No such session.
+    Unknown,
+}
+
+/// One revocation, in the order they happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    pub seq: i64,
+    pub session_id: String,
+    pub revoked_at: i64,
+}
+
+/// Filters for reading the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub since_ms: Option<i64>,
+    pub event: Option<String>,
+    /// Matches the recorded email (normalised) or the user id.
+    pub user: Option<String>,
+    pub limit: usize,
+}
+
+pub trait Store: Send + Sync + 'static {
+    /// Cheap liveness check of the database.
+    fn ping(&self) -> Result<()>;
+
+    fn create_user(&self, user: NewUser, now: i64) -> Result<User>;
+    fn user_by_email(&self, email: &str) -> Result<Option<User>>;
+    fn user_by_id(&self, id: &str) -> Result<Option<User>>;
+    fn list_users(&self) -> Result<Vec<User>>;
+    fn set_disabled(&self, email: &str, disabled: bool, now: i64) -> Result<User>;
+    fn set_password(&self, email: &str, password_hash: &str, now: i64) -> Result<User>;
+    fn set_role(&self, email: &str, role: &str, now: i64) -> Result<User>;
+
+    fn create_session(&self, session: NewSession) -> Result<()>;
+    fn session(&self, id: &str) -> Result<Option<Session>>;
+    /// Exactly-once rotation: `presented` is the refresh token's jti. The new pair's
+    /// expiries are capped at the session's absolute end.
+    fn rotate(&self, id: &str, presented: &str, next: Issued, now: i64, grace_secs: i64) -> Result<Rotation>;
+    /// Revokes one session; false when it was already revoked or unknown.
+    fn revoke_session(&self, id: &str, reason: &str, now: i64) -> Result<bool>;
+    fn revoke_user_sessions(&self, user_id: &str, reason: &str, now: i64) -> Result<usize>;
+    fn revoke_all_sessions(&self, reason: &str, now: i64) -> Result<usize>;
+    /// Sessions, newest first; only live ones unless `all`.
+    fn list_sessions(&self, user_id: Option<&str>, all: bool, now: i64) -> Result<Vec<Session>>;
+    fn revocations_since(&self, seq: i64) -> Result<Vec<Revocation>>;
+    /// Revocations at or after `since` (epoch seconds), to seed a fresh cache.
+    fn revocations_after(&self, since: i64) -> Result<Vec<Revocation>>;
+    /// The newest revocation's sequence number (0 when none).
+    fn revocation_cursor(&self) -> Result<i64>;
+
+    fn audit(&self, record: &Record) -> Result<()>;
+    /// Flushes and closes cleanly (on shutdown).
+    fn close(&self) -> Result<()>;
+    fn audit_query(&self, query: &AuditQuery) -> Result<Vec<Record>>;
+}
+
+/// How emails are compared and stored: trimmed and lower-cased.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}

@@ -1,0 +1,513 @@
+//! The embedded default: SQLite through rusqlite, in WAL mode, one writer
+//! connection (writes are serialised, which makes rotation a compare-and-swap in
+//! one immediate transaction) and a few reader connections.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
+
+use super::{
+    AuditQuery, Issued, NewSession, NewUser, Result, Revocation, Rotation, Session, Store, StoreError, User,
+    normalize_email,
+};
+use crate::audit::Record;
+
+/// Schema versions, applied in order at open; `PRAGMA user_version` records the last.
+const MIGRATIONS: &[&str] = &[
+    // 1: users, sessions with rotation state, revocations feed, audit log.
+    r#"
+    CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        email TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        disabled INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES users(id),
+        email TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        access_jti TEXT NOT NULL,
+        access_iat INTEGER NOT NULL,
+        access_exp INTEGER NOT NULL,
+        refresh_jti TEXT NOT NULL,
+        refresh_iat INTEGER NOT NULL,
+        refresh_exp INTEGER NOT NULL,
+        prev_refresh_jti TEXT,
+        prev_rotated_at INTEGER,
+        rotations INTEGER NOT NULL DEFAULT 0,
+        revoked_at INTEGER,
+        revoke_reason TEXT,
+        ip TEXT,
+        user_agent TEXT,
+        last_seen_at INTEGER NOT NULL
+    );
+    CREATE INDEX sessions_user ON sessions(user_id);
+    CREATE TABLE revocations (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_id TEXT NOT NULL,
+        revoked_at INTEGER NOT NULL
+    );
+    CREATE INDEX revocations_at ON revocations(revoked_at);
+    CREATE TABLE audit_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms INTEGER NOT NULL,
+        event TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        user_id TEXT,
+        email TEXT,
+        ip TEXT,
+        user_agent TEXT,
+        request_id TEXT,
+        reason TEXT
+    );
+    CREATE INDEX audit_at ON audit_events(at_ms);
+    "#,
+];
+
+const READERS: usize = 4;
+
+pub struct SqliteStore {
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next: AtomicUsize,
+}
+
+fn db(e: rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::CannotOpen
+                    | rusqlite::ErrorCode::ReadOnly
+                    | rusqlite::ErrorCode::DiskFull
+                    | rusqlite::ErrorCode::SystemIoFailure
+                    | rusqlite::ErrorCode::DatabaseBusy
+                    | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
+        {
+            StoreError::Unavailable(f.to_string())
+        }
+        other => StoreError::Db(other.to_string()),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock leaves the connection usable: SQLite rolls back.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating with mode 0600 if needed) and migrates the database at `path`.
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Unavailable(format!("{}: cannot create the folder: {e}", dir.display())))?;
+        }
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| StoreError::Unavailable(format!("{}: cannot create: {e}", path.display())))?;
+        }
+        let open = |flags| {
+            Connection::open_with_flags(path, flags)
+                .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))
+        };
+        let writer = open(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        configure(&writer).map_err(db)?;
+        let mode: String = writer.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(db)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Db(format!("could not switch to WAL mode (got {mode})")));
+        }
+        let mut writer = writer;
+        migrate(&mut writer)?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let c = open(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+                configure(&c).map_err(db)?;
+                Ok(Mutex::new(c))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(SqliteStore { writer: Mutex::new(writer), readers, next: AtomicUsize::new(0) })
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        f(&lock(&self.readers[i])).map_err(db)
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction) -> Result<T>) -> Result<T> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(db)?;
+        Ok(out)
+    }
+
+    /// The schema version in force.
+    pub fn schema_version(&self) -> Result<i64> {
+        self.read(|c| c.pragma_query_value(None, "user_version", |r| r.get(0)))
+    }
+
+    /// Runs `PRAGMA integrity_check`; "ok" when sound.
+    pub fn integrity_check(&self) -> Result<String> {
+        self.read(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get(0)))
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+    let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(db)?;
+    if version as usize > MIGRATIONS.len() {
+        return Err(StoreError::Db(format!(
+            "the database has schema version {version}, newer than this aspjwt knows ({}); upgrade aspjwt",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.execute_batch(sql).map_err(db)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(db)?;
+    }
+    tx.commit().map_err(db)
+}
+
+const USER_COLS: &str = "id, email, name, role, password_hash, disabled, created_at, updated_at";
+
+fn user_row(r: &Row) -> rusqlite::Result<User> {
+    Ok(User {
+        id: r.get(0)?,
+        email: r.get(1)?,
+        name: r.get(2)?,
+        role: r.get(3)?,
+        password_hash: r.get(4)?,
+        disabled: r.get::<_, i64>(5)? != 0,
+        created_at: r.get(6)?,
+        updated_at: r.get(7)?,
+    })
+}
+
+const SESSION_COLS: &str = "id, user_id, email, role, created_at, expires_at, access_jti, access_iat, access_exp, \
+     refresh_jti, refresh_iat, refresh_exp, prev_refresh_jti, prev_rotated_at, rotations, revoked_at, revoke_reason, \
+     ip, user_agent, last_seen_at";
+
+fn session_row(r: &Row) -> rusqlite::Result<Session> {
+    Ok(Session {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        email: r.get(2)?,
+        role: r.get(3)?,
+        created_at: r.get(4)?,
+        expires_at: r.get(5)?,
+        current: Issued {
+            access_jti: r.get(6)?,
+            access_iat: r.get(7)?,
+            access_exp: r.get(8)?,
+            refresh_jti: r.get(9)?,
+            refresh_iat: r.get(10)?,
+            refresh_exp: r.get(11)?,
+        },
+        prev_refresh_jti: r.get(12)?,
+        prev_rotated_at: r.get(13)?,
+        rotations: r.get(14)?,
+        revoked_at: r.get(15)?,
+        revoke_reason: r.get(16)?,
+        ip: r.get(17)?,
+        user_agent: r.get(18)?,
+        last_seen_at: r.get(19)?,
+    })
+}
+
+fn load_session(c: &Connection, id: &str) -> rusqlite::Result<Option<Session>> {
+    c.query_row(&format!("SELECT {SESSION_COLS} FROM sessions WHERE id = ?1"), [id], session_row).optional()
+}
+
+fn load_user(c: &Connection, email: &str) -> Result<User> {
+    c.query_row(&format!("SELECT {USER_COLS} FROM users WHERE email = ?1"), [normalize_email(email)], user_row)
+        .optional()
+        .map_err(db)?
+        .ok_or_else(|| StoreError::NoSuchUser(email.to_string()))
+}
+
+/// Marks sessions revoked and appends them to the revocations feed.
+fn revoke_where(tx: &rusqlite::Transaction, filter: &str, arg: Option<&str>, reason: &str, now: i64) -> Result<usize> {
+    let ids: Vec<String> = {
+        let sql = format!("SELECT id FROM sessions WHERE revoked_at IS NULL AND {filter}");
+        let mut stmt = tx.prepare(&sql).map_err(db)?;
+        stmt.query_map(rusqlite::params_from_iter(arg), |r| r.get(0))
+            .map_err(db)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(db)?
+    };
+    for id in &ids {
+        tx.execute("UPDATE sessions SET revoked_at = ?1, revoke_reason = ?2 WHERE id = ?3", params![now, reason, id])
+            .map_err(db)?;
+        tx.execute("INSERT INTO revocations (session_id, revoked_at) VALUES (?1, ?2)", params![id, now]).map_err(db)?;
+    }
+    Ok(ids.len())
+}
+
+impl Store for SqliteStore {
+    fn ping(&self) -> Result<()> {
+        self.read(|c| c.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)))?;
+        // Writable too: a read-only or full disk is not ready.
+        self.write(|tx| tx.execute_batch("SELECT 1").map_err(db))
+    }
+
+    fn create_user(&self, u: NewUser, now: i64) -> Result<User> {
+        let email = normalize_email(&u.email);
+        self.write(|tx| {
+            let id = crate::token::random_id();
+            let inserted = tx.execute(
+                "INSERT INTO users (id, email, name, role, password_hash, disabled, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6) ON CONFLICT(email) DO NOTHING",
+                params![id, email, u.name, u.role, u.password_hash, now],
+            );
+            match inserted.map_err(db)? {
+                0 => Err(StoreError::DuplicateEmail(email.clone())),
+                _ => load_user(tx, &email),
+            }
+        })
+    }
+
+    fn user_by_email(&self, email: &str) -> Result<Option<User>> {
+        let email = normalize_email(email);
+        self.read(|c| {
+            c.query_row(&format!("SELECT {USER_COLS} FROM users WHERE email = ?1"), [email], user_row).optional()
+        })
+    }
+
+    fn user_by_id(&self, id: &str) -> Result<Option<User>> {
+        self.read(|c| c.query_row(&format!("SELECT {USER_COLS} FROM users WHERE id = ?1"), [id], user_row).optional())
+    }
+
+    fn list_users(&self) -> Result<Vec<User>> {
+        self.read(|c| {
+            let mut stmt = c.prepare(&format!("SELECT {USER_COLS} FROM users ORDER BY email"))?;
+            stmt.query_map([], user_row)?.collect()
+        })
+    }
+
+    fn set_disabled(&self, email: &str, disabled: bool, now: i64) -> Result<User> {
+        self.write(|tx| {
+            let user = load_user(tx, email)?;
+            tx.execute(
+                "UPDATE users SET disabled = ?1, updated_at = ?2 WHERE id = ?3",
+                params![disabled as i64, now, user.id],
+            )
+            .map_err(db)?;
+            load_user(tx, email)
+        })
+    }
+
+    fn set_password(&self, email: &str, hash: &str, now: i64) -> Result<User> {
+        self.write(|tx| {
+            let user = load_user(tx, email)?;
+            tx.execute(
+                "UPDATE users SET password_hash = ?1, updated_at = ?2 WHERE id = ?3",
+                params![hash, now, user.id],
+            )
+            .map_err(db)?;
+            load_user(tx, email)
+        })
+    }
+
+    fn set_role(&self, email: &str, role: &str, now: i64) -> Result<User> {
+        self.write(|tx| {
+            let user = load_user(tx, email)?;
+            tx.execute("UPDATE users SET role = ?1, updated_at = ?2 WHERE id = ?3", params![role, now, user.id])
+                .map_err(db)?;
+            load_user(tx, email)
+        })
+    }
+
+    fn create_session(&self, s: NewSession) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                &format!(
+                    "INSERT INTO sessions ({SESSION_COLS}) VALUES \
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL, NULL, 0, NULL, NULL, ?13, ?14, ?5)"
+                ),
+                params![
+                    s.id,
+                    s.user_id,
+                    s.email,
+                    s.role,
+                    s.created_at,
+                    s.expires_at,
+                    s.issued.access_jti,
+                    s.issued.access_iat,
+                    s.issued.access_exp,
+                    s.issued.refresh_jti,
+                    s.issued.refresh_iat,
+                    s.issued.refresh_exp,
+                    s.ip,
+                    s.user_agent
+                ],
+            )
+            .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    fn session(&self, id: &str) -> Result<Option<Session>> {
+        self.read(|c| load_session(c, id))
+    }
+
+    fn rotate(&self, id: &str, presented: &str, next: Issued, now: i64, grace_secs: i64) -> Result<Rotation> {
+        self.write(|tx| {
+            let Some(s) = load_session(tx, id).map_err(db)? else { return Ok(Rotation::Unknown) };
+            if s.revoked_at.is_some() {
+                return Ok(Rotation::Revoked(s));
+            }
+            if now >= s.expires_at {
+                revoke_where(tx, "id = ?1", Some(id), "session_max_lifetime", now)?;
+                return Ok(Rotation::Expired(load_session(tx, id).map_err(db)?.expect("just read")));
+            }
+            if presented == s.current.refresh_jti {
+                // Compare-and-swap: only the holder of the current jti moves the session on.
+                let changed = tx
+                    .execute(
+                        "UPDATE sessions SET prev_refresh_jti = refresh_jti, prev_rotated_at = ?1, \
+                         access_jti = ?2, access_iat = ?3, access_exp = ?4, \
+                         refresh_jti = ?5, refresh_iat = ?6, refresh_exp = ?7, \
+                         rotations = rotations + 1, last_seen_at = ?1 \
+                         WHERE id = ?8 AND refresh_jti = ?9 AND revoked_at IS NULL",
+                        params![
+                            now,
+                            next.access_jti,
+                            next.access_iat,
+                            next.access_exp.min(s.expires_at),
+                            next.refresh_jti,
+                            next.refresh_iat,
+                            next.refresh_exp.min(s.expires_at),
+                            id,
+                            presented
+                        ],
+                    )
+                    .map_err(db)?;
+                if changed != 1 {
+                    return Err(StoreError::Db("rotation lost its compare-and-swap".into()));
+                }
+                return Ok(Rotation::Rotated(load_session(tx, id).map_err(db)?.expect("just updated")));
+            }
+            let in_grace = s.prev_refresh_jti.as_deref() == Some(presented)
+                && s.prev_rotated_at.is_some_and(|at| now.saturating_sub(at) <= grace_secs);
+            if in_grace {
+                return Ok(Rotation::Grace(s));
+            }
+            revoke_where(tx, "id = ?1", Some(id), "refresh_token_reuse", now)?;
+            Ok(Rotation::Reused(load_session(tx, id).map_err(db)?.expect("just read")))
+        })
+    }
+
+    fn revoke_session(&self, id: &str, reason: &str, now: i64) -> Result<bool> {
+        self.write(|tx| revoke_where(tx, "id = ?1", Some(id), reason, now).map(|n| n > 0))
+    }
+
+    fn revoke_user_sessions(&self, user_id: &str, reason: &str, now: i64) -> Result<usize> {
+        self.write(|tx| revoke_where(tx, "user_id = ?1", Some(user_id), reason, now))
+    }
+
+    fn revoke_all_sessions(&self, reason: &str, now: i64) -> Result<usize> {
+        self.write(|tx| revoke_where(tx, "1 = 1", None, reason, now))
+    }
+
+    fn list_sessions(&self, user_id: Option<&str>, all: bool, now: i64) -> Result<Vec<Session>> {
+        self.read(|c| {
+            let live = if all { "?2 IS NOT NULL" } else { "revoked_at IS NULL AND expires_at > ?2 AND refresh_exp > ?2" };
+            let sql = format!(
+                "SELECT {SESSION_COLS} FROM sessions WHERE (?1 IS NULL OR user_id = ?1) AND {live} ORDER BY created_at DESC, id"
+            );
+            let mut stmt = c.prepare(&sql)?;
+            stmt.query_map(params![user_id, now], session_row)?.collect()
+        })
+    }
+
+    fn revocations_since(&self, seq: i64) -> Result<Vec<Revocation>> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare("SELECT seq, session_id, revoked_at FROM revocations WHERE seq > ?1 ORDER BY seq")?;
+            stmt.query_map([seq], |r| Ok(Revocation { seq: r.get(0)?, session_id: r.get(1)?, revoked_at: r.get(2)? }))?
+                .collect()
+        })
+    }
+
+    fn revocations_after(&self, since: i64) -> Result<Vec<Revocation>> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare("SELECT seq, session_id, revoked_at FROM revocations WHERE revoked_at >= ?1 ORDER BY seq")?;
+            stmt.query_map([since], |r| {
+                Ok(Revocation { seq: r.get(0)?, session_id: r.get(1)?, revoked_at: r.get(2)? })
+            })?
+            .collect()
+        })
+    }
+
+    fn revocation_cursor(&self) -> Result<i64> {
+        self.read(|c| c.query_row("SELECT coalesce(max(seq), 0) FROM revocations", [], |r| r.get(0)))
+    }
+
+    fn audit(&self, r: &Record) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO audit_events (at_ms, event, outcome, user_id, email, ip, user_agent, request_id, reason) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![r.at_ms, r.event, r.outcome, r.user_id, r.email, r.ip, r.user_agent, r.request_id, r.reason],
+            )
+            .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    /// Checkpoints the WAL into the main file.
+    fn close(&self) -> Result<()> {
+        lock(&self.writer).execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").map_err(db)
+    }
+
+    fn audit_query(&self, q: &AuditQuery) -> Result<Vec<Record>> {
+        let user = q.user.as_deref().map(normalize_email);
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT at_ms, event, outcome, user_id, email, ip, user_agent, request_id, reason FROM audit_events \
+                 WHERE (?1 IS NULL OR at_ms >= ?1) AND (?2 IS NULL OR event = ?2) \
+                 AND (?3 IS NULL OR lower(trim(email)) = ?3 OR user_id = ?3 \
+                      OR user_id IN (SELECT id FROM users WHERE email = ?3)) \
+                 ORDER BY at_ms DESC, id DESC LIMIT ?4",
+            )?;
+            let limit = if q.limit == 0 { i64::MAX } else { q.limit as i64 };
+            stmt.query_map(params![q.since_ms, q.event, user, limit], |r| {
+                Ok(Record {
+                    at_ms: r.get(0)?,
+                    event: r.get(1)?,
+                    outcome: r.get(2)?,
+                    user_id: r.get(3)?,
+                    email: r.get(4)?,
+                    ip: r.get(5)?,
+                    user_agent: r.get(6)?,
+                    request_id: r.get(7)?,
+                    reason: r.get(8)?,
+                })
+            })?
+            .collect()
+        })
+    }
+}
