@@ -193,6 +193,18 @@ pub struct ServiceConfig {
     pub db: std::path::PathBuf,
     /// `APP_ENV=production`: Secure cookies, HSTS.
     pub production: bool,
+    pub rate_burst: u32,
+    pub rate_per_5min: u32,
+    pub trusted_proxies: Vec<crate::net::Net>,
+    /// Exact origins (`https://crm.example.com`).
+    pub allowed_origins: Vec<String>,
+    /// `http://host:port` (path prefix allowed) of the CRM backend.
+    pub upstream: Option<String>,
+    pub metrics_bind: Option<std::net::SocketAddr>,
+    pub max_connections: usize,
+    /// Client addresses each per-IP limiter keeps state for.
+    pub rate_limit_clients: usize,
+    pub upstream_timeout: Duration,
 }
 
 impl ServiceConfig {
@@ -214,6 +226,81 @@ impl ServiceConfig {
         };
         let session_max = dur(names::SESSION_MAX_LIFETIME, names::DEFAULT_SESSION_MAX_LIFETIME);
         let reuse_grace = dur(names::REFRESH_REUSE_GRACE, names::DEFAULT_REFRESH_REUSE_GRACE);
+        let upstream_timeout =
+            dur(names::UPSTREAM_TIMEOUT, names::DEFAULT_UPSTREAM_TIMEOUT).unwrap_or(Duration::from_secs(30));
+        let list = |name: &str| -> Vec<String> {
+            s.get(name).map_or_else(Vec::new, |v| {
+                v.value.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_string).collect()
+            })
+        };
+        let mut number = |name: &str, default: u64, range: std::ops::RangeInclusive<u64>| -> u64 {
+            match s.get(name) {
+                None => default,
+                Some(v) => match v.value.trim().parse::<u64>() {
+                    Ok(n) if range.contains(&n) => n,
+                    _ => {
+                        problems.push(format!(
+                            "{name}: {:?} is not a number from {} to {} ({})",
+                            v.value,
+                            range.start(),
+                            range.end(),
+                            v.origin
+                        ));
+                        default
+                    }
+                },
+            }
+        };
+        let rate_burst = number(names::AUTH_RATE_BURST, names::DEFAULT_RATE_BURST.into(), 1..=1_000_000) as u32;
+        let rate_per_5min =
+            number(names::AUTH_RATE_PER_5MIN, names::DEFAULT_RATE_PER_5MIN.into(), 1..=100_000_000) as u32;
+        let max_connections =
+            number(names::ASPJWT_MAX_CONNECTIONS, names::DEFAULT_MAX_CONNECTIONS as u64, 1..=1_000_000) as usize;
+        let rate_limit_clients =
+            number(names::ASPJWT_RATE_LIMIT_CLIENTS, names::DEFAULT_RATE_LIMIT_CLIENTS as u64, 100..=10_000_000)
+                as usize;
+        let mut trusted_proxies = Vec::new();
+        for p in list(names::TRUSTED_PROXIES) {
+            match p.parse() {
+                Ok(n) => trusted_proxies.push(n),
+                Err(e) => problems.push(format!("{}: {e}", names::TRUSTED_PROXIES)),
+            }
+        }
+        let allowed_origins = list(names::ALLOWED_ORIGINS);
+        for o in &allowed_origins {
+            let ok = (o.starts_with("https://") || o.starts_with("http://"))
+                && !o.trim_end_matches('/').contains(['*', ' '])
+                && !o.ends_with('/');
+            if !ok {
+                problems.push(format!(
+                    "{}: {o:?} is not an exact origin like https://crm.example.com (no path, no wildcard)",
+                    names::ALLOWED_ORIGINS
+                ));
+            }
+        }
+        let upstream = s
+            .get(names::UPSTREAM_URL)
+            .map(|v| v.value.trim().trim_end_matches('/').to_string())
+            .filter(|v| !v.is_empty());
+        if let Some(u) = &upstream
+            && (!u.starts_with("http://") || u.parse::<hyper::Uri>().is_err())
+        {
+            problems.push(format!("{}: {u:?} is not an http:// URL of the CRM backend", names::UPSTREAM_URL));
+        }
+        let metrics_bind = match s.get(names::METRICS_BIND) {
+            None => None,
+            Some(v) => match v.value.trim().parse() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    problems.push(format!(
+                        "{}: {:?} is not an address like 127.0.0.1:9100",
+                        names::METRICS_BIND,
+                        v.value
+                    ));
+                    None
+                }
+            },
+        };
         let tokens = s.token_config();
         let session_secret = s.get(names::SESSION_SECRET).map(|v| Secret::new(v.value.clone()));
         match (tokens, session_secret, session_max, reuse_grace) {
@@ -225,6 +312,15 @@ impl ServiceConfig {
                     reuse_grace,
                     db: db_path(db_flag, s),
                     production: s.get(names::APP_ENV).is_some_and(|v| v.value.eq_ignore_ascii_case("production")),
+                    rate_burst,
+                    rate_per_5min,
+                    trusted_proxies,
+                    allowed_origins,
+                    upstream,
+                    metrics_bind,
+                    max_connections,
+                    rate_limit_clients,
+                    upstream_timeout,
                 })
             }
             (tokens, ..) => {

@@ -23,8 +23,35 @@ pub const ASPJWT_DB: &str = "ASPJWT_DB";
 /// `production` makes cookies `Secure` and adds HSTS.
 pub const APP_ENV: &str = "APP_ENV";
 
+/// Per-IP token buckets for login and refresh: burst size and refill per 5 minutes.
+pub const AUTH_RATE_BURST: &str = "AUTH_RATE_BURST";
+pub const AUTH_RATE_PER_5MIN: &str = "AUTH_RATE_PER_5MIN";
+/// Proxies (IPs or networks, comma-separated) whose `X-Forwarded-For` is believed.
+pub const TRUSTED_PROXIES: &str = "TRUSTED_PROXIES";
+/// Origins (comma-separated, exact) allowed for CORS and cookie-authenticated changes.
+pub const ALLOWED_ORIGINS: &str = "ALLOWED_ORIGINS";
+/// The CRM backend the protected routes are forwarded to.
+pub const UPSTREAM_URL: &str = "UPSTREAM_URL";
+/// A separate address for `/metrics` (no auth there: bind it privately).
+pub const METRICS_BIND: &str = "METRICS_BIND";
+/// Most connections served at once.
+pub const ASPJWT_MAX_CONNECTIONS: &str = "ASPJWT_MAX_CONNECTIONS";
+/// Most client addresses each per-IP limiter keeps state for.
+pub const ASPJWT_RATE_LIMIT_CLIENTS: &str = "ASPJWT_RATE_LIMIT_CLIENTS";
+/// How long the upstream may take to start answering (default 30s).
+pub const UPSTREAM_TIMEOUT: &str = "UPSTREAM_TIMEOUT";
+
 /// Every variable the service reads from the environment or `.env`.
 pub const SERVICE_VARS: &[&str] = &[
+    AUTH_RATE_BURST,
+    AUTH_RATE_PER_5MIN,
+    TRUSTED_PROXIES,
+    ALLOWED_ORIGINS,
+    UPSTREAM_URL,
+    METRICS_BIND,
+    ASPJWT_MAX_CONNECTIONS,
+    ASPJWT_RATE_LIMIT_CLIENTS,
+    UPSTREAM_TIMEOUT,
     JWT_SECRET,
     JWT_REFRESH_SECRET,
     SESSION_SECRET,
@@ -42,6 +69,11 @@ pub const DEFAULT_SESSION_MAX_LIFETIME: &str = "30d";
 pub const DEFAULT_REFRESH_REUSE_GRACE: &str = "10s";
 pub const DEFAULT_DB: &str = "./data/aspjwt.db";
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_RATE_BURST: u32 = 30;
+pub const DEFAULT_RATE_PER_5MIN: u32 = 150;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+pub const DEFAULT_RATE_LIMIT_CLIENTS: usize = 100_000;
+pub const DEFAULT_UPSTREAM_TIMEOUT: &str = "30s";
 
 /// A secret the project knows by name, with the number of random bytes it gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +123,9 @@ pub mod cookie {
     pub const REFRESH_TOKEN: &str = "refresh_token";
     pub const CSRF_TOKEN: &str = "csrf_token";
 }
+
+/// The header that must echo the `csrf_token` cookie on cookie-authenticated changes.
+pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// The values of the `typ` claim.
 pub mod typ {

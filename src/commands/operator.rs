@@ -9,13 +9,14 @@ use anyhow::{Result, anyhow, bail};
 use colored::Colorize;
 use serde_json::json;
 
-use crate::audit::{Event, Record, escape};
+use crate::audit::{Event, escape};
 use crate::cli::{AuditArgs, DbArgs, SessionsArgs, SessionsCommand, UserArgs, UserCommand};
 use crate::config::{self, Settings};
+use crate::duration;
 use crate::error::Exit;
 use crate::output::Out;
-use crate::store::{AuditQuery, NewUser, SqliteStore, Store, User};
-use crate::{duration, names, password};
+use crate::store::{AuditQuery, SqliteStore, Store, User};
+use crate::users::{self, Actor};
 
 fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
@@ -40,15 +41,6 @@ fn open(db: &DbArgs) -> Result<SqliteStore> {
     SqliteStore::open(&path).map_err(|e| anyhow!("{}: {e}", path.display()))
 }
 
-fn cli_record(event: Event, user: &User) -> Record {
-    let mut r = Record::new(event, true, now() * 1000);
-    r.user_id = Some(user.id.clone());
-    r.email = Some(user.email.clone());
-    r.ip = Some("cli".into());
-    r.user_agent = Some(format!("aspjwt-cli/{}", env!("CARGO_PKG_VERSION")));
-    r
-}
-
 fn read_password() -> Result<String> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
@@ -57,78 +49,41 @@ fn read_password() -> Result<String> {
     let mut line = String::new();
     stdin.lock().read_line(&mut line)?;
     let pw = line.strip_suffix('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).unwrap_or(&line).to_string();
-    check_password(&pw)?;
+    users::check_password(&pw)?;
     Ok(pw)
-}
-
-fn check_password(pw: &str) -> Result<()> {
-    if pw.chars().count() < 8 {
-        bail!("the password must have at least 8 characters");
-    }
-    if pw.len() > password::MAX_BYTES {
-        bail!("the password must be at most {} bytes", password::MAX_BYTES);
-    }
-    Ok(())
-}
-
-fn check_role(role: &str) -> Result<()> {
-    if !names::ROLES.contains(&role) {
-        bail!("--role: {role:?} is not a role; roles are {}", names::ROLES.join(", "));
-    }
-    Ok(())
-}
-
-fn user_json(u: &User) -> serde_json::Value {
-    json!({"id": u.id, "email": u.email, "name": u.name, "role": u.role, "disabled": u.disabled, "created_at": u.created_at})
 }
 
 fn when(epoch: i64) -> String {
     duration::relative(epoch, now())
 }
 
-/// Ends every session of a user after a change to them, and audits both.
-fn end_user_sessions(store: &SqliteStore, user: &User, event: Event, why: &str) -> Result<usize> {
-    store.audit(&cli_record(event, user))?;
-    let n = store.revoke_user_sessions(&user.id, why, now())?;
-    if n > 0 {
-        let mut r = cli_record(Event::SessionRevoked, user);
-        r.reason = Some(format!("{why}: {n} session(s)"));
-        store.audit(&r)?;
-    }
-    Ok(n)
-}
-
 pub fn user(out: &Out, args: UserArgs) -> Result<Exit> {
     let store = open(&args.db)?;
+    let actor = Actor::cli();
     match args.command {
         UserCommand::Add { email, name, role, password_stdin } => {
-            check_role(&role)?;
-            if !email.contains('@') || email.chars().any(char::is_control) {
-                bail!("--email: {:?} is not an email address", escape(&email));
-            }
-            let (pw, generated) = if password_stdin { (read_password()?, false) } else { (password::generate(), true) };
-            let user = store.create_user(NewUser { email, name, role, password_hash: password::hash(&pw) }, now())?;
-            store.audit(&cli_record(Event::UserCreated, &user))?;
+            let pw = if password_stdin { Some(read_password()?) } else { None };
+            let (user, generated) = users::create(&store, &email, &name, &role, pw, &actor, now())?;
             if out.json {
-                let mut j = user_json(&user);
-                if generated {
-                    j["password"] = pw.into();
+                let mut j = users::public(&user);
+                if let Some(pw) = &generated {
+                    j["password"] = pw.clone().into();
                 }
                 out.json(&j)?;
             } else {
                 out.line(format!("created {} ({}, {})", user.email, user.role, user.id))?;
-                if generated {
+                if let Some(pw) = generated {
                     out.line(format!("password: {pw}"))?;
                     out.note("the password is shown once; hand it over securely");
                 }
             }
         }
         UserCommand::List => {
-            let users = store.list_users()?;
+            let list = store.list_users()?;
             if out.json {
-                out.json(&users.iter().map(user_json).collect::<Vec<_>>())?;
+                out.json(&list.iter().map(users::public).collect::<Vec<_>>())?;
             } else {
-                let rows: Vec<Vec<String>> = users
+                let rows: Vec<Vec<String>> = list
                     .iter()
                     .map(|u| {
                         let status =
@@ -147,25 +102,20 @@ pub fn user(out: &Out, args: UserArgs) -> Result<Exit> {
             }
         }
         UserCommand::Disable { email } => {
-            let user = store.set_disabled(&email, true, now())?;
-            let n = end_user_sessions(&store, &user, Event::UserDisabled, "user_disabled")?;
+            let (user, n) = users::set_disabled(&store, &email, true, &actor, now())?;
             report(out, &user, &format!("disabled {}; {n} session(s) ended", user.email))?;
         }
         UserCommand::Enable { email } => {
-            let user = store.set_disabled(&email, false, now())?;
-            store.audit(&cli_record(Event::UserEnabled, &user))?;
+            let (user, _) = users::set_disabled(&store, &email, false, &actor, now())?;
             report(out, &user, &format!("enabled {}", user.email))?;
         }
         UserCommand::Passwd { email, .. } => {
             let pw = read_password()?;
-            let user = store.set_password(&email, &password::hash(&pw), now())?;
-            let n = end_user_sessions(&store, &user, Event::PasswordChanged, "password_changed")?;
+            let (user, n) = users::set_password(&store, &email, &pw, &actor, now())?;
             report(out, &user, &format!("password changed for {}; {n} session(s) ended", user.email))?;
         }
         UserCommand::Role { email, role } => {
-            check_role(&role)?;
-            let user = store.set_role(&email, &role, now())?;
-            let n = end_user_sessions(&store, &user, Event::RoleChanged, "role_changed")?;
+            let (user, n) = users::set_role(&store, &email, &role, &actor, now())?;
             report(out, &user, &format!("{} is now {}; {n} session(s) ended", user.email, user.role))?;
         }
     }
@@ -174,7 +124,7 @@ pub fn user(out: &Out, args: UserArgs) -> Result<Exit> {
 
 fn report(out: &Out, user: &User, text: &str) -> Result<()> {
     if out.json {
-        out.json(&user_json(user))?;
+        out.json(&users::public(user))?;
     } else if !out.quiet {
         out.line(text)?;
     }
@@ -244,8 +194,7 @@ pub fn sessions(out: &Out, args: SessionsArgs) -> Result<Exit> {
                 ),
                 _ => bail!("say which sessions: --all, --user EMAIL or --id SESSION"),
             };
-            let mut r = Record::new(Event::SessionRevoked, true, now * 1000);
-            r.ip = Some("cli".into());
+            let mut r = Actor::cli().record(Event::SessionRevoked, None, now);
             r.reason = Some(format!("operator revoked {n} session(s): {scope}"));
             store.audit(&r)?;
             if out.json {

@@ -1,6 +1,7 @@
 //! The auth endpoints: login, refresh (rotation with reuse detection), logout and
-//! token-info. Handlers stay thin: parse, call the store off the runtime, sign,
-//! answer; every decision worth auditing is audited.
+//! token-info, and `authenticate` for every protected route. Handlers stay thin:
+//! check limits, parse, call the store off the runtime, sign, answer; every
+//! decision worth auditing is audited.
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use hyper::http::request::Parts;
 use hyper::{Response, StatusCode};
 use serde_json::{Value, json};
 
+use super::csrf;
 use super::http::{ApiError, Body, cookie, empty, json as json_response, set_cookie};
 use super::{AppState, Ctx, now};
 use crate::audit::{Event, Record};
@@ -20,7 +22,7 @@ use crate::token::{self, Check, Claims, Inspected, Kind};
 
 /// Login bodies larger than this are refused with 413.
 pub const MAX_LOGIN_BODY: usize = 16 * 1024;
-/// Clock skew allowed when checking tokens.
+/// Clock skew allowed when checking tokens (exp, nbf, iat).
 pub const LEEWAY_SECS: i64 = 60;
 
 fn rfc3339(epoch: i64) -> String {
@@ -51,21 +53,21 @@ fn sign_pair(state: &AppState, s: &Session) -> (String, String) {
     )
 }
 
-/// Fresh token ids and times, never outliving the session's absolute end.
-fn next_pair(state: &AppState, now: i64, session_end: i64) -> Issued {
+/// Fresh token ids and times; the store caps them at the session's absolute end.
+fn next_pair(state: &AppState, now: i64) -> Issued {
     let cfg = &state.cfg.tokens;
     let secs = |d: Duration| d.as_secs() as i64;
     Issued {
         access_jti: token::random_id(),
         access_iat: now,
-        access_exp: now.saturating_add(secs(cfg.access_ttl)).min(session_end),
+        access_exp: now.saturating_add(secs(cfg.access_ttl)),
         refresh_jti: token::random_id(),
         refresh_iat: now,
-        refresh_exp: now.saturating_add(secs(cfg.refresh_ttl)).min(session_end),
+        refresh_exp: now.saturating_add(secs(cfg.refresh_ttl)),
     }
 }
 
-/// A 200 with both cookies set from the session's current pair.
+/// A 200 with the token cookies and a fresh CSRF cookie, from the session's current pair.
 fn session_response(state: &AppState, s: &Session, user: Value) -> Response<Body> {
     let (access, refresh) = sign_pair(state, s);
     let now = now();
@@ -79,12 +81,14 @@ fn session_response(state: &AppState, s: &Session, user: Value) -> Response<Body
             "refreshTokenExpiresAt": rfc3339(c.refresh_exp),
         }),
     );
+    let csrf = csrf::issue(&state.cfg.session_secret, &s.id);
     let h = resp.headers_mut();
     h.append(header::SET_COOKIE, set_cookie(cookies::ACCESS_TOKEN, &access, "/", c.access_exp - now, true, secure));
     h.append(
         header::SET_COOKIE,
         set_cookie(cookies::REFRESH_TOKEN, &refresh, "/api/auth", c.refresh_exp - now, true, secure),
     );
+    h.append(header::SET_COOKIE, set_cookie(cookies::CSRF_TOKEN, &csrf, "/", c.refresh_exp - now, false, secure));
     resp
 }
 
@@ -92,17 +96,19 @@ fn clear_cookies(resp: &mut Response<Body>, secure: bool) {
     let h = resp.headers_mut();
     h.append(header::SET_COOKIE, set_cookie(cookies::ACCESS_TOKEN, "", "/", 0, true, secure));
     h.append(header::SET_COOKIE, set_cookie(cookies::REFRESH_TOKEN, "", "/api/auth", 0, true, secure));
+    h.append(header::SET_COOKIE, set_cookie(cookies::CSRF_TOKEN, "", "/", 0, false, secure));
 }
 
-fn record(event: Event, ok: bool, ctx: &Ctx) -> Record {
+pub fn record(event: Event, ok: bool, ctx: &Ctx) -> Record {
     let mut r = Record::new(event, ok, super::now_ms());
-    r.ip = Some(ctx.ip.clone());
+    r.ip = Some(ctx.ip.to_string());
     r.user_agent = ctx.user_agent.clone();
     r.request_id = Some(ctx.request_id.clone());
     r
 }
 
-/// Checks a token against this service's rules for `kind`; returns its claims.
+/// Checks a token against this service's rules for `kind`: HS256 only, exp/nbf/iat
+/// with leeway, iss, aud, typ, and non-empty sid, jti and sub.
 fn check_token(state: &AppState, raw: &str, kind: Kind, leeway: i64) -> Result<Inspected, String> {
     let t = token::inspect(raw).map_err(|e| e.to_string())?;
     let check = Check {
@@ -112,8 +118,7 @@ fn check_token(state: &AppState, raw: &str, kind: Kind, leeway: i64) -> Result<I
         audience: Some(state.cfg.tokens.audience.clone()),
         typ: Some(kind),
     };
-    let failures = t.verify(state.cfg.tokens.secret(kind), &check, now());
-    if let Some(f) = failures.first() {
+    if let Some(f) = t.verify(state.cfg.tokens.secret(kind), &check, now()).first() {
         return Err(f.code().to_string());
     }
     for c in [claim::SID, claim::JTI, claim::SUB] {
@@ -124,29 +129,88 @@ fn check_token(state: &AppState, raw: &str, kind: Kind, leeway: i64) -> Result<I
     Ok(t)
 }
 
-fn str_claim<'a>(t: &'a Inspected, name: &str) -> &'a str {
+pub fn str_claim<'a>(t: &'a Inspected, name: &str) -> &'a str {
     t.claims.get(name).and_then(Value::as_str).unwrap_or("")
 }
 
-/// The access token from `Authorization: Bearer` or the `access_token` cookie.
-fn access_token(headers: &HeaderMap) -> Option<&str> {
-    let bearer = headers
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.get(..7).filter(|p| p.eq_ignore_ascii_case("bearer ")).map(|_| v[7..].trim()));
-    bearer.or_else(|| cookie(headers, cookies::ACCESS_TOKEN))
+        .and_then(|v| v.get(..7).filter(|p| p.eq_ignore_ascii_case("bearer ")).map(|_| v[7..].trim()))
 }
 
-/// Authenticates a request by its access token; no database query.
-pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Inspected, ApiError> {
-    let raw =
-        access_token(headers).ok_or_else(|| ApiError::unauthorized("missing_token", "an access token is required"))?;
-    let t = check_token(state, raw, Kind::Access, LEEWAY_SECS)
-        .map_err(|_| ApiError::invalid_token("the access token is invalid or expired"))?;
-    if state.revoked.is_revoked(str_claim(&t, claim::SID)) {
+/// A caller authenticated by an access token.
+pub struct Caller {
+    pub token: Inspected,
+    /// True when the token came from the cookie (so CSRF rules apply), false for Bearer.
+    pub by_cookie: bool,
+}
+
+impl Caller {
+    pub fn sid(&self) -> &str {
+        str_claim(&self.token, claim::SID)
+    }
+
+    pub fn role(&self) -> &str {
+        str_claim(&self.token, claim::ROLE)
+    }
+}
+
+/// Authenticates a request by its access token (Bearer, else cookie; never the query
+/// string). No database query: revocations come from the in-memory set.
+pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let (raw, by_cookie) = match bearer(headers) {
+        Some(t) => (t, false),
+        None => match cookie(headers, cookies::ACCESS_TOKEN) {
+            Some(t) => (t, true),
+            None => {
+                state.metrics.access_rejected("missing");
+                return Err(ApiError::unauthorized("missing_token", "an access token is required"));
+            }
+        },
+    };
+    let token = check_token(state, raw, Kind::Access, LEEWAY_SECS).map_err(|_| {
+        state.metrics.access_rejected("invalid");
+        ApiError::invalid_token("the access token is invalid or expired")
+    })?;
+    if state.revoked.is_revoked(str_claim(&token, claim::SID)) {
+        state.metrics.access_rejected("revoked");
         return Err(ApiError::invalid_token("the session has ended"));
     }
-    Ok(t)
+    Ok(Caller { token, by_cookie })
+}
+
+/// The CSRF rules for a cookie-authenticated change to session `sid`.
+pub async fn require_csrf(state: &AppState, headers: &HeaderMap, sid: &str, ctx: &Ctx) -> Result<(), ApiError> {
+    let verdict = csrf::check_origin(headers, &state.cfg.allowed_origins)
+        .and_then(|()| csrf::check_token(headers, &state.cfg.session_secret, sid));
+    if let Err(refusal) = verdict {
+        state.metrics.csrf_rejected();
+        let mut r = record(Event::CsrfRejected, false, ctx);
+        r.reason = Some(refusal.message().into());
+        state.audit_noisy(r).await;
+        return Err(ApiError::forbidden("csrf_rejected", refusal.message()));
+    }
+    Ok(())
+}
+
+/// The per-IP bucket for `which` ("login" or "refresh").
+async fn rate_limit(state: &AppState, which: &str, ctx: &Ctx) -> Result<(), ApiError> {
+    let limiter = if which == "login" { &state.login_limiter } else { &state.refresh_limiter };
+    if let Err(wait) = limiter.check(ctx.ip) {
+        state.metrics.rate_limited();
+        if which == "login" {
+            state.metrics.login("rate_limited");
+        } else {
+            state.metrics.refresh("rate_limited");
+        }
+        let mut r = record(Event::RateLimited, false, ctx);
+        r.reason = Some(format!("{which} limit; retry in {}s", wait.as_secs_f64().ceil()));
+        state.audit_noisy(r).await;
+        return Err(ApiError::too_many(wait));
+    }
+    Ok(())
 }
 
 async fn read_json(parts: &Parts, body: Incoming, limit: usize) -> Result<Value, ApiError> {
@@ -174,7 +238,13 @@ async fn read_json(parts: &Parts, body: Incoming, limit: usize) -> Result<Value,
     serde_json::from_slice(&bytes).map_err(|_| ApiError::bad_request("invalid_json", "the body is not valid JSON"))
 }
 
+/// Parses a JSON body for the users API (same rules as login).
+pub async fn json_body(parts: &Parts, body: Incoming) -> Result<Value, ApiError> {
+    read_json(parts, body, MAX_LOGIN_BODY).await
+}
+
 pub async fn login(state: &AppState, parts: &Parts, body: Incoming, ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    rate_limit(state, "login", ctx).await?;
     let body = read_json(parts, body, MAX_LOGIN_BODY).await?;
     let field = |name: &str| body.get(name).and_then(Value::as_str).map(str::to_string);
     let (Some(email), Some(password)) = (field("email"), field("password")) else {
@@ -185,7 +255,8 @@ pub async fn login(state: &AppState, parts: &Parts, body: Incoming, ctx: &Ctx) -
     rec.email = Some(email.clone());
 
     if password.len() > crate::password::MAX_BYTES || email.len() > 320 {
-        rec.reason = Some("password_too_long".into());
+        rec.reason = Some("too_long".into());
+        state.metrics.login("invalid_credentials");
         state.audit(rec).await;
         return Err(generic());
     }
@@ -193,8 +264,23 @@ pub async fn login(state: &AppState, parts: &Parts, body: Incoming, ctx: &Ctx) -
     if let Some(raw) = cookie(&parts.headers, cookies::REFRESH_TOKEN)
         && let Ok(t) = check_token(state, raw, Kind::Refresh, LEEWAY_SECS)
     {
-        let sid = str_claim(&t, claim::SID).to_string();
-        end_session(state, &sid, "new_login", ctx).await?;
+        end_session(state, str_claim(&t, claim::SID), "new_login", ctx).await?;
+    }
+
+    // Per account, existing or not: a lock answers like a wrong password.
+    let key = normalize_email(&email);
+    let now = now();
+    let throttle = state
+        .blocking({
+            let key = key.clone();
+            move |s| s.throttle(&key)
+        })
+        .await?;
+    if throttle.locked(now) {
+        rec.reason = Some(format!("account_locked until {}", rfc3339(throttle.locked_until)));
+        state.metrics.login("locked");
+        state.audit(rec).await;
+        return Err(generic());
     }
 
     let user = state.blocking(move |s| s.user_by_email(&normalize_email(&email))).await?;
@@ -213,14 +299,33 @@ pub async fn login(state: &AppState, parts: &Parts, body: Incoming, ctx: &Ctx) -
                 }
                 .into(),
             );
+            state.metrics.login("invalid_credentials");
+            let after = state
+                .blocking({
+                    let key = key.clone();
+                    move |s| s.record_login_failure(&key, now)
+                })
+                .await?;
+            let email = rec.email.clone();
             state.audit(rec).await;
+            if after.locked_until > throttle.locked_until.max(now) {
+                let mut lock = record(Event::AccountLocked, false, ctx);
+                lock.email = email;
+                lock.reason = Some(format!(
+                    "{} consecutive failures; locked until {}",
+                    after.consecutive,
+                    rfc3339(after.locked_until)
+                ));
+                state.audit(lock).await;
+            }
             return Err(generic());
         }
     };
+    if throttle.consecutive > 0 {
+        state.blocking(move |s| s.clear_throttle(&key)).await?;
+    }
 
-    let now = now();
     let end = now + state.cfg.session_max.as_secs() as i64;
-    let issued = next_pair(state, now, end);
     let new = NewSession {
         id: token::random_id(),
         user_id: user.id.clone(),
@@ -228,8 +333,8 @@ pub async fn login(state: &AppState, parts: &Parts, body: Incoming, ctx: &Ctx) -
         role: user.role.clone(),
         created_at: now,
         expires_at: end,
-        issued,
-        ip: Some(ctx.ip.clone()),
+        issued: next_pair(state, now),
+        ip: Some(ctx.ip.to_string()),
         user_agent: ctx.user_agent.clone(),
     };
     let sid = new.id.clone();
@@ -239,6 +344,7 @@ pub async fn login(state: &AppState, parts: &Parts, body: Incoming, ctx: &Ctx) -
     rec.user_id = Some(user.id.clone());
     rec.email = Some(user.email.clone());
     state.audit(rec).await;
+    state.metrics.login("success");
     Ok(session_response(
         state,
         &session,
@@ -247,44 +353,50 @@ pub async fn login(state: &AppState, parts: &Parts, body: Incoming, ctx: &Ctx) -
 }
 
 pub async fn refresh(state: &AppState, parts: &Parts, ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    rate_limit(state, "refresh", ctx).await?;
     let mut rec = record(Event::RefreshFailure, false, ctx);
     let Some(raw) = cookie(&parts.headers, cookies::REFRESH_TOKEN) else {
+        state.metrics.refresh("invalid");
         return Err(ApiError::unauthorized("missing_token", "no refresh token"));
     };
     let t = match check_token(state, raw, Kind::Refresh, LEEWAY_SECS) {
         Ok(t) => t,
         Err(reason) => {
             rec.reason = Some(reason);
+            state.metrics.refresh("invalid");
             state.audit(rec).await;
             return Err(ApiError::invalid_token("the refresh token is invalid or expired"));
         }
     };
     let sid = str_claim(&t, claim::SID).to_string();
+    require_csrf(state, &parts.headers, &sid, ctx).await?;
     let jti = str_claim(&t, claim::JTI).to_string();
     rec.user_id = Some(str_claim(&t, claim::SUB).to_string());
     rec.email = t.claims.get(claim::EMAIL).and_then(Value::as_str).map(str::to_string);
     let now = now();
     let grace = state.cfg.reuse_grace.as_secs() as i64;
-    // The store caps the new pair at the session's absolute end.
-    let next = next_pair(state, now, i64::MAX);
+    let next = next_pair(state, now);
     let outcome = state.blocking(move |s| s.rotate(&sid, &jti, next, now, grace)).await?;
     let user = |s: &Session| json!({"id": s.user_id, "email": s.email, "role": s.role});
+    let success = |s: &Session, how: &str| {
+        let mut ok = record(Event::Refresh, true, ctx);
+        (ok.user_id, ok.email, ok.reason) = (Some(s.user_id.clone()), Some(s.email.clone()), Some(how.to_string()));
+        ok
+    };
     match outcome {
         Rotation::Rotated(s) => {
-            let mut ok = record(Event::Refresh, true, ctx);
-            (ok.user_id, ok.email, ok.reason) =
-                (Some(s.user_id.clone()), Some(s.email.clone()), Some("rotated".into()));
-            state.audit(ok).await;
+            state.metrics.refresh("rotated");
+            state.audit(success(&s, "rotated")).await;
             Ok(session_response(state, &s, user(&s)))
         }
         Rotation::Grace(s) => {
-            let mut ok = record(Event::Refresh, true, ctx);
-            (ok.user_id, ok.email, ok.reason) = (Some(s.user_id.clone()), Some(s.email.clone()), Some("grace".into()));
-            state.audit(ok).await;
+            state.metrics.refresh("grace");
+            state.audit(success(&s, "grace")).await;
             Ok(session_response(state, &s, user(&s)))
         }
         Rotation::Reused(s) => {
             state.revoked.insert(&s.id, now);
+            state.metrics.refresh("reuse_revoked");
             let mut r = record(Event::RefreshTokenReuse, false, ctx);
             (r.user_id, r.email, r.reason) =
                 (Some(s.user_id.clone()), Some(s.email.clone()), Some("session revoked".into()));
@@ -303,6 +415,7 @@ pub async fn refresh(state: &AppState, parts: &Parts, ctx: &Ctx) -> Result<Respo
             if let Rotation::Expired(s) = &other {
                 state.revoked.insert(&s.id, now);
             }
+            state.metrics.refresh("invalid");
             rec.reason = Some(reason.into());
             state.audit(rec).await;
             Err(ApiError::invalid_token("the session has ended; log in again"))
@@ -326,11 +439,18 @@ async fn end_session(state: &AppState, sid: &str, reason: &'static str, ctx: &Ct
 
 pub async fn logout(state: &AppState, parts: &Parts, ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     // The session is named by a token this service signed; expiry does not matter here.
-    let from_refresh = cookie(&parts.headers, cookies::REFRESH_TOKEN)
-        .and_then(|raw| check_token(state, raw, Kind::Refresh, i64::MAX / 4).ok());
-    let from_access =
-        || access_token(&parts.headers).and_then(|raw| check_token(state, raw, Kind::Access, i64::MAX / 4).ok());
-    if let Some(t) = from_refresh.or_else(from_access) {
+    let forever = i64::MAX / 4;
+    let by_cookie = cookie(&parts.headers, cookies::REFRESH_TOKEN)
+        .and_then(|raw| check_token(state, raw, Kind::Refresh, forever).ok())
+        .or_else(|| {
+            cookie(&parts.headers, cookies::ACCESS_TOKEN)
+                .and_then(|raw| check_token(state, raw, Kind::Access, forever).ok())
+        });
+    let by_bearer = || bearer(&parts.headers).and_then(|raw| check_token(state, raw, Kind::Access, forever).ok());
+    if let Some(t) = &by_cookie {
+        require_csrf(state, &parts.headers, str_claim(t, claim::SID), ctx).await?;
+    }
+    if let Some(t) = by_cookie.or_else(by_bearer) {
         end_session(state, str_claim(&t, claim::SID), "logout", ctx).await?;
     }
     let mut resp = empty(StatusCode::NO_CONTENT);
@@ -339,7 +459,8 @@ pub async fn logout(state: &AppState, parts: &Parts, ctx: &Ctx) -> Result<Respon
 }
 
 pub async fn token_info(state: &AppState, parts: &Parts) -> Result<Response<Body>, ApiError> {
-    let t = authenticate(state, &parts.headers)?;
+    let caller = authenticate(state, &parts.headers)?;
+    let t = &caller.token;
     let now = now();
     let num = |name: &str| t.claims.get(name).and_then(Value::as_i64).unwrap_or(0);
     let (iat, exp) = (num(claim::IAT), num(claim::EXP));
@@ -348,15 +469,15 @@ pub async fn token_info(state: &AppState, parts: &Parts) -> Result<Response<Body
     // The refresh token's expiry, when its cookie came along (it is scoped to /api/auth).
     let refresh_exp = cookie(&parts.headers, cookies::REFRESH_TOKEN)
         .and_then(|raw| check_token(state, raw, Kind::Refresh, 0).ok())
-        .filter(|r| str_claim(r, claim::SID) == str_claim(&t, claim::SID))
+        .filter(|r| str_claim(r, claim::SID) == caller.sid())
         .and_then(|r| r.claims.get(claim::EXP).and_then(Value::as_i64));
     Ok(json_response(
         StatusCode::OK,
         &json!({
-            "userId": str_claim(&t, claim::SUB),
-            "email": str_claim(&t, claim::EMAIL),
-            "role": str_claim(&t, claim::ROLE),
-            "sessionId": str_claim(&t, claim::SID),
+            "userId": str_claim(t, claim::SUB),
+            "email": str_claim(t, claim::EMAIL),
+            "role": caller.role(),
+            "sessionId": caller.sid(),
             "issuedAt": rfc3339(iat),
             "expiresAt": rfc3339(exp),
             "expiresInSeconds": expires_in,

@@ -2,12 +2,20 @@
 //! cookies and the security headers every response carries.
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
-pub type Body = Full<Bytes>;
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Every response body: a buffer, or a stream from the upstream.
+pub type Body = BoxBody<Bytes, BoxError>;
+
+/// A complete body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
 
 /// An error answer: a status, a stable machine code and a human message. Causes are
 /// logged, never returned.
@@ -19,11 +27,13 @@ pub struct ApiError {
     /// For 401s: the `error=` of `WWW-Authenticate: Bearer`, when a token was presented.
     pub bearer_error: Option<&'static str>,
     pub allow: Option<&'static str>,
+    /// Seconds, for 429.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), bearer_error: None, allow: None }
+        ApiError { status, code, message: message.into(), bearer_error: None, allow: None, retry_after: None }
     }
 
     /// 401 without a usable credential.
@@ -48,6 +58,17 @@ impl ApiError {
         ApiError {
             allow: Some(allow),
             ..ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("use {allow}"))
+        }
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, code, message)
+    }
+
+    pub fn too_many(retry_after: std::time::Duration) -> ApiError {
+        ApiError {
+            retry_after: Some(retry_after.as_secs_f64().ceil().max(1.0) as u64),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; slow down")
         }
     }
 
@@ -80,6 +101,9 @@ impl ApiError {
         if let Some(allow) = self.allow {
             resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
         }
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         resp
     }
 }
@@ -101,14 +125,14 @@ impl From<crate::store::StoreError> for ApiError {
 
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     let bytes = serde_json::to_vec(value).expect("JSON serialises");
-    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    let mut resp = Response::new(full(bytes));
     *resp.status_mut() = status;
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
     resp
 }
 
 pub fn empty(status: StatusCode) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::new()));
+    let mut resp = Response::new(full(Bytes::new()));
     *resp.status_mut() = status;
     resp
 }

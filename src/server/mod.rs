@@ -2,11 +2,17 @@
 //! router, plain async functions for the steps around it.
 
 mod auth;
+mod csrf;
+mod gateway;
 mod http;
+mod limits;
+mod metrics;
 mod revocations;
+pub mod roles;
+mod users_api;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -20,6 +26,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+
+use governor::{DefaultDirectRateLimiter, Quota};
 
 pub use self::http::{ApiError, Body};
 pub use self::revocations::Revocations;
@@ -44,7 +52,9 @@ pub fn now_ms() -> i64 {
 
 /// What one request knows about its client.
 pub struct Ctx {
-    pub ip: String,
+    /// The client: the TCP peer, or the forwarded client behind a trusted proxy.
+    pub ip: IpAddr,
+    pub peer: IpAddr,
     pub user_agent: Option<String>,
     pub request_id: String,
 }
@@ -53,6 +63,12 @@ pub struct AppState {
     pub cfg: ServiceConfig,
     pub store: Arc<dyn Store>,
     pub revoked: Revocations,
+    pub metrics: metrics::Metrics,
+    login_limiter: limits::IpLimiter,
+    refresh_limiter: limits::IpLimiter,
+    /// Caps how many audit rows floods (rate limits, CSRF refusals) may write.
+    noisy_audit: DefaultDirectRateLimiter,
+    upstream: gateway::Upstream,
     hashing: Semaphore,
     /// Verified against for unknown emails, so they cost what a wrong password costs.
     dummy_hash: String,
@@ -60,12 +76,27 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(cfg: ServiceConfig, store: Arc<dyn Store>) -> AppState {
+        let limiter = || limits::IpLimiter::new(cfg.rate_burst, cfg.rate_per_5min, cfg.rate_limit_clients);
         AppState {
+            login_limiter: limiter(),
+            refresh_limiter: limiter(),
+            noisy_audit: DefaultDirectRateLimiter::direct(Quota::per_second(
+                std::num::NonZeroU32::new(20).expect("non-zero"),
+            )),
+            upstream: gateway::client(),
+            metrics: metrics::Metrics::default(),
             cfg,
             store,
             revoked: Revocations::default(),
             hashing: Semaphore::new(HASH_PERMITS),
             dummy_hash: crate::password::hash(&crate::token::random_id()),
+        }
+    }
+
+    /// Audits an event that attackers can cause in bulk, at most 20 a second.
+    pub async fn audit_noisy(&self, r: Record) {
+        if self.noisy_audit.check().is_ok() {
+            self.audit(r).await;
         }
     }
 
@@ -121,11 +152,30 @@ fn request_id() -> String {
     crate::token::random_id()[..12].to_string()
 }
 
-/// Routes one request; every answer gets the security headers and a request id.
+/// The route class a path's latency is recorded under.
+fn route_class(path: &str) -> &'static str {
+    if path.starts_with("/api/auth") {
+        "auth"
+    } else if path.starts_with("/api/health") {
+        "health"
+    } else if path == "/metrics" {
+        "metrics"
+    } else if roles::area(path).is_some() {
+        "protected"
+    } else {
+        "other"
+    }
+}
+
+/// Routes one request; every answer gets the security headers, CORS headers for an
+/// allowed origin, and a request id.
 pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let started = std::time::Instant::now();
     let (parts, body) = req.into_parts();
+    let forwarded = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let ctx = Ctx {
-        ip: peer.ip().to_string(),
+        ip: crate::net::client_ip(peer.ip(), forwarded, &state.cfg.trusted_proxies),
+        peer: peer.ip(),
         user_agent: parts
             .headers
             .get(header::USER_AGENT)
@@ -134,31 +184,126 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAd
         request_id: request_id(),
     };
     let path = parts.uri.path().to_string();
-    let method = parts.method.clone();
-    let result = match (&method, path.as_str()) {
-        (&Method::TRACE, _) => Err(ApiError::method_not_allowed("GET, POST")),
-        (&Method::GET, "/api/health") => Ok(http::json(StatusCode::OK, &json!({"status": "ok"}))),
-        (&Method::GET, "/api/health/ready") => match state.blocking(|s| s.ping()).await {
-            Ok(()) => Ok(http::json(StatusCode::OK, &json!({"status": "ready"}))),
-            Err(_) => Err(ApiError::unavailable()),
-        },
-        (&Method::POST, "/api/auth/login") => auth::login(&state, &parts, body, &ctx).await,
-        (&Method::POST, "/api/auth/refresh") => auth::refresh(&state, &parts, &ctx).await,
-        (&Method::POST, "/api/auth/logout") => auth::logout(&state, &parts, &ctx).await,
-        (&Method::GET | &Method::HEAD, "/api/auth/token-info") => auth::token_info(&state, &parts).await,
-        (_, "/api/auth/login" | "/api/auth/refresh" | "/api/auth/logout") => Err(ApiError::method_not_allowed("POST")),
-        (_, "/api/auth/token-info") => Err(ApiError::method_not_allowed("GET")),
-        (_, "/api/health" | "/api/health/ready") => Err(ApiError::method_not_allowed("GET")),
-        _ => Err(ApiError::not_found()),
-    };
+    let origin = parts.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let allowed_origin = origin.filter(|o| state.cfg.allowed_origins.iter().any(|a| a == o));
+    let result = route(&state, parts, body, &ctx, &path, allowed_origin.is_some()).await;
     let mut resp = result.unwrap_or_else(ApiError::into_response);
-    let no_store = path.starts_with("/api/auth") || resp.headers().contains_key(header::SET_COOKIE);
-    http::security_headers(resp.headers_mut(), state.cfg.production, no_store);
-    resp.headers_mut().insert("x-request-id", HeaderValue::from_str(&ctx.request_id).expect("base64url"));
+    let h = resp.headers_mut();
+    let no_store = path.starts_with("/api/") && !path.starts_with("/api/health") || h.contains_key(header::SET_COOKIE);
+    http::security_headers(h, state.cfg.production, no_store);
+    if let Some(o) = allowed_origin {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_str(&o).expect("configured origins are ascii"));
+        h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+    }
+    h.append(header::VARY, HeaderValue::from_static("Origin"));
+    h.insert("x-request-id", HeaderValue::from_str(&ctx.request_id).expect("base64url"));
     if resp.status().is_server_error() {
         tracing::warn!(status = resp.status().as_u16(), path = %crate::audit::escape(&path), request_id = %ctx.request_id, "server error");
     }
+    state.metrics.observe(route_class(&path), started.elapsed());
     resp
+}
+
+async fn route(
+    state: &AppState,
+    parts: hyper::http::request::Parts,
+    body: Incoming,
+    ctx: &Ctx,
+    path: &str,
+    cors_ok: bool,
+) -> Result<Response<Body>, ApiError> {
+    let method = parts.method.clone();
+    if method == Method::TRACE {
+        return Err(ApiError::method_not_allowed("GET, POST"));
+    }
+    if method == Method::OPTIONS {
+        if !cors_ok {
+            return Err(ApiError::forbidden("cors_rejected", "this origin may not call the API"));
+        }
+        let mut resp = http::empty(StatusCode::NO_CONTENT);
+        let h = resp.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("Content-Type, Authorization, X-CSRF-Token"),
+        );
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        return Ok(resp);
+    }
+    match (&method, path) {
+        (&Method::GET, "/api/health") => return Ok(http::json(StatusCode::OK, &json!({"status": "ok"}))),
+        (&Method::GET, "/api/health/ready") => {
+            return match state.blocking(|s| s.ping()).await {
+                Ok(()) => Ok(http::json(StatusCode::OK, &json!({"status": "ready"}))),
+                Err(_) => Err(ApiError::unavailable()),
+            };
+        }
+        (&Method::POST, "/api/auth/login") => return auth::login(state, &parts, body, ctx).await,
+        (&Method::POST, "/api/auth/refresh") => return auth::refresh(state, &parts, ctx).await,
+        (&Method::POST, "/api/auth/logout") => return auth::logout(state, &parts, ctx).await,
+        (&Method::GET | &Method::HEAD, "/api/auth/token-info") => return auth::token_info(state, &parts).await,
+        (_, "/api/auth/login" | "/api/auth/refresh" | "/api/auth/logout") => {
+            return Err(ApiError::method_not_allowed("POST"));
+        }
+        (_, "/api/auth/token-info" | "/api/health" | "/api/health/ready") => {
+            return Err(ApiError::method_not_allowed("GET"));
+        }
+        (&Method::GET, "/metrics") if state.cfg.metrics_bind.is_none() => {
+            let caller = auth::authenticate(state, &parts.headers)?;
+            if caller.role() != "admin" {
+                return Err(ApiError::forbidden("forbidden", "metrics are for admins"));
+            }
+            return metrics_response(state).await;
+        }
+        _ => {}
+    }
+    // Protected routes: deny by default, the role matrix opens them.
+    let Some(area) = roles::area(path) else { return Err(ApiError::not_found()) };
+    let caller = auth::authenticate(state, &parts.headers)?;
+    if !roles::allows(area, caller.role(), &method) {
+        return Err(ApiError::forbidden("forbidden", "your role may not do this"));
+    }
+    let unsafe_method = !matches!(method, Method::GET | Method::HEAD);
+    if unsafe_method && caller.by_cookie {
+        auth::require_csrf(state, &parts.headers, caller.sid(), ctx).await?;
+    }
+    match area {
+        roles::Area::Users => users_api::handle(state, parts, body, ctx).await,
+        _ => gateway::forward(state, parts, body, &caller, ctx).await,
+    }
+}
+
+async fn metrics_response(state: &AppState) -> Result<Response<Body>, ApiError> {
+    let now = now();
+    let active = state.blocking(move |s| s.count_live_sessions(now)).await.ok();
+    let tracked = state.login_limiter.tracked() + state.refresh_limiter.tracked();
+    let mut resp = Response::new(http::full(state.metrics.render(active, tracked)));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    Ok(resp)
+}
+
+/// Serves `/metrics` alone, without auth, on `METRICS_BIND`.
+async fn serve_metrics(state: Arc<AppState>, listener: TcpListener) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let st = state.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let st = st.clone();
+                async move {
+                    let mut resp = if req.uri().path() == "/metrics" {
+                        metrics_response(&st).await.unwrap_or_else(ApiError::into_response)
+                    } else {
+                        ApiError::not_found().into_response()
+                    };
+                    http::security_headers(resp.headers_mut(), false, true);
+                    Ok::<_, Infallible>(resp)
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+        });
+    }
 }
 
 /// Binds, announces the address as a JSON log line, serves until SIGTERM or
@@ -175,13 +320,31 @@ pub async fn run(cfg: ServiceConfig, bind: SocketAddr, store: Arc<dyn Store>) ->
     tracing::info!(event = "listening", addr = %addr, db = %state.cfg.db.display(), "listening on http://{addr}");
 
     let poller = tokio::spawn(poll_revocations(state.clone()));
+    let metrics_server = match state.cfg.metrics_bind {
+        Some(m) => {
+            let l =
+                TcpListener::bind(m).await.map_err(|e| anyhow::anyhow!("METRICS_BIND: cannot listen on {m}: {e}"))?;
+            tracing::info!(event = "metrics_listening", addr = %l.local_addr()?, "metrics on http://{}/metrics", l.local_addr()?);
+            Some(tokio::spawn(serve_metrics(state.clone(), l)))
+        }
+        None => None,
+    };
+    let connections = Arc::new(Semaphore::new(state.cfg.max_connections));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10)).max_buf_size(64 * 1024);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
+            permit = connections.clone().acquire_owned() => {
+                let permit = permit.expect("never closed");
+                let accepted = tokio::select! {
+                    a = listener.accept() => a,
+                    signal = &mut shutdown => {
+                        tracing::info!(event = "shutdown", signal = signal, "stopping: no new connections, draining");
+                        break;
+                    }
+                };
                 let (stream, peer) = match accepted {
                     Ok(x) => x,
                     Err(e) => {
@@ -200,6 +363,7 @@ pub async fn run(cfg: ServiceConfig, bind: SocketAddr, store: Arc<dyn Store>) ->
                 let conn = graceful.watch(conn.into_owned());
                 tokio::spawn(async move {
                     let _ = conn.await;
+                    drop(permit);
                 });
             }
             signal = &mut shutdown => {
@@ -210,6 +374,9 @@ pub async fn run(cfg: ServiceConfig, bind: SocketAddr, store: Arc<dyn Store>) ->
     }
     drop(listener);
     poller.abort();
+    if let Some(m) = metrics_server {
+        m.abort();
+    }
     if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
         tracing::warn!(event = "shutdown", "requests still in flight after {}s; closing anyway", DRAIN.as_secs());
     }
@@ -222,8 +389,15 @@ pub async fn run(cfg: ServiceConfig, bind: SocketAddr, store: Arc<dyn Store>) ->
 async fn poll_revocations(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(revocations::POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks: u64 = 0;
     loop {
         tick.tick().await;
+        ticks += 1;
+        // Once a minute, forget clients whose buckets are full again.
+        if ticks.is_multiple_of(120) {
+            state.login_limiter.forget_idle();
+            state.refresh_limiter.forget_idle();
+        }
         let st = state.clone();
         let keep = state.revocation_memory();
         match tokio::task::spawn_blocking(move || st.revoked.poll(&*st.store, now(), keep)).await {

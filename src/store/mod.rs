@@ -10,6 +10,7 @@ mod sqlite;
 pub use sqlite::SqliteStore;
 
 use crate::audit::Record;
+use crate::throttle::Throttle;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -154,6 +155,15 @@ pub trait Store: Send + Sync + 'static {
     fn revocations_after(&self, since: i64) -> Result<Vec<Revocation>>;
     /// The newest revocation's sequence number (0 when none).
     fn revocation_cursor(&self) -> Result<i64>;
+
+    /// The failed-login state of an account key (a normalised email, existing or not).
+    fn throttle(&self, key: &str) -> Result<Throttle>;
+    /// Records one failed login atomically and returns the new state.
+    fn record_login_failure(&self, key: &str, now: i64) -> Result<Throttle>;
+    /// A successful login resets the account's failure count.
+    fn clear_throttle(&self, key: &str) -> Result<()>;
+    /// Sessions neither revoked nor past their end.
+    fn count_live_sessions(&self, now: i64) -> Result<i64>;
 
     fn audit(&self, record: &Record) -> Result<()>;
     /// Flushes and closes cleanly (on shutdown).

@@ -13,6 +13,7 @@ use super::{
     normalize_email,
 };
 use crate::audit::Record;
+use crate::throttle::Throttle;
 
 /// Schema versions, applied in order at open; `PRAGMA user_version` records the last.
 const MIGRATIONS: &[&str] = &[
@@ -70,6 +71,16 @@ const MIGRATIONS: &[&str] = &[
         reason TEXT
     );
     CREATE INDEX audit_at ON audit_events(at_ms);
+    "#,
+    // 2: per-account failed-login throttling.
+    r#"
+    CREATE TABLE login_throttle (
+        key TEXT PRIMARY KEY,
+        consecutive INTEGER NOT NULL,
+        locked_until INTEGER NOT NULL,
+        window_start INTEGER NOT NULL,
+        window_failures INTEGER NOT NULL
+    );
     "#,
 ];
 
@@ -234,6 +245,23 @@ fn session_row(r: &Row) -> rusqlite::Result<Session> {
         user_agent: r.get(18)?,
         last_seen_at: r.get(19)?,
     })
+}
+
+fn load_throttle(c: &Connection, key: &str) -> rusqlite::Result<Throttle> {
+    c.query_row(
+        "SELECT consecutive, locked_until, window_start, window_failures FROM login_throttle WHERE key = ?1",
+        [key],
+        |r| {
+            Ok(Throttle {
+                consecutive: r.get(0)?,
+                locked_until: r.get(1)?,
+                window_start: r.get(2)?,
+                window_failures: r.get(3)?,
+            })
+        },
+    )
+    .optional()
+    .map(Option::unwrap_or_default)
 }
 
 fn load_session(c: &Connection, id: &str) -> rusqlite::Result<Option<Session>> {
@@ -464,6 +492,42 @@ impl Store for SqliteStore {
 
     fn revocation_cursor(&self) -> Result<i64> {
         self.read(|c| c.query_row("SELECT coalesce(max(seq), 0) FROM revocations", [], |r| r.get(0)))
+    }
+
+    fn throttle(&self, key: &str) -> Result<Throttle> {
+        self.read(|c| load_throttle(c, key))
+    }
+
+    fn record_login_failure(&self, key: &str, now: i64) -> Result<Throttle> {
+        self.write(|tx| {
+            let next = load_throttle(tx, key).map_err(db)?.after_failure(now);
+            tx.execute(
+                "INSERT INTO login_throttle (key, consecutive, locked_until, window_start, window_failures) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(key) DO UPDATE SET consecutive = ?2, locked_until = ?3, \
+                 window_start = ?4, window_failures = ?5",
+                params![key, next.consecutive, next.locked_until, next.window_start, next.window_failures],
+            )
+            .map_err(db)?;
+            Ok(next)
+        })
+    }
+
+    fn clear_throttle(&self, key: &str) -> Result<()> {
+        self.write(|tx| {
+            // The hourly window keeps counting; only the consecutive run resets.
+            tx.execute("UPDATE login_throttle SET consecutive = 0 WHERE key = ?1", [key]).map_err(db)?;
+            Ok(())
+        })
+    }
+
+    fn count_live_sessions(&self, now: i64) -> Result<i64> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT count(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > ?1 AND refresh_exp > ?1",
+                [now],
+                |r| r.get(0),
+            )
+        })
     }
 
     fn audit(&self, r: &Record) -> Result<()> {

@@ -252,10 +252,12 @@ impl Inspected {
                 Some(_) => {}
             }
         }
-        if let Some(v) = self.claims.get(claim::IAT)
-            && numeric_date(v).is_none()
-        {
-            out.push(Failure::Invalid(claim::IAT));
+        if let Some(v) = self.claims.get(claim::IAT) {
+            match numeric_date(v) {
+                None => out.push(Failure::Invalid(claim::IAT)),
+                Some(i) if i.saturating_sub(check.leeway) > now => out.push(Failure::IssuedInFuture(Time::new(i, now))),
+                Some(_) => {}
+            }
         }
         if let Some(want) = check.typ {
             let found = self.text(claim::TYP);
@@ -323,6 +325,7 @@ pub enum Failure {
     WrongAlgorithm { found: String, allowed: String },
     Expired(Time),
     NotYetValid(Time),
+    IssuedInFuture(Time),
     Missing(&'static str),
     Invalid(&'static str),
     WrongType { found: String, expected: Kind },
@@ -339,6 +342,7 @@ impl Failure {
             Failure::WrongAlgorithm { .. } => "wrong_algorithm",
             Failure::Expired(_) => "expired",
             Failure::NotYetValid(_) => "not_yet_valid",
+            Failure::IssuedInFuture(_) => "issued_in_future",
             Failure::Missing(_) => "missing_claim",
             Failure::Invalid(_) => "invalid_claim",
             Failure::WrongType { .. } => "wrong_type",
@@ -356,6 +360,7 @@ impl fmt::Display for Failure {
             Failure::WrongAlgorithm { found, allowed } => write!(f, "wrong algorithm: {found:?}, accepted: {allowed}"),
             Failure::Expired(t) => write!(f, "expired at {t}"),
             Failure::NotYetValid(t) => write!(f, "not valid before {t}"),
+            Failure::IssuedInFuture(t) => write!(f, "issued in the future, at {t}"),
             Failure::Missing(c) => write!(f, "missing claim {c:?}"),
             Failure::Invalid(c) => write!(f, "claim {c:?} is not a valid NumericDate"),
             Failure::WrongType { found, expected } => write!(f, "wrong type: typ is {found:?}, expected {expected:?}"),

@@ -7,6 +7,7 @@ mod check;
 mod completions;
 mod corpus;
 mod generate;
+mod hardening;
 mod operator;
 mod props;
 mod rotate;

@@ -147,6 +147,19 @@ impl Service {
         self.dir.run(&all)
     }
 
+    /// POST /api/auth/refresh as a browser sends it: the refresh and CSRF cookies and the CSRF header.
+    pub fn refresh(&self, refresh: &str, csrf: &str) -> Resp {
+        refresh_at(&self.base, refresh, csrf)
+    }
+
+    pub fn logout(&self, refresh: &str, csrf: &str) -> Resp {
+        post(
+            &self.url("/api/auth/logout"),
+            &[("refresh_token", refresh), ("csrf_token", csrf)],
+            &[("x-csrf-token", csrf)],
+        )
+    }
+
     pub fn login(&self, email: &str, password: &str) -> Resp {
         post_json(&self.url("/api/auth/login"), &serde_json::json!({"email": email, "password": password}), &[])
     }
@@ -160,6 +173,19 @@ impl Drop for Service {
 
 fn unsafe_kill(pid: u32, sig: &str) {
     Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap();
+}
+
+pub fn refresh_at(base: &str, refresh: &str, csrf: &str) -> Resp {
+    post(
+        &format!("{base}/api/auth/refresh"),
+        &[("refresh_token", refresh), ("csrf_token", csrf)],
+        &[("x-csrf-token", csrf)],
+    )
+}
+
+/// The CSRF token a response set.
+pub fn csrf(r: &Resp) -> String {
+    r.cookie("csrf_token").expect("csrf cookie")
 }
 
 /// A response with what the tests look at.

@@ -1,0 +1,155 @@
+//! The authenticating gateway: protected routes other than `/api/users` are
+//! forwarded to `UPSTREAM_URL` (the CRM backend) with the caller's identity in
+//! `X-Auth-*` headers. Whatever the client sent under those names is dropped first.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::http::request::Parts;
+use hyper::{Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use super::auth::Caller;
+use super::http::{ApiError, Body};
+use super::{AppState, Ctx};
+use crate::names::{claim, cookie as cookies};
+
+/// Largest request body forwarded.
+const MAX_BODY: usize = 10 * 1024 * 1024;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub type Upstream = Client<HttpConnector, Body>;
+
+pub fn client() -> Upstream {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(connector)
+}
+
+/// Connection-level headers, never forwarded (RFC 9110 §7.6.1), plus any the
+/// `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for h in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ] {
+        headers.remove(h);
+    }
+}
+
+/// The client's cookies minus this service's own.
+fn foreign_cookies(headers: &HeaderMap) -> Option<HeaderValue> {
+    let kept: Vec<&str> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|c| {
+            let name = c.split('=').next().unwrap_or("");
+            !c.is_empty() && ![cookies::ACCESS_TOKEN, cookies::REFRESH_TOKEN, cookies::CSRF_TOKEN].contains(&name)
+        })
+        .collect();
+    (!kept.is_empty()).then(|| HeaderValue::from_str(&kept.join("; ")).ok()).flatten()
+}
+
+pub async fn forward(
+    state: &AppState,
+    parts: Parts,
+    body: Incoming,
+    caller: &Caller,
+    ctx: &Ctx,
+) -> Result<Response<Body>, ApiError> {
+    let Some(base) = &state.cfg.upstream else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upstream_not_configured",
+            "UPSTREAM_URL is not set; this route has no backend",
+        ));
+    };
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let uri: Uri = format!("{base}{path}")
+        .parse()
+        .map_err(|_| ApiError::bad_request("bad_path", "the path cannot be forwarded"))?;
+
+    let mut headers = parts.headers.clone();
+    strip_hop_by_hop(&mut headers);
+    let spoofable: Vec<HeaderName> = headers.keys().filter(|k| k.as_str().starts_with("x-auth-")).cloned().collect();
+    for k in spoofable {
+        headers.remove(k);
+    }
+    for h in [
+        header::HOST,
+        header::AUTHORIZATION,
+        header::COOKIE,
+        HeaderName::from_static("x-request-id"),
+        HeaderName::from_static("x-forwarded-for"),
+    ] {
+        headers.remove(h);
+    }
+    if let Some(c) = foreign_cookies(&parts.headers) {
+        headers.insert(header::COOKIE, c);
+    }
+    let t = &caller.token;
+    let claim_value =
+        |name: &str| HeaderValue::from_str(super::auth::str_claim(t, name)).unwrap_or(HeaderValue::from_static(""));
+    headers.insert("x-auth-user-id", claim_value(claim::SUB));
+    headers.insert("x-auth-email", claim_value(claim::EMAIL));
+    headers.insert("x-auth-role", claim_value(claim::ROLE));
+    headers.insert("x-auth-session-id", claim_value(claim::SID));
+    headers.insert("x-request-id", HeaderValue::from_str(&ctx.request_id).expect("base64url"));
+    let forwarded = match parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) if state.cfg.trusted_proxies.iter().any(|n| n.contains(ctx.peer)) => format!("{prev}, {}", ctx.peer),
+        _ => ctx.ip.to_string(),
+    };
+    headers.insert("x-forwarded-for", HeaderValue::from_str(&forwarded).expect("ip addresses are ascii"));
+
+    let body: Body = Limited::new(body, MAX_BODY).map_err(|e| e as super::http::BoxError).boxed();
+    let mut req =
+        Request::builder().method(parts.method.clone()).uri(uri).body(body).map_err(|_| ApiError::internal())?;
+    *req.headers_mut() = headers;
+
+    let resp = match tokio::time::timeout(state.cfg.upstream_timeout, state.upstream.request(req)).await {
+        Err(_) => {
+            return Err(ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                "the CRM backend did not answer in time",
+            ));
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, request_id = %ctx.request_id, "upstream request failed");
+            return Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_unavailable",
+                "the CRM backend cannot be reached",
+            ));
+        }
+        Ok(Ok(r)) => r,
+    };
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Ok(Response::from_parts(parts, body.map_err(|e| Box::new(e) as super::http::BoxError).boxed()))
+}

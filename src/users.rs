@@ -1,0 +1,179 @@
+//! User operations with their rules and consequences, shared by `aspjwt user` and the
+//! service's `/api/users`: validation, the audit record, and ending the sessions of a
+//! user who is disabled, gets a new password or a new role.
+
+use crate::audit::{Event, Record, escape};
+use crate::store::{NewUser, Store, StoreError, User};
+use crate::{names, password};
+
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Who made a change, for the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct Actor {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl Actor {
+    pub fn cli() -> Actor {
+        Actor {
+            ip: Some("cli".into()),
+            user_agent: Some(format!("aspjwt-cli/{}", env!("CARGO_PKG_VERSION"))),
+            request_id: None,
+        }
+    }
+
+    pub fn record(&self, event: Event, user: Option<&User>, now: i64) -> Record {
+        let mut r = Record::new(event, true, now * 1000);
+        r.user_id = user.map(|u| u.id.clone());
+        r.email = user.map(|u| u.email.clone());
+        r.ip = self.ip.clone();
+        r.user_agent = self.user_agent.clone();
+        r.request_id = self.request_id.clone();
+        r
+    }
+}
+
+pub fn check_role(role: &str) -> Result<(), UserError> {
+    if names::ROLES.contains(&role) {
+        Ok(())
+    } else {
+        Err(UserError::Invalid(format!("{role:?} is not a role; roles are {}", names::ROLES.join(", "))))
+    }
+}
+
+pub fn check_password(pw: &str) -> Result<(), UserError> {
+    if pw.chars().count() < 8 {
+        return Err(UserError::Invalid("the password must have at least 8 characters".into()));
+    }
+    if pw.len() > password::MAX_BYTES {
+        return Err(UserError::Invalid(format!("the password must be at most {} bytes", password::MAX_BYTES)));
+    }
+    Ok(())
+}
+
+pub fn check_email(email: &str) -> Result<(), UserError> {
+    let e = email.trim();
+    if e.len() > 320
+        || !e.contains('@')
+        || e.starts_with('@')
+        || e.ends_with('@')
+        || e.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(UserError::Invalid(format!("{:?} is not an email address", escape(email))));
+    }
+    Ok(())
+}
+
+/// Creates a user; without a password one is generated and returned (shown once).
+pub fn create(
+    store: &dyn Store,
+    email: &str,
+    name: &str,
+    role: &str,
+    pw: Option<String>,
+    actor: &Actor,
+    now: i64,
+) -> Result<(User, Option<String>), UserError> {
+    check_email(email)?;
+    check_role(role)?;
+    if name.trim().is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+        return Err(UserError::Invalid("the name must be 1 to 200 printable characters".into()));
+    }
+    let (pw, generated) = match pw {
+        Some(p) => {
+            check_password(&p)?;
+            (p, false)
+        }
+        None => (password::generate(), true),
+    };
+    let user = store.create_user(
+        NewUser {
+            email: email.trim().into(),
+            name: name.trim().into(),
+            role: role.into(),
+            password_hash: password::hash(&pw),
+        },
+        now,
+    )?;
+    store.audit(&actor.record(Event::UserCreated, Some(&user), now))?;
+    Ok((user, generated.then_some(pw)))
+}
+
+/// Audits a change and ends the user's sessions; returns how many.
+fn end_sessions(
+    store: &dyn Store,
+    user: &User,
+    event: Event,
+    why: &str,
+    actor: &Actor,
+    now: i64,
+) -> Result<usize, UserError> {
+    store.audit(&actor.record(event, Some(user), now))?;
+    let n = store.revoke_user_sessions(&user.id, why, now)?;
+    if n > 0 {
+        let mut r = actor.record(Event::SessionRevoked, Some(user), now);
+        r.reason = Some(format!("{why}: {n} session(s)"));
+        store.audit(&r)?;
+    }
+    Ok(n)
+}
+
+/// Disables (ending every session) or enables a user.
+pub fn set_disabled(
+    store: &dyn Store,
+    email: &str,
+    disabled: bool,
+    actor: &Actor,
+    now: i64,
+) -> Result<(User, usize), UserError> {
+    let user = store.set_disabled(email, disabled, now)?;
+    if disabled {
+        let n = end_sessions(store, &user, Event::UserDisabled, "user_disabled", actor, now)?;
+        Ok((user, n))
+    } else {
+        store.audit(&actor.record(Event::UserEnabled, Some(&user), now))?;
+        Ok((user, 0))
+    }
+}
+
+/// Sets a new password and ends the user's sessions.
+pub fn set_password(
+    store: &dyn Store,
+    email: &str,
+    pw: &str,
+    actor: &Actor,
+    now: i64,
+) -> Result<(User, usize), UserError> {
+    check_password(pw)?;
+    let user = store.set_password(email, &password::hash(pw), now)?;
+    let n = end_sessions(store, &user, Event::PasswordChanged, "password_changed", actor, now)?;
+    Ok((user, n))
+}
+
+/// Changes the role and ends the user's sessions (their tokens carry the old role).
+pub fn set_role(
+    store: &dyn Store,
+    email: &str,
+    role: &str,
+    actor: &Actor,
+    now: i64,
+) -> Result<(User, usize), UserError> {
+    check_role(role)?;
+    let user = store.set_role(email, role, now)?;
+    let n = end_sessions(store, &user, Event::RoleChanged, "role_changed", actor, now)?;
+    Ok((user, n))
+}
+
+/// A user as shown to operators and admins: never the hash.
+pub fn public(u: &User) -> serde_json::Value {
+    serde_json::json!({"id": u.id, "email": u.email, "name": u.name, "role": u.role, "disabled": u.disabled, "created_at": u.created_at, "updated_at": u.updated_at})
+}
