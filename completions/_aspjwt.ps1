@@ -36,6 +36,7 @@ Register-ArgumentCompleter -Native -CommandName 'aspjwt' -ScriptBlock {
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Verify a token''s signature and claims with the configured secret')
             [CompletionResult]::new('mint', 'mint', [CompletionResultType]::ParameterValue, 'Print a token signed exactly as the service signs it')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the auth service (login, refresh with rotation, logout, token-info)')
+            [CompletionResult]::new('health', 'health', [CompletionResultType]::ParameterValue, 'Check a live service: liveness, configuration, and a full login-refresh-logout round')
             [CompletionResult]::new('user', 'user', [CompletionResultType]::ParameterValue, 'Manage users (works with or without the service running)')
             [CompletionResult]::new('sessions', 'sessions', [CompletionResultType]::ParameterValue, 'List or revoke sessions: the incident-response \"clear all user sessions\"')
             [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Read the audit log')
@@ -156,6 +157,27 @@ Register-ArgumentCompleter -Native -CommandName 'aspjwt' -ScriptBlock {
             [CompletionResult]::new('--env-file', '--env-file', [CompletionResultType]::ParameterName, 'The .env file to load (dotenvy; the real environment wins) [default: ./.env when present]')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The SQLite database [default: ASPJWT_DB, else ./data/aspjwt.db]')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Machine-readable JSON on stdout, nothing else there')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only results and errors: no summaries, notices or warnings')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only results and errors: no summaries, notices or warnings')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'aspjwt;health' {
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'The service''s base URL')
+            [CompletionResult]::new('--env-file', '--env-file', [CompletionResultType]::ParameterName, 'Judge this configuration and verify the service''s tokens with its secrets')
+            [CompletionResult]::new('--email', '--email', [CompletionResultType]::ParameterName, 'The probe account for the deep check (login, refresh, logout)')
+            [CompletionResult]::new('--password-env', '--password-env', [CompletionResultType]::ParameterName, 'Read the probe password from this environment variable')
+            [CompletionResult]::new('--password-file', '--password-file', [CompletionResultType]::ParameterName, 'Read the probe password from this file (a trailing newline is trimmed)')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Per-request timeout')
+            [CompletionResult]::new('--watch', '--watch', [CompletionResultType]::ParameterName, 'Repeat every DURATION until interrupted, one line per run')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'Trust this PEM CA certificate for https')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout')
+            [CompletionResult]::new('--password-stdin', '--password-stdin', [CompletionResultType]::ParameterName, 'Read the probe password from the first line of stdin')
+            [CompletionResult]::new('--quick', '--quick', [CompletionResultType]::ParameterName, 'Liveness only, no credentials: the Docker HEALTHCHECK form')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Machine-readable JSON on stdout, nothing else there')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only results and errors: no summaries, notices or warnings')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only results and errors: no summaries, notices or warnings')
@@ -413,6 +435,7 @@ Register-ArgumentCompleter -Native -CommandName 'aspjwt' -ScriptBlock {
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Verify a token''s signature and claims with the configured secret')
             [CompletionResult]::new('mint', 'mint', [CompletionResultType]::ParameterValue, 'Print a token signed exactly as the service signs it')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the auth service (login, refresh with rotation, logout, token-info)')
+            [CompletionResult]::new('health', 'health', [CompletionResultType]::ParameterValue, 'Check a live service: liveness, configuration, and a full login-refresh-logout round')
             [CompletionResult]::new('user', 'user', [CompletionResultType]::ParameterValue, 'Manage users (works with or without the service running)')
             [CompletionResult]::new('sessions', 'sessions', [CompletionResultType]::ParameterValue, 'List or revoke sessions: the incident-response \"clear all user sessions\"')
             [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Read the audit log')
@@ -440,6 +463,9 @@ Register-ArgumentCompleter -Native -CommandName 'aspjwt' -ScriptBlock {
             break
         }
         'aspjwt;help;serve' {
+            break
+        }
+        'aspjwt;help;health' {
             break
         }
         'aspjwt;help;user' {

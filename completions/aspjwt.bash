@@ -31,6 +31,9 @@ _aspjwt() {
             aspjwt,generate)
                 cmd="aspjwt__subcmd__generate"
                 ;;
+            aspjwt,health)
+                cmd="aspjwt__subcmd__health"
+                ;;
             aspjwt,help)
                 cmd="aspjwt__subcmd__help"
                 ;;
@@ -69,6 +72,9 @@ _aspjwt() {
                 ;;
             aspjwt__subcmd__help,generate)
                 cmd="aspjwt__subcmd__help__subcmd__generate"
+                ;;
+            aspjwt__subcmd__help,health)
+                cmd="aspjwt__subcmd__help__subcmd__health"
                 ;;
             aspjwt__subcmd__help,help)
                 cmd="aspjwt__subcmd__help__subcmd__help"
@@ -185,7 +191,7 @@ _aspjwt() {
 
     case "${cmd}" in
         aspjwt)
-            opts="-q -h -V --json --color --quiet --help --version generate rotate check decode verify mint serve user sessions audit completions man help"
+            opts="-q -h -V --json --color --quiet --help --version generate rotate check decode verify mint serve health user sessions audit completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -348,8 +354,58 @@ _aspjwt() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        aspjwt__subcmd__health)
+            opts="-q -h -V --url --env-file --email --password-env --password-file --password-stdin --quick --timeout --watch --cacert --json --color --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --email)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --password-env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --password-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --watch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         aspjwt__subcmd__help)
-            opts="generate rotate check decode verify mint serve user sessions audit completions man help"
+            opts="generate rotate check decode verify mint serve health user sessions audit completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -419,6 +475,20 @@ _aspjwt() {
             return 0
             ;;
         aspjwt__subcmd__help__subcmd__generate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aspjwt__subcmd__help__subcmd__health)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

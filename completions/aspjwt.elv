@@ -33,6 +33,7 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
             cand verify 'Verify a token''s signature and claims with the configured secret'
             cand mint 'Print a token signed exactly as the service signs it'
             cand serve 'Run the auth service (login, refresh with rotation, logout, token-info)'
+            cand health 'Check a live service: liveness, configuration, and a full login-refresh-logout round'
             cand user 'Manage users (works with or without the service running)'
             cand sessions 'List or revoke sessions: the incident-response \"clear all user sessions\"'
             cand audit 'Read the audit log'
@@ -146,6 +147,26 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
             cand --env-file 'The .env file to load (dotenvy; the real environment wins) [default: ./.env when present]'
             cand --db 'The SQLite database [default: ASPJWT_DB, else ./data/aspjwt.db]'
             cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
+            cand --json 'Machine-readable JSON on stdout, nothing else there'
+            cand -q 'Print only results and errors: no summaries, notices or warnings'
+            cand --quiet 'Print only results and errors: no summaries, notices or warnings'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'aspjwt;health'= {
+            cand --url 'The service''s base URL'
+            cand --env-file 'Judge this configuration and verify the service''s tokens with its secrets'
+            cand --email 'The probe account for the deep check (login, refresh, logout)'
+            cand --password-env 'Read the probe password from this environment variable'
+            cand --password-file 'Read the probe password from this file (a trailing newline is trimmed)'
+            cand --timeout 'Per-request timeout'
+            cand --watch 'Repeat every DURATION until interrupted, one line per run'
+            cand --cacert 'Trust this PEM CA certificate for https'
+            cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
+            cand --password-stdin 'Read the probe password from the first line of stdin'
+            cand --quick 'Liveness only, no credentials: the Docker HEALTHCHECK form'
             cand --json 'Machine-readable JSON on stdout, nothing else there'
             cand -q 'Print only results and errors: no summaries, notices or warnings'
             cand --quiet 'Print only results and errors: no summaries, notices or warnings'
@@ -377,6 +398,7 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
             cand verify 'Verify a token''s signature and claims with the configured secret'
             cand mint 'Print a token signed exactly as the service signs it'
             cand serve 'Run the auth service (login, refresh with rotation, logout, token-info)'
+            cand health 'Check a live service: liveness, configuration, and a full login-refresh-logout round'
             cand user 'Manage users (works with or without the service running)'
             cand sessions 'List or revoke sessions: the incident-response \"clear all user sessions\"'
             cand audit 'Read the audit log'
@@ -397,6 +419,8 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
         &'aspjwt;help;mint'= {
         }
         &'aspjwt;help;serve'= {
+        }
+        &'aspjwt;help;health'= {
         }
         &'aspjwt;help;user'= {
             cand add 'Create a user; without --password-stdin a 20-character password is generated and printed once'

@@ -38,6 +38,7 @@ complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "decode" -d 'Show a to
 complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "verify" -d 'Verify a token\'s signature and claims with the configured secret'
 complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "mint" -d 'Print a token signed exactly as the service signs it'
 complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "serve" -d 'Run the auth service (login, refresh with rotation, logout, token-info)'
+complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "health" -d 'Check a live service: liveness, configuration, and a full login-refresh-logout round'
 complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "user" -d 'Manage users (works with or without the service running)'
 complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "sessions" -d 'List or revoke sessions: the incident-response \\"clear all user sessions\\"'
 complete -c aspjwt -n "__fish_aspjwt_needs_command" -f -a "audit" -d 'Read the audit log'
@@ -143,6 +144,23 @@ complete -c aspjwt -n "__fish_aspjwt_using_subcommand serve" -l json -d 'Machine
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand serve" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -l url -d 'The service\'s base URL' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -l env-file -d 'Judge this configuration and verify the service\'s tokens with its secrets' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -l email -d 'The probe account for the deep check (login, refresh, logout)' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -l password-env -d 'Read the probe password from this environment variable' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -l password-file -d 'Read the probe password from this file (a trailing newline is trimmed)' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -l timeout -d 'Per-request timeout' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -l watch -d 'Repeat every DURATION until interrupted, one line per run' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -l cacert -d 'Trust this PEM CA certificate for https' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -l password-stdin -d 'Read the probe password from the first line of stdin'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -l quick -d 'Liveness only, no credentials: the Docker HEALTHCHECK form'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -l json -d 'Machine-readable JSON on stdout, nothing else there'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -s h -l help -d 'Print help'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -s V -l version -d 'Print version'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -l db -d 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r -F
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -l env-file -d 'The .env file that may name ASPJWT_DB [default: ./.env when present]' -r -F
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
@@ -295,19 +313,20 @@ complete -c aspjwt -n "__fish_aspjwt_using_subcommand man" -l json -d 'Machine-r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand man" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand man" -s h -l help -d 'Print help'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand man" -s V -l version -d 'Print version'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve user sessions audit completions man help" -f -a "generate" -d 'Print fresh secrets from the OS CSPRNG'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve user sessions audit completions man help" -f -a "rotate" -d 'Replace secrets in place across .env and compose files, all or nothing'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve user sessions audit completions man help" -f -a "check" -d 'Validate a configuration offline: secrets, expiries, file permissions'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve user sessions audit completions man help" -f -a "decode" -d 'Show a token\'s header, claims and times. Never checks the signature'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve user sessions audit completions man help" -f -a "verify" -d 'Verify a token\'s signature and claims with the configured secret'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve user sessions audit completions man help" -f -a "mint" -d 'Print a token signed exactly as the service signs it'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve user sessions audit completions man help" -f -a "serve" -d 'Run the auth service (login, refresh with rotation, logout, token-info)'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve user sessions audit completions man help" -f -a "user" -d 'Manage users (works with or without the service running)'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve user sessions audit completions man help" -f -a "sessions" -d 'List or revoke sessions: the incident-response \\"clear all user sessions\\"'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve user sessions audit completions man help" -f -a "audit" -d 'Read the audit log'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve user sessions audit completions man help" -f -a "completions" -d 'Print a shell completion script'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve user sessions audit completions man help" -f -a "man" -d 'Print the man page (roff)'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve user sessions audit completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve health user sessions audit completions man help" -f -a "generate" -d 'Print fresh secrets from the OS CSPRNG'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve health user sessions audit completions man help" -f -a "rotate" -d 'Replace secrets in place across .env and compose files, all or nothing'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve health user sessions audit completions man help" -f -a "check" -d 'Validate a configuration offline: secrets, expiries, file permissions'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve health user sessions audit completions man help" -f -a "decode" -d 'Show a token\'s header, claims and times. Never checks the signature'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve health user sessions audit completions man help" -f -a "verify" -d 'Verify a token\'s signature and claims with the configured secret'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve health user sessions audit completions man help" -f -a "mint" -d 'Print a token signed exactly as the service signs it'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve health user sessions audit completions man help" -f -a "serve" -d 'Run the auth service (login, refresh with rotation, logout, token-info)'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve health user sessions audit completions man help" -f -a "health" -d 'Check a live service: liveness, configuration, and a full login-refresh-logout round'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve health user sessions audit completions man help" -f -a "user" -d 'Manage users (works with or without the service running)'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve health user sessions audit completions man help" -f -a "sessions" -d 'List or revoke sessions: the incident-response \\"clear all user sessions\\"'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve health user sessions audit completions man help" -f -a "audit" -d 'Read the audit log'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve health user sessions audit completions man help" -f -a "completions" -d 'Print a shell completion script'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve health user sessions audit completions man help" -f -a "man" -d 'Print the man page (roff)'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and not __fish_seen_subcommand_from generate rotate check decode verify mint serve health user sessions audit completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "add" -d 'Create a user; without --password-stdin a 20-character password is generated and printed once'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "list" -d 'List users'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "disable" -d 'Disable a user and end their sessions'

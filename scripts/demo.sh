@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# The main job end to end on the embedded defaults. Everything it creates lives in
-# ./demo (git-ignored). Exit 0 only when every step worked.
+# The main job end to end on the embedded defaults: new secrets, a checked
+# configuration, a probe user, the service on loopback with SQLite, the deep health
+# check, a clean stop. Everything lives in ./demo (git-ignored). Exit 0 only when
+# every step worked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/debug/aspjwt}
 DIR=demo
 rm -rf "$DIR"
 mkdir -p "$DIR"
+PID=
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null || true; }
+trap cleanup EXIT
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -16,11 +21,31 @@ step "write a new .env (mode 0600) with fresh secrets"
 step "check it"
 "$BIN" check --env-file "$DIR/.env" --strict
 
-step "rotate again, dry run: what would change, values masked"
-"$BIN" rotate --env-file "$DIR/.env" --dry-run
+step "create a probe user with a generated password (kept in $DIR/probe.pw, mode 0600)"
+"$BIN" generate --name PROBE --bytes 18 --url-safe | cut -d= -f2- > "$DIR/probe.pw"
+chmod 600 "$DIR/probe.pw"
+"$BIN" user add --email probe@aspjwt.local --name "Health probe" --role support --password-stdin --db "$DIR/aspjwt.db" < "$DIR/probe.pw"
 
-step "rotate for real, keeping a backup"
-( cd "$DIR" && "../$BIN" rotate --env-file .env --backup )
-"$BIN" check --env-file "$DIR/.env" --strict
+step "start the service on loopback (SQLite in $DIR/aspjwt.db)"
+"$BIN" serve --bind 127.0.0.1:0 --env-file "$DIR/.env" --db "$DIR/aspjwt.db" > "$DIR/serve.log" 2> "$DIR/serve.err" &
+PID=$!
+ADDR=
+for _ in $(seq 1 200); do
+  ADDR=$(sed -n 's/.*"event":"listening","addr":"\([^"]*\)".*/\1/p' "$DIR/serve.log" | head -1)
+  [ -n "$ADDR" ] && break
+  kill -0 "$PID" 2>/dev/null || { cat "$DIR/serve.err" >&2; exit 1; }
+  sleep 0.05
+done
+[ -n "$ADDR" ] || { echo "the service did not start" >&2; cat "$DIR/serve.err" >&2; exit 1; }
+echo "listening on http://$ADDR"
 
-printf '\n\033[1;32mdemo OK\033[0m: files in %s/\n' "$DIR"
+step "health check: configuration, liveness, login → token-info → refresh → logout"
+"$BIN" health --url "http://$ADDR" --env-file "$DIR/.env" --email probe@aspjwt.local --password-file "$DIR/probe.pw"
+
+step "stop the service cleanly"
+kill -TERM "$PID"
+wait "$PID"
+PID=
+echo "stopped (exit 0)"
+
+printf '\n\033[1;32mdemo OK\033[0m: everything it made is in %s/\n' "$DIR"

@@ -18,6 +18,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Verify(args) => commands::tokens::verify(&out, args),
         Command::Mint(args) => commands::tokens::mint(&out, args),
         Command::Serve(args) => commands::serve::serve(args),
+        Command::Health(args) => commands::health::health(&out, args),
         Command::User(args) => commands::operator::user(&out, args),
         Command::Sessions(args) => commands::operator::sessions(&out, args),
         Command::Audit(args) => commands::operator::audit(&out, args),

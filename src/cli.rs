@@ -81,6 +81,12 @@ pub enum Command {
     )]
     Serve(ServeArgs),
 
+    /// Check a live service: liveness, configuration, and a full login-refresh-logout round.
+    #[command(
+        after_help = "Examples:\n  aspjwt health --url http://127.0.0.1:8080 --quick\n  ASPJWT_PROBE_PASSWORD=… aspjwt health --url https://auth.example.com --env-file .env --email probe@example.com --password-env ASPJWT_PROBE_PASSWORD\n  aspjwt health --url http://127.0.0.1:8080 --watch 30s\n\nExit status: 0 healthy, 1 unhealthy, 2 usage error."
+    )]
+    Health(HealthArgs),
+
     /// Manage users (works with or without the service running).
     #[command(
         after_help = "Examples:\n  aspjwt user add --email ops@aspcranes.example --name 'Ops Desk' --role operations_manager\n  printf '%s\\n' \"$PW\" | aspjwt user passwd --email ops@aspcranes.example --password-stdin\n  aspjwt user disable --email leaver@aspcranes.example\n  aspjwt user list"
@@ -319,6 +325,49 @@ pub struct ServeArgs {
     /// The SQLite database [default: ASPJWT_DB, else ./data/aspjwt.db].
     #[arg(long, value_name = "PATH")]
     pub db: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// The service's base URL.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+
+    /// Judge this configuration and verify the service's tokens with its secrets.
+    #[arg(long, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
+
+    /// The probe account for the deep check (login, refresh, logout).
+    #[arg(long, value_name = "EMAIL")]
+    pub email: Option<String>,
+
+    /// Read the probe password from this environment variable.
+    #[arg(long, value_name = "VAR", group = "password", requires = "email")]
+    pub password_env: Option<String>,
+
+    /// Read the probe password from this file (a trailing newline is trimmed).
+    #[arg(long, value_name = "PATH", group = "password", requires = "email")]
+    pub password_file: Option<PathBuf>,
+
+    /// Read the probe password from the first line of stdin.
+    #[arg(long, group = "password", requires = "email")]
+    pub password_stdin: bool,
+
+    /// Liveness only, no credentials: the Docker HEALTHCHECK form.
+    #[arg(long)]
+    pub quick: bool,
+
+    /// Per-request timeout.
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub timeout: String,
+
+    /// Repeat every DURATION until interrupted, one line per run.
+    #[arg(long, value_name = "DURATION")]
+    pub watch: Option<String>,
+
+    /// Trust this PEM CA certificate for https.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
 }
 
 /// Where the operator commands find the database.

@@ -9,6 +9,7 @@ pub mod duration;
 pub mod envfile;
 pub mod error;
 pub mod fsx;
+pub mod health;
 pub mod names;
 pub mod net;
 pub mod output;

@@ -2,6 +2,7 @@
 //! the domain modules and prints the result through `Out`.
 
 pub mod check;
+pub mod health;
 pub mod operator;
 pub mod secrets;
 pub mod serve;

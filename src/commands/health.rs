@@ -1,0 +1,140 @@
+//! `health`: reads the probe password and configuration, runs the checks, prints.
+
+use std::io::{BufRead, IsTerminal};
+use std::time::Duration;
+
+use anyhow::{Result, anyhow, bail};
+use colored::Colorize;
+use serde_json::json;
+
+use crate::check::Status;
+use crate::cli::HealthArgs;
+use crate::config::Settings;
+use crate::error::Exit;
+use crate::health::{self, Options, Outcome, Probe};
+use crate::output::{self, Out};
+use crate::{duration, names};
+
+fn trim_newline(mut s: String) -> String {
+    if s.ends_with('\n') {
+        s.pop();
+        if s.ends_with('\r') {
+            s.pop();
+        }
+    }
+    s
+}
+
+fn password(args: &HealthArgs) -> Result<Option<String>> {
+    let pw = if let Some(var) = &args.password_env {
+        Some(std::env::var(var).map_err(|_| anyhow!("--password-env: environment variable {var} is not set"))?)
+    } else if let Some(path) = &args.password_file {
+        Some(trim_newline(
+            std::fs::read_to_string(path)
+                .map_err(|e| anyhow!("{}: cannot read: {}", path.display(), crate::rotate::plain_io(&e)))?,
+        ))
+    } else if args.password_stdin {
+        if std::io::stdin().is_terminal() {
+            bail!("--password-stdin: pipe the password in");
+        }
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        Some(trim_newline(line))
+    } else {
+        None
+    };
+    if args.email.is_some() && pw.as_deref().is_none_or(str::is_empty) {
+        bail!(
+            "--email needs the probe password from --password-env, --password-file or --password-stdin (never the command line)"
+        );
+    }
+    Ok(pw)
+}
+
+fn options(args: &HealthArgs) -> Result<Options> {
+    let url = args.url.trim_end_matches('/').to_string();
+    if !(url.starts_with("http://") || url.starts_with("https://")) || reqwest::Url::parse(&url).is_err() {
+        bail!("--url: {:?} is not an http:// or https:// URL", args.url);
+    }
+    let timeout = duration::parse(&args.timeout).map_err(|e| anyhow!("--timeout: {e}"))?;
+    let settings = match &args.env_file {
+        Some(p) => Some(Settings::from_env_file(p)?),
+        None if std::env::var_os(names::JWT_SECRET).is_some() => Some(Settings::from_process_env()),
+        None => None,
+    };
+    let cacert = match &args.cacert {
+        Some(p) => Some(
+            std::fs::read(p).map_err(|e| anyhow!("{}: cannot read: {}", p.display(), crate::rotate::plain_io(&e)))?,
+        ),
+        None => None,
+    };
+    let probe = match (&args.email, password(args)?) {
+        (Some(email), Some(password)) => Some(Probe { email: email.clone(), password }),
+        _ => None,
+    };
+    Ok(Options { url, timeout, quick: args.quick, probe, settings, cacert })
+}
+
+fn healthy(outcomes: &[Outcome]) -> bool {
+    !outcomes.is_empty() && outcomes.iter().all(|o| o.status != Status::Fail)
+}
+
+fn total_ms(outcomes: &[Outcome]) -> u64 {
+    outcomes.iter().map(|o| o.millis).sum()
+}
+
+fn verdict(outcomes: &[Outcome]) -> String {
+    let failed: Vec<&Outcome> = outcomes.iter().filter(|o| o.status == Status::Fail).collect();
+    if failed.is_empty() {
+        format!("{}: {} checks passed in {} ms", "healthy".green().bold(), outcomes.len(), total_ms(outcomes))
+    } else {
+        format!(
+            "{}: {} of {} checks failed; first: {}: {}",
+            "unhealthy".red().bold(),
+            failed.len(),
+            outcomes.len(),
+            failed[0].name,
+            failed[0].detail
+        )
+    }
+}
+
+pub fn health(out: &Out, args: HealthArgs) -> Result<Exit> {
+    let opts = options(&args)?;
+    let interval = match &args.watch {
+        Some(w) => Some(duration::parse(w).map_err(|e| anyhow!("--watch: {e}"))?),
+        None => None,
+    };
+    let Some(interval) = interval else {
+        let outcomes = health::run(&opts);
+        if out.json {
+            out.json(&json!({"url": opts.url, "healthy": healthy(&outcomes), "checks": outcomes}))?;
+        } else if !out.quiet {
+            let w = outcomes.iter().map(|o| o.name.chars().count()).max().unwrap_or(0);
+            for o in &outcomes {
+                out.line(format!(
+                    "{} {:<w$}  {:>5}  {}",
+                    output::mark(o.status),
+                    o.name,
+                    format!("{} ms", o.millis).dimmed(),
+                    o.detail
+                ))?;
+            }
+            out.line(verdict(&outcomes))?;
+        }
+        return Ok(if healthy(&outcomes) { Exit::Ok } else { Exit::Failed });
+    };
+    loop {
+        let outcomes = health::run(&opts);
+        let at = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+        if out.json {
+            let line = serde_json::to_string(
+                &json!({"at": at.to_string(), "url": opts.url, "healthy": healthy(&outcomes), "checks": outcomes}),
+            )?;
+            out.line(line)?;
+        } else {
+            out.line(format!("{at}  {}", verdict(&outcomes)))?;
+        }
+        std::thread::sleep(interval.max(Duration::from_millis(100)));
+    }
+}

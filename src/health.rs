@@ -1,0 +1,569 @@
+//! `aspjwt health`: checks a live service the way the CRM depends on it. Each check
+//! reports pass / warn / fail with its duration and, on failure, what was expected
+//! and what came back. It stores nothing between runs and never replays an old
+//! token, so it never trips reuse detection or the probe account's lock.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use reqwest::blocking::{Client, Response};
+use reqwest::header::HeaderMap;
+use serde::Serialize;
+
+use crate::check::{self, Status};
+use crate::config::Settings;
+use crate::names::{self, cookie};
+use crate::token::{self, Check, Kind, Subject};
+
+/// The headers every response of the service must carry.
+pub const SECURITY_HEADERS: &[&str] = &[
+    "content-security-policy",
+    "cross-origin-opener-policy",
+    "cross-origin-resource-policy",
+    "origin-agent-cluster",
+    "referrer-policy",
+    "x-content-type-options",
+    "x-dns-prefetch-control",
+    "x-download-options",
+    "x-frame-options",
+    "x-permitted-cross-domain-policies",
+    "x-xss-protection",
+];
+
+/// Largest clock difference tolerated between here and the service.
+pub const MAX_SKEW_SECS: i64 = 30;
+/// How far `expiresInSeconds` may be from the configured access lifetime.
+const EXPIRY_SLACK_SECS: i64 = 10;
+
+/// One line of the health checklist.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub name: String,
+    pub status: Status,
+    pub millis: u64,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub got: Option<String>,
+}
+
+impl Outcome {
+    fn new(name: &str, status: Status, took: Duration, detail: impl Into<String>) -> Outcome {
+        Outcome {
+            name: name.into(),
+            status,
+            millis: took.as_millis() as u64,
+            detail: detail.into(),
+            expected: None,
+            got: None,
+        }
+    }
+
+    fn fail(name: &str, took: Duration, expected: impl Into<String>, got: impl Into<String>) -> Outcome {
+        let (expected, got) = (expected.into(), got.into());
+        Outcome {
+            detail: format!("expected {expected}, got {got}"),
+            expected: Some(expected),
+            got: Some(got),
+            ..Outcome::new(name, Status::Fail, took, "")
+        }
+    }
+}
+
+/// The probe account for the deep check.
+pub struct Probe {
+    pub email: String,
+    pub password: String,
+}
+
+pub struct Options {
+    /// Base URL, e.g. `http://127.0.0.1:8080`.
+    pub url: String,
+    pub timeout: Duration,
+    /// Liveness only (the Docker HEALTHCHECK form).
+    pub quick: bool,
+    pub probe: Option<Probe>,
+    /// The configuration to judge and to verify issued tokens with.
+    pub settings: Option<Settings>,
+    pub cacert: Option<Vec<u8>>,
+}
+
+/// A request failure, named as an operator would name it.
+pub fn describe(e: &reqwest::Error, timeout: Duration) -> String {
+    let chain = {
+        let mut s = e.to_string();
+        let mut src = std::error::Error::source(e);
+        while let Some(x) = src {
+            s.push_str(": ");
+            s.push_str(&x.to_string());
+            src = x.source();
+        }
+        s.to_lowercase()
+    };
+    if e.is_timeout() {
+        format!("timed out after {}", crate::duration::human(timeout))
+    } else if chain.contains("connection refused") {
+        "connection refused (is the service running?)".into()
+    } else if chain.contains("dns error")
+        || chain.contains("failed to lookup")
+        || chain.contains("name or service not known")
+    {
+        "DNS failure: the host name does not resolve".into()
+    } else if chain.contains("unknownissuer") || chain.contains("unknown issuer") {
+        "TLS failure: the certificate is signed by an unknown authority (pass --cacert)".into()
+    } else if chain.contains("notvalidforname") {
+        "TLS failure: the certificate is not valid for this host name".into()
+    } else if chain.contains("expired") {
+        "TLS failure: the certificate has expired".into()
+    } else if chain.contains("certificate") || chain.contains("tls") || chain.contains("handshake") {
+        format!("TLS failure: {}", chain.rsplit(": ").next().unwrap_or("handshake failed"))
+    } else if e.is_connect() {
+        "cannot connect".into()
+    } else {
+        format!("request failed: {}", chain.rsplit(": ").next().unwrap_or("unknown error"))
+    }
+}
+
+/// The value of a cookie set by a response, with its attributes.
+fn set_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find(|v| v.starts_with(&format!("{name}=")))
+}
+
+fn cookie_value(set_cookie: &str) -> &str {
+    set_cookie.split(';').next().and_then(|kv| kv.split_once('=')).map_or("", |(_, v)| v)
+}
+
+/// Missing attributes of a token cookie: HttpOnly and SameSite always, Secure over https.
+pub fn cookie_problems(set_cookie: &str, https: bool) -> Vec<&'static str> {
+    let attrs: Vec<String> = set_cookie.split(';').skip(1).map(|a| a.trim().to_ascii_lowercase()).collect();
+    let has = |p: &str| attrs.iter().any(|a| a == p || a.starts_with(&format!("{p}=")));
+    let mut out = Vec::new();
+    if !has("httponly") {
+        out.push("HttpOnly");
+    }
+    if !has("samesite") {
+        out.push("SameSite");
+    }
+    if https && !has("secure") {
+        out.push("Secure");
+    }
+    out
+}
+
+/// The missing security headers.
+pub fn missing_headers(headers: &HeaderMap) -> Vec<&'static str> {
+    SECURITY_HEADERS.iter().copied().filter(|h| !headers.contains_key(*h)).collect()
+}
+
+/// Seconds between the server's `Date` and `now`.
+pub fn skew(date: &str, now: SystemTime) -> Option<i64> {
+    let server = httpdate::parse_http_date(date).ok()?;
+    Some(match server.duration_since(now) {
+        Ok(ahead) => ahead.as_secs() as i64,
+        Err(behind) => -(behind.duration().as_secs() as i64),
+    })
+}
+
+struct Runner {
+    client: Client,
+    base: String,
+    timeout: Duration,
+    out: Vec<Outcome>,
+}
+
+impl Runner {
+    fn send(&self, req: reqwest::blocking::RequestBuilder) -> (Duration, Result<Response, String>) {
+        let t = Instant::now();
+        let r = req.send().map_err(|e| describe(&e, self.timeout));
+        (t.elapsed(), r)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn push(&mut self, o: Outcome) -> bool {
+        let ok = o.status != Status::Fail;
+        self.out.push(o);
+        ok
+    }
+
+    /// A 429 is the limiter doing its job: a warning, not a failure of the service.
+    fn rate_limited(&mut self, name: &str, took: Duration, r: &Response) -> bool {
+        if r.status().as_u16() != 429 {
+            return false;
+        }
+        let after = r.headers().get("retry-after").and_then(|v| v.to_str().ok()).unwrap_or("?");
+        self.push(Outcome::new(
+            name,
+            Status::Warn,
+            took,
+            format!("rate limited (429): retry after {after}s; not a failure of the service"),
+        ));
+        true
+    }
+}
+
+/// Runs every check in order and returns the checklist.
+pub fn run(opts: &Options) -> Vec<Outcome> {
+    let mut builder = Client::builder()
+        .timeout(opts.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("aspjwt-health/", env!("CARGO_PKG_VERSION")));
+    if let Some(pem) = &opts.cacert {
+        match reqwest::Certificate::from_pem(pem) {
+            Ok(c) => builder = builder.add_root_certificate(c),
+            Err(_) => {
+                return vec![Outcome::new(
+                    "CA certificate",
+                    Status::Fail,
+                    Duration::ZERO,
+                    "--cacert is not a PEM certificate",
+                )];
+            }
+        }
+    }
+    let client = match builder.build() {
+        Ok(c) => c,
+        Err(e) => return vec![Outcome::new("HTTP client", Status::Fail, Duration::ZERO, e.to_string())],
+    };
+    let mut r =
+        Runner { client, base: opts.url.trim_end_matches('/').to_string(), timeout: opts.timeout, out: Vec::new() };
+    if !opts.quick
+        && let Some(settings) = &opts.settings
+    {
+        configuration(&mut r, settings);
+    }
+    if liveness(&mut r)
+        && !opts.quick
+        && let Some(probe) = &opts.probe
+    {
+        deep(&mut r, probe, opts.settings.as_ref(), opts.url.starts_with("https://"));
+    }
+    r.out
+}
+
+/// The configuration's rules, and a local sign-and-verify round trip.
+fn configuration(r: &mut Runner, settings: &Settings) {
+    let t = Instant::now();
+    let findings: Vec<_> =
+        check::secrets(&settings.values).into_iter().chain(check::expiries(&settings.values)).collect();
+    let bad: Vec<String> =
+        findings.iter().filter(|f| f.status == Status::Fail).map(|f| format!("{}: {}", f.item, f.detail)).collect();
+    let ok = bad.is_empty();
+    r.push(if ok {
+        Outcome::new(
+            "configuration",
+            Status::Pass,
+            t.elapsed(),
+            format!("{} checks pass ({})", findings.len(), settings.source),
+        )
+    } else {
+        Outcome::new("configuration", Status::Fail, t.elapsed(), bad.join("; "))
+    });
+    let t = Instant::now();
+    let Ok(cfg) = settings.token_config() else {
+        r.push(Outcome::new("token generation", Status::Fail, t.elapsed(), "no secrets to sign with"));
+        return;
+    };
+    let who = Subject {
+        sub: "health".into(),
+        email: "health@aspjwt.invalid".into(),
+        role: "support".into(),
+        sid: token::random_id(),
+    };
+    let now = crate::server::now();
+    let mut problems = Vec::new();
+    for kind in [Kind::Access, Kind::Refresh] {
+        let jwt = token::sign(&cfg.claims(kind, &who, now, None), cfg.secret(kind));
+        let check = Check {
+            algorithms: vec![jsonwebtoken::Algorithm::HS256],
+            leeway: 0,
+            issuer: Some(cfg.issuer.clone()),
+            audience: Some(cfg.audience.clone()),
+            typ: Some(kind),
+        };
+        let parsed = token::inspect(&jwt).expect("own tokens parse");
+        if !parsed.verify(cfg.secret(kind), &check, now).is_empty() {
+            problems.push(format!("{kind} token does not verify"));
+        }
+        let other = if kind == Kind::Access { Kind::Refresh } else { Kind::Access };
+        if parsed.verify(cfg.secret(other), &check, now).is_empty() {
+            problems.push(format!("{kind} token verifies with the {other} secret"));
+        }
+    }
+    r.push(if problems.is_empty() {
+        Outcome::new(
+            "token generation",
+            Status::Pass,
+            t.elapsed(),
+            "access and refresh tokens sign and verify, each with its own secret",
+        )
+    } else {
+        Outcome::new("token generation", Status::Fail, t.elapsed(), problems.join("; "))
+    });
+}
+
+/// The checks that need no credentials. False when the service is unreachable or broken.
+fn liveness(r: &mut Runner) -> bool {
+    let (took, res) = r.send(r.client.get(r.url("/api/health")));
+    let resp = match res {
+        Err(e) => return r.push(Outcome::new("GET /api/health", Status::Fail, took, e)),
+        Ok(resp) => resp,
+    };
+    let status = resp.status().as_u16();
+    if status != 200 {
+        r.push(Outcome::fail("GET /api/health", took, "200", status.to_string()));
+        return false;
+    }
+    r.push(Outcome::new("GET /api/health", Status::Pass, took, "200"));
+    let missing = missing_headers(resp.headers());
+    r.push(if missing.is_empty() {
+        Outcome::new(
+            "security headers",
+            Status::Pass,
+            Duration::ZERO,
+            format!("all {} present", SECURITY_HEADERS.len()),
+        )
+    } else {
+        Outcome::fail("security headers", Duration::ZERO, "all present", format!("missing {}", missing.join(", ")))
+    });
+    let date = resp.headers().get("date").and_then(|v| v.to_str().ok()).and_then(|d| skew(d, SystemTime::now()));
+    r.push(match date {
+        None => Outcome::fail("clock skew", Duration::ZERO, "a Date header", "none"),
+        Some(s) if s.abs() <= MAX_SKEW_SECS => {
+            Outcome::new("clock skew", Status::Pass, Duration::ZERO, format!("{s:+} s"))
+        }
+        Some(s) => Outcome::fail(
+            "clock skew",
+            Duration::ZERO,
+            format!("within {MAX_SKEW_SECS} s"),
+            format!("{s:+} s: token expiry will misbehave"),
+        ),
+    });
+
+    let (took, res) = r.send(r.client.get(r.url("/api/auth/token-info")));
+    match res {
+        Err(e) => r.push(Outcome::new("token-info without a token", Status::Fail, took, e)),
+        Ok(resp) => {
+            let www = resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            let s = resp.status().as_u16();
+            r.push(if s == 401 && www.starts_with("Bearer") {
+                Outcome::new("token-info without a token", Status::Pass, took, "401 with WWW-Authenticate: Bearer")
+            } else {
+                Outcome::fail(
+                    "token-info without a token",
+                    took,
+                    "401 with WWW-Authenticate: Bearer",
+                    format!("{s} with WWW-Authenticate: {www:?}"),
+                )
+            })
+        }
+    };
+    let (took, res) = r.send(r.client.post(r.url("/api/auth/refresh")));
+    match res {
+        Err(e) => r.push(Outcome::new("refresh without a cookie", Status::Fail, took, e)),
+        Ok(resp) if r.rate_limited("refresh without a cookie", took, &resp) => true,
+        Ok(resp) => {
+            let s = resp.status().as_u16();
+            r.push(if s == 401 {
+                Outcome::new("refresh without a cookie", Status::Pass, took, "401")
+            } else {
+                Outcome::fail("refresh without a cookie", took, "401", s.to_string())
+            })
+        }
+    };
+    r.out.iter().all(|o| o.status != Status::Fail)
+}
+
+/// Verifies a token the service issued with the configured secret.
+fn signed_locally(settings: &Settings, raw: &str, kind: Kind) -> Result<(), String> {
+    let secret = settings.secret(kind).map_err(|e| e.to_string())?;
+    let t = token::inspect(raw).map_err(|e| e.to_string())?;
+    let check = Check {
+        algorithms: vec![jsonwebtoken::Algorithm::HS256],
+        leeway: 60,
+        issuer: None,
+        audience: None,
+        typ: Some(kind),
+    };
+    let failures = t.verify(&secret, &check, crate::server::now());
+    if failures.iter().any(|f| matches!(f, token::Failure::BadSignature)) {
+        return Err(format!("service signs with a different {} than {}", kind.secret_var(), settings.source));
+    }
+    failures.first().map_or(Ok(()), |f| Err(f.to_string()))
+}
+
+/// login → token-info → refresh → logout → refresh again, with the probe account.
+fn deep(r: &mut Runner, probe: &Probe, settings: Option<&Settings>, https: bool) {
+    let (took, res) = r.send(
+        r.client
+            .post(r.url("/api/auth/login"))
+            .json(&serde_json::json!({"email": probe.email, "password": probe.password})),
+    );
+    let resp = match res {
+        Err(e) => return void(r.push(Outcome::new("login", Status::Fail, took, e))),
+        Ok(resp) if r.rate_limited("login", took, &resp) => return,
+        Ok(resp) => resp,
+    };
+    if resp.status().as_u16() != 200 {
+        return void(r.push(Outcome::fail(
+            "login",
+            took,
+            "200 for the probe account",
+            resp.status().as_u16().to_string(),
+        )));
+    }
+    let headers = resp.headers().clone();
+    let (Some(access_c), Some(refresh_c), Some(csrf_c)) = (
+        set_cookie(&headers, cookie::ACCESS_TOKEN),
+        set_cookie(&headers, cookie::REFRESH_TOKEN),
+        set_cookie(&headers, cookie::CSRF_TOKEN),
+    ) else {
+        return void(r.push(Outcome::fail(
+            "login",
+            took,
+            "access_token, refresh_token and csrf_token cookies",
+            "not all of them",
+        )));
+    };
+    let (access, refresh, csrf) =
+        (cookie_value(access_c).to_string(), cookie_value(refresh_c).to_string(), cookie_value(csrf_c).to_string());
+    let mut problems: Vec<String> = Vec::new();
+    for (name, c) in [(cookie::ACCESS_TOKEN, access_c), (cookie::REFRESH_TOKEN, refresh_c)] {
+        let missing = cookie_problems(c, https);
+        if !missing.is_empty() {
+            problems.push(format!("{name} lacks {}", missing.join(", ")));
+        }
+    }
+    if !r.push(if problems.is_empty() {
+        Outcome::new(
+            "login",
+            Status::Pass,
+            took,
+            format!("200, cookies HttpOnly and SameSite{}", if https { " and Secure" } else { "" }),
+        )
+    } else {
+        Outcome::fail(
+            "login",
+            took,
+            "HttpOnly, SameSite (and Secure over https) on the token cookies",
+            problems.join("; "),
+        )
+    }) {
+        return;
+    }
+    if let Some(s) = settings {
+        let t = Instant::now();
+        let verdict =
+            signed_locally(s, &access, Kind::Access).and_then(|()| signed_locally(s, &refresh, Kind::Refresh));
+        if !r.push(match verdict {
+            Ok(()) => Outcome::new(
+                "tokens match the configuration",
+                Status::Pass,
+                t.elapsed(),
+                format!("both verify with the secrets in {}", s.source),
+            ),
+            Err(e) => Outcome::new("tokens match the configuration", Status::Fail, t.elapsed(), e),
+        }) {
+            return;
+        }
+    }
+
+    let ttl = settings.and_then(|s| s.ttl(Kind::Access).ok()).unwrap_or(Duration::from_secs(15 * 60)).as_secs() as i64;
+    if !token_info(r, &access, "token-info", Some(ttl)) {
+        return;
+    }
+
+    let cookies = format!("{}={refresh}; {}={csrf}", cookie::REFRESH_TOKEN, cookie::CSRF_TOKEN);
+    let (took, res) =
+        r.send(r.client.post(r.url("/api/auth/refresh")).header("cookie", &cookies).header(names::CSRF_HEADER, &csrf));
+    let resp = match res {
+        Err(e) => return void(r.push(Outcome::new("refresh", Status::Fail, took, e))),
+        Ok(resp) if r.rate_limited("refresh", took, &resp) => return,
+        Ok(resp) => resp,
+    };
+    if resp.status().as_u16() != 200 {
+        return void(r.push(Outcome::fail("refresh", took, "200", resp.status().as_u16().to_string())));
+    }
+    let h = resp.headers().clone();
+    let new_refresh = set_cookie(&h, cookie::REFRESH_TOKEN).map(|c| cookie_value(c).to_string()).unwrap_or_default();
+    let new_access = set_cookie(&h, cookie::ACCESS_TOKEN).map(|c| cookie_value(c).to_string()).unwrap_or_default();
+    let new_csrf = set_cookie(&h, cookie::CSRF_TOKEN).map(|c| cookie_value(c).to_string()).unwrap_or(csrf);
+    if new_refresh.is_empty() || new_refresh == refresh {
+        return void(r.push(Outcome::fail("refresh", took, "a new refresh token (rotation)", "the same one, or none")));
+    }
+    r.push(Outcome::new("refresh", Status::Pass, took, "200, refresh token rotated"));
+    if !token_info(r, &new_access, "token-info after refresh", None) {
+        return;
+    }
+
+    let cookies = format!("{}={new_refresh}; {}={new_csrf}", cookie::REFRESH_TOKEN, cookie::CSRF_TOKEN);
+    let (took, res) = r.send(
+        r.client.post(r.url("/api/auth/logout")).header("cookie", &cookies).header(names::CSRF_HEADER, &new_csrf),
+    );
+    match res {
+        Err(e) => return void(r.push(Outcome::new("logout", Status::Fail, took, e))),
+        Ok(resp) if resp.status().as_u16() == 204 => r.push(Outcome::new("logout", Status::Pass, took, "204")),
+        Ok(resp) => return void(r.push(Outcome::fail("logout", took, "204", resp.status().as_u16().to_string()))),
+    };
+    let (took, res) = r.send(
+        r.client.post(r.url("/api/auth/refresh")).header("cookie", &cookies).header(names::CSRF_HEADER, &new_csrf),
+    );
+    match res {
+        Err(e) => r.push(Outcome::new("refresh after logout", Status::Fail, took, e)),
+        Ok(resp) if r.rate_limited("refresh after logout", took, &resp) => true,
+        Ok(resp) if resp.status().as_u16() == 401 => {
+            r.push(Outcome::new("refresh after logout", Status::Pass, took, "401: the session is over"))
+        }
+        Ok(resp) => r.push(Outcome::fail("refresh after logout", took, "401", resp.status().as_u16().to_string())),
+    };
+}
+
+fn void(_: bool) {}
+
+/// token-info with `access`; with `ttl`, expiresInSeconds must be near it.
+fn token_info(r: &mut Runner, access: &str, name: &str, ttl: Option<i64>) -> bool {
+    let (took, res) = r.send(
+        r.client.get(r.url("/api/auth/token-info")).header("cookie", format!("{}={access}", cookie::ACCESS_TOKEN)),
+    );
+    let resp = match res {
+        Err(e) => return r.push(Outcome::new(name, Status::Fail, took, e)),
+        Ok(resp) => resp,
+    };
+    if resp.status().as_u16() != 200 {
+        return r.push(Outcome::fail(name, took, "200", resp.status().as_u16().to_string()));
+    }
+    let body: serde_json::Value = resp.json().unwrap_or_default();
+    let left = body["expiresInSeconds"].as_i64();
+    match (left, ttl) {
+        (None, _) => r.push(Outcome::fail(name, took, "expiresInSeconds", "none")),
+        (Some(l), Some(ttl)) if (ttl - l).abs() > EXPIRY_SLACK_SECS => r.push(Outcome::fail(
+            name,
+            took,
+            format!("expiresInSeconds ≈ {ttl} (the configured access expiry)"),
+            l.to_string(),
+        )),
+        (Some(l), _) => r.push(Outcome::new(name, Status::Pass, took, format!("200, expires in {l} s"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookie_attributes() {
+        assert!(cookie_problems("a=b; Path=/; HttpOnly; SameSite=Strict", false).is_empty());
+        assert_eq!(cookie_problems("a=b; Path=/; HttpOnly; SameSite=Strict", true), ["Secure"]);
+        assert_eq!(cookie_problems("a=b; Path=/", false), ["HttpOnly", "SameSite"]);
+    }
+
+    #[test]
+    fn clock_skew() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(skew(&httpdate::fmt_http_date(now + Duration::from_secs(42)), now), Some(42));
+        assert_eq!(skew(&httpdate::fmt_http_date(now - Duration::from_secs(7)), now), Some(-7));
+        assert_eq!(skew("yesterday", now), None);
+    }
+}

@@ -1,0 +1,366 @@
+//! `aspjwt health` against the real service and against broken fakes.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::service::{PASSWORD, Service, run_env, setup};
+use crate::util::Dir;
+
+const PROBE: &str = "probe@aspcranes.example";
+
+fn health(dir: &Dir, args: &[&str]) -> crate::util::Output {
+    run_env(dir, args, &[("PROBE_PW", PASSWORD)])
+}
+
+fn checks(j: &Value) -> Vec<(String, String)> {
+    j["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap().to_string(), c["status"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+fn failed(j: &Value) -> Vec<String> {
+    checks(j).into_iter().filter(|(_, s)| s == "fail").map(|(n, _)| n).collect()
+}
+
+#[test]
+fn a_healthy_service_passes_every_check() {
+    let s = Service::start(setup("", &[(PROBE, "support")]));
+    let out = health(
+        &s.dir,
+        &["--json", "health", "--url", &s.base, "--env-file", ".env", "--email", PROBE, "--password-env", "PROBE_PW"],
+    );
+    let j = out.code(0).json();
+    assert_eq!(j["healthy"], true);
+    assert_eq!(j["url"], s.base.as_str());
+    let names: Vec<String> = checks(&j)
+        .into_iter()
+        .map(|(n, st)| {
+            assert_eq!(st, "pass", "{n}: {j}");
+            n
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "configuration",
+            "token generation",
+            "GET /api/health",
+            "security headers",
+            "clock skew",
+            "token-info without a token",
+            "refresh without a cookie",
+            "login",
+            "tokens match the configuration",
+            "token-info",
+            "refresh",
+            "token-info after refresh",
+            "logout",
+            "refresh after logout",
+        ]
+    );
+    for c in j["checks"].as_array().unwrap() {
+        assert!(c["millis"].is_u64() && c["detail"].is_string());
+    }
+    // Human output: a checklist and a one-line verdict; run twice, it never trips reuse detection.
+    let human = health(
+        &s.dir,
+        &["health", "--url", &s.base, "--env-file", ".env", "--email", PROBE, "--password-env", "PROBE_PW"],
+    );
+    assert!(human.code(0).stdout.lines().last().unwrap().starts_with("healthy: 14 checks passed"), "{}", human.stdout);
+    assert!(human.stdout.contains("✔ refresh "));
+    assert_eq!(
+        s.cli(&["--json", "audit", "--event", "refresh_token_reuse"]).code(0).json().as_array().unwrap().len(),
+        0
+    );
+    // The quick form: liveness only.
+    let quick = health(&s.dir, &["--json", "health", "--url", &s.base, "--quick"]).code(0).json();
+    assert_eq!(checks(&quick).len(), 5);
+}
+
+#[test]
+fn usage_errors() {
+    let d = Dir::new();
+    assert!(d.run(&["health", "--url", "ftp://x"]).code(2).stderr.contains("--url"));
+    d.run(&["health", "--password", "x"]).code(2);
+    assert!(d.run(&["health", "--email", "a@b.c"]).code(2).stderr.contains("never the command line"));
+    d.run(&["health", "--password-env", "X"]).code(2); // requires --email
+}
+
+#[test]
+fn nothing_listening() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port(); // closed again
+    let d = Dir::new();
+    let j = d.run(&["--json", "health", "--url", &format!("http://127.0.0.1:{port}")]).code(1).json();
+    assert_eq!(failed(&j), ["GET /api/health"]);
+    assert!(j["checks"][0]["detail"].as_str().unwrap().contains("connection refused"));
+}
+
+#[test]
+fn a_service_with_other_secrets_than_the_env_file() {
+    let s = Service::start(setup("", &[(PROBE, "support")]));
+    let other = s.dir.run(&["generate"]).stdout.clone();
+    s.dir.write("other.env", other);
+    let j = health(
+        &s.dir,
+        &[
+            "--json",
+            "health",
+            "--url",
+            &s.base,
+            "--env-file",
+            "other.env",
+            "--email",
+            PROBE,
+            "--password-env",
+            "PROBE_PW",
+        ],
+    )
+    .code(1)
+    .json();
+    assert_eq!(failed(&j), ["tokens match the configuration"]);
+    let detail = j["checks"].as_array().unwrap().iter().find(|c| c["status"] == "fail").unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(detail, "service signs with a different JWT_SECRET than other.env");
+}
+
+/// What a fake answers: status, extra headers, body.
+type Reply = (u16, Vec<(String, String)>, String);
+
+const GOOD_HEADERS: &[(&str, &str)] = &[
+    ("content-security-policy", "default-src 'none'"),
+    ("cross-origin-opener-policy", "same-origin"),
+    ("cross-origin-resource-policy", "same-origin"),
+    ("origin-agent-cluster", "?1"),
+    ("referrer-policy", "no-referrer"),
+    ("x-content-type-options", "nosniff"),
+    ("x-dns-prefetch-control", "off"),
+    ("x-download-options", "noopen"),
+    ("x-frame-options", "DENY"),
+    ("x-permitted-cross-domain-policies", "none"),
+    ("x-xss-protection", "0"),
+];
+
+fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// A service that behaves right except where `quirk` says.
+fn fake(quirk: &'static str) -> impl Fn(&str, &str, &str) -> Option<Reply> + Send + Sync + 'static {
+    move |method: &str, path: &str, head: &str| {
+        let mut headers = if quirk == "no_headers" { vec![] } else { h(GOOD_HEADERS) };
+        let cookies = head.to_ascii_lowercase().contains("cookie:");
+        Some(match (method, path, quirk) {
+            (_, _, "hang") => {
+                std::thread::sleep(Duration::from_secs(5));
+                return None;
+            }
+            ("GET", "/api/health", "500") => (500, headers, "{}".into()),
+            ("GET", "/api/health", _) => (200, headers, r#"{"status":"ok"}"#.into()),
+            ("GET", "/api/auth/token-info", _) if !cookies => {
+                headers.push(("www-authenticate".into(), "Bearer realm=\"x\"".into()));
+                (401, headers, "{}".into())
+            }
+            ("GET", "/api/auth/token-info", _) => (200, headers, r#"{"expiresInSeconds":900}"#.into()),
+            ("POST", "/api/auth/refresh", "429") if !cookies => {
+                headers.push(("retry-after".into(), "30".into()));
+                (429, headers, "{}".into())
+            }
+            ("POST", "/api/auth/refresh", _) if !cookies => (401, headers, "{}".into()),
+            ("POST", "/api/auth/login", _) | ("POST", "/api/auth/refresh", _) => {
+                // Never rotates: always the same refresh token.
+                for (name, v) in
+                    [("access_token", "a.b.c"), ("refresh_token", "same.refresh.token"), ("csrf_token", "n.t")]
+                {
+                    headers.push(("set-cookie".into(), format!("{name}={v}; Path=/; HttpOnly; SameSite=Strict")));
+                }
+                (200, headers, "{}".into())
+            }
+            _ => (404, headers, "{}".into()),
+        })
+    }
+}
+
+/// Serves `handler` on loopback (plain, or TLS with `tls`); returns the base URL.
+fn serve_fake<F>(handler: F, tls: Option<Arc<rustls::ServerConfig>>) -> String
+where
+    F: Fn(&str, &str, &str) -> Option<Reply> + Send + Sync + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handler = Arc::new(handler);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(64) {
+            let Ok(stream) = stream else { continue };
+            let (handler, tls) = (handler.clone(), tls.clone());
+            std::thread::spawn(move || match tls {
+                Some(cfg) => {
+                    let conn = rustls::ServerConnection::new(cfg).unwrap();
+                    answer(rustls::StreamOwned::new(conn, stream), &*handler);
+                }
+                None => answer(stream, &*handler),
+            });
+        }
+    });
+    format!("{scheme}://localhost:{port}")
+}
+
+fn answer<S: Read + Write, F: Fn(&str, &str, &str) -> Option<Reply>>(mut stream: S, handler: &F) {
+    let mut head = String::new();
+    {
+        let mut reader = BufReader::new(&mut stream);
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                break;
+            }
+            head.push_str(&line);
+        }
+    }
+    let mut first = head.split_whitespace();
+    let (method, path) = (first.next().unwrap_or("").to_string(), first.next().unwrap_or("").to_string());
+    let Some((status, headers, body)) = handler(&method, &path, &head) else { return };
+    let mut reply = format!(
+        "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\ndate: {}\r\n",
+        body.len(),
+        httpdate::fmt_http_date(std::time::SystemTime::now())
+    );
+    for (k, v) in headers {
+        reply.push_str(&format!("{k}: {v}\r\n"));
+    }
+    reply.push_str("\r\n");
+    reply.push_str(&body);
+    let _ = stream.write_all(reply.as_bytes());
+    let _ = stream.flush();
+}
+
+fn deep(d: &Dir, url: &str, extra: &[&str]) -> crate::util::Output {
+    let mut args =
+        vec!["--json", "health", "--url", url, "--email", PROBE, "--password-env", "PROBE_PW", "--timeout", "1s"];
+    args.extend(extra);
+    health(d, &args)
+}
+
+#[test]
+fn broken_services_fail_the_named_check() {
+    let d = Dir::new();
+    let cases: &[(&str, &[&str])] = &[
+        ("500", &["GET /api/health"]),
+        ("hang", &["GET /api/health"]),
+        ("no_headers", &["security headers"]),
+        ("no_rotation", &["refresh"]),
+    ];
+    for (quirk, want) in cases {
+        let url = serve_fake(fake(quirk), None);
+        let j = deep(&d, &url, &[]).code(1).json();
+        assert_eq!(failed(&j), *want, "{quirk}: {j}");
+    }
+    let url = serve_fake(fake("hang"), None);
+    let j = deep(&d, &url, &[]).json();
+    assert!(j["checks"][0]["detail"].as_str().unwrap().contains("timed out after 1s"), "{j}");
+    let url = serve_fake(fake("500"), None);
+    let j = deep(&d, &url, &[]).json();
+    assert_eq!((j["checks"][0]["expected"].as_str(), j["checks"][0]["got"].as_str()), (Some("200"), Some("500")));
+}
+
+#[test]
+fn a_429_is_a_warning_not_a_failure() {
+    let d = Dir::new();
+    let url = serve_fake(fake("429"), None);
+    let j = health(&d, &["--json", "health", "--url", &url, "--quick"]).code(0).json();
+    let refresh =
+        j["checks"].as_array().unwrap().iter().find(|c| c["name"] == "refresh without a cookie").unwrap().clone();
+    assert_eq!(refresh["status"], "warn");
+    assert!(refresh["detail"].as_str().unwrap().contains("rate limited (429): retry after 30s"));
+}
+
+#[test]
+fn https_with_a_private_ca() {
+    let d = Dir::new();
+    // A private CA and a leaf certificate for localhost signed by it.
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl").current_dir(d.tmp.path()).args(args).output().unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &["-days", "1", "-subj", "/CN=aspjwt test CA", "-keyout", "ca.key", "-out", "ca.pem"],
+        ]
+        .concat(),
+    );
+    openssl(&[&["req"][..], &ec, &["-subj", "/CN=localhost", "-keyout", "key.pem", "-out", "leaf.csr"]].concat());
+    d.write("leaf.ext", "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "cert.pem",
+    ]);
+    use rustls_pki_types::pem::PemObject;
+    let certs = rustls_pki_types::CertificateDer::pem_file_iter(d.path("cert.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(d.path("key.pem")).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let url = serve_fake(fake("ok"), Some(Arc::new(cfg)));
+    let untrusted = health(&d, &["--json", "health", "--url", &url, "--quick"]).code(1).json();
+    assert_eq!(
+        untrusted["checks"][0]["detail"],
+        "TLS failure: the certificate is signed by an unknown authority (pass --cacert)"
+    );
+    let trusted = health(&d, &["--json", "health", "--url", &url, "--quick", "--cacert", "ca.pem"]).code(0).json();
+    assert_eq!(trusted["healthy"], true);
+    // Over https the token cookies must be Secure: the fake's are not.
+    let j = deep(&d, &url, &["--cacert", "ca.pem"]).code(1).json();
+    assert_eq!(failed(&j), ["login"]);
+    assert!(j.to_string().contains("Secure"));
+}
+
+#[test]
+fn watch_prints_one_line_per_run() {
+    let s = Service::start(setup("", &[]));
+    let mut child = s
+        .dir
+        .cmd()
+        .args(["health", "--url", &s.base, "--quick", "--watch", "1s"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lines: Vec<String> = BufReader::new(stdout).lines().take(2).map(Result::unwrap).collect();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for l in &lines {
+        assert!(l.contains("healthy: 5 checks passed"), "{l}");
+    }
+}
