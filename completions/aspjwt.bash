@@ -803,7 +803,7 @@ _aspjwt() {
             return 0
             ;;
         aspjwt__subcmd__rotate)
-            opts="-q -h -V --env-file --compose --only --key --dry-run --backup --create --show-secrets --url-safe --json --color --quiet --help --version"
+            opts="-q -h -V --env-file --compose --only --key --dry-run --backup --create --show-secrets --url-safe --graceful --window --finish --json --color --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -822,6 +822,10 @@ _aspjwt() {
                     return 0
                     ;;
                 --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --window)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -64,6 +64,7 @@ complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l env-file -d 'A 
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l compose -d 'A docker compose file whose services\' environment to rewrite (repeatable)' -r -F
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l only -d 'Only these of the secrets (the defaults and those given with --key)' -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l key -d 'Also rotate this secret, with BYTES random bytes [default: 32] (repeatable)' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l window -d 'How long previous secrets stay valid [default: the access lifetime for JWT_SECRET, the refresh lifetime for JWT_REFRESH_SECRET, the session lifetime for SESSION_SECRET]' -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -72,6 +73,8 @@ complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l backup -d 'Keep
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l create -d 'Create a missing .env file (mode 0600)'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l show-secrets -d 'Print the new secret values (they are masked otherwise)'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l url-safe -d 'base64url without padding instead of standard base64'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l graceful -d 'Routine rollover: keep each replaced secret as <KEY>_PREVIOUS, still valid for verification until <KEY>_PREVIOUS_UNTIL, so nobody is logged out'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l finish -d 'Remove the <KEY>_PREVIOUS entries whose window has ended (and only those)'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l json -d 'Machine-readable JSON on stdout, nothing else there'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -s h -l help -d 'Print help'

@@ -163,6 +163,62 @@ pub fn compose(path: &str, env: &[EnvVar]) -> Vec<Finding> {
     out
 }
 
+/// Parses an RFC 3339 time to epoch seconds.
+pub fn parse_time(text: &str) -> Option<i64> {
+    let t = humantime::parse_rfc3339_weak(text.trim()).ok()?;
+    Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64)
+}
+
+/// Rollover pairs: `<KEY>_PREVIOUS` differs from the current value and has a
+/// parseable `<KEY>_PREVIOUS_UNTIL`; an ended window is a warning.
+pub fn rollover(settings: &BTreeMap<String, Setting>, now: i64) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for spec in names::DEFAULT_SECRETS {
+        let (prev_name, until_name) = (names::previous_of(spec.name), names::previous_until_of(spec.name));
+        let item = format!("{} rollover", spec.name);
+        match (settings.get(&prev_name), settings.get(&until_name)) {
+            (None, None) => {}
+            (Some(p), None) => {
+                out.push(Finding::new(item, Status::Fail, format!("{prev_name} has no {until_name} ({})", p.origin)))
+            }
+            (None, Some(u)) => out.push(Finding::new(
+                item,
+                Status::Warn,
+                format!("{until_name} without {prev_name} ({}); run `aspjwt rotate --finish`", u.origin),
+            )),
+            (Some(p), Some(u)) => out.push(match parse_time(&u.value) {
+                None => Finding::new(
+                    item,
+                    Status::Fail,
+                    format!("{until_name} {:?} is not an RFC 3339 time ({})", u.value, u.origin),
+                ),
+                Some(_) if settings.get(spec.name).is_some_and(|c| c.value == p.value) => {
+                    Finding::new(item, Status::Fail, format!("{prev_name} equals {} ({})", spec.name, p.origin))
+                }
+                Some(until) if until <= now => Finding::new(
+                    item,
+                    Status::Warn,
+                    format!(
+                        "the window ended {}; run `aspjwt rotate --finish` ({})",
+                        crate::duration::relative(until, now),
+                        u.origin
+                    ),
+                ),
+                Some(until) => Finding::new(
+                    item,
+                    Status::Pass,
+                    format!(
+                        "the previous secret verifies until {} ({})",
+                        u.value.trim(),
+                        crate::duration::relative(until, now)
+                    ),
+                ),
+            }),
+        }
+    }
+    out
+}
+
 /// Keys a .env file sets more than once (compose takes the last).
 pub fn duplicates(doc: &crate::envfile::EnvFile, shown: &str) -> Vec<Finding> {
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();

@@ -47,7 +47,7 @@ pub enum Command {
 
     /// Replace secrets in place across .env and compose files, all or nothing.
     #[command(
-        after_help = "Examples:\n  aspjwt rotate --env-file .env --compose docker-compose.yml\n  aspjwt rotate --env-file .env --dry-run\n  aspjwt rotate --env-file .env --create\n  aspjwt rotate --env-file .env --key POSTGRES_PASSWORD:24 --backup\n\nEvery session and token signed with the old secrets stops working at once."
+        after_help = "Examples:\n  aspjwt rotate --env-file .env --compose docker-compose.yml\n  aspjwt rotate --env-file .env --dry-run\n  aspjwt rotate --env-file .env --create\n  aspjwt rotate --env-file .env --key POSTGRES_PASSWORD:24 --backup\n  aspjwt rotate --env-file .env --graceful && kill -HUP $(pidof aspjwt)\n  aspjwt rotate --env-file .env --finish\n\nWithout --graceful, every session and token signed with the old secrets stops working at once."
     )]
     Rotate(RotateArgs),
 
@@ -189,6 +189,20 @@ pub struct RotateArgs {
     /// base64url without padding instead of standard base64.
     #[arg(long)]
     pub url_safe: bool,
+
+    /// Routine rollover: keep each replaced secret as <KEY>_PREVIOUS, still valid for
+    /// verification until <KEY>_PREVIOUS_UNTIL, so nobody is logged out.
+    #[arg(long, conflicts_with = "finish")]
+    pub graceful: bool,
+
+    /// How long previous secrets stay valid [default: the access lifetime for JWT_SECRET,
+    /// the refresh lifetime for JWT_REFRESH_SECRET, the session lifetime for SESSION_SECRET].
+    #[arg(long, value_name = "DURATION", requires = "graceful")]
+    pub window: Option<String>,
+
+    /// Remove the <KEY>_PREVIOUS entries whose window has ended (and only those).
+    #[arg(long, conflicts_with_all = ["only", "keys", "create", "show_secrets", "url_safe"])]
+    pub finish: bool,
 }
 
 /// Where a token comes from: the argument, or stdin when absent or `-`.

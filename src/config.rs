@@ -161,6 +161,13 @@ impl Settings {
         }
     }
 
+    /// The previous value of secret `name` and the end of its window, during a rollover.
+    pub fn previous(&self, name: &str) -> Option<crate::token::Previous> {
+        let secret = self.get(&names::previous_of(name)).filter(|s| !s.value.is_empty())?;
+        let until = crate::check::parse_time(&self.get(&names::previous_until_of(name))?.value)?;
+        Some(crate::token::Previous { secret: Secret::new(secret.value.clone()), until })
+    }
+
     pub fn ttl(&self, kind: Kind) -> Result<Duration, ConfigError> {
         match kind {
             Kind::Access => self.duration(names::JWT_ACCESS_TOKEN_EXPIRY, names::DEFAULT_ACCESS_EXPIRY),
@@ -173,6 +180,8 @@ impl Settings {
         Ok(TokenConfig {
             access_secret: self.secret(Kind::Access)?,
             refresh_secret: self.secret(Kind::Refresh)?,
+            access_previous: self.previous(names::JWT_SECRET),
+            refresh_previous: self.previous(names::JWT_REFRESH_SECRET),
             issuer: self.issuer(),
             audience: self.audience(),
             access_ttl: self.ttl(Kind::Access)?,
@@ -186,6 +195,8 @@ impl Settings {
 pub struct ServiceConfig {
     pub tokens: TokenConfig,
     pub session_secret: Secret,
+    /// During a rollover, the previous SESSION_SECRET (CSRF tokens it signed stay valid).
+    pub session_previous: Option<crate::token::Previous>,
     /// Absolute cap of a session.
     pub session_max: Duration,
     /// How long the previous refresh token still gets the current pair.
@@ -211,9 +222,11 @@ impl ServiceConfig {
     /// Builds the configuration, or every reason it is unacceptable, one line each:
     /// the rules of `aspjwt check`, with no development bypass.
     pub fn from_settings(s: &Settings, db_flag: Option<&Path>) -> Result<ServiceConfig, Vec<String>> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
         let mut problems: Vec<String> = crate::check::secrets(&s.values)
             .into_iter()
             .chain(crate::check::expiries(&s.values))
+            .chain(crate::check::rollover(&s.values, now))
             .filter(|f| f.status == crate::check::Status::Fail)
             .map(|f| format!("{}: {}", f.item, f.detail))
             .collect();
@@ -308,6 +321,7 @@ impl ServiceConfig {
                 Ok(ServiceConfig {
                     tokens,
                     session_secret,
+                    session_previous: s.previous(names::SESSION_SECRET),
                     session_max,
                     reuse_grace,
                     db: db_path(db_flag, s),

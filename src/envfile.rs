@@ -214,6 +214,58 @@ impl EnvFile {
         Ok(count)
     }
 
+    /// Sets `key` like `set`, but a missing key goes on a new line right after the
+    /// last assignment of `anchor` (or at the end when there is none).
+    pub fn set_after(&mut self, key: &str, value: &str, anchor: &str) -> Result<usize, SetError> {
+        if self.entries.iter().any(|e| e.key == key) {
+            return self.set(key, value);
+        }
+        if !is_plain_value(value) {
+            return Err(SetError::UnsafeValue);
+        }
+        if !is_plain_key(key) {
+            return Err(SetError::BadKey(key.to_string()));
+        }
+        let Some(at) = self.entries.iter().rposition(|e| e.key == anchor) else { return self.set(key, value) };
+        let a = &self.entries[at];
+        let end = a.value.as_ref().map_or(a.key_at + a.key.len(), |v| v.span.end);
+        let eol = self.eol().as_str();
+        let (insert_at, text) = match self.text[end..].find('\n') {
+            Some(i) => (end + i + 1, format!("{key}={value}{eol}")),
+            None => (self.text.len(), format!("{eol}{key}={value}")),
+        };
+        let key_at = insert_at + text.find(key).expect("just written");
+        self.replace(insert_at..insert_at, &text);
+        let vstart = key_at + key.len() + 1;
+        self.entries.push(Entry {
+            key: key.to_string(),
+            key_at,
+            value: Some(Value { span: vstart..vstart + value.len(), quote: Quote::None, text: value.to_string() }),
+        });
+        self.entries.sort_by_key(|e| e.key_at);
+        Ok(0)
+    }
+
+    /// Removes every line that assigns `key`; returns how many.
+    pub fn remove(&mut self, key: &str) -> usize {
+        let mut n = 0;
+        while let Some(i) = self.entries.iter().rposition(|e| e.key == key) {
+            let e = self.entries.remove(i);
+            let end = e.value.as_ref().map_or(e.key_at + e.key.len(), |v| v.span.end);
+            let start = self.text[..e.key_at].rfind('\n').map_or(0, |j| j + 1);
+            let stop = self.text[end..].find('\n').map_or(self.text.len(), |j| end + j + 1);
+            // The last line without a final newline takes the line break before it along.
+            let start = if stop == self.text.len() && !self.text.ends_with('\n') && start > 0 {
+                start - if self.text[..start].ends_with("\r\n") { 2 } else { 1 }
+            } else {
+                start
+            };
+            self.replace(start..stop, "");
+            n += 1;
+        }
+        n
+    }
+
     /// Replaces a byte range and shifts the spans after it.
     fn replace(&mut self, range: std::ops::Range<usize>, with: &str) {
         let at = range.start;
@@ -246,9 +298,9 @@ pub enum SetError {
 }
 
 /// Characters that read back unchanged unquoted, single- or double-quoted, by
-/// compose, dotenvy and Node's dotenv alike.
+/// compose, dotenvy and Node's dotenv alike: base64, base64url and RFC 3339 times.
 pub fn is_plain_value(value: &str) -> bool {
-    value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_' | b'.'))
+    value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_' | b'.' | b':'))
 }
 
 /// `[A-Za-z_][A-Za-z0-9_]*`: a name every shell and dotenv dialect accepts.
@@ -515,6 +567,27 @@ mod tests {
             "\u{feff}export A='NEW' # keep\r\nB=\"NEW\"\r\nC=old\r\nA=NEW\r\nD=x\r\n"
         );
         assert_eq!(f.set("B", "has space"), Err(SetError::UnsafeValue));
+    }
+
+    #[test]
+    fn insert_after_and_remove_keep_the_rest() {
+        let src = "# s\r\nA=1 # one\r\nB='2'\r\n";
+        let mut f = parse(src);
+        f.set_after("A_PREVIOUS", "old", "A").unwrap();
+        f.set_after("A_PREVIOUS_UNTIL", "2026-01-01T00:00:00Z", "A_PREVIOUS").unwrap();
+        let text = String::from_utf8(f.render()).unwrap();
+        assert_eq!(text, "# s\r\nA=1 # one\r\nA_PREVIOUS=old\r\nA_PREVIOUS_UNTIL=2026-01-01T00:00:00Z\r\nB='2'\r\n");
+        assert_eq!(parse(&text).get("A_PREVIOUS_UNTIL"), Some("2026-01-01T00:00:00Z"));
+        assert_eq!(f.get("B"), Some("2"));
+        assert_eq!(f.remove("A_PREVIOUS"), 1);
+        assert_eq!(f.remove("A_PREVIOUS_UNTIL"), 1);
+        assert_eq!(String::from_utf8(f.render()).unwrap(), src);
+        // At the end of a file without a final newline.
+        let mut g = parse("A=1");
+        g.set_after("A_PREVIOUS", "0", "A").unwrap();
+        assert_eq!(String::from_utf8(g.render()).unwrap(), "A=1\nA_PREVIOUS=0");
+        g.remove("A_PREVIOUS");
+        assert_eq!(String::from_utf8(g.render()).unwrap(), "A=1");
     }
 
     #[test]

@@ -316,8 +316,10 @@ fn liveness(r: &mut Runner) -> bool {
         r.push(Outcome::fail("GET /api/health", took, "200", status.to_string()));
         return false;
     }
-    r.push(Outcome::new("GET /api/health", Status::Pass, took, "200"));
-    let missing = missing_headers(resp.headers());
+    let headers = resp.headers().clone();
+    let body: serde_json::Value = resp.json().unwrap_or_default();
+    r.push(Outcome::new("GET /api/health", Status::Pass, took, format!("200{}", keys_summary(&body))));
+    let missing = missing_headers(&headers);
     r.push(if missing.is_empty() {
         Outcome::new(
             "security headers",
@@ -328,7 +330,7 @@ fn liveness(r: &mut Runner) -> bool {
     } else {
         Outcome::fail("security headers", Duration::ZERO, "all present", format!("missing {}", missing.join(", ")))
     });
-    let date = resp.headers().get("date").and_then(|v| v.to_str().ok()).and_then(|d| skew(d, SystemTime::now()));
+    let date = headers.get("date").and_then(|v| v.to_str().ok()).and_then(|d| skew(d, SystemTime::now()));
     r.push(match date {
         None => Outcome::fail("clock skew", Duration::ZERO, "a Date header", "none"),
         Some(s) if s.abs() <= MAX_SKEW_SECS => {
@@ -374,6 +376,18 @@ fn liveness(r: &mut Runner) -> bool {
         }
     };
     r.out.iter().all(|o| o.status != Status::Fail)
+}
+
+/// "; keys access=… refresh=…; rollover JWT_SECRET until …" from /api/health's body.
+pub fn keys_summary(body: &serde_json::Value) -> String {
+    let Some(keys) = body.get("keys") else { return String::new() };
+    let kid = |k: &str| keys.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_string();
+    let mut s = format!("; signing keys access={} refresh={}", kid("access"), kid("refresh"));
+    for w in body.get("rollover").and_then(|r| r.as_array()).into_iter().flatten() {
+        let f = |k: &str| w.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_string();
+        s.push_str(&format!("; rollover open: {} previous={} until {}", f("secret"), f("previousKid"), f("until")));
+    }
+    s
 }
 
 /// Verifies a token the service issued with the configured secret.

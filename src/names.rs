@@ -75,6 +75,16 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub const DEFAULT_RATE_LIMIT_CLIENTS: usize = 100_000;
 pub const DEFAULT_UPSTREAM_TIMEOUT: &str = "30s";
 
+/// During a graceful rollover, `<KEY>_PREVIOUS` holds the replaced secret and
+/// `<KEY>_PREVIOUS_UNTIL` (RFC 3339 UTC) the end of its window.
+pub fn previous_of(key: &str) -> String {
+    format!("{key}_PREVIOUS")
+}
+
+pub fn previous_until_of(key: &str) -> String {
+    format!("{key}_PREVIOUS_UNTIL")
+}
+
 /// A secret the project knows by name, with the number of random bytes it gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SecretSpec {

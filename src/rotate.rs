@@ -79,6 +79,9 @@ pub struct FileReport {
     pub appended: Vec<String>,
     pub skipped: Vec<Skipped>,
     pub warnings: Vec<String>,
+    /// What a graceful rotation keeps, and until when.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup: Option<String>,
 }
@@ -129,10 +132,37 @@ fn env_value_ranges(f: &EnvFile) -> Vec<std::ops::Range<usize>> {
         .collect()
 }
 
+/// How `rotate` treats the secrets it replaces.
+#[derive(Debug, Clone, Default)]
+pub enum Mode {
+    /// The incident path: old secrets are gone at once.
+    #[default]
+    Plain,
+    /// Routine rotation: each replaced secret stays as `<KEY>_PREVIOUS`, valid for
+    /// verification until `<KEY>_PREVIOUS_UNTIL` (`now` + its window).
+    Graceful { windows: BTreeMap<String, std::time::Duration>, now: i64 },
+    /// Remove `*_PREVIOUS` entries whose window ended before `now`; draw nothing.
+    Finish { now: i64 },
+}
+
 /// Plans the rotation of one .env file. `old` is `None` for a file to be created.
 pub fn plan_env(path: &Path, old: Option<&[u8]>, values: &BTreeMap<String, String>) -> Result<FilePlan, RotateError> {
+    plan_env_mode(path, old, values, &Mode::Plain)
+}
+
+fn rfc3339(epoch: i64) -> String {
+    crate::token::Time::new(epoch, epoch).rfc3339.unwrap_or_default()
+}
+
+pub fn plan_env_mode(
+    path: &Path,
+    old: Option<&[u8]>,
+    values: &BTreeMap<String, String>,
+    mode: &Mode,
+) -> Result<FilePlan, RotateError> {
     let name = path.display().to_string();
     let env_err = |err| RotateError::Env { path: name.clone(), err };
+    let set_err = |e: crate::envfile::SetError| RotateError::Verify { path: name.clone(), message: e.to_string() };
     let before = match old {
         Some(b) => EnvFile::parse(b).map_err(env_err)?,
         None => EnvFile::empty(),
@@ -140,6 +170,34 @@ pub fn plan_env(path: &Path, old: Option<&[u8]>, values: &BTreeMap<String, Strin
     let mut doc = before.clone();
     let mut report =
         FileReport { path: name.clone(), kind: Some(Kind::Env), created: old.is_none(), ..Default::default() };
+    // Every key this plan sets, with its final value, and every key it removes.
+    let mut touched: BTreeMap<String, String> = BTreeMap::new();
+    let mut removed: Vec<String> = Vec::new();
+    if let Mode::Finish { now } = mode {
+        let untils: Vec<(String, String)> = before
+            .entries()
+            .iter()
+            .filter(|e| e.key.ends_with("_PREVIOUS_UNTIL"))
+            .filter_map(|e| e.value.as_ref().map(|v| (e.key.clone(), v.text.clone())))
+            .collect();
+        for (until_key, until) in untils {
+            let secret = until_key.trim_end_matches("_PREVIOUS_UNTIL").to_string();
+            match crate::check::parse_time(&until) {
+                Some(t) if t <= *now => {
+                    for k in [crate::names::previous_of(&secret), until_key.clone()] {
+                        if doc.remove(&k) > 0 {
+                            removed.push(k);
+                        }
+                    }
+                    report.rotated.push(format!("{secret} (window ended {until})"));
+                }
+                Some(_) => {
+                    report.skipped.push(Skipped { key: secret, reason: format!("its window is open until {until}") })
+                }
+                None => report.warnings.push(format!("{until_key} {until:?} is not an RFC 3339 time; left alone")),
+            }
+        }
+    }
     // The defaults in their usual order, then any others by name.
     let mut keys: Vec<&String> = values.keys().collect();
     keys.sort_by_key(|k| {
@@ -158,7 +216,9 @@ pub fn plan_env(path: &Path, old: Option<&[u8]>, values: &BTreeMap<String, Strin
             });
             continue;
         }
-        let n = doc.set(key, value).map_err(|e| RotateError::Verify { path: name.clone(), message: e.to_string() })?;
+        let old_value = before.get(key).map(str::to_string);
+        let n = doc.set(key, value).map_err(set_err)?;
+        touched.insert(key.clone(), value.clone());
         match n {
             0 => report.appended.push(key.clone()),
             1 => report.rotated.push(key.clone()),
@@ -170,9 +230,29 @@ pub fn plan_env(path: &Path, old: Option<&[u8]>, values: &BTreeMap<String, Strin
                     .push(format!("{key} is set {n} times (lines {}); every one was rotated", lines.join(", ")));
             }
         }
+        if let (Mode::Graceful { windows, now }, Some(old_value)) = (mode, old_value)
+            && let Some(window) = windows.get(key)
+            && !old_value.is_empty()
+        {
+            let (prev_key, until_key) = (crate::names::previous_of(key), crate::names::previous_until_of(key));
+            if let Some(until) = before.get(&until_key).and_then(crate::check::parse_time)
+                && until > *now
+            {
+                report.warnings.push(format!(
+                    "{prev_key} was still valid until {}; it is replaced, and tokens signed with it stop working now",
+                    rfc3339(until)
+                ));
+            }
+            let until = rfc3339(now + window.as_secs() as i64);
+            doc.set_after(&prev_key, &old_value, key).map_err(set_err)?;
+            doc.set_after(&until_key, &until, &prev_key).map_err(set_err)?;
+            touched.insert(prev_key.clone(), old_value);
+            touched.insert(until_key, until.clone());
+            report.notes.push(format!("{key}: the previous value verifies until {until}"));
+        }
     }
     let new = doc.render();
-    verify_env(&name, old.unwrap_or(b""), &new, values, &mut report)?;
+    verify_env(&name, old.unwrap_or(b""), &new, &touched, &removed)?;
     if old.is_some()
         && let Err(e) = dotenvy_read(old.unwrap_or(b""))
     {
@@ -194,58 +274,55 @@ fn dotenvy_read(bytes: &[u8]) -> Result<Vec<(String, String)>, String> {
     dotenvy::from_read_iter(bytes).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
 }
 
+/// Every key's values, in file order.
+fn values_by_key(doc: &EnvFile) -> BTreeMap<String, Vec<Option<String>>> {
+    let mut m: BTreeMap<String, Vec<Option<String>>> = BTreeMap::new();
+    for e in doc.entries() {
+        m.entry(e.key.clone()).or_default().push(e.value.as_ref().map(|v| v.text.clone()));
+    }
+    m
+}
+
 /// Re-reads the new bytes, with this module's parser and with dotenvy, and checks
-/// that only the targets changed and that they hold their new values.
+/// that only the `touched` keys changed (each now holding its new value) and that the
+/// `removed` ones are gone.
 fn verify_env(
     path: &str,
     old: &[u8],
     new: &[u8],
-    values: &BTreeMap<String, String>,
-    report: &mut FileReport,
+    touched: &BTreeMap<String, String>,
+    removed: &[String],
 ) -> Result<(), RotateError> {
     let fail = |message: String| RotateError::Verify {
         path: path.to_string(),
         message: format!("verification failed: {message}"),
     };
-    let targets: Vec<String> = report.rotated.iter().chain(&report.appended).cloned().collect();
-    let changed = |k: &str| targets.iter().any(|t| t == k);
     let before = EnvFile::parse(old).map_err(|e| fail(e.to_string()))?;
     let after = EnvFile::parse(new).map_err(|e| fail(format!("the rewritten file does not parse: {e}")))?;
-    let appended = report.appended.len();
-    if after.entries().len() != before.entries().len() + appended {
-        return Err(fail("the number of entries changed".into()));
+    let mut expected = values_by_key(&before);
+    for k in removed {
+        expected.remove(k);
     }
-    for (i, a) in after.entries().iter().enumerate() {
-        let expect_key;
-        let expect_value = match before.entries().get(i) {
-            Some(b) => {
-                expect_key = b.key.as_str();
-                if changed(&b.key) && b.value.is_some() {
-                    values.get(&b.key).map(String::as_str)
-                } else {
-                    b.value.as_ref().map(|v| v.text.as_str())
-                }
-            }
-            None => {
-                expect_key = report.appended[i - before.entries().len()].as_str();
-                values.get(expect_key).map(String::as_str)
-            }
-        };
-        if a.key != expect_key || a.value.as_ref().map(|v| v.text.as_str()) != expect_value {
-            return Err(fail(format!("{} does not read back as expected", a.key)));
+    for (k, v) in touched {
+        let slot = expected.entry(k.clone()).or_default();
+        if slot.is_empty() {
+            slot.push(None);
         }
+        for x in slot.iter_mut() {
+            *x = Some(v.clone());
+        }
+    }
+    let got = values_by_key(&after);
+    if let Some(k) = expected.keys().chain(got.keys()).find(|k| expected.get(*k) != got.get(*k)) {
+        return Err(fail(format!("{k} does not read back as expected")));
     }
     // dotenvy is what the service reads: it must see the same thing, where it could read the original.
     if let Ok(old_vars) = dotenvy_read(old) {
         let new_vars = dotenvy_read(new).map_err(|e| fail(format!("dotenvy cannot read the rewritten file: {e}")))?;
-        let expect: BTreeMap<String, String> = old_vars
-            .into_iter()
-            .map(|(k, v)| match values.get(&k) {
-                Some(n) if changed(&k) => (k, n.clone()),
-                _ => (k, v),
-            })
-            .chain(report.appended.iter().map(|k| (k.clone(), values[k].clone())))
-            .collect();
+        let mut expect: BTreeMap<String, String> = old_vars.into_iter().filter(|(k, _)| !removed.contains(k)).collect();
+        for (k, v) in touched {
+            expect.insert(k.clone(), v.clone());
+        }
         let got: BTreeMap<String, String> = new_vars.into_iter().collect();
         if expect.keys().ne(got.keys()) {
             return Err(fail("dotenvy reads a different set of keys after the edit".into()));
@@ -255,18 +332,15 @@ fn verify_env(
             if have == want {
                 continue;
             }
-            if changed(key) {
+            if touched.contains_key(key) {
                 // Where dotenvy's dialect reads the line differently from compose
-                // (`KEY="v"#x`), it must still see the new secret, if not alone.
-                if !have.contains(values[key].as_str()) {
+                // (`KEY="v"#x`), it must still see the new value, if not alone.
+                if !have.contains(touched[key].as_str()) {
                     return Err(fail(format!("dotenvy does not read the new {key}")));
                 }
-                report.warnings.push(format!(
-                    "dotenvy reads {key} with extra characters around the secret; docker compose reads the secret alone"
-                ));
                 continue;
             }
-            // A value that interpolates a rotated key changes with it; that is the point.
+            // A value that interpolates a changed key changes with it; that is the point.
             let raw = before
                 .entries()
                 .iter()
@@ -275,10 +349,8 @@ fn verify_env(
                 .and_then(|e| e.value.as_ref())
                 .map(|v| v.text.as_str())
                 .unwrap_or("");
-            let interpolates = values
-                .keys()
-                .filter(|k| changed(k))
-                .any(|k| raw.contains(&format!("${k}")) || raw.contains(&format!("${{{k}")));
+            let interpolates =
+                touched.keys().any(|k| raw.contains(&format!("${k}")) || raw.contains(&format!("${{{k}")));
             if !interpolates {
                 return Err(fail(format!("dotenvy reads {key} differently after the edit")));
             }
@@ -340,6 +412,7 @@ pub struct Request {
     pub env_files: Vec<PathBuf>,
     pub compose_files: Vec<PathBuf>,
     pub create: bool,
+    pub mode: Mode,
 }
 
 fn read(path: &Path) -> Result<Option<Vec<u8>>, RotateError> {
@@ -361,12 +434,20 @@ pub fn plan(req: &Request, values: &BTreeMap<String, String>) -> Result<Vec<File
                 message: "no such file (pass --create to create it)".into(),
             });
         }
-        plans.push(plan_env(path, old.as_deref(), values)?);
+        plans.push(plan_env_mode(path, old.as_deref(), values, &req.mode)?);
     }
     for path in &req.compose_files {
         let old = read(path)?
             .ok_or_else(|| RotateError::Io { path: path.display().to_string(), message: "no such file".into() })?;
-        plans.push(plan_compose(path, &old, values)?);
+        let mut plan = plan_compose(path, &old, values)?;
+        if matches!(req.mode, Mode::Graceful { .. }) && !plan.report.rotated.is_empty() {
+            plan.report.warnings.push(format!(
+                "{} holds literal secrets ({}); a rollover keeps previous values in .env files only, so services reading these literals lose the old secret at once",
+                path.display(),
+                plan.report.rotated.join(", ")
+            ));
+        }
+        plans.push(plan);
     }
     let mut seen = Vec::new();
     for p in &plans {

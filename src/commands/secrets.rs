@@ -73,6 +73,27 @@ pub fn generate(out: &Out, args: GenerateArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// How long each default secret's previous value stays valid: `--window`, else the
+/// lifetimes configured in the first env file (or their defaults).
+fn rollover_windows(env_files: &[PathBuf], window: Option<&str>) -> Result<BTreeMap<String, std::time::Duration>> {
+    if let Some(w) = window {
+        let d = crate::duration::parse(w).map_err(|e| anyhow::anyhow!("--window: {e}"))?;
+        return Ok(names::DEFAULT_SECRETS.iter().map(|s| (s.name.to_string(), d)).collect());
+    }
+    let settings = match env_files.first().filter(|p| p.is_file()) {
+        Some(p) => crate::config::Settings::from_env_file(p)?,
+        None => crate::config::Settings::default(),
+    };
+    Ok([
+        (names::JWT_SECRET, settings.ttl(crate::token::Kind::Access)?),
+        (names::JWT_REFRESH_SECRET, settings.ttl(crate::token::Kind::Refresh)?),
+        (names::SESSION_SECRET, settings.duration(names::SESSION_MAX_LIFETIME, names::DEFAULT_SESSION_MAX_LIFETIME)?),
+    ]
+    .into_iter()
+    .map(|(k, d)| (k.to_string(), d))
+    .collect())
+}
+
 /// Parses `--key NAME[:BYTES]`.
 fn parse_key(spec: &str) -> Result<Target> {
     let (name, bytes) = match spec.split_once(':') {
@@ -121,9 +142,21 @@ pub fn rotate(out: &Out, args: RotateArgs) -> Result<Exit> {
         }
         targets.retain(|t| args.only.iter().any(|n| n.trim() == t.name));
     }
-    let mut req = rotate::Request { env_files: args.env_files, compose_files: args.compose_files, create: args.create };
+    let mut req = rotate::Request {
+        env_files: args.env_files,
+        compose_files: args.compose_files,
+        create: args.create,
+        mode: rotate::Mode::Plain,
+    };
     if req.env_files.is_empty() && req.compose_files.is_empty() {
         req.env_files.push(PathBuf::from(".env"));
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    if args.finish {
+        req.mode = rotate::Mode::Finish { now };
+        targets.clear();
+    } else if args.graceful {
+        req.mode = rotate::Mode::Graceful { windows: rollover_windows(&req.env_files, args.window.as_deref())?, now };
     }
     let values = rotate::draw(&targets, encoding(args.url_safe));
     let mut plans = rotate::plan(&req, &values)?;
@@ -186,10 +219,22 @@ pub fn rotate(out: &Out, args: RotateArgs) -> Result<Exit> {
             out.note(format!("{}: {k} was missing and {what}", r.path));
         }
     }
+    for r in &reports {
+        for n in &r.notes {
+            out.note(format!("{}: {n}", r.path));
+        }
+    }
+    let changed = reports.iter().any(|r| !r.rotated.is_empty() || !r.appended.is_empty());
     if args.dry_run {
         out.note("dry run: nothing was written");
-    } else if reports.iter().any(|r| !r.rotated.is_empty() || !r.appended.is_empty()) {
-        out.note("restart every service that reads these files; all sessions and tokens signed with the old secrets stop working");
+    } else if args.finish {
+        if changed {
+            out.note("ended rollover windows removed; send SIGHUP to the service (or restart it) to forget them");
+        }
+    } else if args.graceful && changed {
+        out.note("routine rollover: send SIGHUP to the service (or restart it); tokens signed with the previous secrets keep working until their windows end; then run `aspjwt rotate --finish`");
+    } else if changed {
+        out.note("restart every service that reads these files (or send it SIGHUP); every session ends and every token signed with the old secrets stops working");
     }
     Ok(Exit::Ok)
 }

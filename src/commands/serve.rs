@@ -27,7 +27,8 @@ pub fn serve(args: ServeArgs) -> Result<Exit> {
     init_logging();
     let store = SqliteStore::open(&cfg.db).map_err(|e| anyhow!("{}: {e}", cfg.db.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(crate::server::run(cfg, bind, Arc::new(store)))?;
+    let reload = crate::server::ReloadSource { env_file: args.env_file.clone(), db: args.db.clone() };
+    runtime.block_on(crate::server::run(cfg, bind, Arc::new(store), reload))?;
     Ok(Exit::Ok)
 }
 

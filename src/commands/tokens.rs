@@ -208,7 +208,12 @@ pub fn verify(out: &Out, args: VerifyArgs) -> Result<Exit> {
         typ: args.typ.map(kind_of).or(settings.as_ref().map(|_| kind)),
     };
     let now = now();
-    let failures = t.verify(&secret, &check, now);
+    // With a .env file, a rollover's previous secret verifies too, inside its window.
+    let ring = crate::token::KeyRing {
+        current: secret,
+        previous: settings.as_ref().and_then(|s| s.previous(kind.secret_var())),
+    };
+    let failures = t.verify_ring(&ring, &check, now);
     let signature_ok = !failures
         .iter()
         .any(|f| matches!(f, Failure::BadSignature | Failure::AlgNone | Failure::WrongAlgorithm { .. }));
@@ -262,6 +267,8 @@ pub fn mint(out: &Out, args: MintArgs) -> Result<Exit> {
     let cfg = token::TokenConfig {
         access_secret: secret.clone(),
         refresh_secret: secret.clone(),
+        access_previous: None,
+        refresh_previous: None,
         issuer: settings.issuer(),
         audience: settings.audience(),
         access_ttl: ttl,

@@ -32,7 +32,7 @@ fn rfc3339(epoch: i64) -> String {
 /// The pair of tokens a session's current row describes, signed. Signing the same
 /// row twice gives the same two strings, which is what the grace answer relies on.
 fn sign_pair(state: &AppState, s: &Session) -> (String, String) {
-    let cfg = &state.cfg.tokens;
+    let cfg = &state.cfg().tokens;
     let claims = |kind: Kind, jti: &str, iat: i64, exp: i64| Claims {
         sub: s.user_id.clone(),
         email: s.email.clone(),
@@ -55,7 +55,7 @@ fn sign_pair(state: &AppState, s: &Session) -> (String, String) {
 
 /// Fresh token ids and times; the store caps them at the session's absolute end.
 fn next_pair(state: &AppState, now: i64) -> Issued {
-    let cfg = &state.cfg.tokens;
+    let cfg = &state.cfg().tokens;
     let secs = |d: Duration| d.as_secs() as i64;
     Issued {
         access_jti: token::random_id(),
@@ -71,7 +71,7 @@ fn next_pair(state: &AppState, now: i64) -> Issued {
 fn session_response(state: &AppState, s: &Session, user: Value) -> Response<Body> {
     let (access, refresh) = sign_pair(state, s);
     let now = now();
-    let secure = state.cfg.production;
+    let secure = state.cfg().production;
     let c = &s.current;
     let mut resp = json_response(
         StatusCode::OK,
@@ -81,7 +81,7 @@ fn session_response(state: &AppState, s: &Session, user: Value) -> Response<Body
             "refreshTokenExpiresAt": rfc3339(c.refresh_exp),
         }),
     );
-    let csrf = csrf::issue(&state.cfg.session_secret, &s.id);
+    let csrf = csrf::issue(&state.cfg().session_secret, &s.id);
     let h = resp.headers_mut();
     h.append(header::SET_COOKIE, set_cookie(cookies::ACCESS_TOKEN, &access, "/", c.access_exp - now, true, secure));
     h.append(
@@ -114,11 +114,11 @@ fn check_token(state: &AppState, raw: &str, kind: Kind, leeway: i64) -> Result<I
     let check = Check {
         algorithms: vec![jsonwebtoken::Algorithm::HS256],
         leeway,
-        issuer: Some(state.cfg.tokens.issuer.clone()),
-        audience: Some(state.cfg.tokens.audience.clone()),
+        issuer: Some(state.cfg().tokens.issuer.clone()),
+        audience: Some(state.cfg().tokens.audience.clone()),
         typ: Some(kind),
     };
-    if let Some(f) = t.verify(state.cfg.tokens.secret(kind), &check, now()).first() {
+    if let Some(f) = t.verify_ring(&state.cfg().tokens.ring(kind), &check, now()).first() {
         return Err(f.code().to_string());
     }
     for c in [claim::SID, claim::JTI, claim::SUB] {
@@ -183,8 +183,14 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, Api
 
 /// The CSRF rules for a cookie-authenticated change to session `sid`.
 pub async fn require_csrf(state: &AppState, headers: &HeaderMap, sid: &str, ctx: &Ctx) -> Result<(), ApiError> {
-    let verdict = csrf::check_origin(headers, &state.cfg.allowed_origins)
-        .and_then(|()| csrf::check_token(headers, &state.cfg.session_secret, sid));
+    let cfg = state.cfg();
+    let now = now();
+    // During a SESSION_SECRET rollover, tokens signed with the previous secret stay valid.
+    let keys: Vec<&crate::token::Secret> = std::iter::once(&cfg.session_secret)
+        .chain(cfg.session_previous.as_ref().filter(|p| now < p.until).map(|p| &p.secret))
+        .collect();
+    let verdict =
+        csrf::check_origin(headers, &cfg.allowed_origins).and_then(|()| csrf::check_token(headers, &keys, sid));
     if let Err(refusal) = verdict {
         state.metrics.csrf_rejected();
         let mut r = record(Event::CsrfRejected, false, ctx);
@@ -325,7 +331,7 @@ pub async fn login(state: &AppState, parts: &Parts, body: Incoming, ctx: &Ctx) -
         state.blocking(move |s| s.clear_throttle(&key)).await?;
     }
 
-    let end = now + state.cfg.session_max.as_secs() as i64;
+    let end = now + state.cfg().session_max.as_secs() as i64;
     let new = NewSession {
         id: token::random_id(),
         user_id: user.id.clone(),
@@ -374,7 +380,7 @@ pub async fn refresh(state: &AppState, parts: &Parts, ctx: &Ctx) -> Result<Respo
     rec.user_id = Some(str_claim(&t, claim::SUB).to_string());
     rec.email = t.claims.get(claim::EMAIL).and_then(Value::as_str).map(str::to_string);
     let now = now();
-    let grace = state.cfg.reuse_grace.as_secs() as i64;
+    let grace = state.cfg().reuse_grace.as_secs() as i64;
     let next = next_pair(state, now);
     let outcome = state.blocking(move |s| s.rotate(&sid, &jti, next, now, grace)).await?;
     let user = |s: &Session| json!({"id": s.user_id, "email": s.email, "role": s.role});
@@ -403,7 +409,7 @@ pub async fn refresh(state: &AppState, parts: &Parts, ctx: &Ctx) -> Result<Respo
             state.audit(r).await;
             let mut resp = ApiError::invalid_token("this refresh token was already used; the session has been ended")
                 .into_response();
-            clear_cookies(&mut resp, state.cfg.production);
+            clear_cookies(&mut resp, state.cfg().production);
             Ok(resp)
         }
         other => {
@@ -454,7 +460,7 @@ pub async fn logout(state: &AppState, parts: &Parts, ctx: &Ctx) -> Result<Respon
         end_session(state, str_claim(&t, claim::SID), "logout", ctx).await?;
     }
     let mut resp = empty(StatusCode::NO_CONTENT);
-    clear_cookies(&mut resp, state.cfg.production);
+    clear_cookies(&mut resp, state.cfg().production);
     Ok(resp)
 }
 

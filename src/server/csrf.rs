@@ -80,13 +80,14 @@ pub fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), Refus
     }
 }
 
-/// The double-submit check: header equals cookie, and it was issued for `sid`.
-pub fn check_token(headers: &HeaderMap, key: &Secret, sid: &str) -> Result<(), Refusal> {
+/// The double-submit check: header equals cookie, and it was issued for `sid` with
+/// one of `keys`.
+pub fn check_token(headers: &HeaderMap, keys: &[&Secret], sid: &str) -> Result<(), Refusal> {
     let header = headers.get(crate::names::CSRF_HEADER).and_then(|v| v.to_str().ok()).ok_or(Refusal::MissingToken)?;
     let cookie = super::http::cookie(headers, crate::names::cookie::CSRF_TOKEN).ok_or(Refusal::MissingToken)?;
     let same: bool =
         header.len() == cookie.len() && header.bytes().zip(cookie.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-    if same && valid(key, sid, header) { Ok(()) } else { Err(Refusal::BadToken) }
+    if same && keys.iter().any(|k| valid(k, sid, header)) { Ok(()) } else { Err(Refusal::BadToken) }
 }
 
 #[cfg(test)]

@@ -82,7 +82,7 @@ pub async fn forward(
     caller: &Caller,
     ctx: &Ctx,
 ) -> Result<Response<Body>, ApiError> {
-    let Some(base) = &state.cfg.upstream else {
+    let Some(base) = &state.cfg().upstream else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "upstream_not_configured",
@@ -121,7 +121,9 @@ pub async fn forward(
     headers.insert("x-auth-session-id", claim_value(claim::SID));
     headers.insert("x-request-id", HeaderValue::from_str(&ctx.request_id).expect("base64url"));
     let forwarded = match parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) if state.cfg.trusted_proxies.iter().any(|n| n.contains(ctx.peer)) => format!("{prev}, {}", ctx.peer),
+        Some(prev) if state.cfg().trusted_proxies.iter().any(|n| n.contains(ctx.peer)) => {
+            format!("{prev}, {}", ctx.peer)
+        }
         _ => ctx.ip.to_string(),
     };
     headers.insert("x-forwarded-for", HeaderValue::from_str(&forwarded).expect("ip addresses are ascii"));
@@ -131,7 +133,7 @@ pub async fn forward(
         Request::builder().method(parts.method.clone()).uri(uri).body(body).map_err(|_| ApiError::internal())?;
     *req.headers_mut() = headers;
 
-    let resp = match tokio::time::timeout(state.cfg.upstream_timeout, state.upstream.request(req)).await {
+    let resp = match tokio::time::timeout(state.cfg().upstream_timeout, state.upstream.request(req)).await {
         Err(_) => {
             return Err(ApiError::new(
                 StatusCode::GATEWAY_TIMEOUT,

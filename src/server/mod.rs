@@ -60,7 +60,8 @@ pub struct Ctx {
 }
 
 pub struct AppState {
-    pub cfg: ServiceConfig,
+    /// Swapped whole by a SIGHUP reload; read with `cfg()`.
+    cfg: std::sync::RwLock<Arc<ServiceConfig>>,
     pub store: Arc<dyn Store>,
     pub revoked: Revocations,
     pub metrics: metrics::Metrics,
@@ -85,12 +86,17 @@ impl AppState {
             )),
             upstream: gateway::client(),
             metrics: metrics::Metrics::default(),
-            cfg,
+            cfg: std::sync::RwLock::new(Arc::new(cfg)),
             store,
             revoked: Revocations::default(),
             hashing: Semaphore::new(HASH_PERMITS),
             dummy_hash: crate::password::hash(&crate::token::random_id()),
         }
+    }
+
+    /// The configuration in force.
+    pub fn cfg(&self) -> Arc<ServiceConfig> {
+        self.cfg.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Audits an event that attackers can cause in bulk, at most 20 a second.
@@ -144,7 +150,7 @@ impl AppState {
     /// How long a revocation must be remembered: until every access token of the
     /// session has expired, with the leeway tokens are checked with.
     fn revocation_memory(&self) -> Duration {
-        self.cfg.tokens.access_ttl + Duration::from_secs(auth::LEEWAY_SECS as u64 + 5)
+        self.cfg().tokens.access_ttl + Duration::from_secs(auth::LEEWAY_SECS as u64 + 5)
     }
 }
 
@@ -174,7 +180,7 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAd
     let (parts, body) = req.into_parts();
     let forwarded = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let ctx = Ctx {
-        ip: crate::net::client_ip(peer.ip(), forwarded, &state.cfg.trusted_proxies),
+        ip: crate::net::client_ip(peer.ip(), forwarded, &state.cfg().trusted_proxies),
         peer: peer.ip(),
         user_agent: parts
             .headers
@@ -185,12 +191,12 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAd
     };
     let path = parts.uri.path().to_string();
     let origin = parts.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let allowed_origin = origin.filter(|o| state.cfg.allowed_origins.iter().any(|a| a == o));
+    let allowed_origin = origin.filter(|o| state.cfg().allowed_origins.iter().any(|a| a == o));
     let result = route(&state, parts, body, &ctx, &path, allowed_origin.is_some()).await;
     let mut resp = result.unwrap_or_else(ApiError::into_response);
     let h = resp.headers_mut();
     let no_store = path.starts_with("/api/") && !path.starts_with("/api/health") || h.contains_key(header::SET_COOKIE);
-    http::security_headers(h, state.cfg.production, no_store);
+    http::security_headers(h, state.cfg().production, no_store);
     if let Some(o) = allowed_origin {
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_str(&o).expect("configured origins are ascii"));
         h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
@@ -231,7 +237,7 @@ async fn route(
         return Ok(resp);
     }
     match (&method, path) {
-        (&Method::GET, "/api/health") => return Ok(http::json(StatusCode::OK, &json!({"status": "ok"}))),
+        (&Method::GET, "/api/health") => return Ok(http::json(StatusCode::OK, &health_body(&state.cfg()))),
         (&Method::GET, "/api/health/ready") => {
             return match state.blocking(|s| s.ping()).await {
                 Ok(()) => Ok(http::json(StatusCode::OK, &json!({"status": "ready"}))),
@@ -248,7 +254,7 @@ async fn route(
         (_, "/api/auth/token-info" | "/api/health" | "/api/health/ready") => {
             return Err(ApiError::method_not_allowed("GET"));
         }
-        (&Method::GET, "/metrics") if state.cfg.metrics_bind.is_none() => {
+        (&Method::GET, "/metrics") if state.cfg().metrics_bind.is_none() => {
             let caller = auth::authenticate(state, &parts.headers)?;
             if caller.role() != "admin" {
                 return Err(ApiError::forbidden("forbidden", "metrics are for admins"));
@@ -270,6 +276,81 @@ async fn route(
     match area {
         roles::Area::Users => users_api::handle(state, parts, body, ctx).await,
         _ => gateway::forward(state, parts, body, &caller, ctx).await,
+    }
+}
+
+/// Liveness, with the key ids in use and any open rollover window (key ids are public
+/// fingerprints, not secrets).
+fn health_body(cfg: &ServiceConfig) -> serde_json::Value {
+    use crate::token::key_id;
+    let now = now();
+    let t = &cfg.tokens;
+    let mut rollover = Vec::new();
+    for (name, prev) in [
+        (crate::names::JWT_SECRET, &t.access_previous),
+        (crate::names::JWT_REFRESH_SECRET, &t.refresh_previous),
+        (crate::names::SESSION_SECRET, &cfg.session_previous),
+    ] {
+        if let Some(p) = prev.as_ref().filter(|p| p.until > now) {
+            let until = crate::token::Time::new(p.until, now).rfc3339.unwrap_or_default();
+            rollover.push(json!({"secret": name, "previousKid": key_id(&p.secret), "until": until}));
+        }
+    }
+    json!({
+        "status": "ok",
+        "keys": {"access": key_id(&t.access_secret), "refresh": key_id(&t.refresh_secret), "session": key_id(&cfg.session_secret)},
+        "rollover": rollover,
+    })
+}
+
+/// Where a SIGHUP re-reads the configuration from.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadSource {
+    pub env_file: Option<std::path::PathBuf>,
+    pub db: Option<std::path::PathBuf>,
+}
+
+/// SIGHUP: re-read the env file and, when it passes `aspjwt check`'s rules, put the new
+/// secrets, windows and lifetimes in force for new tokens at once, keeping connections
+/// and sessions. Settings that need a restart (database, listeners, limits) keep
+/// their running values. A failing reload changes nothing and is audited.
+async fn reload_on_hup(state: Arc<AppState>, source: ReloadSource) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+    while hup.recv().await.is_some() {
+        let loaded = crate::config::Settings::for_service(source.env_file.as_deref())
+            .map_err(|e| vec![e.to_string()])
+            .and_then(|s| ServiceConfig::from_settings(&s, source.db.as_deref()));
+        let mut r = Record::new(crate::audit::Event::ConfigReloaded, true, now_ms());
+        r.ip = Some("signal".into());
+        match loaded {
+            Ok(mut new) => {
+                let old = state.cfg();
+                new.db = old.db.clone();
+                new.metrics_bind = old.metrics_bind;
+                new.max_connections = old.max_connections;
+                new.rate_burst = old.rate_burst;
+                new.rate_per_5min = old.rate_per_5min;
+                new.rate_limit_clients = old.rate_limit_clients;
+                let keys = health_body(&new);
+                *state.cfg.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
+                r.reason = Some(format!("keys {}; rollover {}", keys["keys"], keys["rollover"]));
+                tracing::info!(event = "config_reloaded", "configuration reloaded on SIGHUP");
+            }
+            Err(problems) => {
+                r = Record {
+                    event: crate::audit::Event::ConfigReloadRefused.as_str().into(),
+                    outcome: "failure".into(),
+                    ..r
+                };
+                r.reason = Some(problems.join("; "));
+                tracing::warn!(
+                    event = "config_reload_refused",
+                    "SIGHUP reload refused; the running configuration stays"
+                );
+            }
+        }
+        state.audit(r).await;
     }
 }
 
@@ -308,8 +389,14 @@ async fn serve_metrics(state: Arc<AppState>, listener: TcpListener) {
 
 /// Binds, announces the address as a JSON log line, serves until SIGTERM or
 /// SIGINT, drains in-flight requests for up to 10 s and closes the store.
-pub async fn run(cfg: ServiceConfig, bind: SocketAddr, store: Arc<dyn Store>) -> anyhow::Result<()> {
+pub async fn run(
+    cfg: ServiceConfig,
+    bind: SocketAddr,
+    store: Arc<dyn Store>,
+    reload: ReloadSource,
+) -> anyhow::Result<()> {
     let state = Arc::new(AppState::new(cfg, store));
+    let reloader = tokio::spawn(reload_on_hup(state.clone(), reload));
     {
         let st = state.clone();
         let keep = state.revocation_memory();
@@ -317,10 +404,10 @@ pub async fn run(cfg: ServiceConfig, bind: SocketAddr, store: Arc<dyn Store>) ->
     }
     let listener = TcpListener::bind(bind).await.map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
     let addr = listener.local_addr()?;
-    tracing::info!(event = "listening", addr = %addr, db = %state.cfg.db.display(), "listening on http://{addr}");
+    tracing::info!(event = "listening", addr = %addr, db = %state.cfg().db.display(), pid = std::process::id(), "listening on http://{addr}");
 
     let poller = tokio::spawn(poll_revocations(state.clone()));
-    let metrics_server = match state.cfg.metrics_bind {
+    let metrics_server = match state.cfg().metrics_bind {
         Some(m) => {
             let l =
                 TcpListener::bind(m).await.map_err(|e| anyhow::anyhow!("METRICS_BIND: cannot listen on {m}: {e}"))?;
@@ -329,7 +416,7 @@ pub async fn run(cfg: ServiceConfig, bind: SocketAddr, store: Arc<dyn Store>) ->
         }
         None => None,
     };
-    let connections = Arc::new(Semaphore::new(state.cfg.max_connections));
+    let connections = Arc::new(Semaphore::new(state.cfg().max_connections));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10)).max_buf_size(64 * 1024);
     let graceful = GracefulShutdown::new();
@@ -374,6 +461,7 @@ pub async fn run(cfg: ServiceConfig, bind: SocketAddr, store: Arc<dyn Store>) ->
     }
     drop(listener);
     poller.abort();
+    reloader.abort();
     if let Some(m) = metrics_server {
         m.abort();
     }

@@ -97,8 +97,12 @@ impl fmt::Debug for Secret {
 /// What signing and checking tokens needs from the configuration.
 #[derive(Debug, Clone)]
 pub struct TokenConfig {
+    /// Current secrets: the only ones that sign.
     pub access_secret: Secret,
     pub refresh_secret: Secret,
+    /// During a rollover, the secrets that still verify until their window ends.
+    pub access_previous: Option<super::Previous>,
+    pub refresh_previous: Option<super::Previous>,
     pub issuer: String,
     pub audience: String,
     pub access_ttl: Duration,
@@ -111,6 +115,15 @@ impl TokenConfig {
             Kind::Access => &self.access_secret,
             Kind::Refresh => &self.refresh_secret,
         }
+    }
+
+    /// The secrets a token of `kind` may verify with.
+    pub fn ring(&self, kind: Kind) -> super::KeyRing {
+        let (current, previous) = match kind {
+            Kind::Access => (&self.access_secret, &self.access_previous),
+            Kind::Refresh => (&self.refresh_secret, &self.refresh_previous),
+        };
+        super::KeyRing { current: current.clone(), previous: previous.clone() }
     }
 
     pub fn ttl(&self, kind: Kind) -> Duration {
@@ -155,13 +168,13 @@ pub fn random_id() -> String {
     URL_SAFE_NO_PAD.encode(b)
 }
 
-/// The header every token carries, in the order Node's jsonwebtoken writes it.
-const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
-
-/// Signs claims with HS256: `base64url(header).base64url(claims).signature`.
+/// Signs claims with HS256: `base64url(header).base64url(claims).signature`. The
+/// header is `{"alg":"HS256","typ":"JWT","kid":…}` (Node's order, plus the key id
+/// that lets a rollover tell the current secret from the previous one).
 pub fn sign(claims: &Claims, secret: &Secret) -> String {
+    let header = format!(r#"{{"alg":"HS256","typ":"JWT","kid":"{}"}}"#, super::keys::key_id(secret));
     let payload = serde_json::to_vec(claims).expect("claims serialise");
-    let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(HEADER), URL_SAFE_NO_PAD.encode(payload));
+    let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(payload));
     let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &EncodingKey::from_secret(secret.key()), Algorithm::HS256)
         .expect("HMAC signing cannot fail");
     format!("{input}.{sig}")

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::claims::{Kind, Secret};
+use super::keys::KeyRing;
 use crate::{duration, names::claim};
 
 /// A token that is not a JWT at all, with the exact cause.
@@ -220,6 +221,21 @@ impl Inspected {
         }
     }
 
+    /// Checks against every secret the ring allows for this token's `kid`; the
+    /// answer of the first whose signature matches, else of the current secret.
+    pub fn verify_ring(&self, ring: &KeyRing, check: &Check, now: i64) -> Vec<Failure> {
+        let kid = self.header.get("kid").and_then(Value::as_str);
+        let mut first = None;
+        for secret in ring.candidates(kid, now) {
+            let failures = self.verify(secret, check, now);
+            if !failures.contains(&Failure::BadSignature) {
+                return failures;
+            }
+            first.get_or_insert(failures);
+        }
+        first.unwrap_or_else(|| self.verify(&ring.current, check, now))
+    }
+
     /// Checks the signature and every claim rule; an empty list means valid.
     pub fn verify(&self, secret: &Secret, check: &Check, now: i64) -> Vec<Failure> {
         let mut out = Vec::new();
@@ -379,6 +395,8 @@ mod tests {
         TokenConfig {
             access_secret: Secret::new("a".repeat(88)),
             refresh_secret: Secret::new("r".repeat(88)),
+            access_previous: None,
+            refresh_previous: None,
             issuer: "aspjwt".into(),
             audience: "asp-cranes-crm".into(),
             access_ttl: Duration::from_secs(900),

@@ -8,7 +8,9 @@
 mod claims;
 mod input;
 mod inspect;
+mod keys;
 
 pub use claims::{Claims, Kind, Secret, Subject, TokenConfig, random_id, sign};
 pub use input::{InputError, extract};
 pub use inspect::{Check, Failure, Inspected, MalformedToken, State, Summary, Time, inspect, verify_signature};
+pub use keys::{KeyRing, Previous, key_id};

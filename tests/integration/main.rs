@@ -12,6 +12,7 @@ mod hardening;
 mod health;
 mod operator;
 mod props;
+mod rollover;
 mod rotate;
 mod serve;
 mod tokens;

@@ -132,6 +132,8 @@ fn token_config() -> aspjwt::token::TokenConfig {
     aspjwt::token::TokenConfig {
         access_secret: aspjwt::token::Secret::new("k".repeat(88)),
         refresh_secret: aspjwt::token::Secret::new("r".repeat(88)),
+        access_previous: None,
+        refresh_previous: None,
         issuer: "aspjwt".into(),
         audience: "asp-cranes-crm".into(),
         access_ttl: std::time::Duration::from_secs(900),

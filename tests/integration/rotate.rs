@@ -35,7 +35,7 @@ fn rotates_env_and_compose_consistently_and_losslessly() {
     assert!(long_base64_runs(&out.stdout).is_empty(), "{}", out.stdout);
     assert!(long_base64_runs(&out.stderr).is_empty(), "{}", out.stderr);
     assert!(out.stdout.contains("SESSION_SECRET (services api take it from the environment/.env)"), "{}", out.stdout);
-    assert!(out.stderr.contains("all sessions and tokens signed with the old secrets stop working"));
+    assert!(out.stderr.contains("every session ends and every token signed with the old secrets stops working"));
 }
 
 #[test]

@@ -168,7 +168,11 @@ fn mint_issues_exactly_the_system_claims() {
     let out = d.run(&["mint", "--sub", "42", "--email", "ops@aspcranes.example", "--role", "operator"]);
     let jwt = out.code(0).stdout.trim().to_string();
     let header = jwt.split('.').next().unwrap();
-    assert_eq!(URL_SAFE_NO_PAD.decode(header).unwrap(), br#"{"alg":"HS256","typ":"JWT"}"#);
+    let kid = aspjwt::token::key_id(&aspjwt::token::Secret::new(fixtures()["env"]["JWT_SECRET"].as_str().unwrap()));
+    assert_eq!(
+        String::from_utf8(URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap(),
+        format!(r#"{{"alg":"HS256","typ":"JWT","kid":"{kid}"}}"#)
+    );
     let claims = payload(&jwt);
     let keys: Vec<&str> = claims.keys().map(String::as_str).collect();
     assert_eq!(keys, ["sub", "email", "role", "typ", "sid", "jti", "iat", "exp", "iss", "aud"]);

@@ -1,0 +1,238 @@
+//! Graceful secret rollover: `rotate --graceful` / `--finish`, `check` of the pairs,
+//! and the service picking up new secrets on SIGHUP without logging anyone out.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+
+use crate::service::{PASSWORD, Service, csrf, get, setup, within};
+use crate::util::Dir;
+
+const ADMIN: &str = "admin@aspcranes.example";
+
+fn env_value(d: &Dir, key: &str) -> Option<String> {
+    aspjwt::envfile::EnvFile::parse(&d.read(".env")).unwrap().get(key).map(str::to_string)
+}
+
+fn kid_of(jwt: &str) -> String {
+    let h: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(jwt.split('.').next().unwrap()).unwrap()).unwrap();
+    h["kid"].as_str().unwrap_or("").to_string()
+}
+
+fn key_id(v: &str) -> String {
+    aspjwt::token::key_id(&aspjwt::token::Secret::new(v))
+}
+
+#[test]
+fn graceful_rotation_keeps_previous_values_next_to_their_keys() {
+    let d = Dir::new();
+    d.write(".env", "# CRM\nJWT_SECRET=old-jwt-0000000000000000000000000000000000000000000000000000000000000000000000000000000000\nPORT=8080\nJWT_REFRESH_SECRET=old-refresh-000000000000000000000000000000000000000000000000000000000000000000000000000000\nSESSION_SECRET=old-session-0000000000000000000000000000000000\nJWT_ACCESS_TOKEN_EXPIRY=10m\n");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d.path(".env"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let before = d.read_str(".env");
+    let out = d.run(&["rotate", "--graceful"]);
+    out.code(0);
+    assert!(out.stderr.contains("routine rollover"), "{}", out.stderr);
+    let after = d.read_str(".env");
+    let lines: Vec<&str> = after.lines().collect();
+    let keys: Vec<&str> = lines.iter().map(|l| l.split('=').next().unwrap()).collect();
+    assert_eq!(
+        keys,
+        [
+            "# CRM",
+            "JWT_SECRET",
+            "JWT_SECRET_PREVIOUS",
+            "JWT_SECRET_PREVIOUS_UNTIL",
+            "PORT",
+            "JWT_REFRESH_SECRET",
+            "JWT_REFRESH_SECRET_PREVIOUS",
+            "JWT_REFRESH_SECRET_PREVIOUS_UNTIL",
+            "SESSION_SECRET",
+            "SESSION_SECRET_PREVIOUS",
+            "SESSION_SECRET_PREVIOUS_UNTIL",
+            "JWT_ACCESS_TOKEN_EXPIRY",
+        ]
+    );
+    assert!(env_value(&d, "JWT_SECRET_PREVIOUS").unwrap().starts_with("old-jwt-"));
+    // Default windows: the access lifetime (here 10m), the refresh lifetime, the session lifetime.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let until = |k: &str| aspjwt::check::parse_time(&env_value(&d, k).unwrap()).unwrap() - now;
+    assert!((595..=600).contains(&until("JWT_SECRET_PREVIOUS_UNTIL")));
+    assert!((7 * 86400 - 5..=7 * 86400).contains(&until("JWT_REFRESH_SECRET_PREVIOUS_UNTIL")));
+    assert!((30 * 86400 - 5..=30 * 86400).contains(&until("SESSION_SECRET_PREVIOUS_UNTIL")));
+    d.run(&["check", "--strict"]).code(0);
+
+    // A second graceful rotation inside the window replaces the previous value and says so.
+    let first_new = env_value(&d, "JWT_SECRET").unwrap();
+    let again = d.run(&["rotate", "--graceful", "--window", "1s"]);
+    assert!(again.code(0).stderr.contains("JWT_SECRET_PREVIOUS was still valid until"), "{}", again.stderr);
+    assert_eq!(env_value(&d, "JWT_SECRET_PREVIOUS").unwrap(), first_new);
+    // --finish removes only ended windows: none yet.
+    let early = d.run(&["--json", "rotate", "--finish"]).code(0).json();
+    assert_eq!(early["files"][0]["rotated"].as_array().unwrap().len(), 0);
+    std::thread::sleep(Duration::from_millis(2100));
+    let late = d.run(&["--json", "check"]);
+    let checks = late.code(0).json();
+    assert!(checks["checks"].as_array().unwrap().iter().any(|c| c["item"] == "JWT_SECRET rollover"
+        && c["status"] == "warn"
+        && c["detail"].as_str().unwrap().contains("rotate --finish")));
+    d.run(&["check", "--strict"]).code(1);
+    let current: Vec<String> =
+        ["JWT_SECRET", "JWT_REFRESH_SECRET", "SESSION_SECRET"].iter().map(|k| env_value(&d, k).unwrap()).collect();
+    d.run(&["rotate", "--finish"]).code(0);
+    // Exactly the rollover lines are gone; everything else is as it was, new values in place.
+    let mut expected = before.clone();
+    for (old, new) in [("old-jwt-", &current[0]), ("old-refresh-", &current[1]), ("old-session-", &current[2])] {
+        let line = before.lines().find(|l| l.split('=').nth(1).is_some_and(|v| v.starts_with(old))).unwrap();
+        let key = line.split('=').next().unwrap();
+        expected = expected.replace(line, &format!("{key}={new}"));
+    }
+    assert_eq!(d.read_str(".env"), expected);
+    d.run(&["check", "--strict"]).code(0);
+}
+
+#[test]
+fn check_validates_rollover_pairs() {
+    let d = Dir::new();
+    d.run(&["rotate", "--create", "-q"]).code(0);
+    let base = d.read_str(".env");
+    let jwt = env_value(&d, "JWT_SECRET").unwrap();
+    let status = |d: &Dir| {
+        let j = d.run(&["--json", "check"]).json();
+        j["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["item"] == "JWT_SECRET rollover")
+            .map(|c| c["status"].as_str().unwrap().to_string())
+    };
+    d.write(".env", format!("{base}JWT_SECRET_PREVIOUS={jwt}\nJWT_SECRET_PREVIOUS_UNTIL=2999-01-01T00:00:00Z\n"));
+    assert_eq!(status(&d).as_deref(), Some("fail"), "previous equals current");
+    d.write(
+        ".env",
+        format!("{base}JWT_SECRET_PREVIOUS=c29tZXRoaW5nLWVsc2U=\nJWT_SECRET_PREVIOUS_UNTIL=next tuesday\n"),
+    );
+    assert_eq!(status(&d).as_deref(), Some("fail"), "until does not parse");
+    d.write(".env", format!("{base}JWT_SECRET_PREVIOUS=c29tZXRoaW5nLWVsc2U=\n"));
+    assert_eq!(status(&d).as_deref(), Some("fail"), "no until");
+    d.write(
+        ".env",
+        format!("{base}JWT_SECRET_PREVIOUS=c29tZXRoaW5nLWVsc2U=\nJWT_SECRET_PREVIOUS_UNTIL=2999-01-01T00:00:00Z\n"),
+    );
+    assert_eq!(status(&d).as_deref(), Some("pass"));
+    d.write(
+        ".env",
+        format!("{base}JWT_SECRET_PREVIOUS=c29tZXRoaW5nLWVsc2U=\nJWT_SECRET_PREVIOUS_UNTIL=2001-01-01T00:00:00Z\n"),
+    );
+    assert_eq!(status(&d).as_deref(), Some("warn"));
+}
+
+fn pid(s: &Service) -> u32 {
+    let line = s.logs().lines().find(|l| l.contains("\"event\":\"listening\"")).unwrap().to_string();
+    serde_json::from_str::<Value>(&line).unwrap()["pid"].as_u64().unwrap() as u32
+}
+
+fn hup(s: &Service) {
+    std::process::Command::new("kill").args(["-HUP", &pid(s).to_string()]).status().unwrap();
+}
+
+fn health(s: &Service) -> Value {
+    get(&s.url("/api/health"), &[], &[]).json()
+}
+
+/// A token without `kid`, as Node's jsonwebtoken makes them.
+fn node_style(claims: &Value, secret: &str) -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let sig = jsonwebtoken::crypto::sign(
+        input.as_bytes(),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        jsonwebtoken::Algorithm::HS256,
+    )
+    .unwrap();
+    format!("{input}.{sig}")
+}
+
+#[test]
+fn sighup_rollover_logs_nobody_out_until_the_window_ends() {
+    let s = Service::start(setup("", &[(ADMIN, "admin")]));
+    let info = |a: &str| get(&s.url("/api/auth/token-info"), &[("access_token", a)], &[]).status;
+    let first = s.login(ADMIN, PASSWORD);
+    let (a1, r1, c1) = (first.cookie("access_token").unwrap(), first.cookie("refresh_token").unwrap(), csrf(&first));
+    let second = s.login(ADMIN, PASSWORD);
+    let (a2, r2, c2) = (second.cookie("access_token").unwrap(), second.cookie("refresh_token").unwrap(), csrf(&second));
+    let old_jwt = env_value(&s.dir, "JWT_SECRET").unwrap();
+    assert_eq!(kid_of(&a1), key_id(&old_jwt), "tokens carry the signing key's id");
+    let claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(a1.split('.').nth(1).unwrap()).unwrap()).unwrap();
+
+    s.dir.run(&["rotate", "--graceful", "--window", "4s"]).code(0);
+    let rotated_at = Instant::now();
+    let new_jwt = env_value(&s.dir, "JWT_SECRET").unwrap();
+    let new_refresh = env_value(&s.dir, "JWT_REFRESH_SECRET").unwrap();
+    hup(&s);
+    assert!(
+        within(Duration::from_secs(3), || health(&s)["keys"]["access"] == key_id(&new_jwt)).is_some(),
+        "SIGHUP not applied"
+    );
+    let h = health(&s);
+    assert_eq!(h["rollover"].as_array().unwrap().len(), 3, "{h}");
+    assert_eq!(h["rollover"][0]["previousKid"], key_id(&old_jwt));
+
+    // Old access tokens still work; an old refresh token (with a CSRF token signed by the
+    // previous SESSION_SECRET) rotates to tokens signed with the new secrets.
+    assert_eq!(info(&a1), 200);
+    let r = s.refresh(&r1, &c1);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (a1n, r1n) = (r.cookie("access_token").unwrap(), r.cookie("refresh_token").unwrap());
+    assert_eq!(kid_of(&a1n), key_id(&new_jwt));
+    assert_eq!(kid_of(&r1n), key_id(&new_refresh));
+    assert_eq!(info(&a1n), 200);
+    // Kid-less (Node) tokens: tried against the current secret, then the previous one.
+    assert_eq!(info(&node_style(&claims, &old_jwt)), 200);
+    assert_eq!(info(&node_style(&claims, &new_jwt)), 200);
+    // The health check reports the open window.
+    let hc = s.dir.run(&["health", "--url", &s.base, "--quick"]);
+    assert!(hc.code(0).stdout.contains("rollover open: JWT_SECRET"), "{}", hc.stdout);
+
+    // After the window both old tokens are refused.
+    std::thread::sleep(Duration::from_secs(4).saturating_sub(rotated_at.elapsed()) + Duration::from_millis(300));
+    assert_eq!(info(&a2), 401);
+    assert_eq!(s.refresh(&r2, &c2).status, 401);
+    assert_eq!(info(&node_style(&claims, &old_jwt)), 401);
+    assert_eq!(info(&a1n), 200, "the new tokens live on");
+    // --finish removes exactly the ended entries.
+    s.dir.run(&["rotate", "--finish"]).code(0);
+    assert!(!s.dir.read_str(".env").contains("_PREVIOUS"));
+
+    // A HUP with a broken env file changes nothing and is audited.
+    let good = s.dir.read_str(".env");
+    s.dir.write(".env", good.replace(&format!("JWT_SECRET={new_jwt}"), "JWT_SECRET=changeme"));
+    hup(&s);
+    let refused = within(Duration::from_secs(3), || {
+        s.cli(&["--json", "audit", "--event", "config_reload_refused"]).json().as_array().is_some_and(|a| !a.is_empty())
+    });
+    assert!(refused.is_some(), "no config_reload_refused event");
+    let reason = s.cli(&["--json", "audit", "--event", "config_reload_refused"]).json()[0]["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(reason.contains("JWT_SECRET: is a placeholder"), "{reason}");
+    assert_eq!(health(&s)["keys"]["access"], key_id(&new_jwt));
+    assert_eq!(info(&a1n), 200);
+    s.dir.write(".env", &good);
+
+    // The incident path: plain rotate + HUP ends every session at once.
+    s.dir.run(&["rotate"]).code(0);
+    let newest = env_value(&s.dir, "JWT_SECRET").unwrap();
+    hup(&s);
+    assert!(within(Duration::from_secs(3), || health(&s)["keys"]["access"] == key_id(&newest)).is_some());
+    assert_eq!(info(&a1n), 401);
+    assert_eq!(s.refresh(&r1n, &c1).status, 401);
+    assert_eq!(health(&s)["rollover"], json!([]));
+}
