@@ -9,13 +9,20 @@ SHELLS := bash:aspjwt.bash zsh:_aspjwt fish:aspjwt.fish powershell:_aspjwt.ps1 e
 build:
 	$(CARGO) build
 
-# Node's jsonwebtoken (from the npm registry, pinned by package-lock.json) for the interop tests.
+# Node's jsonwebtoken and playwright-core (npm registry, pinned by package-lock.json)
+# for the interop and browser tests.
 tests/node/node_modules/jsonwebtoken: tests/node/package-lock.json
 	npm ci --prefix tests/node --no-audit --no-fund
 	@touch $@
 
-test: tests/node/node_modules/jsonwebtoken
+# Debian's Chromium for the browser tests (root, as on every machine of this project).
+CHROMIUM ?= /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+test: tests/node/node_modules/jsonwebtoken $(CHROMIUM)
 	$(CARGO) test
+	CHROMIUM=$(CHROMIUM) node --test tests/browser/
 
 lint:
 	$(CARGO) fmt --check

@@ -201,6 +201,8 @@ pub struct ServiceConfig {
     pub session_max: Duration,
     /// How long the previous refresh token still gets the current pair.
     pub reuse_grace: Duration,
+    /// How long before expiry clients should refresh (`refreshThresholdSeconds`).
+    pub refresh_threshold: Duration,
     pub db: std::path::PathBuf,
     /// `APP_ENV=production`: Secure cookies, HSTS.
     pub production: bool,
@@ -241,6 +243,21 @@ impl ServiceConfig {
         let reuse_grace = dur(names::REFRESH_REUSE_GRACE, names::DEFAULT_REFRESH_REUSE_GRACE);
         let upstream_timeout =
             dur(names::UPSTREAM_TIMEOUT, names::DEFAULT_UPSTREAM_TIMEOUT).unwrap_or(Duration::from_secs(30));
+        // Unset, the threshold is 5 minutes, or a third of a shorter access lifetime.
+        let access = s.ttl(Kind::Access).unwrap_or(Duration::from_secs(900));
+        let refresh_threshold = match s.get(names::JWT_REFRESH_THRESHOLD) {
+            None => Duration::from_secs(names::REFRESH_THRESHOLD_SECS).min(access / 3),
+            Some(_) => {
+                let t = dur(names::JWT_REFRESH_THRESHOLD, "5m").unwrap_or(Duration::from_secs(300));
+                if t >= access {
+                    problems.push(format!(
+                        "{}: must be shorter than the access token lifetime",
+                        names::JWT_REFRESH_THRESHOLD
+                    ));
+                }
+                t
+            }
+        };
         let list = |name: &str| -> Vec<String> {
             s.get(name).map_or_else(Vec::new, |v| {
                 v.value.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_string).collect()
@@ -324,6 +341,7 @@ impl ServiceConfig {
                     session_previous: s.previous(names::SESSION_SECRET),
                     session_max,
                     reuse_grace,
+                    refresh_threshold,
                     db: db_path(db_flag, s),
                     production: s.get(names::APP_ENV).is_some_and(|v| v.value.eq_ignore_ascii_case("production")),
                     rate_burst,

@@ -16,6 +16,8 @@ pub const JWT_AUDIENCE: &str = "JWT_AUDIENCE";
 
 /// Absolute cap of a session, however often it refreshes (default 30d).
 pub const SESSION_MAX_LIFETIME: &str = "SESSION_MAX_LIFETIME";
+/// How long before expiry a client should refresh (default 5m; token-info reports it).
+pub const JWT_REFRESH_THRESHOLD: &str = "JWT_REFRESH_THRESHOLD";
 /// How long the previous refresh token still gets the current pair (default 10s).
 pub const REFRESH_REUSE_GRACE: &str = "REFRESH_REUSE_GRACE";
 /// The database: a SQLite path (default `./data/aspjwt.db`).
@@ -61,6 +63,7 @@ pub const SERVICE_VARS: &[&str] = &[
     JWT_AUDIENCE,
     SESSION_MAX_LIFETIME,
     REFRESH_REUSE_GRACE,
+    JWT_REFRESH_THRESHOLD,
     ASPJWT_DB,
     APP_ENV,
 ];

@@ -470,7 +470,7 @@ pub async fn token_info(state: &AppState, parts: &Parts) -> Result<Response<Body
     let now = now();
     let num = |name: &str| t.claims.get(name).and_then(Value::as_i64).unwrap_or(0);
     let (iat, exp) = (num(claim::IAT), num(claim::EXP));
-    let threshold = crate::names::REFRESH_THRESHOLD_SECS as i64;
+    let threshold = state.cfg().refresh_threshold.as_secs() as i64;
     let expires_in = (exp - now).max(0);
     // The refresh token's expiry, when its cookie came along (it is scoped to /api/auth).
     let refresh_exp = cookie(&parts.headers, cookies::REFRESH_TOKEN)

@@ -1,6 +1,7 @@
 //! `aspjwt serve`: a lean hyper 1 auth service on tokio. One shared state, one
 //! router, plain async functions for the steps around it.
 
+mod assets;
 mod auth;
 mod csrf;
 mod gateway;
@@ -234,6 +235,11 @@ async fn route(
             HeaderValue::from_static("Content-Type, Authorization, X-CSRF-Token"),
         );
         h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        return Ok(resp);
+    }
+    if matches!(method, Method::GET | Method::HEAD)
+        && let Some(resp) = assets::get(path)
+    {
         return Ok(resp);
     }
     match (&method, path) {
