@@ -7,6 +7,7 @@ mod check;
 mod completions;
 mod corpus;
 mod deploy;
+mod faults;
 mod generate;
 mod hardening;
 mod health;
