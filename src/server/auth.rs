@@ -382,48 +382,33 @@ pub async fn refresh(state: &AppState, parts: &Parts, ctx: &Ctx) -> Result<Respo
     let now = now();
     let grace = state.cfg().reuse_grace.as_secs() as i64;
     let next = next_pair(state, now);
-    let outcome = state.blocking(move |s| s.rotate(&sid, &jti, next, now, grace)).await?;
+    // The outcome's audit record is written in the rotation's own transaction.
+    let template = rec.clone();
+    let outcome = state.blocking(move |s| s.rotate(&sid, &jti, next, now, grace, &template)).await?;
+    state.log(&outcome.audit_record(&rec));
     let user = |s: &Session| json!({"id": s.user_id, "email": s.email, "role": s.role});
-    let success = |s: &Session, how: &str| {
-        let mut ok = record(Event::Refresh, true, ctx);
-        (ok.user_id, ok.email, ok.reason) = (Some(s.user_id.clone()), Some(s.email.clone()), Some(how.to_string()));
-        ok
-    };
     match outcome {
         Rotation::Rotated(s) => {
             state.metrics.refresh("rotated");
-            state.audit(success(&s, "rotated")).await;
             Ok(session_response(state, &s, user(&s)))
         }
         Rotation::Grace(s) => {
             state.metrics.refresh("grace");
-            state.audit(success(&s, "grace")).await;
             Ok(session_response(state, &s, user(&s)))
         }
         Rotation::Reused(s) => {
             state.revoked.insert(&s.id, now);
             state.metrics.refresh("reuse_revoked");
-            let mut r = record(Event::RefreshTokenReuse, false, ctx);
-            (r.user_id, r.email, r.reason) =
-                (Some(s.user_id.clone()), Some(s.email.clone()), Some("session revoked".into()));
-            state.audit(r).await;
             let mut resp = ApiError::invalid_token("this refresh token was already used; the session has been ended")
                 .into_response();
             clear_cookies(&mut resp, state.cfg().production);
             Ok(resp)
         }
         other => {
-            let reason = match &other {
-                Rotation::Revoked(_) => "session_revoked",
-                Rotation::Expired(_) => "session_max_lifetime",
-                _ => "unknown_session",
-            };
             if let Rotation::Expired(s) = &other {
                 state.revoked.insert(&s.id, now);
             }
             state.metrics.refresh("invalid");
-            rec.reason = Some(reason.into());
-            state.audit(rec).await;
             Err(ApiError::invalid_token("the session has ended; log in again"))
         }
     }

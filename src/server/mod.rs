@@ -91,7 +91,7 @@ impl AppState {
             store,
             revoked: Revocations::default(),
             hashing: Semaphore::new(HASH_PERMITS),
-            dummy_hash: crate::password::hash(&crate::token::random_id()),
+            dummy_hash: crate::password::DUMMY_HASH.to_string(),
         }
     }
 
@@ -131,6 +131,14 @@ impl AppState {
 
     /// Writes an audit record to the store and as one JSON log line.
     pub async fn audit(&self, r: Record) {
+        self.log(&r);
+        if let Err(e) = self.blocking(move |s| s.audit(&r)).await {
+            tracing::error!(code = e.code, "audit record not stored");
+        }
+    }
+
+    /// The JSON log line of an audit record (for records the store already wrote).
+    pub fn log(&self, r: &Record) {
         tracing::info!(
             target: "audit",
             event = %r.event,
@@ -143,9 +151,6 @@ impl AppState {
             reason = r.reason.as_deref(),
             "audit"
         );
-        if let Err(e) = self.blocking(move |s| s.audit(&r)).await {
-            tracing::error!(code = e.code, "audit record not stored");
-        }
     }
 
     /// How long a revocation must be remembered: until every access token of the

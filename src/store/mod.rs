@@ -109,6 +109,37 @@ pub enum Rotation {
     Unknown,
 }
 
+impl Rotation {
+    /// The audit record of this outcome, from a template holding who and where.
+    pub fn audit_record(&self, template: &Record) -> Record {
+        use crate::audit::Event;
+        let (event, ok, reason) = match self {
+            Rotation::Rotated(_) => (Event::Refresh, true, "rotated"),
+            Rotation::Grace(_) => (Event::Refresh, true, "grace"),
+            Rotation::Reused(_) => (Event::RefreshTokenReuse, false, "session revoked"),
+            Rotation::Revoked(_) => (Event::RefreshFailure, false, "session_revoked"),
+            Rotation::Expired(_) => (Event::RefreshFailure, false, "session_max_lifetime"),
+            Rotation::Unknown => (Event::RefreshFailure, false, "unknown_session"),
+        };
+        let mut r = Record {
+            event: event.as_str().into(),
+            outcome: if ok { "success" } else { "failure" }.into(),
+            ..template.clone()
+        };
+        r.reason = Some(reason.into());
+        if let Rotation::Rotated(s)
+        | Rotation::Grace(s)
+        | Rotation::Reused(s)
+        | Rotation::Revoked(s)
+        | Rotation::Expired(s) = self
+        {
+            r.user_id = Some(s.user_id.clone());
+            r.email = Some(s.email.clone());
+        }
+        r
+    }
+}
+
 /// One revocation, in the order they happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Revocation {
@@ -142,8 +173,17 @@ pub trait Store: Send + Sync + 'static {
     fn create_session(&self, session: NewSession) -> Result<()>;
     fn session(&self, id: &str) -> Result<Option<Session>>;
     /// Exactly-once rotation: `presented` is the refresh token's jti. The new pair's
-    /// expiries are capped at the session's absolute end.
-    fn rotate(&self, id: &str, presented: &str, next: Issued, now: i64, grace_secs: i64) -> Result<Rotation>;
+    /// expiries are capped at the session's absolute end. The audit record of the
+    /// outcome (`Rotation::audit_record` of `audit`) is written in the same transaction.
+    fn rotate(
+        &self,
+        id: &str,
+        presented: &str,
+        next: Issued,
+        now: i64,
+        grace_secs: i64,
+        audit: &Record,
+    ) -> Result<Rotation>;
     /// Revokes one session; false when it was already revoked or unknown.
     fn revoke_session(&self, id: &str, reason: &str, now: i64) -> Result<bool>;
     fn revoke_user_sessions(&self, user_id: &str, reason: &str, now: i64) -> Result<usize>;

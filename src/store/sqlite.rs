@@ -297,6 +297,69 @@ fn revoke_where(tx: &rusqlite::Transaction, filter: &str, arg: Option<&str>, rea
     Ok(ids.len())
 }
 
+/// The rotation decision and its writes, inside the caller's transaction.
+fn decide_rotation(
+    tx: &rusqlite::Transaction,
+    id: &str,
+    presented: &str,
+    next: Issued,
+    now: i64,
+    grace_secs: i64,
+) -> Result<Rotation> {
+    let Some(s) = load_session(tx, id).map_err(db)? else { return Ok(Rotation::Unknown) };
+    if s.revoked_at.is_some() {
+        return Ok(Rotation::Revoked(s));
+    }
+    if now >= s.expires_at {
+        revoke_where(tx, "id = ?1", Some(id), "session_max_lifetime", now)?;
+        return Ok(Rotation::Expired(load_session(tx, id).map_err(db)?.expect("just read")));
+    }
+    if presented == s.current.refresh_jti {
+        // Compare-and-swap: only the holder of the current jti moves the session on.
+        let changed = tx
+            .execute(
+                "UPDATE sessions SET prev_refresh_jti = refresh_jti, prev_rotated_at = ?1, \
+                 access_jti = ?2, access_iat = ?3, access_exp = ?4, \
+                 refresh_jti = ?5, refresh_iat = ?6, refresh_exp = ?7, \
+                 rotations = rotations + 1, last_seen_at = ?1 \
+                 WHERE id = ?8 AND refresh_jti = ?9 AND revoked_at IS NULL",
+                params![
+                    now,
+                    next.access_jti,
+                    next.access_iat,
+                    next.access_exp.min(s.expires_at),
+                    next.refresh_jti,
+                    next.refresh_iat,
+                    next.refresh_exp.min(s.expires_at),
+                    id,
+                    presented
+                ],
+            )
+            .map_err(db)?;
+        if changed != 1 {
+            return Err(StoreError::Db("rotation lost its compare-and-swap".into()));
+        }
+        return Ok(Rotation::Rotated(load_session(tx, id).map_err(db)?.expect("just updated")));
+    }
+    let in_grace = s.prev_refresh_jti.as_deref() == Some(presented)
+        && s.prev_rotated_at.is_some_and(|at| now.saturating_sub(at) <= grace_secs);
+    if in_grace {
+        return Ok(Rotation::Grace(s));
+    }
+    revoke_where(tx, "id = ?1", Some(id), "refresh_token_reuse", now)?;
+    Ok(Rotation::Reused(load_session(tx, id).map_err(db)?.expect("just read")))
+}
+
+fn insert_audit(tx: &rusqlite::Transaction, r: &Record) -> Result<()> {
+    tx.execute(
+        "INSERT INTO audit_events (at_ms, event, outcome, user_id, email, ip, user_agent, request_id, reason) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![r.at_ms, r.event, r.outcome, r.user_id, r.email, r.ip, r.user_agent, r.request_id, r.reason],
+    )
+    .map_err(db)?;
+    Ok(())
+}
+
 impl Store for SqliteStore {
     fn ping(&self) -> Result<()> {
         self.read(|c| c.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)))?;
@@ -407,50 +470,19 @@ impl Store for SqliteStore {
         self.read(|c| load_session(c, id))
     }
 
-    fn rotate(&self, id: &str, presented: &str, next: Issued, now: i64, grace_secs: i64) -> Result<Rotation> {
+    fn rotate(
+        &self,
+        id: &str,
+        presented: &str,
+        next: Issued,
+        now: i64,
+        grace_secs: i64,
+        audit: &Record,
+    ) -> Result<Rotation> {
         self.write(|tx| {
-            let Some(s) = load_session(tx, id).map_err(db)? else { return Ok(Rotation::Unknown) };
-            if s.revoked_at.is_some() {
-                return Ok(Rotation::Revoked(s));
-            }
-            if now >= s.expires_at {
-                revoke_where(tx, "id = ?1", Some(id), "session_max_lifetime", now)?;
-                return Ok(Rotation::Expired(load_session(tx, id).map_err(db)?.expect("just read")));
-            }
-            if presented == s.current.refresh_jti {
-                // Compare-and-swap: only the holder of the current jti moves the session on.
-                let changed = tx
-                    .execute(
-                        "UPDATE sessions SET prev_refresh_jti = refresh_jti, prev_rotated_at = ?1, \
-                         access_jti = ?2, access_iat = ?3, access_exp = ?4, \
-                         refresh_jti = ?5, refresh_iat = ?6, refresh_exp = ?7, \
-                         rotations = rotations + 1, last_seen_at = ?1 \
-                         WHERE id = ?8 AND refresh_jti = ?9 AND revoked_at IS NULL",
-                        params![
-                            now,
-                            next.access_jti,
-                            next.access_iat,
-                            next.access_exp.min(s.expires_at),
-                            next.refresh_jti,
-                            next.refresh_iat,
-                            next.refresh_exp.min(s.expires_at),
-                            id,
-                            presented
-                        ],
-                    )
-                    .map_err(db)?;
-                if changed != 1 {
-                    return Err(StoreError::Db("rotation lost its compare-and-swap".into()));
-                }
-                return Ok(Rotation::Rotated(load_session(tx, id).map_err(db)?.expect("just updated")));
-            }
-            let in_grace = s.prev_refresh_jti.as_deref() == Some(presented)
-                && s.prev_rotated_at.is_some_and(|at| now.saturating_sub(at) <= grace_secs);
-            if in_grace {
-                return Ok(Rotation::Grace(s));
-            }
-            revoke_where(tx, "id = ?1", Some(id), "refresh_token_reuse", now)?;
-            Ok(Rotation::Reused(load_session(tx, id).map_err(db)?.expect("just read")))
+            let outcome = decide_rotation(tx, id, presented, next, now, grace_secs)?;
+            insert_audit(tx, &outcome.audit_record(audit))?;
+            Ok(outcome)
         })
     }
 
@@ -538,15 +570,7 @@ impl Store for SqliteStore {
     }
 
     fn audit(&self, r: &Record) -> Result<()> {
-        self.write(|tx| {
-            tx.execute(
-                "INSERT INTO audit_events (at_ms, event, outcome, user_id, email, ip, user_agent, request_id, reason) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![r.at_ms, r.event, r.outcome, r.user_id, r.email, r.ip, r.user_agent, r.request_id, r.reason],
-            )
-            .map_err(db)?;
-            Ok(())
-        })
+        self.write(|tx| insert_audit(tx, r))
     }
 
     /// Checkpoints the WAL into the main file.

@@ -1,0 +1,346 @@
+//! The load benchmark: `cargo bench --bench load` (release build). It starts the
+//! release binary on loopback with a temp database, raises AUTH_RATE_* so that it
+//! measures the service rather than the limiter, and prints one line per scenario.
+//! LOAD_SECONDS (default 10) and LOAD_CONNECTIONS (default 64) tune it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::Request;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+const BIN: &str = env!("CARGO_BIN_EXE_aspjwt");
+const PASSWORD: &str = "correct horse battery staple";
+
+type Http = Client<HttpConnector, Full<Bytes>>;
+
+struct Stats {
+    count: usize,
+    secs: f64,
+    lat: Vec<u32>,
+}
+
+impl Stats {
+    fn rate(&self) -> f64 {
+        self.count as f64 / self.secs
+    }
+    fn pct(&self, p: f64) -> f64 {
+        if self.lat.is_empty() {
+            return 0.0;
+        }
+        self.lat[((self.lat.len() - 1) as f64 * p) as usize] as f64 / 1000.0
+    }
+    fn line(&self, name: &str) -> String {
+        format!(
+            "{name:<44} {:>9.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   ({} requests)",
+            self.rate(),
+            self.pct(0.5),
+            self.pct(0.99),
+            self.count
+        )
+    }
+}
+
+fn cli(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> String {
+    let mut c = Command::new(BIN);
+    c.current_dir(dir).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "aspjwt {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn start(dir: &std::path::Path) -> (Child, String, Duration) {
+    let t = Instant::now();
+    let mut child = Command::new(BIN)
+        .current_dir(dir)
+        .args(["serve", "--bind", "127.0.0.1:0", "--env-file", ".env", "--db", "aspjwt.db"])
+        .env("ASPJWT_LOG", "warn,aspjwt::server=info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("the service exited").unwrap();
+        if let Some(i) = line.find("\"addr\":\"") {
+            break line[i + 8..].split('"').next().unwrap().to_string();
+        }
+    };
+    // First accepted connection.
+    loop {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            break;
+        }
+    }
+    let took = t.elapsed();
+    std::thread::spawn(move || for _ in lines {});
+    (child, format!("http://{addr}"), took)
+}
+
+fn client() -> Http {
+    let mut c = HttpConnector::new();
+    c.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).pool_max_idle_per_host(1024).build(c)
+}
+
+fn set_cookie(resp: &hyper::Response<hyper::body::Incoming>, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix(&format!("{name}=")).map(|r| r.split(';').next().unwrap().to_string()))
+}
+
+async fn login(c: &Http, base: &str, email: &str, password: &str) -> Option<(String, String, String)> {
+    let body = format!(r#"{{"email":"{email}","password":"{password}"}}"#);
+    let req = Request::post(format!("{base}/api/auth/login"))
+        .header("content-type", "application/json")
+        .body(Full::from(body))
+        .unwrap();
+    let resp = c.request(req).await.ok()?;
+    let out =
+        (set_cookie(&resp, "access_token")?, set_cookie(&resp, "refresh_token")?, set_cookie(&resp, "csrf_token")?);
+    let _ = resp.into_body().collect().await;
+    Some(out)
+}
+
+/// Runs `conns` loops of `one` for `secs`; `one` returns false on a failed request.
+async fn load<F, Fut>(conns: usize, secs: f64, make: F) -> Stats
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Vec<u32>> + Send + 'static,
+{
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..conns).map(|i| tokio::spawn(make(i))).collect();
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.unwrap());
+    }
+    lat.sort_unstable();
+    Stats { count: lat.len(), secs: t.elapsed().as_secs_f64().max(secs.min(t.elapsed().as_secs_f64())), lat }
+}
+
+async fn get_loop(c: Http, url: String, cookie: String, until: Instant) -> Vec<u32> {
+    let mut lat = Vec::new();
+    while Instant::now() < until {
+        let t = Instant::now();
+        let req = Request::get(&url).header("cookie", &cookie).body(Full::default()).unwrap();
+        let resp = c.request(req).await.expect("request");
+        assert!(resp.status().is_success(), "{url}: {}", resp.status());
+        let _ = resp.into_body().collect().await;
+        lat.push(t.elapsed().as_micros() as u32);
+    }
+    lat
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().trim_end_matches(" kB").trim().parse().unwrap()))
+        .unwrap()
+}
+
+fn whole_process(args: &[&str], runs: usize) -> (f64, f64) {
+    let mut times: Vec<f64> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            let out = Command::new(BIN).args(args).stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
+            assert!(out.success());
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (times[runs / 2], times.iter().sum::<f64>() / runs as f64)
+}
+
+fn main() {
+    let secs: f64 = std::env::var("LOAD_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10.0);
+    let conns: usize = std::env::var("LOAD_CONNECTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    cli(dir, &["rotate", "--env-file", ".env", "--create", "-q"], None);
+    let mut env = std::fs::read_to_string(dir.join(".env")).unwrap();
+    env.push_str("AUTH_RATE_BURST=1000000\nAUTH_RATE_PER_5MIN=100000000\n");
+    std::fs::write(dir.join(".env"), &env).unwrap();
+    let sessions = conns.max(1);
+    for i in 0..sessions {
+        cli(
+            dir,
+            &[
+                "user",
+                "add",
+                "--email",
+                &format!("u{i}@load.test"),
+                "--name",
+                "Load",
+                "--role",
+                "operator",
+                "--password-stdin",
+                "--db",
+                "aspjwt.db",
+            ],
+            Some(&format!("{PASSWORD}\n")),
+        );
+    }
+    let (mut server, base, started) = start(dir);
+    let pid = server.id();
+    println!(
+        "machine: {} cores, {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::env::consts::ARCH
+    );
+    println!("{:<44} {:>9.1} ms", "start: process start to first accepted connection", started.as_secs_f64() * 1000.0);
+
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let c = client();
+        let (access, _, _) = login(&c, &base, "u0@load.test", PASSWORD).await.unwrap();
+        let cookie = format!("access_token={access}");
+        // Warm up.
+        let _ = load(8, 1.0, |_| {
+            get_loop(c.clone(), format!("{base}/api/health"), String::new(), Instant::now() + Duration::from_secs(1))
+        })
+        .await;
+
+        let until = || Instant::now() + Duration::from_secs_f64(secs);
+        let u = until();
+        let health = load(conns, secs, |_| get_loop(c.clone(), format!("{base}/api/health"), String::new(), u)).await;
+        println!("{}", health.line("GET /api/health (static, the HTTP ceiling)"));
+        let u = until();
+        let info =
+            load(conns, secs, |_| get_loop(c.clone(), format!("{base}/api/auth/token-info"), cookie.clone(), u)).await;
+        println!("{}", info.line("GET /api/auth/token-info (valid cookie)"));
+        println!("{:<44} {:>9.1} %", "ratio token-info / health", 100.0 * info.rate() / health.rate());
+
+        // Refresh with durable rotation: every session uses the token its last refresh returned.
+        let mut pairs = Vec::new();
+        for i in 0..sessions {
+            let (_, r, csrf) = login(&c, &base, &format!("u{i}@load.test"), PASSWORD).await.unwrap();
+            pairs.push((r, csrf));
+        }
+        let u = until();
+        let refresh = load(sessions, secs, |i| {
+            let (c, base) = (c.clone(), base.clone());
+            let (mut r, csrf) = pairs[i].clone();
+            async move {
+                let mut lat = Vec::new();
+                while Instant::now() < u {
+                    let t = Instant::now();
+                    let req = Request::post(format!("{base}/api/auth/refresh"))
+                        .header("cookie", format!("refresh_token={r}; csrf_token={csrf}"))
+                        .header("x-csrf-token", &csrf)
+                        .body(Full::default())
+                        .unwrap();
+                    let resp = c.request(req).await.expect("refresh");
+                    assert_eq!(resp.status(), 200, "refresh failed");
+                    r = set_cookie(&resp, "refresh_token").unwrap();
+                    let _ = resp.into_body().collect().await;
+                    lat.push(t.elapsed().as_micros() as u32);
+                }
+                lat
+            }
+        })
+        .await;
+        println!("{}", refresh.line(&format!("POST /api/auth/refresh ({sessions} sessions, rotating)")));
+        let rss_refresh = rss_kb(pid);
+
+        // token-info while logins flood (wrong passwords: every one pays argon2).
+        let stop = Arc::new(AtomicBool::new(false));
+        let flood: Vec<_> = (0..16)
+            .map(|i| {
+                let (c, base, stop) = (c.clone(), base.clone(), stop.clone());
+                tokio::spawn(async move {
+                    // Unknown, never-repeated emails: no account lock, every attempt pays argon2.
+                    let mut n = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        let _ = login(&c, &base, &format!("flood-{i}-{n}@load.test"), "wrong password").await;
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let u = until();
+        let during =
+            load(16, secs, |_| get_loop(c.clone(), format!("{base}/api/auth/token-info"), cookie.clone(), u)).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut logins = 0;
+        for f in flood {
+            logins += f.await.unwrap();
+        }
+        println!("{}", during.line("token-info during a login flood"));
+        let rss_flood = rss_kb(pid);
+        println!(
+            "{:<44} {:>9.1} MB after the refresh load, {:.1} MB after the login flood",
+            "resident memory",
+            rss_refresh as f64 / 1024.0,
+            rss_flood as f64 / 1024.0
+        );
+        println!("{:<44} {:>9.1} logins/s (each one argon2id, 2 at a time)", "  the flood", logins as f64 / secs);
+        let _ = Empty::<Bytes>::new();
+    });
+
+    // Memory after 100,000 sessions: seeded through the store, then exercised.
+    let store = aspjwt::store::SqliteStore::open(&dir.join("aspjwt.db")).unwrap();
+    use aspjwt::store::Store;
+    let user = store.user_by_email("u0@load.test").unwrap().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let t = Instant::now();
+    for i in 0..100_000 {
+        let issued = aspjwt::store::Issued {
+            access_jti: format!("a{i}"),
+            access_iat: now,
+            access_exp: now + 900,
+            refresh_jti: format!("r{i}"),
+            refresh_iat: now,
+            refresh_exp: now + 604_800,
+        };
+        store
+            .create_session(aspjwt::store::NewSession {
+                id: format!("load-session-{i}"),
+                user_id: user.id.clone(),
+                email: user.email.clone(),
+                role: user.role.clone(),
+                created_at: now,
+                expires_at: now + 30 * 86_400,
+                issued,
+                ip: None,
+                user_agent: None,
+            })
+            .unwrap();
+    }
+    let seeded = t.elapsed();
+    let revoked = store.revoke_user_sessions(&user.id, "load test", now).unwrap();
+    std::thread::sleep(Duration::from_secs(2)); // the revocation feed reaches the service
+    println!(
+        "{:<44} {:>9.0} sessions/s (one transaction each)",
+        "store: session inserts",
+        100_000.0 / seeded.as_secs_f64()
+    );
+    println!(
+        "{:<44} {:>9.1} MB ({revoked} sessions in the database, all revoked, all in the revocation cache)",
+        "resident memory after 100,000 sessions",
+        rss_kb(pid) as f64 / 1024.0
+    );
+
+    let jwt = cli(dir, &["mint", "--sub", "1", "--email", "a@b.c", "--role", "admin", "--env-file", ".env"], None);
+    let (p50, mean) = whole_process(&["generate"], 50);
+    println!("{:<44} {:>9.2} ms p50 ({mean:.2} ms mean, 50 runs)", "whole process: aspjwt generate", p50);
+    let (p50, mean) = whole_process(&["decode", jwt.trim()], 50);
+    println!("{:<44} {:>9.2} ms p50 ({mean:.2} ms mean, 50 runs)", "whole process: aspjwt decode", p50);
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = server.wait();
+}
