@@ -3,8 +3,7 @@
 //! measures the service rather than the limiter, and prints one line per scenario.
 //! LOAD_SECONDS (default 10) and LOAD_CONNECTIONS (default 64) tune it.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -12,14 +11,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::Request;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
-const BIN: &str = env!("CARGO_BIN_EXE_aspjwt");
-const PASSWORD: &str = "correct horse battery staple";
-
-type Http = Client<HttpConnector, Full<Bytes>>;
+mod common;
+use common::{BIN, Http, PASSWORD, cli, client, login, rss_kb, set_cookie, start};
 
 struct Stats {
     count: usize,
@@ -46,73 +40,6 @@ impl Stats {
             self.count
         )
     }
-}
-
-fn cli(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> String {
-    let mut c = Command::new(BIN);
-    c.current_dir(dir).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    if let Some(s) = stdin {
-        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "aspjwt {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn start(dir: &std::path::Path) -> (Child, String, Duration) {
-    let t = Instant::now();
-    let mut child = Command::new(BIN)
-        .current_dir(dir)
-        .args(["serve", "--bind", "127.0.0.1:0", "--env-file", ".env", "--db", "aspjwt.db"])
-        .env("ASPJWT_LOG", "warn,aspjwt::server=info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("the service exited").unwrap();
-        if let Some(i) = line.find("\"addr\":\"") {
-            break line[i + 8..].split('"').next().unwrap().to_string();
-        }
-    };
-    // First accepted connection.
-    loop {
-        if std::net::TcpStream::connect(&addr).is_ok() {
-            break;
-        }
-    }
-    let took = t.elapsed();
-    std::thread::spawn(move || for _ in lines {});
-    (child, format!("http://{addr}"), took)
-}
-
-fn client() -> Http {
-    let mut c = HttpConnector::new();
-    c.set_nodelay(true);
-    Client::builder(TokioExecutor::new()).pool_max_idle_per_host(1024).build(c)
-}
-
-fn set_cookie(resp: &hyper::Response<hyper::body::Incoming>, name: &str) -> Option<String> {
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.strip_prefix(&format!("{name}=")).map(|r| r.split(';').next().unwrap().to_string()))
-}
-
-async fn login(c: &Http, base: &str, email: &str, password: &str) -> Option<(String, String, String)> {
-    let body = format!(r#"{{"email":"{email}","password":"{password}"}}"#);
-    let req = Request::post(format!("{base}/api/auth/login"))
-        .header("content-type", "application/json")
-        .body(Full::from(body))
-        .unwrap();
-    let resp = c.request(req).await.ok()?;
-    let out =
-        (set_cookie(&resp, "access_token")?, set_cookie(&resp, "refresh_token")?, set_cookie(&resp, "csrf_token")?);
-    let _ = resp.into_body().collect().await;
-    Some(out)
 }
 
 /// Runs `conns` loops of `one` for `secs`; `one` returns false on a failed request.
@@ -142,14 +69,6 @@ async fn get_loop(c: Http, url: String, cookie: String, until: Instant) -> Vec<u
         lat.push(t.elapsed().as_micros() as u32);
     }
     lat
-}
-
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().trim_end_matches(" kB").trim().parse().unwrap()))
-        .unwrap()
 }
 
 fn whole_process(args: &[&str], runs: usize) -> (f64, f64) {

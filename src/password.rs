@@ -21,8 +21,8 @@ const T_COST: u32 = 2;
 const P_COST: u32 = 1;
 const OUTPUT: usize = 32;
 
-/// Work buffers kept for reuse; more than this many are freed after use.
-const POOL_SIZE: usize = 4;
+/// Work buffers kept for reuse (the service hashes at most two at once); more are freed.
+const POOL_SIZE: usize = 2;
 static POOL: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
 
 /// Verified against when an email is unknown, so that it costs what a wrong password

@@ -268,8 +268,11 @@ fn load_throttle(c: &Connection, key: &str) -> rusqlite::Result<Throttle> {
     .map(Option::unwrap_or_default)
 }
 
+static SELECT_SESSION: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("SELECT {SESSION_COLS} FROM sessions WHERE id = ?1"));
+
 fn load_session(c: &Connection, id: &str) -> rusqlite::Result<Option<Session>> {
-    c.query_row(&format!("SELECT {SESSION_COLS} FROM sessions WHERE id = ?1"), [id], session_row).optional()
+    c.prepare_cached(&SELECT_SESSION)?.query_row([id], session_row).optional()
 }
 
 fn load_user(c: &Connection, email: &str) -> Result<User> {
@@ -317,29 +320,42 @@ fn decide_rotation(
     if presented == s.current.refresh_jti {
         // Compare-and-swap: only the holder of the current jti moves the session on.
         let changed = tx
-            .execute(
+            .prepare_cached(
                 "UPDATE sessions SET prev_refresh_jti = refresh_jti, prev_rotated_at = ?1, \
                  access_jti = ?2, access_iat = ?3, access_exp = ?4, \
                  refresh_jti = ?5, refresh_iat = ?6, refresh_exp = ?7, \
                  rotations = rotations + 1, last_seen_at = ?1 \
                  WHERE id = ?8 AND refresh_jti = ?9 AND revoked_at IS NULL",
-                params![
-                    now,
-                    next.access_jti,
-                    next.access_iat,
-                    next.access_exp.min(s.expires_at),
-                    next.refresh_jti,
-                    next.refresh_iat,
-                    next.refresh_exp.min(s.expires_at),
-                    id,
-                    presented
-                ],
             )
+            .map_err(db)?
+            .execute(params![
+                now,
+                next.access_jti,
+                next.access_iat,
+                next.access_exp.min(s.expires_at),
+                next.refresh_jti,
+                next.refresh_iat,
+                next.refresh_exp.min(s.expires_at),
+                id,
+                presented
+            ])
             .map_err(db)?;
         if changed != 1 {
             return Err(StoreError::Db("rotation lost its compare-and-swap".into()));
         }
-        return Ok(Rotation::Rotated(load_session(tx, id).map_err(db)?.expect("just updated")));
+        let current = Issued {
+            access_exp: next.access_exp.min(s.expires_at),
+            refresh_exp: next.refresh_exp.min(s.expires_at),
+            ..next
+        };
+        return Ok(Rotation::Rotated(Session {
+            prev_refresh_jti: Some(s.current.refresh_jti.clone()),
+            prev_rotated_at: Some(now),
+            rotations: s.rotations + 1,
+            last_seen_at: now,
+            current,
+            ..s
+        }));
     }
     let in_grace = s.prev_refresh_jti.as_deref() == Some(presented)
         && s.prev_rotated_at.is_some_and(|at| now.saturating_sub(at) <= grace_secs);
@@ -351,11 +367,12 @@ fn decide_rotation(
 }
 
 fn insert_audit(tx: &rusqlite::Transaction, r: &Record) -> Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO audit_events (at_ms, event, outcome, user_id, email, ip, user_agent, request_id, reason) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![r.at_ms, r.event, r.outcome, r.user_id, r.email, r.ip, r.user_agent, r.request_id, r.reason],
     )
+    .map_err(db)?
+    .execute(params![r.at_ms, r.event, r.outcome, r.user_id, r.email, r.ip, r.user_agent, r.request_id, r.reason])
     .map_err(db)?;
     Ok(())
 }
