@@ -155,6 +155,44 @@ impl EnvFile {
     /// Only values that read back identically in every quote style and in every
     /// dotenv dialect are accepted: the characters of base64 and base64url.
     pub fn set(&mut self, key: &str, value: &str) -> Result<usize, SetError> {
+        let before = self.clone();
+        let n = self.set_unchecked(key, value)?;
+        self.confirm(before, key, value)?;
+        Ok(n)
+    }
+
+    /// Re-reads the edited text: every other entry must read as before and `key` as
+    /// `value`; otherwise the edit is undone. (compose's dialect has corners, such as a
+    /// trailing bare `export`, where a new line would change how its neighbours read.)
+    fn confirm(&mut self, before: EnvFile, key: &str, value: &str) -> Result<(), SetError> {
+        let view = |d: &EnvFile| -> Vec<(String, Option<String>)> {
+            d.entries
+                .iter()
+                .filter(|e| e.key != key)
+                .map(|e| (e.key.clone(), e.value.as_ref().map(|v| v.text.clone())))
+                .collect()
+        };
+        let ok = match EnvFile::parse(&self.render()) {
+            Ok(again) => {
+                view(&again) == view(&before)
+                    && again
+                        .entries
+                        .iter()
+                        .filter(|e| e.key == key)
+                        .all(|e| e.value.as_ref().is_some_and(|v| v.text == value))
+                    && again.entries.iter().any(|e| e.key == key)
+            }
+            Err(_) => false,
+        };
+        if ok {
+            Ok(())
+        } else {
+            *self = before;
+            Err(SetError::Ambiguous(key.to_string()))
+        }
+    }
+
+    fn set_unchecked(&mut self, key: &str, value: &str) -> Result<usize, SetError> {
         if !is_plain_value(value) {
             return Err(SetError::UnsafeValue);
         }
@@ -192,7 +230,23 @@ impl EnvFile {
                 }
             }
         }
-        if count == 0 {
+        // A bare `export` can only be the last statement: compose reads `export` followed by
+        // any whitespace, newlines included, as a prefix. A new line goes before it.
+        let trailing_export = self.entries.last().filter(|e| e.key == "export" && e.value.is_none()).map(|e| e.key_at);
+        if count == 0
+            && let Some(at) = trailing_export
+        {
+            let line_start = self.text[..at].rfind('\n').map_or(0, |i| i + 1);
+            let text = format!("{key}={value}{}", self.eol().as_str());
+            self.replace(line_start..line_start, &text);
+            let vstart = line_start + key.len() + 1;
+            self.entries.push(Entry {
+                key: key.to_string(),
+                key_at: line_start,
+                value: Some(Value { span: vstart..vstart + value.len(), quote: Quote::None, text: value.to_string() }),
+            });
+            self.entries.sort_by_key(|e| e.key_at);
+        } else if count == 0 {
             let eol = self.eol().as_str();
             let mut line = String::new();
             if !self.text.is_empty() && !self.text.ends_with('\n') {
@@ -220,13 +274,22 @@ impl EnvFile {
         if self.entries.iter().any(|e| e.key == key) {
             return self.set(key, value);
         }
+        let before = self.clone();
+        let n = self.insert_after(key, value, anchor)?;
+        self.confirm(before, key, value)?;
+        Ok(n)
+    }
+
+    fn insert_after(&mut self, key: &str, value: &str, anchor: &str) -> Result<usize, SetError> {
         if !is_plain_value(value) {
             return Err(SetError::UnsafeValue);
         }
         if !is_plain_key(key) {
             return Err(SetError::BadKey(key.to_string()));
         }
-        let Some(at) = self.entries.iter().rposition(|e| e.key == anchor) else { return self.set(key, value) };
+        let Some(at) = self.entries.iter().rposition(|e| e.key == anchor) else {
+            return self.set_unchecked(key, value);
+        };
         let a = &self.entries[at];
         let end = a.value.as_ref().map_or(a.key_at + a.key.len(), |v| v.span.end);
         let eol = self.eol().as_str();
@@ -269,14 +332,16 @@ impl EnvFile {
     /// Replaces a byte range and shifts the spans after it.
     fn replace(&mut self, range: std::ops::Range<usize>, with: &str) {
         let at = range.start;
+        // A pure insertion moves what starts at `at`; a replacement keeps the span it replaces.
+        let moves = |x: usize| if range.is_empty() { x >= at } else { x > at };
         let delta = with.len() as isize - (range.end - range.start) as isize;
-        self.text.replace_range(range, with);
+        self.text.replace_range(range.clone(), with);
         for e in &mut self.entries {
-            if e.key_at > at {
+            if moves(e.key_at) {
                 e.key_at = shift(e.key_at, delta);
             }
             if let Some(v) = &mut e.value
-                && v.span.start > at
+                && moves(v.span.start)
             {
                 v.span = shift(v.span.start, delta)..shift(v.span.end, delta);
             }
@@ -295,6 +360,10 @@ pub enum SetError {
     UnsafeValue,
     #[error("{0:?} is not a valid variable name")]
     BadKey(String),
+    #[error(
+        "writing {0} here would change how the lines around it read (a bare `export` at the end of the file?); edit it by hand"
+    )]
+    Ambiguous(String),
 }
 
 /// Characters that read back unchanged unquoted, single- or double-quoted, by
@@ -588,6 +657,29 @@ mod tests {
         assert_eq!(String::from_utf8(g.render()).unwrap(), "A=1\nA_PREVIOUS=0");
         g.remove("A_PREVIOUS");
         assert_eq!(String::from_utf8(g.render()).unwrap(), "A=1");
+    }
+
+    #[test]
+    fn appending_keeps_a_trailing_bare_export() {
+        // Found by the envfile fuzz target: appending after a last `export` line made it a prefix.
+        for src in ["export", "T=\"to4=\"\nexport"] {
+            let mut f = parse(src);
+            let before: Vec<String> = f.entries().iter().map(|e| e.key.clone()).collect();
+            f.set("JWT_SECRET", "x").unwrap();
+            let again = parse(&String::from_utf8(f.render()).unwrap());
+            let keys: Vec<String> = again.entries().iter().map(|e| e.key.clone()).collect();
+            assert_eq!(keys.iter().filter(|k| *k != "JWT_SECRET").cloned().collect::<Vec<_>>(), before, "{src:?}");
+            assert_eq!(again.get("JWT_SECRET"), Some("x"));
+        }
+    }
+
+    #[test]
+    fn refuses_edits_that_would_change_other_lines() {
+        // Found by the envfile fuzz target: a prefixed statement whose key is `export`.
+        let src = "DwUG=x\nexport   \nexport\t";
+        let mut f = parse(src);
+        assert_eq!(f.set("JWT_SECRET", "x"), Err(SetError::Ambiguous("JWT_SECRET".into())));
+        assert_eq!(f.render(), src.as_bytes(), "undone");
     }
 
     #[test]

@@ -24,6 +24,25 @@ const OUTPUT: usize = 32;
 /// Work buffers kept for reuse (the service hashes at most two at once); more are freed.
 const POOL_SIZE: usize = 2;
 static POOL: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
+/// When a buffer was last used (seconds since the epoch).
+static LAST_USE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn epoch_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Frees the pooled work buffers (~19 MiB each) when no hash ran for `idle`, so a
+/// service that has stopped taking logins gives the memory back.
+pub fn release_idle(idle: std::time::Duration) -> usize {
+    if epoch_secs().saturating_sub(LAST_USE.load(std::sync::atomic::Ordering::Relaxed)) < idle.as_secs() {
+        return 0;
+    }
+    let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
+    let n = pool.len();
+    pool.clear();
+    pool.shrink_to_fit();
+    n
+}
 
 /// Verified against when an email is unknown, so that it costs what a wrong password
 /// costs. Its password was random and discarded; a match could not log anyone in anyway.
@@ -33,6 +52,7 @@ pub const DUMMY_HASH: &str =
 /// Runs argon2id over `password` and `salt` with `params`, into `out`, in pooled memory.
 fn argon2_into(params: &Params, password: &[u8], salt: &[u8], out: &mut [u8]) -> Result<(), argon2::Error> {
     let need = params.block_count();
+    LAST_USE.store(epoch_secs(), std::sync::atomic::Ordering::Relaxed);
     let mut blocks = POOL.lock().unwrap_or_else(|p| p.into_inner()).pop().unwrap_or_default();
     if blocks.len() < need {
         blocks.resize(need, Block::default());
@@ -140,5 +160,9 @@ mod tests {
         );
         assert!(PasswordHash::new(DUMMY_HASH).is_ok());
         assert!(!verify("", DUMMY_HASH));
+        // Just used: kept; asked to free anything idle for zero seconds: freed.
+        assert_eq!(release_idle(std::time::Duration::from_secs(3600)), 0);
+        assert!(release_idle(std::time::Duration::ZERO) <= POOL_SIZE);
+        assert!(verify("pw-123456", &ours), "hashing works after the pool was emptied");
     }
 }

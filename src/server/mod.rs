@@ -492,10 +492,12 @@ async fn poll_revocations(state: Arc<AppState>) {
     loop {
         tick.tick().await;
         ticks += 1;
-        // Once a minute, forget clients whose buckets are full again.
+        // Once a minute, forget clients whose buckets are full again, and give back
+        // the password-hashing memory after a minute without logins.
         if ticks.is_multiple_of(120) {
             state.login_limiter.forget_idle();
             state.refresh_limiter.forget_idle();
+            tokio::task::spawn_blocking(|| crate::password::release_idle(Duration::from_secs(60)));
         }
         let st = state.clone();
         let keep = state.revocation_memory();

@@ -24,7 +24,7 @@ pub fn extract(input: &[u8], cookie: &str) -> Result<String, InputError> {
     if t.is_empty() {
         return Err(InputError::Empty);
     }
-    if t.len() > 7 && t[..7].eq_ignore_ascii_case("bearer ") {
+    if t.len() > 7 && t.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("bearer ")) {
         return Ok(t[7..].trim().to_string());
     }
     // A cookie header: name=value pairs separated by ';'.
@@ -52,5 +52,7 @@ mod tests {
         assert_eq!(extract(b"csrf_token=x; other=y", "access_token"), Err(InputError::NoCookie("access_token".into())));
         assert_eq!(extract(b"", "access_token"), Err(InputError::Empty));
         assert_eq!(extract(b"ab\xff", "access_token"), Err(InputError::Utf8(2)));
+        // Found by the token fuzz target: a multi-byte character across byte 7.
+        assert!(extract(")\x03\u{74b}=\n\u{743}=".as_bytes(), "access_token").is_err());
     }
 }
