@@ -111,14 +111,15 @@ pub fn record(event: Event, ok: bool, ctx: &Ctx) -> Record {
 /// with leeway, iss, aud, typ, and non-empty sid, jti and sub.
 fn check_token(state: &AppState, raw: &str, kind: Kind, leeway: i64) -> Result<Inspected, String> {
     let t = token::inspect(raw).map_err(|e| e.to_string())?;
+    let cfg = state.cfg();
     let check = Check {
         algorithms: vec![jsonwebtoken::Algorithm::HS256],
         leeway,
-        issuer: Some(state.cfg().tokens.issuer.clone()),
-        audience: Some(state.cfg().tokens.audience.clone()),
+        issuer: Some(cfg.tokens.issuer.clone()),
+        audience: Some(cfg.tokens.audience.clone()),
         typ: Some(kind),
     };
-    if let Some(f) = t.verify_ring(&state.cfg().tokens.ring(kind), &check, now()).first() {
+    if let Some(f) = t.verify_ring(&cfg.tokens.ring(kind), &check, now()).first() {
         return Err(f.code().to_string());
     }
     for c in [claim::SID, claim::JTI, claim::SUB] {

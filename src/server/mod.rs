@@ -160,8 +160,12 @@ impl AppState {
     }
 }
 
+/// A request id: 72 bits from the thread-local generator (unique, not a secret).
 fn request_id() -> String {
-    crate::token::random_id()[..12].to_string()
+    use base64::Engine;
+    let mut b = [0u8; 9];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
 /// The route class a path's latency is recorded under.

@@ -69,13 +69,14 @@ pub struct Claims {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
-/// A secret string. Its Debug and Display never show it.
+/// A secret string. Its Debug and Display never show it. Shared, so that a clone
+/// on every request costs a reference count, not a copy.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret(std::sync::Arc<str>);
 
 impl Secret {
     pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
+        Secret(std::sync::Arc::from(s.into()))
     }
 
     /// The HMAC key: the string's UTF-8 bytes, as Node's jsonwebtoken uses them.
