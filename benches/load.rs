@@ -87,32 +87,9 @@ fn whole_process(args: &[&str], runs: usize) -> (f64, f64) {
 fn main() {
     let secs: f64 = std::env::var("LOAD_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10.0);
     let conns: usize = std::env::var("LOAD_CONNECTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    cli(dir, &["rotate", "--env-file", ".env", "--create", "-q"], None);
-    let mut env = std::fs::read_to_string(dir.join(".env")).unwrap();
-    env.push_str("AUTH_RATE_BURST=1000000\nAUTH_RATE_PER_5MIN=100000000\n");
-    std::fs::write(dir.join(".env"), &env).unwrap();
     let sessions = conns.max(1);
-    for i in 0..sessions {
-        cli(
-            dir,
-            &[
-                "user",
-                "add",
-                "--email",
-                &format!("u{i}@load.test"),
-                "--name",
-                "Load",
-                "--role",
-                "operator",
-                "--password-stdin",
-                "--db",
-                "aspjwt.db",
-            ],
-            Some(&format!("{PASSWORD}\n")),
-        );
-    }
+    let tmp = common::prepare(sessions);
+    let dir = tmp.path();
     let (mut server, base, started) = start(dir);
     let pid = server.id();
     println!(

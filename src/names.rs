@@ -140,6 +140,25 @@ pub mod cookie {
 /// The header that must echo the `csrf_token` cookie on cookie-authenticated changes.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
+/// Headers on every response of the service (helmet's defaults and the API's strict
+/// content policy); `aspjwt health` checks for them by these names.
+pub const SECURITY_HEADERS: &[(&str, &str)] = &[
+    (
+        "content-security-policy",
+        "default-src 'none'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'; form-action 'none'",
+    ),
+    ("cross-origin-opener-policy", "same-origin"),
+    ("cross-origin-resource-policy", "same-origin"),
+    ("origin-agent-cluster", "?1"),
+    ("referrer-policy", "no-referrer"),
+    ("x-content-type-options", "nosniff"),
+    ("x-dns-prefetch-control", "off"),
+    ("x-download-options", "noopen"),
+    ("x-frame-options", "DENY"),
+    ("x-permitted-cross-domain-policies", "none"),
+    ("x-xss-protection", "0"),
+];
+
 /// The values of the `typ` claim.
 pub mod typ {
     pub const ACCESS: &str = "access";

@@ -164,23 +164,7 @@ pub fn set_cookie(name: &str, value: &str, path: &str, max_age: i64, http_only: 
 
 /// helmet's defaults and the API's strict content policy, on every response.
 pub fn security_headers(headers: &mut HeaderMap, production: bool, no_store: bool) {
-    const STATIC: &[(&str, &str)] = &[
-        (
-            "content-security-policy",
-            "default-src 'none'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'; form-action 'none'",
-        ),
-        ("cross-origin-opener-policy", "same-origin"),
-        ("cross-origin-resource-policy", "same-origin"),
-        ("origin-agent-cluster", "?1"),
-        ("referrer-policy", "no-referrer"),
-        ("x-content-type-options", "nosniff"),
-        ("x-dns-prefetch-control", "off"),
-        ("x-download-options", "noopen"),
-        ("x-frame-options", "DENY"),
-        ("x-permitted-cross-domain-policies", "none"),
-        ("x-xss-protection", "0"),
-    ];
-    for (k, v) in STATIC {
+    for (k, v) in crate::names::SECURITY_HEADERS {
         headers.entry(*k).or_insert(HeaderValue::from_static(v));
     }
     if production {
