@@ -18,7 +18,8 @@ fn access(r: &Resp) -> String {
     r.cookie("access_token").expect("access cookie")
 }
 
-const HEADERS: &[(&str, &str)] = &[
+/// Every response must carry exactly these (spelled out here: they are the contract).
+pub const HEADERS: &[(&str, &str)] = &[
     (
         "content-security-policy",
         "default-src 'none'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'; form-action 'none'",

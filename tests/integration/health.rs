@@ -135,19 +135,8 @@ fn a_service_with_other_secrets_than_the_env_file() {
 /// What a fake answers: status, extra headers, body.
 type Reply = (u16, Vec<(String, String)>, String);
 
-const GOOD_HEADERS: &[(&str, &str)] = &[
-    ("content-security-policy", "default-src 'none'"),
-    ("cross-origin-opener-policy", "same-origin"),
-    ("cross-origin-resource-policy", "same-origin"),
-    ("origin-agent-cluster", "?1"),
-    ("referrer-policy", "no-referrer"),
-    ("x-content-type-options", "nosniff"),
-    ("x-dns-prefetch-control", "off"),
-    ("x-download-options", "noopen"),
-    ("x-frame-options", "DENY"),
-    ("x-permitted-cross-domain-policies", "none"),
-    ("x-xss-protection", "0"),
-];
+/// A well-behaved service's headers: the same list the hardening tests demand.
+const GOOD_HEADERS: &[(&str, &str)] = crate::hardening::HEADERS;
 
 fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
