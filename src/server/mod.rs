@@ -419,8 +419,6 @@ pub async fn run(
     }
     let listener = TcpListener::bind(bind).await.map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
     let addr = listener.local_addr()?;
-    tracing::info!(event = "listening", addr = %addr, db = %state.cfg().db.display(), pid = std::process::id(), "listening on http://{addr}");
-
     let poller = tokio::spawn(poll_revocations(state.clone()));
     let metrics_server = match state.cfg().metrics_bind {
         Some(m) => {
@@ -431,6 +429,8 @@ pub async fn run(
         }
         None => None,
     };
+    // Announced last, so that "listening" means every listener is up.
+    tracing::info!(event = "listening", addr = %addr, db = %state.cfg().db.display(), pid = std::process::id(), "listening on http://{addr}");
     let connections = Arc::new(Semaphore::new(state.cfg().max_connections));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10)).max_buf_size(64 * 1024);
