@@ -83,11 +83,15 @@ impl Service {
         let stdout = child.stdout.take().unwrap();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("\"event\":\"listening\"") {
+                let listening = line.contains("\"event\":\"listening\"").then(|| {
                     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-                    let _ = tx.send(v["addr"].as_str().unwrap().to_string());
-                }
+                    v["addr"].as_str().unwrap().to_string()
+                });
+                // Logged before announced, so the log holds the line once start() returns.
                 log.lock().unwrap().push(line);
+                if let Some(addr) = listening {
+                    let _ = tx.send(addr);
+                }
             }
         });
         let err = self.stderr.clone();
