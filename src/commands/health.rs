@@ -7,6 +7,7 @@ use anyhow::{Result, anyhow, bail};
 use colored::Colorize;
 use serde_json::json;
 
+use super::trim_newline;
 use crate::check::Status;
 use crate::cli::HealthArgs;
 use crate::config::Settings;
@@ -14,16 +15,6 @@ use crate::error::Exit;
 use crate::health::{self, Options, Outcome, Probe};
 use crate::output::{self, Out};
 use crate::{duration, names};
-
-fn trim_newline(mut s: String) -> String {
-    if s.ends_with('\n') {
-        s.pop();
-        if s.ends_with('\r') {
-            s.pop();
-        }
-    }
-    s
-}
 
 fn password(args: &HealthArgs) -> Result<Option<String>> {
     let pw = if let Some(var) = &args.password_env {

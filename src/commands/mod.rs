@@ -9,6 +9,18 @@ pub mod serve;
 pub mod tokens;
 
 use std::path::Path;
+
+/// Drops one trailing line break (`\n` or `\r\n`) from a secret or password read
+/// from a file or stdin.
+pub fn trim_newline(mut s: String) -> String {
+    if s.ends_with('\n') {
+        s.pop();
+        if s.ends_with('\r') {
+            s.pop();
+        }
+    }
+    s
+}
 use std::process::{Command as Process, Stdio};
 
 /// `Some(true)` when git ignores `path`, `Some(false)` when it does not, `None` outside a work tree.

@@ -145,14 +145,9 @@ fn resolve_key(key: &KeySource, kind: Kind) -> Result<(Secret, String, Option<Se
         return Ok((Secret::new(v), format!("${var}"), None));
     }
     if let Some(path) = &key.secret_file {
-        let mut v = std::fs::read_to_string(path)
+        let v = std::fs::read_to_string(path)
             .map_err(|e| anyhow!("{}: cannot read: {}", path.display(), crate::rotate::plain_io(&e)))?;
-        if v.ends_with('\n') {
-            v.pop();
-            if v.ends_with('\r') {
-                v.pop();
-            }
-        }
+        let v = super::trim_newline(v);
         if v.is_empty() {
             bail!("{}: the secret file is empty", path.display());
         }
@@ -160,13 +155,8 @@ fn resolve_key(key: &KeySource, kind: Kind) -> Result<(Secret, String, Option<Se
     }
     if key.secret_stdin {
         let raw = read_stdin("secret")?;
-        let mut v = String::from_utf8(raw).map_err(|_| anyhow!("--secret-stdin: the secret is not valid UTF-8"))?;
-        if v.ends_with('\n') {
-            v.pop();
-            if v.ends_with('\r') {
-                v.pop();
-            }
-        }
+        let v = String::from_utf8(raw).map_err(|_| anyhow!("--secret-stdin: the secret is not valid UTF-8"))?;
+        let v = super::trim_newline(v);
         if v.is_empty() {
             bail!("--secret-stdin: no secret on stdin");
         }
