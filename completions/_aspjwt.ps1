@@ -158,7 +158,7 @@ Register-ArgumentCompleter -Native -CommandName 'aspjwt' -ScriptBlock {
         'aspjwt;serve' {
             [CompletionResult]::new('--bind', '--bind', [CompletionResultType]::ParameterName, 'Address to listen on (port 0 picks a free one, announced in the log)')
             [CompletionResult]::new('--env-file', '--env-file', [CompletionResultType]::ParameterName, 'The .env file to load (dotenvy; the real environment wins) [default: ./.env when present]')
-            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The SQLite database [default: ASPJWT_DB, else ./data/aspjwt.db]')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB, else ./data/aspjwt.db]')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Machine-readable JSON on stdout, nothing else there')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only results and errors: no summaries, notices or warnings')
@@ -191,7 +191,7 @@ Register-ArgumentCompleter -Native -CommandName 'aspjwt' -ScriptBlock {
             break
         }
         'aspjwt;user' {
-            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]')
             [CompletionResult]::new('--env-file', '--env-file', [CompletionResultType]::ParameterName, 'The .env file that may name ASPJWT_DB [default: ./.env when present]')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Machine-readable JSON on stdout, nothing else there')
@@ -214,7 +214,7 @@ Register-ArgumentCompleter -Native -CommandName 'aspjwt' -ScriptBlock {
             [CompletionResult]::new('--email', '--email', [CompletionResultType]::ParameterName, 'email')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'name')
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'admin, sales_agent, operations_manager, operator or support')
-            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]')
             [CompletionResult]::new('--env-file', '--env-file', [CompletionResultType]::ParameterName, 'The .env file that may name ASPJWT_DB [default: ./.env when present]')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout')
             [CompletionResult]::new('--password-stdin', '--password-stdin', [CompletionResultType]::ParameterName, 'Read the password from the first line of stdin')
@@ -228,7 +228,7 @@ Register-ArgumentCompleter -Native -CommandName 'aspjwt' -ScriptBlock {
             break
         }
         'aspjwt;user;list' {
-            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]')
             [CompletionResult]::new('--env-file', '--env-file', [CompletionResultType]::ParameterName, 'The .env file that may name ASPJWT_DB [default: ./.env when present]')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Machine-readable JSON on stdout, nothing else there')
@@ -242,7 +242,7 @@ Register-ArgumentCompleter -Native -CommandName 'aspjwt' -ScriptBlock {
         }
         'aspjwt;user;disable' {
             [CompletionResult]::new('--email', '--email', [CompletionResultType]::ParameterName, 'email')
-            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]')
             [CompletionResult]::new('--env-file', '--env-file', [CompletionResultType]::ParameterName, 'The .env file that may name ASPJWT_DB [default: ./.env when present]')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Machine-readable JSON on stdout, nothing else there')
@@ -256,7 +256,7 @@ Register-ArgumentCompleter -Native -CommandName 'aspjwt' -ScriptBlock {
         }
         'aspjwt;user;enable' {
             [CompletionResult]::new('--email', '--email', [CompletionResultType]::ParameterName, 'email')
-            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]')
             [CompletionResult]::new('--env-file', '--env-file', [CompletionResultType]::ParameterName, 'The .env file that may name ASPJWT_DB [default: ./.env when present]')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Machine-readable JSON on stdout, nothing else there')
@@ -270,7 +270,7 @@ Register-ArgumentCompleter -Native -CommandName 'aspjwt' -ScriptBlock {
         }
         'aspjwt;user;passwd' {
             [CompletionResult]::new('--email', '--email', [CompletionResultType]::ParameterName, 'email')
-            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]')
             [CompletionResult]::new('--env-file', '--env-file', [CompletionResultType]::ParameterName, 'The .env file that may name ASPJWT_DB [default: ./.env when present]')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout')
             [CompletionResult]::new('--password-stdin', '--password-stdin', [CompletionResultType]::ParameterName, 'Read the password from the first line of stdin')
@@ -286,7 +286,7 @@ Register-ArgumentCompleter -Native -CommandName 'aspjwt' -ScriptBlock {
         'aspjwt;user;role' {
             [CompletionResult]::new('--email', '--email', [CompletionResultType]::ParameterName, 'email')
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'role')
-            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]')
             [CompletionResult]::new('--env-file', '--env-file', [CompletionResultType]::ParameterName, 'The .env file that may name ASPJWT_DB [default: ./.env when present]')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Machine-readable JSON on stdout, nothing else there')
@@ -330,7 +330,7 @@ Register-ArgumentCompleter -Native -CommandName 'aspjwt' -ScriptBlock {
             break
         }
         'aspjwt;sessions' {
-            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]')
             [CompletionResult]::new('--env-file', '--env-file', [CompletionResultType]::ParameterName, 'The .env file that may name ASPJWT_DB [default: ./.env when present]')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Machine-readable JSON on stdout, nothing else there')
@@ -347,7 +347,7 @@ Register-ArgumentCompleter -Native -CommandName 'aspjwt' -ScriptBlock {
         }
         'aspjwt;sessions;list' {
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Only this user''s sessions')
-            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]')
             [CompletionResult]::new('--env-file', '--env-file', [CompletionResultType]::ParameterName, 'The .env file that may name ASPJWT_DB [default: ./.env when present]')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout')
             [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Include revoked and expired sessions')
@@ -363,7 +363,7 @@ Register-ArgumentCompleter -Native -CommandName 'aspjwt' -ScriptBlock {
         'aspjwt;sessions;revoke' {
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Every session of this user')
             [CompletionResult]::new('--id', '--id', [CompletionResultType]::ParameterName, 'One session')
-            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]')
             [CompletionResult]::new('--env-file', '--env-file', [CompletionResultType]::ParameterName, 'The .env file that may name ASPJWT_DB [default: ./.env when present]')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout')
             [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every session of every user')
@@ -396,7 +396,7 @@ Register-ArgumentCompleter -Native -CommandName 'aspjwt' -ScriptBlock {
             [CompletionResult]::new('--event', '--event', [CompletionResultType]::ParameterName, 'Only this event (e.g. login_failure, refresh_token_reuse)')
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Only events of this user (email or user id)')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'At most this many events, newest first (0: all)')
-            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]')
             [CompletionResult]::new('--env-file', '--env-file', [CompletionResultType]::ParameterName, 'The .env file that may name ASPJWT_DB [default: ./.env when present]')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Machine-readable JSON on stdout, nothing else there')

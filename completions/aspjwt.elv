@@ -148,7 +148,7 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
         &'aspjwt;serve'= {
             cand --bind 'Address to listen on (port 0 picks a free one, announced in the log)'
             cand --env-file 'The .env file to load (dotenvy; the real environment wins) [default: ./.env when present]'
-            cand --db 'The SQLite database [default: ASPJWT_DB, else ./data/aspjwt.db]'
+            cand --db 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB, else ./data/aspjwt.db]'
             cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
             cand --json 'Machine-readable JSON on stdout, nothing else there'
             cand -q 'Print only results and errors: no summaries, notices or warnings'
@@ -179,7 +179,7 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
             cand --version 'Print version'
         }
         &'aspjwt;user'= {
-            cand --db 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
+            cand --db 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
             cand --env-file 'The .env file that may name ASPJWT_DB [default: ./.env when present]'
             cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
             cand --json 'Machine-readable JSON on stdout, nothing else there'
@@ -201,7 +201,7 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
             cand --email 'email'
             cand --name 'name'
             cand --role 'admin, sales_agent, operations_manager, operator or support'
-            cand --db 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
+            cand --db 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
             cand --env-file 'The .env file that may name ASPJWT_DB [default: ./.env when present]'
             cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
             cand --password-stdin 'Read the password from the first line of stdin'
@@ -214,7 +214,7 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
             cand --version 'Print version'
         }
         &'aspjwt;user;list'= {
-            cand --db 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
+            cand --db 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
             cand --env-file 'The .env file that may name ASPJWT_DB [default: ./.env when present]'
             cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
             cand --json 'Machine-readable JSON on stdout, nothing else there'
@@ -227,7 +227,7 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
         }
         &'aspjwt;user;disable'= {
             cand --email 'email'
-            cand --db 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
+            cand --db 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
             cand --env-file 'The .env file that may name ASPJWT_DB [default: ./.env when present]'
             cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
             cand --json 'Machine-readable JSON on stdout, nothing else there'
@@ -240,7 +240,7 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
         }
         &'aspjwt;user;enable'= {
             cand --email 'email'
-            cand --db 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
+            cand --db 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
             cand --env-file 'The .env file that may name ASPJWT_DB [default: ./.env when present]'
             cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
             cand --json 'Machine-readable JSON on stdout, nothing else there'
@@ -253,7 +253,7 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
         }
         &'aspjwt;user;passwd'= {
             cand --email 'email'
-            cand --db 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
+            cand --db 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
             cand --env-file 'The .env file that may name ASPJWT_DB [default: ./.env when present]'
             cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
             cand --password-stdin 'Read the password from the first line of stdin'
@@ -268,7 +268,7 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
         &'aspjwt;user;role'= {
             cand --email 'email'
             cand --role 'role'
-            cand --db 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
+            cand --db 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
             cand --env-file 'The .env file that may name ASPJWT_DB [default: ./.env when present]'
             cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
             cand --json 'Machine-readable JSON on stdout, nothing else there'
@@ -303,7 +303,7 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
         &'aspjwt;user;help;help'= {
         }
         &'aspjwt;sessions'= {
-            cand --db 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
+            cand --db 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
             cand --env-file 'The .env file that may name ASPJWT_DB [default: ./.env when present]'
             cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
             cand --json 'Machine-readable JSON on stdout, nothing else there'
@@ -319,7 +319,7 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
         }
         &'aspjwt;sessions;list'= {
             cand --user 'Only this user''s sessions'
-            cand --db 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
+            cand --db 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
             cand --env-file 'The .env file that may name ASPJWT_DB [default: ./.env when present]'
             cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
             cand --all 'Include revoked and expired sessions'
@@ -334,7 +334,7 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
         &'aspjwt;sessions;revoke'= {
             cand --user 'Every session of this user'
             cand --id 'One session'
-            cand --db 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
+            cand --db 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
             cand --env-file 'The .env file that may name ASPJWT_DB [default: ./.env when present]'
             cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
             cand --all 'Every session of every user'
@@ -362,7 +362,7 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
             cand --event 'Only this event (e.g. login_failure, refresh_token_reuse)'
             cand --user 'Only events of this user (email or user id)'
             cand --limit 'At most this many events, newest first (0: all)'
-            cand --db 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
+            cand --db 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
             cand --env-file 'The .env file that may name ASPJWT_DB [default: ./.env when present]'
             cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
             cand --json 'Machine-readable JSON on stdout, nothing else there'

@@ -139,7 +139,7 @@ complete -c aspjwt -n "__fish_aspjwt_using_subcommand mint" -s h -l help -d 'Pri
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand mint" -s V -l version -d 'Print version'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand serve" -l bind -d 'Address to listen on (port 0 picks a free one, announced in the log)' -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand serve" -l env-file -d 'The .env file to load (dotenvy; the real environment wins) [default: ./.env when present]' -r -F
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand serve" -l db -d 'The SQLite database [default: ASPJWT_DB, else ./data/aspjwt.db]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand serve" -l db -d 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB, else ./data/aspjwt.db]' -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand serve" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -164,7 +164,7 @@ complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -l json -d 'Machin
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -s h -l help -d 'Print help'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -s V -l version -d 'Print version'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -l db -d 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -l db -d 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -l env-file -d 'The .env file that may name ASPJWT_DB [default: ./.env when present]' -r -F
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
 always\t''
@@ -183,7 +183,7 @@ complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from add" -l email -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from add" -l name -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from add" -l role -d 'admin, sales_agent, operations_manager, operator or support' -r
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from add" -l db -d 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from add" -l db -d 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from add" -l env-file -d 'The .env file that may name ASPJWT_DB [default: ./.env when present]' -r -F
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from add" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
 always\t''
@@ -193,7 +193,7 @@ complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subc
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from add" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from add" -s V -l version -d 'Print version'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from list" -l db -d 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from list" -l db -d 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from list" -l env-file -d 'The .env file that may name ASPJWT_DB [default: ./.env when present]' -r -F
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from list" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
 always\t''
@@ -203,7 +203,7 @@ complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subc
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from disable" -l email -r
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from disable" -l db -d 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from disable" -l db -d 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from disable" -l env-file -d 'The .env file that may name ASPJWT_DB [default: ./.env when present]' -r -F
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from disable" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
 always\t''
@@ -213,7 +213,7 @@ complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subc
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from disable" -s h -l help -d 'Print help'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from disable" -s V -l version -d 'Print version'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from enable" -l email -r
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from enable" -l db -d 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from enable" -l db -d 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from enable" -l env-file -d 'The .env file that may name ASPJWT_DB [default: ./.env when present]' -r -F
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from enable" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
 always\t''
@@ -223,7 +223,7 @@ complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subc
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from enable" -s h -l help -d 'Print help'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from enable" -s V -l version -d 'Print version'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from passwd" -l email -r
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from passwd" -l db -d 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from passwd" -l db -d 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from passwd" -l env-file -d 'The .env file that may name ASPJWT_DB [default: ./.env when present]' -r -F
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from passwd" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
 always\t''
@@ -235,7 +235,7 @@ complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subc
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from passwd" -s V -l version -d 'Print version'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from role" -l email -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from role" -l role -r
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from role" -l db -d 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from role" -l db -d 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from role" -l env-file -d 'The .env file that may name ASPJWT_DB [default: ./.env when present]' -r -F
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from role" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
 always\t''
@@ -251,7 +251,7 @@ complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subc
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "passwd" -d 'Set a new password (from stdin) and end the user\'s sessions'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "role" -d 'Change a user\'s role and end their sessions'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and not __fish_seen_subcommand_from list revoke help" -l db -d 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and not __fish_seen_subcommand_from list revoke help" -l db -d 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and not __fish_seen_subcommand_from list revoke help" -l env-file -d 'The .env file that may name ASPJWT_DB [default: ./.env when present]' -r -F
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and not __fish_seen_subcommand_from list revoke help" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
 always\t''
@@ -264,7 +264,7 @@ complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and not __fish_s
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and not __fish_seen_subcommand_from list revoke help" -f -a "revoke" -d 'Revoke sessions: their refresh tokens stop at once, access tokens within 2 s'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and not __fish_seen_subcommand_from list revoke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from list" -l user -d 'Only this user\'s sessions' -r
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from list" -l db -d 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from list" -l db -d 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from list" -l env-file -d 'The .env file that may name ASPJWT_DB [default: ./.env when present]' -r -F
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from list" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
 always\t''
@@ -276,7 +276,7 @@ complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from revoke" -l user -d 'Every session of this user' -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from revoke" -l id -d 'One session' -r
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from revoke" -l db -d 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from revoke" -l db -d 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from revoke" -l env-file -d 'The .env file that may name ASPJWT_DB [default: ./.env when present]' -r -F
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from revoke" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
 always\t''
@@ -293,7 +293,7 @@ complete -c aspjwt -n "__fish_aspjwt_using_subcommand audit" -l since -d 'Only e
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand audit" -l event -d 'Only this event (e.g. login_failure, refresh_token_reuse)' -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand audit" -l user -d 'Only events of this user (email or user id)' -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand audit" -l limit -d 'At most this many events, newest first (0: all)' -r
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand audit" -l db -d 'The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand audit" -l db -d 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand audit" -l env-file -d 'The .env file that may name ASPJWT_DB [default: ./.env when present]' -r -F
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand audit" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
 always\t''

@@ -336,9 +336,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PATH")]
     pub env_file: Option<PathBuf>,
 
-    /// The SQLite database [default: ASPJWT_DB, else ./data/aspjwt.db].
-    #[arg(long, value_name = "PATH")]
-    pub db: Option<PathBuf>,
+    /// The database: a SQLite file or a postgres:// URL without a password
+    /// [default: ASPJWT_DB, else ./data/aspjwt.db].
+    #[arg(long, value_name = "PATH|URL")]
+    pub db: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -387,9 +388,10 @@ pub struct HealthArgs {
 /// Where the operator commands find the database.
 #[derive(Debug, Args)]
 pub struct DbArgs {
-    /// The SQLite database [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db].
-    #[arg(long, value_name = "PATH", global = true)]
-    pub db: Option<PathBuf>,
+    /// The database: a SQLite file or a postgres:// URL without a password
+    /// [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db].
+    #[arg(long, value_name = "PATH|URL", global = true)]
+    pub db: Option<String>,
 
     /// The .env file that may name ASPJWT_DB [default: ./.env when present].
     #[arg(long, value_name = "PATH", global = true)]

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::check::Setting;
 use crate::envfile::EnvFile;
+use crate::store::Target;
 use crate::token::{Kind, Secret, TokenConfig};
 use crate::{duration, names, rotate};
 
@@ -203,7 +204,7 @@ pub struct ServiceConfig {
     pub reuse_grace: Duration,
     /// How long before expiry clients should refresh (`refreshThresholdSeconds`).
     pub refresh_threshold: Duration,
-    pub db: std::path::PathBuf,
+    pub db: Target,
     /// `APP_ENV=production`: Secure cookies, HSTS.
     pub production: bool,
     pub rate_burst: u32,
@@ -223,7 +224,7 @@ pub struct ServiceConfig {
 impl ServiceConfig {
     /// Builds the configuration, or every reason it is unacceptable, one line each:
     /// the rules of `aspjwt check`, with no development bypass.
-    pub fn from_settings(s: &Settings, db_flag: Option<&Path>) -> Result<ServiceConfig, Vec<String>> {
+    pub fn from_settings(s: &Settings, db_flag: Option<&str>) -> Result<ServiceConfig, Vec<String>> {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
         let mut problems: Vec<String> = crate::check::secrets(&s.values)
             .into_iter()
@@ -331,6 +332,10 @@ impl ServiceConfig {
                 }
             },
         };
+        let db = db_target(db_flag, s).unwrap_or_else(|e| {
+            problems.push(e);
+            Target::Sqlite(names::DEFAULT_DB.into())
+        });
         let tokens = s.token_config();
         let session_secret = s.get(names::SESSION_SECRET).map(|v| Secret::new(v.value.clone()));
         match (tokens, session_secret, session_max, reuse_grace) {
@@ -342,7 +347,7 @@ impl ServiceConfig {
                     session_max,
                     reuse_grace,
                     refresh_threshold,
-                    db: db_path(db_flag, s),
+                    db,
                     production: s.get(names::APP_ENV).is_some_and(|v| v.value.eq_ignore_ascii_case("production")),
                     rate_burst,
                     rate_per_5min,
@@ -367,13 +372,24 @@ impl ServiceConfig {
     }
 }
 
-/// The database location: `--db`, else ASPJWT_DB, else `./data/aspjwt.db`. A
-/// `sqlite:` prefix is accepted and dropped.
-pub fn db_path(flag: Option<&Path>, s: &Settings) -> std::path::PathBuf {
-    let raw = match flag {
-        Some(p) => p.display().to_string(),
-        None => s.get(names::ASPJWT_DB).map_or_else(|| names::DEFAULT_DB.to_string(), |v| v.value.clone()),
-    };
-    let path = raw.strip_prefix("sqlite://").or_else(|| raw.strip_prefix("sqlite:")).unwrap_or(&raw);
-    std::path::PathBuf::from(path)
+/// The database: `--db`, else ASPJWT_DB, else `./data/aspjwt.db` (see `store::Target`).
+/// A password in `--db` is refused: the command line is visible to every user.
+pub fn db_target(flag: Option<&str>, s: &Settings) -> Result<Target, String> {
+    match flag {
+        Some(raw) => {
+            let t = Target::parse(raw).map_err(|e| format!("--db: {e}"))?;
+            if t.has_password() {
+                return Err(format!(
+                    "--db: {t}: the URL holds a password, and the command line is visible to every user (ps); \
+                     put the URL in {} (environment or .env) or the password in PGPASSWORD",
+                    names::ASPJWT_DB
+                ));
+            }
+            Ok(t)
+        }
+        None => match s.get(names::ASPJWT_DB) {
+            Some(v) => Target::parse(&v.value).map_err(|e| format!("{}: {e}", names::ASPJWT_DB)),
+            None => Ok(Target::Sqlite(names::DEFAULT_DB.into())),
+        },
+    }
 }

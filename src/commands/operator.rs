@@ -15,7 +15,7 @@ use crate::config::{self, Settings};
 use crate::duration;
 use crate::error::Exit;
 use crate::output::Out;
-use crate::store::{AuditQuery, SqliteStore, Store, User};
+use crate::store::{AuditQuery, Store, User};
 use crate::users::{self, Actor};
 
 fn now() -> i64 {
@@ -23,7 +23,7 @@ fn now() -> i64 {
 }
 
 /// Opens the database the service uses: --db, ASPJWT_DB (environment, then .env), default.
-fn open(db: &DbArgs) -> Result<SqliteStore> {
+fn open(db: &DbArgs) -> Result<Box<dyn Store>> {
     let settings = match &db.env_file {
         Some(p) => {
             let mut s = Settings::from_env_file(p)?;
@@ -37,8 +37,8 @@ fn open(db: &DbArgs) -> Result<SqliteStore> {
         }
         None => Settings::from_process_env(),
     };
-    let path = config::db_path(db.db.as_deref(), &settings);
-    SqliteStore::open(&path).map_err(|e| anyhow!("{}: {e}", path.display()))
+    let target = config::db_target(db.db.as_deref(), &settings).map_err(|e| anyhow!("{e}"))?;
+    crate::store::open(&target).map_err(|e| anyhow!("{target}: {e}"))
 }
 
 fn read_password() -> Result<String> {
@@ -63,7 +63,7 @@ pub fn user(out: &Out, args: UserArgs) -> Result<Exit> {
     match args.command {
         UserCommand::Add { email, name, role, password_stdin } => {
             let pw = if password_stdin { Some(read_password()?) } else { None };
-            let (user, generated) = users::create(&store, &email, &name, &role, pw, &actor, now())?;
+            let (user, generated) = users::create(&*store, &email, &name, &role, pw, &actor, now())?;
             if out.json {
                 let mut j = users::public(&user);
                 if let Some(pw) = &generated {
@@ -102,20 +102,20 @@ pub fn user(out: &Out, args: UserArgs) -> Result<Exit> {
             }
         }
         UserCommand::Disable { email } => {
-            let (user, n) = users::set_disabled(&store, &email, true, &actor, now())?;
+            let (user, n) = users::set_disabled(&*store, &email, true, &actor, now())?;
             report(out, &user, &format!("disabled {}; {n} session(s) ended", user.email))?;
         }
         UserCommand::Enable { email } => {
-            let (user, _) = users::set_disabled(&store, &email, false, &actor, now())?;
+            let (user, _) = users::set_disabled(&*store, &email, false, &actor, now())?;
             report(out, &user, &format!("enabled {}", user.email))?;
         }
         UserCommand::Passwd { email, .. } => {
             let pw = read_password()?;
-            let (user, n) = users::set_password(&store, &email, &pw, &actor, now())?;
+            let (user, n) = users::set_password(&*store, &email, &pw, &actor, now())?;
             report(out, &user, &format!("password changed for {}; {n} session(s) ended", user.email))?;
         }
         UserCommand::Role { email, role } => {
-            let (user, n) = users::set_role(&store, &email, &role, &actor, now())?;
+            let (user, n) = users::set_role(&*store, &email, &role, &actor, now())?;
             report(out, &user, &format!("{} is now {}; {n} session(s) ended", user.email, user.role))?;
         }
     }

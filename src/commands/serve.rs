@@ -8,7 +8,6 @@ use anyhow::{Result, anyhow};
 use crate::cli::ServeArgs;
 use crate::config::{ServiceConfig, Settings};
 use crate::error::Exit;
-use crate::store::SqliteStore;
 
 pub fn serve(args: ServeArgs) -> Result<Exit> {
     let settings = Settings::for_service(args.env_file.as_deref())?;
@@ -25,10 +24,10 @@ pub fn serve(args: ServeArgs) -> Result<Exit> {
     let bind: SocketAddr =
         args.bind.parse().map_err(|_| anyhow!("--bind: {:?} is not an address like 127.0.0.1:8080", args.bind))?;
     init_logging();
-    let store = SqliteStore::open(&cfg.db).map_err(|e| anyhow!("{}: {e}", cfg.db.display()))?;
+    let store = crate::store::open(&cfg.db).map_err(|e| anyhow!("{}: {e}", cfg.db))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let reload = crate::server::ReloadSource { env_file: args.env_file.clone(), db: args.db.clone() };
-    runtime.block_on(crate::server::run(cfg, bind, Arc::new(store), reload))?;
+    runtime.block_on(crate::server::run(cfg, bind, Arc::from(store), reload))?;
     Ok(Exit::Ok)
 }
 

@@ -322,7 +322,7 @@ fn health_body(cfg: &ServiceConfig) -> serde_json::Value {
 #[derive(Debug, Clone, Default)]
 pub struct ReloadSource {
     pub env_file: Option<std::path::PathBuf>,
-    pub db: Option<std::path::PathBuf>,
+    pub db: Option<String>,
 }
 
 /// SIGHUP: re-read the env file and, when it passes `aspjwt check`'s rules, put the new
@@ -430,7 +430,7 @@ pub async fn run(
         None => None,
     };
     // Announced last, so that "listening" means every listener is up.
-    tracing::info!(event = "listening", addr = %addr, db = %state.cfg().db.display(), pid = std::process::id(), "listening on http://{addr}");
+    tracing::info!(event = "listening", addr = %addr, db = %state.cfg().db, pid = std::process::id(), "listening on http://{addr}");
     let connections = Arc::new(Semaphore::new(state.cfg().max_connections));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10)).max_buf_size(64 * 1024);

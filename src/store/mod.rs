@@ -2,12 +2,18 @@
 //! state), revocations and the audit log. The service and the operator commands use
 //! only this trait, so another backend can be added without touching them.
 //!
-//! The trait is synchronous (rusqlite is); the service calls it on tokio's blocking
-//! pool, never on the async runtime.
+//! Two backends: SQLite (embedded, the default) and PostgreSQL (several instances
+//! over one database). The trait is synchronous (rusqlite is; the PostgreSQL store
+//! drives its async driver on a runtime of its own); the service calls it on tokio's
+//! blocking pool, never on the async runtime.
 
+mod postgres;
 mod sqlite;
+mod target;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use target::Target;
 
 use crate::audit::Record;
 use crate::throttle::Throttle;
@@ -138,6 +144,119 @@ impl Rotation {
         }
         r
     }
+}
+
+/// What a presented refresh token does to a session, decided from the session's row
+/// alone; each backend reads that row (locked) and carries out the plan in the same
+/// transaction, so both decide exactly alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Plan {
+    AlreadyRevoked,
+    /// Past the absolute end: revoke with reason `session_max_lifetime`.
+    Expire,
+    /// The current token: compare-and-swap to this pair (expiries already capped).
+    Rotate(Issued),
+    Grace,
+    /// An older token: revoke with reason `refresh_token_reuse`.
+    Reuse,
+}
+
+impl Plan {
+    pub(crate) fn decide(s: &Session, presented: &str, next: Issued, now: i64, grace_secs: i64) -> Plan {
+        if s.revoked_at.is_some() {
+            return Plan::AlreadyRevoked;
+        }
+        if now >= s.expires_at {
+            return Plan::Expire;
+        }
+        if presented == s.current.refresh_jti {
+            return Plan::Rotate(Issued {
+                access_exp: next.access_exp.min(s.expires_at),
+                refresh_exp: next.refresh_exp.min(s.expires_at),
+                ..next
+            });
+        }
+        let in_grace = s.prev_refresh_jti.as_deref() == Some(presented)
+            && s.prev_rotated_at.is_some_and(|at| now.saturating_sub(at) <= grace_secs);
+        if in_grace { Plan::Grace } else { Plan::Reuse }
+    }
+}
+
+/// The session after a rotation to `current` at `now`.
+pub(crate) fn rotated(s: Session, current: Issued, now: i64) -> Session {
+    Session {
+        prev_refresh_jti: Some(s.current.refresh_jti.clone()),
+        prev_rotated_at: Some(now),
+        rotations: s.rotations + 1,
+        last_seen_at: now,
+        current,
+        ..s
+    }
+}
+
+pub(crate) const USER_COLS: &str = "id, email, name, role, password_hash, disabled, created_at, updated_at";
+
+pub(crate) const SESSION_COLS: &str = "id, user_id, email, role, created_at, expires_at, access_jti, access_iat, \
+     access_exp, refresh_jti, refresh_iat, refresh_exp, prev_refresh_jti, prev_rotated_at, rotations, revoked_at, \
+     revoke_reason, ip, user_agent, last_seen_at";
+
+/// A `Session` from a row in `SESSION_COLS` order; `$get` is the driver's fallible getter.
+macro_rules! session_from_row {
+    ($r:ident . $get:ident) => {
+        Session {
+            id: $r.$get(0)?,
+            user_id: $r.$get(1)?,
+            email: $r.$get(2)?,
+            role: $r.$get(3)?,
+            created_at: $r.$get(4)?,
+            expires_at: $r.$get(5)?,
+            current: Issued {
+                access_jti: $r.$get(6)?,
+                access_iat: $r.$get(7)?,
+                access_exp: $r.$get(8)?,
+                refresh_jti: $r.$get(9)?,
+                refresh_iat: $r.$get(10)?,
+                refresh_exp: $r.$get(11)?,
+            },
+            prev_refresh_jti: $r.$get(12)?,
+            prev_rotated_at: $r.$get(13)?,
+            rotations: $r.$get(14)?,
+            revoked_at: $r.$get(15)?,
+            revoke_reason: $r.$get(16)?,
+            ip: $r.$get(17)?,
+            user_agent: $r.$get(18)?,
+            last_seen_at: $r.$get(19)?,
+        }
+    };
+}
+pub(crate) use session_from_row;
+
+/// An audit `Record` from a row in `AUDIT_COLS` order.
+macro_rules! record_from_row {
+    ($r:ident . $get:ident) => {
+        Record {
+            at_ms: $r.$get(0)?,
+            event: $r.$get(1)?,
+            outcome: $r.$get(2)?,
+            user_id: $r.$get(3)?,
+            email: $r.$get(4)?,
+            ip: $r.$get(5)?,
+            user_agent: $r.$get(6)?,
+            request_id: $r.$get(7)?,
+            reason: $r.$get(8)?,
+        }
+    };
+}
+pub(crate) use record_from_row;
+
+pub(crate) const AUDIT_COLS: &str = "at_ms, event, outcome, user_id, email, ip, user_agent, request_id, reason";
+
+/// Opens (and migrates) the database `target` names.
+pub fn open(target: &Target) -> Result<Box<dyn Store>> {
+    Ok(match target {
+        Target::Sqlite(path) => Box::new(SqliteStore::open(path)?),
+        Target::Postgres(url) => Box::new(PgStore::open(url)?),
+    })
 }
 
 /// One revocation, in the order they happened.

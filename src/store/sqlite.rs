@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::{
-    AuditQuery, Issued, NewSession, NewUser, Result, Revocation, Rotation, Session, Store, StoreError, User,
-    normalize_email,
+    AUDIT_COLS, AuditQuery, Issued, NewSession, NewUser, Plan, Result, Revocation, Rotation, SESSION_COLS, Session,
+    Store, StoreError, USER_COLS, User, normalize_email, record_from_row, rotated, session_from_row,
 };
 use crate::audit::Record;
 use crate::throttle::Throttle;
@@ -141,6 +141,12 @@ impl SqliteStore {
                 .create_new(true)
                 .mode(0o600)
                 .open(path)
+                .map(drop)
+                .or_else(|e| match e.kind() {
+                    // Another process created it first: open theirs.
+                    std::io::ErrorKind::AlreadyExists => Ok(()),
+                    _ => Err(e),
+                })
                 .map_err(|e| StoreError::Unavailable(format!("{}: cannot create: {e}", path.display())))?;
         }
         let open = |flags| {
@@ -205,8 +211,6 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     tx.commit().map_err(db)
 }
 
-const USER_COLS: &str = "id, email, name, role, password_hash, disabled, created_at, updated_at";
-
 fn user_row(r: &Row) -> rusqlite::Result<User> {
     Ok(User {
         id: r.get(0)?,
@@ -220,35 +224,8 @@ fn user_row(r: &Row) -> rusqlite::Result<User> {
     })
 }
 
-const SESSION_COLS: &str = "id, user_id, email, role, created_at, expires_at, access_jti, access_iat, access_exp, \
-     refresh_jti, refresh_iat, refresh_exp, prev_refresh_jti, prev_rotated_at, rotations, revoked_at, revoke_reason, \
-     ip, user_agent, last_seen_at";
-
 fn session_row(r: &Row) -> rusqlite::Result<Session> {
-    Ok(Session {
-        id: r.get(0)?,
-        user_id: r.get(1)?,
-        email: r.get(2)?,
-        role: r.get(3)?,
-        created_at: r.get(4)?,
-        expires_at: r.get(5)?,
-        current: Issued {
-            access_jti: r.get(6)?,
-            access_iat: r.get(7)?,
-            access_exp: r.get(8)?,
-            refresh_jti: r.get(9)?,
-            refresh_iat: r.get(10)?,
-            refresh_exp: r.get(11)?,
-        },
-        prev_refresh_jti: r.get(12)?,
-        prev_rotated_at: r.get(13)?,
-        rotations: r.get(14)?,
-        revoked_at: r.get(15)?,
-        revoke_reason: r.get(16)?,
-        ip: r.get(17)?,
-        user_agent: r.get(18)?,
-        last_seen_at: r.get(19)?,
-    })
+    Ok(session_from_row!(r.get))
 }
 
 fn load_throttle(c: &Connection, key: &str) -> rusqlite::Result<Throttle> {
@@ -310,70 +287,51 @@ fn decide_rotation(
     grace_secs: i64,
 ) -> Result<Rotation> {
     let Some(s) = load_session(tx, id).map_err(db)? else { return Ok(Rotation::Unknown) };
-    if s.revoked_at.is_some() {
-        return Ok(Rotation::Revoked(s));
-    }
-    if now >= s.expires_at {
-        revoke_where(tx, "id = ?1", Some(id), "session_max_lifetime", now)?;
-        return Ok(Rotation::Expired(load_session(tx, id).map_err(db)?.expect("just read")));
-    }
-    if presented == s.current.refresh_jti {
-        // Compare-and-swap: only the holder of the current jti moves the session on.
-        let changed = tx
-            .prepare_cached(
-                "UPDATE sessions SET prev_refresh_jti = refresh_jti, prev_rotated_at = ?1, \
-                 access_jti = ?2, access_iat = ?3, access_exp = ?4, \
-                 refresh_jti = ?5, refresh_iat = ?6, refresh_exp = ?7, \
-                 rotations = rotations + 1, last_seen_at = ?1 \
-                 WHERE id = ?8 AND refresh_jti = ?9 AND revoked_at IS NULL",
-            )
-            .map_err(db)?
-            .execute(params![
-                now,
-                next.access_jti,
-                next.access_iat,
-                next.access_exp.min(s.expires_at),
-                next.refresh_jti,
-                next.refresh_iat,
-                next.refresh_exp.min(s.expires_at),
-                id,
-                presented
-            ])
-            .map_err(db)?;
-        if changed != 1 {
-            return Err(StoreError::Db("rotation lost its compare-and-swap".into()));
+    let revoke = |reason| -> Result<Session> {
+        revoke_where(tx, "id = ?1", Some(id), reason, now)?;
+        load_session(tx, id).map_err(db)?.ok_or_else(|| StoreError::Db("session vanished".into()))
+    };
+    Ok(match Plan::decide(&s, presented, next, now, grace_secs) {
+        Plan::AlreadyRevoked => Rotation::Revoked(s),
+        Plan::Grace => Rotation::Grace(s),
+        Plan::Expire => Rotation::Expired(revoke("session_max_lifetime")?),
+        Plan::Reuse => Rotation::Reused(revoke("refresh_token_reuse")?),
+        Plan::Rotate(c) => {
+            // Compare-and-swap: only the holder of the current jti moves the session on.
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE sessions SET prev_refresh_jti = refresh_jti, prev_rotated_at = ?1, \
+                     access_jti = ?2, access_iat = ?3, access_exp = ?4, \
+                     refresh_jti = ?5, refresh_iat = ?6, refresh_exp = ?7, \
+                     rotations = rotations + 1, last_seen_at = ?1 \
+                     WHERE id = ?8 AND refresh_jti = ?9 AND revoked_at IS NULL",
+                )
+                .map_err(db)?
+                .execute(params![
+                    now,
+                    c.access_jti,
+                    c.access_iat,
+                    c.access_exp,
+                    c.refresh_jti,
+                    c.refresh_iat,
+                    c.refresh_exp,
+                    id,
+                    presented
+                ])
+                .map_err(db)?;
+            if changed != 1 {
+                return Err(StoreError::Db("rotation lost its compare-and-swap".into()));
+            }
+            Rotation::Rotated(rotated(s, c, now))
         }
-        let current = Issued {
-            access_exp: next.access_exp.min(s.expires_at),
-            refresh_exp: next.refresh_exp.min(s.expires_at),
-            ..next
-        };
-        return Ok(Rotation::Rotated(Session {
-            prev_refresh_jti: Some(s.current.refresh_jti.clone()),
-            prev_rotated_at: Some(now),
-            rotations: s.rotations + 1,
-            last_seen_at: now,
-            current,
-            ..s
-        }));
-    }
-    let in_grace = s.prev_refresh_jti.as_deref() == Some(presented)
-        && s.prev_rotated_at.is_some_and(|at| now.saturating_sub(at) <= grace_secs);
-    if in_grace {
-        return Ok(Rotation::Grace(s));
-    }
-    revoke_where(tx, "id = ?1", Some(id), "refresh_token_reuse", now)?;
-    Ok(Rotation::Reused(load_session(tx, id).map_err(db)?.expect("just read")))
+    })
 }
 
 fn insert_audit(tx: &rusqlite::Transaction, r: &Record) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO audit_events (at_ms, event, outcome, user_id, email, ip, user_agent, request_id, reason) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )
-    .map_err(db)?
-    .execute(params![r.at_ms, r.event, r.outcome, r.user_id, r.email, r.ip, r.user_agent, r.request_id, r.reason])
-    .map_err(db)?;
+    tx.prepare_cached(&format!("INSERT INTO audit_events ({AUDIT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"))
+        .map_err(db)?
+        .execute(params![r.at_ms, r.event, r.outcome, r.user_id, r.email, r.ip, r.user_agent, r.request_id, r.reason])
+        .map_err(db)?;
     Ok(())
 }
 
@@ -598,26 +556,16 @@ impl Store for SqliteStore {
     fn audit_query(&self, q: &AuditQuery) -> Result<Vec<Record>> {
         let user = q.user.as_deref().map(normalize_email);
         self.read(|c| {
-            let mut stmt = c.prepare(
-                "SELECT at_ms, event, outcome, user_id, email, ip, user_agent, request_id, reason FROM audit_events \
+            let mut stmt = c.prepare(&format!(
+                "SELECT {AUDIT_COLS} FROM audit_events \
                  WHERE (?1 IS NULL OR at_ms >= ?1) AND (?2 IS NULL OR event = ?2) \
-                 AND (?3 IS NULL OR lower(trim(email)) = ?3 OR user_id = ?3 \
+                 AND (?3 IS NULL OR lower(trim(email)) = ?3 OR user_id = ?5 \
                       OR user_id IN (SELECT id FROM users WHERE email = ?3)) \
-                 ORDER BY at_ms DESC, id DESC LIMIT ?4",
-            )?;
+                 ORDER BY at_ms DESC, id DESC LIMIT ?4"
+            ))?;
             let limit = if q.limit == 0 { i64::MAX } else { q.limit as i64 };
-            stmt.query_map(params![q.since_ms, q.event, user, limit], |r| {
-                Ok(Record {
-                    at_ms: r.get(0)?,
-                    event: r.get(1)?,
-                    outcome: r.get(2)?,
-                    user_id: r.get(3)?,
-                    email: r.get(4)?,
-                    ip: r.get(5)?,
-                    user_agent: r.get(6)?,
-                    request_id: r.get(7)?,
-                    reason: r.get(8)?,
-                })
+            stmt.query_map(params![q.since_ms, q.event, user, limit, q.user.as_deref().map(str::trim)], |r| {
+                Ok(record_from_row!(r.get))
             })?
             .collect()
         })
