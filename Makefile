@@ -4,7 +4,7 @@ CARGO ?= cargo
 BIN := target/debug/aspjwt
 SHELLS := bash:aspjwt.bash zsh:_aspjwt fish:aspjwt.fish powershell:_aspjwt.ps1 elvish:aspjwt.elv
 
-.PHONY: build test lint completions demo clean-demo
+.PHONY: build test lint completions demo clean-demo postgres
 
 build:
 	$(CARGO) build
@@ -20,7 +20,17 @@ CHROMIUM ?= /usr/bin/chromium
 $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
-test: tests/node/node_modules/jsonwebtoken $(CHROMIUM)
+# The PostgreSQL the store and scale-out tests use (each test makes and drops its own
+# database): the machine's server at 127.0.0.1:5432, started when it is not running.
+# Set ASPJWT_TEST_PG to an admin URL to use another server.
+postgres:
+	@if [ -z "$$ASPJWT_TEST_PG" ] && ! pg_isready -q -h 127.0.0.1 -p 5432; then \
+		echo "starting PostgreSQL"; \
+		pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; \
+		for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
+	fi
+
+test: tests/node/node_modules/jsonwebtoken $(CHROMIUM) postgres
 	$(CARGO) test
 	CHROMIUM=$(CHROMIUM) node --test tests/browser/
 

@@ -1,5 +1,6 @@
 //! One integration crate (one link step): modules grouped by subcommand.
 
+mod pg;
 mod service;
 mod util;
 
@@ -15,5 +16,7 @@ mod operator;
 mod props;
 mod rollover;
 mod rotate;
+mod scaleout;
 mod serve;
+mod store;
 mod tokens;

@@ -2,13 +2,19 @@
 
 use std::time::Duration;
 
-use crate::service::{PASSWORD, Service, get, setup, within};
+use crate::pg::sqlite_and_postgres;
+use crate::service::{PASSWORD, Service, get, setup_on, within};
 use crate::util::Dir;
 
-#[test]
-fn user_lifecycle_from_the_cli() {
+sqlite_and_postgres!(user_lifecycle_from_the_cli, sessions_list_and_revoke_one, audit_filters_and_escapes);
+
+/// On PostgreSQL (`db`), the .env names it as ASPJWT_DB; else the default ./data/aspjwt.db.
+fn user_lifecycle_from_the_cli(db: Option<&str>) {
     let d = Dir::new();
     d.run(&["rotate", "--create", "-q"]).code(0);
+    if let Some(url) = db {
+        d.write(".env", format!("{}ASPJWT_DB={url}\n", d.read_str(".env")));
+    }
     // A generated password is printed once and works.
     let out = d.run(&["user", "add", "--email", "New@Example.com", "--name", "New Hire", "--role", "sales_agent"]);
     out.code(0);
@@ -41,11 +47,18 @@ fn user_lifecycle_from_the_cli() {
         .contains("at least 8")
     );
     assert!(d.run(&["user", "disable", "--email", "nobody@example.com"]).code(2).stderr.contains("no user"));
-    // The default database is ./data/aspjwt.db, created owner-only.
-    use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(d.path("data/aspjwt.db")).unwrap().permissions().mode() & 0o777, 0o600);
-
-    let s = Service::start_with(d, &[("ASPJWT_DB", "data/aspjwt.db")]);
+    let s = match db {
+        Some(_) => {
+            assert!(!d.path("data").exists(), "ASPJWT_DB in .env is used, not the default file");
+            Service::start(d)
+        }
+        None => {
+            // The default database is ./data/aspjwt.db, created owner-only.
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(d.path("data/aspjwt.db")).unwrap().permissions().mode() & 0o777, 0o600);
+            Service::start_with(d, &[("ASPJWT_DB", "data/aspjwt.db")])
+        }
+    };
     let login = |pw: &str| {
         crate::service::post_json(
             &s.url("/api/auth/login"),
@@ -116,9 +129,8 @@ fn user_lifecycle_from_the_cli() {
     }
 }
 
-#[test]
-fn sessions_list_and_revoke_one() {
-    let s = Service::start(setup("", &[("a@example.com", "admin"), ("b@example.com", "operator")]));
+fn sessions_list_and_revoke_one(db: Option<&str>) {
+    let s = Service::start(setup_on(db, "", &[("a@example.com", "admin"), ("b@example.com", "operator")]));
     let a1 = s.login("a@example.com", PASSWORD).cookie("access_token").unwrap();
     let a2 = s.login("a@example.com", PASSWORD).cookie("access_token").unwrap();
     s.login("b@example.com", PASSWORD);
@@ -145,9 +157,8 @@ fn sessions_list_and_revoke_one() {
     s.cli(&["sessions", "revoke"]).code(2);
 }
 
-#[test]
-fn audit_filters_and_escapes() {
-    let s = Service::start(setup("", &[("a@example.com", "admin")]));
+fn audit_filters_and_escapes(db: Option<&str>) {
+    let s = Service::start(setup_on(db, "", &[("a@example.com", "admin")]));
     s.login("a@example.com", PASSWORD);
     // A forged-looking email with control characters is stored as given and shown escaped.
     s.login("evil\n2026-01-01 login_success admin\u{1b}[31m@example.com", "x-password");

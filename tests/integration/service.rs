@@ -19,33 +19,33 @@ pub struct Service {
     pub extra_env: Vec<(String, String)>,
 }
 
-/// A folder with a fresh .env (plus `extra` lines) and one user per `(email, role)`.
+/// A folder with a fresh .env (plus `extra` lines) and one user per `(email, role)`,
+/// on SQLite in the folder.
 pub fn setup(extra: &str, users: &[(&str, &str)]) -> Dir {
+    setup_on(None, extra, users)
+}
+
+/// As `setup`, on the PostgreSQL database at `url` when given: the .env names it as
+/// ASPJWT_DB, so the service and every command run in the folder use it.
+pub fn setup_on(url: Option<&str>, extra: &str, users: &[(&str, &str)]) -> Dir {
     let d = Dir::new();
     d.run(&["rotate", "--env-file", ".env", "--create", "-q"]).code(0);
-    if !extra.is_empty() {
-        d.write(".env", format!("{}{extra}", d.read_str(".env")));
+    let db = url.map(|u| format!("ASPJWT_DB={u}\n")).unwrap_or_default();
+    if !extra.is_empty() || !db.is_empty() {
+        d.write(".env", format!("{}{extra}{db}", d.read_str(".env")));
     }
     for (email, role) in users {
-        d.run_stdin(
-            &[
-                "user",
-                "add",
-                "--email",
-                email,
-                "--name",
-                "Test User",
-                "--role",
-                role,
-                "--password-stdin",
-                "--db",
-                "aspjwt.db",
-            ],
-            format!("{PASSWORD}\n").as_bytes(),
-        )
-        .code(0);
+        let mut args = vec!["user", "add", "--email", email, "--name", "Test User", "--role", role, "--password-stdin"];
+        args.extend(db_flag(&d));
+        d.run_stdin(&args, format!("{PASSWORD}\n").as_bytes()).code(0);
     }
     d
+}
+
+/// `--db aspjwt.db`, unless the folder's .env names the database.
+fn db_flag(d: &Dir) -> Vec<&'static str> {
+    let named = std::fs::read_to_string(d.path(".env")).is_ok_and(|e| e.lines().any(|l| l.starts_with("ASPJWT_DB=")));
+    if named { vec![] } else { vec!["--db", "aspjwt.db"] }
 }
 
 impl Service {
@@ -71,7 +71,7 @@ impl Service {
         let mut cmd = self.dir.cmd();
         cmd.args(["serve", "--bind", "127.0.0.1:0", "--env-file", ".env"]);
         if !self.extra_env.iter().any(|(k, _)| k == "ASPJWT_DB") {
-            cmd.args(["--db", "aspjwt.db"]);
+            cmd.args(db_flag(&self.dir));
         }
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
@@ -147,7 +147,7 @@ impl Service {
     /// Runs an `aspjwt` subcommand against the same folder and database.
     pub fn cli(&self, args: &[&str]) -> crate::util::Output {
         let mut all: Vec<&str> = args.to_vec();
-        all.extend(["--db", "aspjwt.db"]);
+        all.extend(db_flag(&self.dir));
         self.dir.run(&all)
     }
 
