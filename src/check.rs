@@ -117,6 +117,19 @@ pub fn expiries(settings: &BTreeMap<String, Setting>) -> Vec<Finding> {
     out
 }
 
+/// ASPJWT_DB, when set: a path, `sqlite:` or `postgres://` URL (shown with any
+/// password masked). Nothing is connected to: `check` stays offline.
+pub fn database(settings: &BTreeMap<String, Setting>) -> Option<Finding> {
+    let s = settings.get(names::ASPJWT_DB)?;
+    Some(match crate::store::Target::parse(&s.value) {
+        Ok(t) => {
+            let kind = if t.is_postgres() { "PostgreSQL" } else { "SQLite" };
+            Finding::new(names::ASPJWT_DB, Status::Pass, format!("{kind} {t} ({})", s.origin))
+        }
+        Err(e) => Finding::new(names::ASPJWT_DB, Status::Fail, format!("{e} ({})", s.origin)),
+    })
+}
+
 /// Compose services that give one key different literal values, and weak literals.
 pub fn compose(path: &str, env: &[EnvVar]) -> Vec<Finding> {
     let mut out = Vec::new();

@@ -57,6 +57,7 @@ pub fn check(out: &Out, args: CheckArgs) -> Result<Exit> {
     if let Some(settings) = &settings {
         findings.extend(check::secrets(&settings.values));
         findings.extend(check::expiries(&settings.values));
+        findings.extend(check::database(&settings.values));
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
         findings.extend(check::rollover(&settings.values, now));
     }

@@ -131,8 +131,20 @@ fn pg(e: tokio_postgres::Error) -> StoreError {
                 StoreError::Db(msg)
             }
         }
-        None => StoreError::Unavailable(e.to_string()),
+        None => StoreError::Unavailable(with_causes(&e)),
     }
+}
+
+/// "error connecting to server: Connection refused (os error 111)": the driver's
+/// message with its causes (which never hold the password).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text = format!("{text}: {c}");
+        cause = c.source();
+    }
+    text
 }
 
 /// A row that does not fit its type is a bug, never an outage.

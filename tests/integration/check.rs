@@ -153,3 +153,26 @@ fn quiet_and_colour() {
     assert!(d.run(&["--color", "always", "check"]).stdout.contains("\x1b["));
     assert!(!d.run(&["--color", "always", "--json", "check"]).stdout.contains('\x1b'));
 }
+
+#[test]
+fn the_database_setting_is_checked_offline_and_its_password_never_shown() {
+    let d = Dir::new();
+    good_env(&d);
+    let env = d.read_str(".env");
+    d.write(".env", format!("{env}ASPJWT_DB=postgres://aspjwt:pg-s3cr3t@db:5432/aspjwt\n"));
+    fs::set_permissions(d.path(".env"), fs::Permissions::from_mode(0o600)).unwrap();
+    let out = d.run(&["check"]);
+    out.code(0);
+    assert!(out.stdout.contains("PostgreSQL postgres://aspjwt:***@db:5432/aspjwt (.env:4)"), "{}", out.stdout);
+    assert!(!out.stdout.contains("pg-s3cr3t") && !out.stderr.contains("pg-s3cr3t"));
+    d.write(".env", format!("{env}ASPJWT_DB=mysql://aspjwt:pg-s3cr3t@db/aspjwt\n"));
+    let j = d.run(&["--json", "check"]).code(1).json();
+    assert_eq!(status_of(&j, "ASPJWT_DB"), "fail");
+    assert!(j.to_string().contains("mysql:// is not a supported database") && j.to_string().contains(".env:4"));
+    assert!(!j.to_string().contains("pg-s3cr3t"));
+    // `serve` and the operator commands refuse the same value, and a password on the command line.
+    assert!(d.run(&["serve", "--bind", "127.0.0.1:0"]).code(2).stderr.contains("ASPJWT_DB: mysql://"));
+    let argv = d.run(&["user", "list", "--db", "postgres://u:pg-s3cr3t@127.0.0.1:1/x"]);
+    argv.code(2);
+    assert!(argv.stderr.contains("visible to every user") && !argv.stderr.contains("pg-s3cr3t"), "{}", argv.stderr);
+}
