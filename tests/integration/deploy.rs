@@ -34,6 +34,39 @@ fn compose_file_parses_checks_and_rotates_with_a_generated_env() {
     d.run(&["check", "--compose", "docker-compose.yml"]).code(0);
 }
 
+/// The scale-out variant: its documented set-up commands, in order, give a
+/// configuration that passes `check --strict`, and the database URL compose builds
+/// from the generated password is a valid PostgreSQL URL (base64url: nothing to escape).
+#[test]
+fn postgres_compose_variant_sets_up_with_its_documented_commands() {
+    let compose = project_file("docker-compose.postgres.yml");
+    let v: serde_yaml::Value = serde_yaml::from_str(&compose).unwrap();
+    assert_eq!(v["services"]["aspjwt"]["deploy"]["replicas"].as_u64(), Some(2));
+    assert_eq!(v["services"]["aspjwt"]["depends_on"]["postgres"]["condition"], "service_healthy");
+    let url_template = v["services"]["aspjwt"]["environment"]["ASPJWT_DB"].as_str().unwrap().to_string();
+    let d = Dir::new();
+    d.write("docker-compose.postgres.yml", &compose);
+    let setup: Vec<Vec<String>> = compose
+        .lines()
+        .filter_map(|l| l.trim_start_matches('#').trim().strip_prefix("aspjwt "))
+        .map(|cmd| cmd.split_whitespace().map(str::to_string).collect())
+        .collect();
+    assert_eq!(setup.len(), 3, "the header documents three aspjwt commands");
+    for args in &setup {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let strict: Vec<&str> = if args[0] == "check" { [&args[..], &["--strict"]].concat() } else { args };
+        d.run(&strict).code(0);
+    }
+    let env = d.read_str(".env");
+    let password = env.lines().find_map(|l| l.strip_prefix("POSTGRES_PASSWORD=")).expect("POSTGRES_PASSWORD in .env");
+    use base64::Engine;
+    assert_eq!(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(password).unwrap().len(), 24);
+    let url = url_template.replace("${POSTGRES_PASSWORD}", password);
+    let target = aspjwt::store::Target::parse(&url).unwrap();
+    assert!(target.is_postgres() && target.has_password());
+    assert!(!target.to_string().contains(password));
+}
+
 #[test]
 fn dockerfile_runs_as_non_root_with_the_quick_healthcheck() {
     let f = project_file("Dockerfile");
