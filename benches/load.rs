@@ -1,7 +1,9 @@
 //! The load benchmark: `cargo bench --bench load` (release build). It starts the
 //! release binary on loopback with a temp database, raises AUTH_RATE_* so that it
 //! measures the service rather than the limiter, and prints one line per scenario.
-//! LOAD_SECONDS (default 10) and LOAD_CONNECTIONS (default 64) tune it.
+//! LOAD_SECONDS (default 10) and LOAD_CONNECTIONS (default 64) tune it. The refresh
+//! scenario runs again on PostgreSQL (LOAD_PG, an admin URL, default the local
+//! server), in a database the benchmark creates and drops.
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -40,6 +42,60 @@ impl Stats {
             self.count
         )
     }
+}
+
+/// Logs in `sessions` users, then refreshes each session for `secs`, every request
+/// with the token the previous one returned: rotation persisted on every request.
+async fn refresh_load(c: &Http, base: &str, sessions: usize, secs: f64) -> Stats {
+    let mut pairs = Vec::new();
+    for i in 0..sessions {
+        let (_, r, csrf) = login(c, base, &format!("u{i}@load.test"), PASSWORD).await.unwrap();
+        pairs.push((r, csrf));
+    }
+    let u = Instant::now() + Duration::from_secs_f64(secs);
+    load(sessions, secs, |i| {
+        let (c, base) = (c.clone(), base.to_string());
+        let (mut r, csrf) = pairs[i].clone();
+        async move {
+            let mut lat = Vec::new();
+            while Instant::now() < u {
+                let t = Instant::now();
+                let req = Request::post(format!("{base}/api/auth/refresh"))
+                    .header("cookie", format!("refresh_token={r}; csrf_token={csrf}"))
+                    .header("x-csrf-token", &csrf)
+                    .body(Full::default())
+                    .unwrap();
+                let resp = c.request(req).await.expect("refresh");
+                assert_eq!(resp.status(), 200, "refresh failed");
+                r = set_cookie(&resp, "refresh_token").unwrap();
+                let _ = resp.into_body().collect().await;
+                lat.push(t.elapsed().as_micros() as u32);
+            }
+            lat
+        }
+    })
+    .await
+}
+
+/// The same refresh load on PostgreSQL (a database of its own on LOAD_PG, default
+/// the local server, dropped afterwards), for the side-by-side figure.
+fn postgres_refresh(sessions: usize, secs: f64) {
+    let admin = std::env::var("LOAD_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let name = format!("aspjwt_load_{}", std::process::id());
+    if let Err(e) = common::pg_admin(&admin, &format!("CREATE DATABASE {name}")) {
+        println!("{:<44} not measured: no PostgreSQL at {admin} ({e})", "POST /api/auth/refresh on PostgreSQL");
+        return;
+    }
+    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    let tmp = common::prepare_on(sessions, Some(&url));
+    let (mut server, base, _) = start(tmp.path());
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let refresh = rt.block_on(async { refresh_load(&client(), &base, sessions, secs).await });
+    println!("{}", refresh.line(&format!("POST /api/auth/refresh ({sessions} sessions, PostgreSQL)")));
+    println!("{:<44} {:>9.1} MB", "  resident memory (PostgreSQL run)", rss_kb(server.id()) as f64 / 1024.0);
+    let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
+    let _ = server.wait();
+    let _ = common::pg_admin(&admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
 }
 
 /// Runs `conns` loops of `one` for `secs`; `one` returns false on a failed request.
@@ -121,35 +177,8 @@ fn main() {
         println!("{:<44} {:>9.1} %", "ratio token-info / health", 100.0 * info.rate() / health.rate());
 
         // Refresh with durable rotation: every session uses the token its last refresh returned.
-        let mut pairs = Vec::new();
-        for i in 0..sessions {
-            let (_, r, csrf) = login(&c, &base, &format!("u{i}@load.test"), PASSWORD).await.unwrap();
-            pairs.push((r, csrf));
-        }
-        let u = until();
-        let refresh = load(sessions, secs, |i| {
-            let (c, base) = (c.clone(), base.clone());
-            let (mut r, csrf) = pairs[i].clone();
-            async move {
-                let mut lat = Vec::new();
-                while Instant::now() < u {
-                    let t = Instant::now();
-                    let req = Request::post(format!("{base}/api/auth/refresh"))
-                        .header("cookie", format!("refresh_token={r}; csrf_token={csrf}"))
-                        .header("x-csrf-token", &csrf)
-                        .body(Full::default())
-                        .unwrap();
-                    let resp = c.request(req).await.expect("refresh");
-                    assert_eq!(resp.status(), 200, "refresh failed");
-                    r = set_cookie(&resp, "refresh_token").unwrap();
-                    let _ = resp.into_body().collect().await;
-                    lat.push(t.elapsed().as_micros() as u32);
-                }
-                lat
-            }
-        })
-        .await;
-        println!("{}", refresh.line(&format!("POST /api/auth/refresh ({sessions} sessions, rotating)")));
+        let refresh = refresh_load(&c, &base, sessions, secs).await;
+        println!("{}", refresh.line(&format!("POST /api/auth/refresh ({sessions} sessions, SQLite)")));
         let rss_refresh = rss_kb(pid);
 
         // token-info while logins flood (wrong passwords: every one pays argon2).
@@ -247,4 +276,6 @@ fn main() {
     println!("{:<44} {:>9.2} ms p50 ({mean:.2} ms mean, 50 runs)", "whole process: aspjwt decode", p50);
     let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
     let _ = server.wait();
+
+    postgres_refresh(sessions, secs);
 }

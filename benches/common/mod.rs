@@ -34,7 +34,8 @@ pub fn start(dir: &std::path::Path) -> (Child, String, Duration) {
     let t = Instant::now();
     let mut child = Command::new(BIN)
         .current_dir(dir)
-        .args(["serve", "--bind", "127.0.0.1:0", "--env-file", ".env", "--db", "aspjwt.db"])
+        .args(["serve", "--bind", "127.0.0.1:0", "--env-file", ".env"])
+        .args(db_flag(dir))
         .env("ASPJWT_LOG", "warn,aspjwt::server=info")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -93,33 +94,45 @@ pub fn rss_kb(pid: u32) -> u64 {
         .unwrap()
 }
 
+/// `--db aspjwt.db`, unless the folder's .env names the database.
+fn db_flag(dir: &std::path::Path) -> Vec<&'static str> {
+    let env = std::fs::read_to_string(dir.join(".env")).unwrap_or_default();
+    if env.lines().any(|l| l.starts_with("ASPJWT_DB=")) { vec![] } else { vec!["--db", "aspjwt.db"] }
+}
+
 /// A temp folder with a fresh .env (limits raised: measure the service, not the
-/// limiter) and `users` users `u{i}@load.test`.
+/// limiter) and `users` users `u{i}@load.test`, on SQLite in the folder.
 pub fn prepare(users: usize) -> tempfile::TempDir {
+    prepare_on(users, None)
+}
+
+/// As `prepare`, on the PostgreSQL database at `url` when given.
+pub fn prepare_on(users: usize, url: Option<&str>) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     cli(dir, &["rotate", "--env-file", ".env", "--create", "-q"], None);
     let mut env = std::fs::read_to_string(dir.join(".env")).unwrap();
     env.push_str("AUTH_RATE_BURST=1000000\nAUTH_RATE_PER_5MIN=100000000\n");
+    if let Some(u) = url {
+        env.push_str(&format!("ASPJWT_DB={u}\n"));
+    }
     std::fs::write(dir.join(".env"), &env).unwrap();
     for i in 0..users {
-        cli(
-            dir,
-            &[
-                "user",
-                "add",
-                "--email",
-                &format!("u{i}@load.test"),
-                "--name",
-                "Load",
-                "--role",
-                "operator",
-                "--password-stdin",
-                "--db",
-                "aspjwt.db",
-            ],
-            Some(&format!("{PASSWORD}\n")),
-        );
+        let email = format!("u{i}@load.test");
+        let mut args =
+            vec!["user", "add", "--email", &email, "--name", "Load", "--role", "operator", "--password-stdin"];
+        args.extend(db_flag(dir));
+        cli(dir, &args, Some(&format!("{PASSWORD}\n")));
     }
     tmp
+}
+
+/// Runs SQL on a PostgreSQL server's admin database.
+pub fn pg_admin(url: &str, sql: &str) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        client.batch_execute(sql).await.map_err(|e| e.to_string())
+    })
 }

@@ -48,12 +48,13 @@ impl PgDb {
         PgDb { url: format!("{server}/{name}"), name }
     }
 
-    /// The URL with host and port replaced (to go through a `Proxy`).
-    pub fn url_via(&self, addr: std::net::SocketAddr) -> String {
+    /// The URL with host and port replaced (to go through a `Proxy`) and a password
+    /// added (trust auth ignores it; the tests check that it is never shown).
+    pub fn url_via(&self, addr: std::net::SocketAddr, password: &str) -> String {
         let (scheme, rest) = self.url.split_once("://").unwrap();
         let (auth, path) = rest.split_once('/').unwrap();
-        let user = auth.rsplit_once('@').map(|(u, _)| format!("{u}@")).unwrap_or_default();
-        format!("{scheme}://{user}{addr}/{path}")
+        let user = auth.rsplit_once('@').map_or("postgres", |(u, _)| u.split(':').next().unwrap());
+        format!("{scheme}://{user}:{password}@{addr}/{path}")
     }
 
     /// Ends every connection to this database (as an administrator or a failover would).

@@ -205,7 +205,8 @@ fn losing_postgres_answers_503_keeps_token_info_and_heals() {
     let db = PgDb::new();
     let proxy = Proxy::new();
     let d = setup_on(Some(&db.url), ENV, &[("a@example.com", "admin")]);
-    let s = Service::start_with(d, &[("ASPJWT_DB", &db.url_via(proxy.addr))]);
+    const PASSWORD_IN_URL: &str = "pg-s3cr3t-in-url";
+    let s = Service::start_with(d, &[("ASPJWT_DB", &db.url_via(proxy.addr, PASSWORD_IN_URL))]);
     let l = s.login("a@example.com", PASSWORD);
     assert_eq!(l.status, 200, "{}", l.body);
     let (access, refresh, c) = (l.cookie("access_token").unwrap(), l.cookie("refresh_token").unwrap(), csrf(&l));
@@ -234,4 +235,9 @@ fn losing_postgres_answers_503_keeps_token_info_and_heals() {
     assert!(within(Duration::from_secs(10), || ready().status == 200).is_some());
     let back = within(Duration::from_secs(5), || s.login("a@example.com", PASSWORD).status == 200);
     assert!(back.is_some(), "logins work again");
+    // The outage was logged (the 503s and the pool's connection errors), the database password never.
+    let (logs, stderr) = (s.logs(), s.stderr());
+    assert!(logs.contains(r#""status":503"#) && logs.contains("deadpool.postgres"), "{logs}");
+    assert!(logs.contains("postgres://postgres:***@"), "the listening line names the database, masked");
+    assert!(!logs.contains(PASSWORD_IN_URL) && !stderr.contains(PASSWORD_IN_URL));
 }

@@ -362,7 +362,7 @@ fn postgres_outage_is_unavailable_and_heals() {
     // Through a proxy: cut the link under an open store, then restore it.
     let db = PgDb::new();
     let proxy = Proxy::new();
-    let store = PgStore::open(&db.url_via(proxy.addr)).unwrap();
+    let store = PgStore::open(&db.url_via(proxy.addr, "pw")).unwrap();
     store.create_user(new_user("ann@example.com"), NOW).unwrap();
     proxy.cut();
     for _ in 0..3 {
