@@ -135,64 +135,94 @@ impl Drop for SmallDisk {
     }
 }
 
-#[test]
-fn full_disk_answers_503_keeps_token_info_and_recovers() {
-    let d = setup(LOAD_ENV, &[]);
-    let disk = SmallDisk::new(d.tmp.path(), "4m");
-    let db = disk.path.join("aspjwt.db");
-    let db = db.to_str().unwrap().to_string();
+/// A database fault under a running service, with the database at `db`: while
+/// `fault` holds, readiness, login and refresh answer 503 with the JSON error shape
+/// (no database text) and token-info still answers from the access token; after
+/// `heal`, the service is ready again by itself, the refresh token refused during the
+/// fault works (nothing was half-written) and the database is intact.
+fn fault_and_recovery(d: crate::util::Dir, db: &str, fault: impl FnOnce(), heal: impl FnOnce()) {
     d.run_stdin(
-        &["user", "add", "--email", "a@example.com", "--name", "A", "--role", "admin", "--password-stdin", "--db", &db],
+        &["user", "add", "--email", "a@example.com", "--name", "A", "--role", "admin", "--password-stdin", "--db", db],
         format!("{PASSWORD}\n").as_bytes(),
     )
     .code(0);
-    let s = Service::start_with(d, &[("ASPJWT_DB", db.as_str())]);
+    let s = Service::start_with(d, &[("ASPJWT_DB", db)]);
     let l = s.login("a@example.com", PASSWORD);
-    let (access, mut refresh, c) = (l.cookie("access_token").unwrap(), l.cookie("refresh_token").unwrap(), csrf(&l));
+    let (access, refresh, c) = (l.cookie("access_token").unwrap(), l.cookie("refresh_token").unwrap(), csrf(&l));
     let info = || get(&s.url("/api/auth/token-info"), &[("access_token", &access)], &[]).status;
     let ready = || get(&s.url("/api/health/ready"), &[], &[]);
     assert_eq!(ready().status, 200);
 
-    let check_degraded = |what: &str, refresh: &str| {
-        assert!(!refresh.is_empty());
-        let r = ready();
-        assert_eq!(r.status, 503, "{what}: ready");
-        assert_eq!(r.json()["error"]["code"], "unavailable");
-        let login = s.login("a@example.com", PASSWORD);
-        assert_eq!(login.status, 503, "{what}: login {}", login.body);
-        assert_eq!(login.json()["error"]["code"], "unavailable");
-        let rf = refresh_at(&s.base, refresh, &c);
-        assert_eq!(rf.status, 503, "{what}: refresh {}", rf.body);
-        assert_eq!(info(), 200, "{what}: token-info keeps answering from the access token");
-        assert!(
-            !rf.body.to_lowercase().contains("sqlite") && !rf.body.contains("disk"),
-            "{what}: no database text: {}",
-            rf.body
-        );
-    };
+    fault();
+    let r = ready();
+    assert_eq!(r.status, 503, "ready");
+    assert_eq!(r.json()["error"]["code"], "unavailable");
+    let login = s.login("a@example.com", PASSWORD);
+    assert_eq!(login.status, 503, "login {}", login.body);
+    assert_eq!(login.json()["error"]["code"], "unavailable");
+    let rf = refresh_at(&s.base, &refresh, &c);
+    assert_eq!(rf.status, 503, "refresh {}", rf.body);
+    assert_eq!(info(), 200, "token-info keeps answering from the access token");
+    assert!(!rf.body.to_lowercase().contains("sqlite") && !rf.body.contains("disk"), "no database text: {}", rf.body);
 
-    // Disk full: a filler takes every free byte.
-    let filler = disk.path.join("filler");
-    let _ = std::process::Command::new("dd")
-        .arg("if=/dev/zero")
-        .arg(format!("of={}", filler.display()))
-        .args(["bs=64k", "count=1000"])
-        .output();
-    check_degraded("disk full", &refresh);
-    std::fs::remove_file(&filler).unwrap();
+    heal();
     let back = crate::service::within(Duration::from_secs(5), || ready().status == 200);
-    assert!(back.is_some(), "not ready again after the disk was freed");
+    assert!(back.is_some(), "not ready again after the fault was lifted");
     let r = refresh_at(&s.base, &refresh, &c);
-    assert_eq!(r.status, 200, "the session survived: {}", r.body);
-    refresh = r.cookie("refresh_token").unwrap();
-
-    // (A read-only remount of the same filesystem is refused while the database is open,
-    // so a read-only disk is not simulated here; SQLite reports it as SQLITE_READONLY,
-    // which the store maps to "unavailable" exactly as it maps a full disk.)
-    assert_eq!(refresh_at(&s.base, &refresh, &c).status, 200, "nothing was half-written");
+    assert_eq!(r.status, 200, "the session survived, nothing was half-written: {}", r.body);
+    assert_eq!(refresh_at(&s.base, &r.cookie("refresh_token").unwrap(), &c).status, 200);
     assert_eq!(s.login("a@example.com", PASSWORD).status, 200);
-    let store = aspjwt::store::SqliteStore::open(std::path::Path::new(&db)).unwrap();
+    let store = aspjwt::store::SqliteStore::open(std::path::Path::new(db)).unwrap();
     assert_eq!(store.integrity_check().unwrap(), "ok");
+}
+
+#[test]
+fn full_disk_answers_503_keeps_token_info_and_recovers() {
+    let d = setup(LOAD_ENV, &[]);
+    let disk = SmallDisk::new(d.tmp.path(), "4m");
+    let db = disk.path.join("aspjwt.db").to_str().unwrap().to_string();
+    let filler = disk.path.join("filler");
+    fault_and_recovery(
+        d,
+        &db,
+        // A filler takes every free byte.
+        || {
+            let _ = std::process::Command::new("dd")
+                .arg("if=/dev/zero")
+                .arg(format!("of={}", filler.display()))
+                .args(["bs=64k", "count=1000"])
+                .output();
+        },
+        || std::fs::remove_file(&filler).unwrap(),
+    );
+}
+
+/// The database's files become read-only under the open database. (A read-only
+/// remount is refused while SQLite holds the files open for writing, so the files are
+/// made immutable instead: writes through the open descriptors then fail, for root too,
+/// as they do on a file system gone read-only.)
+#[test]
+fn read_only_database_answers_503_keeps_token_info_and_recovers() {
+    let d = setup(LOAD_ENV, &[]);
+    let db = d.path("aspjwt.db").to_str().unwrap().to_string();
+    let files = [db.clone(), format!("{db}-wal")];
+    let chattr = |flag: &str| {
+        for f in &files {
+            sh(&format!("chattr {flag} {f}"));
+        }
+    };
+    // Never leave immutable files behind, even when an assertion fails mid-way.
+    struct Unfreeze(Vec<String>);
+    impl Drop for Unfreeze {
+        fn drop(&mut self) {
+            for f in &self.0 {
+                let _ =
+                    std::process::Command::new("chattr").args(["-i", f]).stderr(std::process::Stdio::null()).status();
+            }
+        }
+    }
+    let _unfreeze = Unfreeze(files.to_vec());
+    fault_and_recovery(d, &db, || chattr("+i"), || chattr("-i"));
 }
 
 #[test]
