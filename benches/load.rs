@@ -158,8 +158,12 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let c = client();
-        let (access, _, _) = login(&c, &base, "u0@load.test", PASSWORD).await.unwrap();
-        let cookie = format!("access_token={access}");
+        // One session per connection, as many browsers polling token-info would be.
+        let mut cookies = Vec::new();
+        for i in 0..conns {
+            let (access, _, _) = login(&c, &base, &format!("u{}@load.test", i % sessions), PASSWORD).await.unwrap();
+            cookies.push(format!("access_token={access}"));
+        }
         // Warm up.
         let _ = load(8, 1.0, |_| {
             get_loop(c.clone(), format!("{base}/api/health"), String::new(), Instant::now() + Duration::from_secs(1))
@@ -172,8 +176,9 @@ fn main() {
         println!("{}", health.line("GET /api/health (static, the HTTP ceiling)"));
         let u = until();
         let info =
-            load(conns, secs, |_| get_loop(c.clone(), format!("{base}/api/auth/token-info"), cookie.clone(), u)).await;
-        println!("{}", info.line("GET /api/auth/token-info (valid cookie)"));
+            load(conns, secs, |i| get_loop(c.clone(), format!("{base}/api/auth/token-info"), cookies[i].clone(), u))
+                .await;
+        println!("{}", info.line(&format!("GET /api/auth/token-info ({conns} sessions)")));
         println!("{:<44} {:>9.1} %", "ratio token-info / health", 100.0 * info.rate() / health.rate());
 
         // Refresh with durable rotation: every session uses the token its last refresh returned.
@@ -200,7 +205,7 @@ fn main() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let u = until();
         let during =
-            load(16, secs, |_| get_loop(c.clone(), format!("{base}/api/auth/token-info"), cookie.clone(), u)).await;
+            load(16, secs, |i| get_loop(c.clone(), format!("{base}/api/auth/token-info"), cookies[i].clone(), u)).await;
         stop.store(true, Ordering::Relaxed);
         let mut logins = 0;
         for f in flood {

@@ -3,6 +3,7 @@
 //! check limits, parse, call the store off the runtime, sign, answer; every
 //! decision worth auditing is audited.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Limited};
@@ -26,7 +27,7 @@ pub const MAX_LOGIN_BODY: usize = 16 * 1024;
 pub const LEEWAY_SECS: i64 = 60;
 
 fn rfc3339(epoch: i64) -> String {
-    token::Time::new(epoch, epoch).rfc3339.unwrap_or_default()
+    token::rfc3339(epoch).unwrap_or_default()
 }
 
 /// The pair of tokens a session's current row describes, signed. Signing the same
@@ -109,8 +110,9 @@ pub fn record(event: Event, ok: bool, ctx: &Ctx) -> Record {
 
 /// Checks a token against this service's rules for `kind`: HS256 only, exp/nbf/iat
 /// with leeway, iss, aud, typ, and non-empty sid, jti and sub.
-fn check_token(state: &AppState, raw: &str, kind: Kind, leeway: i64) -> Result<Inspected, String> {
-    let t = token::inspect(raw).map_err(|e| e.to_string())?;
+/// An access token verified before with the current key (`verified`) skips the
+/// signature and is checked against the claim rules again.
+fn check_token(state: &AppState, raw: &str, kind: Kind, leeway: i64) -> Result<Arc<Inspected>, String> {
     let cfg = state.cfg();
     let check = Check {
         algorithms: vec![jsonwebtoken::Algorithm::HS256],
@@ -119,13 +121,28 @@ fn check_token(state: &AppState, raw: &str, kind: Kind, leeway: i64) -> Result<I
         audience: Some(cfg.tokens.audience.clone()),
         typ: Some(kind),
     };
-    if let Some(f) = t.verify_ring(&cfg.tokens.ring(kind), &check, now()).first() {
+    let now = now();
+    let current_kid = cfg.tokens.access_secret.kid();
+    if kind == Kind::Access
+        && let Some(t) = state.verified.get(raw, current_kid)
+    {
+        return match t.claim_failures(&check, now).first() {
+            Some(f) => Err(f.code().to_string()),
+            None => Ok(t),
+        };
+    }
+    let t = token::inspect(raw).map_err(|e| e.to_string())?;
+    if let Some(f) = t.verify_ring(&cfg.tokens.ring(kind), &check, now).first() {
         return Err(f.code().to_string());
     }
     for c in [claim::SID, claim::JTI, claim::SUB] {
         if t.claims.get(c).and_then(Value::as_str).is_none_or(str::is_empty) {
             return Err(format!("missing_{c}"));
         }
+    }
+    let t = Arc::new(t);
+    if kind == Kind::Access {
+        state.verified.insert(raw, t.clone(), current_kid);
     }
     Ok(t)
 }
@@ -143,7 +160,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// A caller authenticated by an access token.
 pub struct Caller {
-    pub token: Inspected,
+    pub token: Arc<Inspected>,
     /// True when the token came from the cookie (so CSRF rules apply), false for Bearer.
     pub by_cookie: bool,
 }
@@ -465,17 +482,34 @@ pub async fn token_info(state: &AppState, parts: &Parts) -> Result<Response<Body
         .and_then(|r| r.claims.get(claim::EXP).and_then(Value::as_i64));
     Ok(json_response(
         StatusCode::OK,
-        &json!({
-            "userId": str_claim(t, claim::SUB),
-            "email": str_claim(t, claim::EMAIL),
-            "role": caller.role(),
-            "sessionId": caller.sid(),
-            "issuedAt": rfc3339(iat),
-            "expiresAt": rfc3339(exp),
-            "expiresInSeconds": expires_in,
-            "refreshThresholdSeconds": threshold,
-            "shouldRefresh": expires_in <= threshold,
-            "refreshTokenExpiresAt": refresh_exp.map(rfc3339),
-        }),
+        &TokenInfo {
+            user_id: str_claim(t, claim::SUB),
+            email: str_claim(t, claim::EMAIL),
+            role: caller.role(),
+            session_id: caller.sid(),
+            issued_at: rfc3339(iat),
+            expires_at: rfc3339(exp),
+            expires_in_seconds: expires_in,
+            refresh_threshold_seconds: threshold,
+            should_refresh: expires_in <= threshold,
+            refresh_token_expires_at: refresh_exp.map(rfc3339),
+        },
     ))
+}
+
+/// The body of `GET /api/auth/token-info` (a struct, not a JSON map built per request:
+/// this is the hottest route).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenInfo<'a> {
+    user_id: &'a str,
+    email: &'a str,
+    role: &'a str,
+    session_id: &'a str,
+    issued_at: String,
+    expires_at: String,
+    expires_in_seconds: i64,
+    refresh_threshold_seconds: i64,
+    should_refresh: bool,
+    refresh_token_expires_at: Option<String>,
 }

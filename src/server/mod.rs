@@ -11,6 +11,7 @@ mod metrics;
 mod revocations;
 pub mod roles;
 mod users_api;
+mod verified;
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -65,6 +66,8 @@ pub struct AppState {
     cfg: std::sync::RwLock<Arc<ServiceConfig>>,
     pub store: Arc<dyn Store>,
     pub revoked: Revocations,
+    /// Access tokens already verified with the current key (see `verified`).
+    pub verified: verified::Verified,
     pub metrics: metrics::Metrics,
     login_limiter: limits::IpLimiter,
     refresh_limiter: limits::IpLimiter,
@@ -90,6 +93,7 @@ impl AppState {
             cfg: std::sync::RwLock::new(Arc::new(cfg)),
             store,
             revoked: Revocations::default(),
+            verified: verified::Verified::default(),
             hashing: Semaphore::new(HASH_PERMITS),
             dummy_hash: crate::password::DUMMY_HASH.to_string(),
         }
@@ -349,6 +353,8 @@ async fn reload_on_hup(state: Arc<AppState>, source: ReloadSource) {
                 new.rate_limit_clients = old.rate_limit_clients;
                 let keys = health_body(&new);
                 *state.cfg.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
+                // Not needed for safety (a hit needs the current kid), but frees the memory.
+                state.verified.clear();
                 r.reason = Some(format!("keys {}; rollover {}", keys["keys"], keys["rollover"]));
                 tracing::info!(event = "config_reloaded", "configuration reloaded on SIGHUP");
             }

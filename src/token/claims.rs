@@ -70,22 +70,33 @@ pub struct Claims {
 }
 
 /// A secret string. Its Debug and Display never show it. Shared, so that a clone
-/// on every request costs a reference count, not a copy.
+/// on every request costs a reference count, not a copy. Its key id (a public
+/// fingerprint) is computed once here, not on every token signed or checked.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(std::sync::Arc<str>);
+pub struct Secret {
+    value: std::sync::Arc<str>,
+    kid: std::sync::Arc<str>,
+}
 
 impl Secret {
     pub fn new(s: impl Into<String>) -> Secret {
-        Secret(std::sync::Arc::from(s.into()))
+        let value: std::sync::Arc<str> = std::sync::Arc::from(s.into());
+        let kid = std::sync::Arc::from(super::keys::fingerprint(value.as_bytes()));
+        Secret { value, kid }
     }
 
     /// The HMAC key: the string's UTF-8 bytes, as Node's jsonwebtoken uses them.
     pub fn key(&self) -> &[u8] {
-        self.0.as_bytes()
+        self.value.as_bytes()
     }
 
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.value
+    }
+
+    /// The key id tokens signed with this secret carry (see `keys::key_id`).
+    pub fn kid(&self) -> &str {
+        &self.kid
     }
 }
 
@@ -173,7 +184,7 @@ pub fn random_id() -> String {
 /// header is `{"alg":"HS256","typ":"JWT","kid":…}` (Node's order, plus the key id
 /// that lets a rollover tell the current secret from the previous one).
 pub fn sign(claims: &Claims, secret: &Secret) -> String {
-    let header = format!(r#"{{"alg":"HS256","typ":"JWT","kid":"{}"}}"#, super::keys::key_id(secret));
+    let header = format!(r#"{{"alg":"HS256","typ":"JWT","kid":"{}"}}"#, secret.kid());
     let payload = serde_json::to_vec(claims).expect("claims serialise");
     let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(payload));
     let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &EncodingKey::from_secret(secret.key()), Algorithm::HS256)

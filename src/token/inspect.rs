@@ -93,12 +93,16 @@ pub struct Time {
 
 impl Time {
     pub fn new(epoch: i64, now: i64) -> Time {
-        const MAX: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
-        let rfc3339 = (0..=MAX)
-            .contains(&epoch)
-            .then(|| humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(epoch as u64)).to_string());
-        Time { epoch, rfc3339, relative: duration::relative(epoch, now) }
+        Time { epoch, rfc3339: rfc3339(epoch), relative: duration::relative(epoch, now) }
     }
+}
+
+/// Epoch seconds as RFC 3339 UTC; `None` outside years 1970 to 9999.
+pub fn rfc3339(epoch: i64) -> Option<String> {
+    const MAX: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    (0..=MAX)
+        .contains(&epoch)
+        .then(|| humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(epoch as u64)).to_string())
 }
 
 impl fmt::Display for Time {
@@ -253,6 +257,14 @@ impl Inspected {
                 }
             }
         }
+        out.extend(self.claim_failures(check, now));
+        out
+    }
+
+    /// The claim rules alone (times, type, issuer, audience), without the signature:
+    /// for a token whose signature was verified before.
+    pub fn claim_failures(&self, check: &Check, now: i64) -> Vec<Failure> {
+        let mut out = Vec::new();
         match self.claims.get(claim::EXP) {
             None => out.push(Failure::Missing(claim::EXP)),
             Some(v) => match numeric_date(v) {

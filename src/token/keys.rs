@@ -10,7 +10,12 @@ use super::claims::Secret;
 /// A short public fingerprint of a secret: the first 8 bytes of its SHA-256,
 /// base64url. It names the key without revealing anything usable about it.
 pub fn key_id(secret: &Secret) -> String {
-    URL_SAFE_NO_PAD.encode(&Sha256::digest(secret.key())[..8])
+    secret.kid().to_string()
+}
+
+/// The fingerprint of a key's bytes (`Secret` computes it once, at creation).
+pub(super) fn fingerprint(key: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(&Sha256::digest(key)[..8])
 }
 
 /// A secret that still verifies (never signs) until `until` (epoch seconds).
@@ -39,8 +44,8 @@ impl KeyRing {
     pub fn candidates(&self, kid: Option<&str>, now: i64) -> Vec<&Secret> {
         let previous = self.previous.as_ref().filter(|p| now < p.until).map(|p| &p.secret);
         match kid {
-            Some(k) if k == key_id(&self.current) => vec![&self.current],
-            Some(k) if previous.is_some_and(|p| key_id(p) == k) => previous.into_iter().collect(),
+            Some(k) if k == self.current.kid() => vec![&self.current],
+            Some(k) if previous.is_some_and(|p| p.kid() == k) => previous.into_iter().collect(),
             _ => std::iter::once(&self.current).chain(previous).collect(),
         }
     }

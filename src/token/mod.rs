@@ -12,5 +12,7 @@ mod keys;
 
 pub use claims::{Claims, Kind, Secret, Subject, TokenConfig, random_id, sign};
 pub use input::{InputError, extract};
-pub use inspect::{Check, Failure, Inspected, MalformedToken, State, Summary, Time, inspect, verify_signature};
+pub use inspect::{
+    Check, Failure, Inspected, MalformedToken, State, Summary, Time, inspect, rfc3339, verify_signature,
+};
 pub use keys::{KeyRing, Previous, key_id};

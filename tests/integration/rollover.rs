@@ -166,6 +166,7 @@ fn sighup_rollover_logs_nobody_out_until_the_window_ends() {
     let (a1, r1, c1) = (first.cookie("access_token").unwrap(), first.cookie("refresh_token").unwrap(), csrf(&first));
     let second = s.login(ADMIN, PASSWORD);
     let (a2, r2, c2) = (second.cookie("access_token").unwrap(), second.cookie("refresh_token").unwrap(), csrf(&second));
+    assert_eq!(info(&a2), 200, "used (and remembered as verified) under the old key");
     let old_jwt = env_value(&s.dir, "JWT_SECRET").unwrap();
     assert_eq!(kid_of(&a1), key_id(&old_jwt), "tokens carry the signing key's id");
     let claims: Value =

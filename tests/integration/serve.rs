@@ -125,6 +125,13 @@ fn token_info_rejects_missing_bad_and_expired_tokens() {
     assert_eq!(get(&s.url("/api/auth/token-info"), &[("access_token", &expired)], &[]).status, 401);
     let fresh = aspjwt::token::sign(&cfg.claims(aspjwt::token::Kind::Access, &who, now, None), &cfg.access_secret);
     assert_eq!(get(&s.url("/api/auth/token-info"), &[("access_token", &fresh)], &[]).status, 200);
+    // A token accepted (and so remembered as verified) still expires: its leeway ends in 2 s.
+    let ending =
+        aspjwt::token::sign(&cfg.claims(aspjwt::token::Kind::Access, &who, now - 958, None), &cfg.access_secret);
+    assert_eq!(get(&s.url("/api/auth/token-info"), &[("access_token", &ending)], &[]).status, 200);
+    assert_eq!(get(&s.url("/api/auth/token-info"), &[("access_token", &ending)], &[]).status, 200);
+    std::thread::sleep(std::time::Duration::from_millis(2600));
+    assert_eq!(get(&s.url("/api/auth/token-info"), &[("access_token", &ending)], &[]).status, 401);
 }
 
 #[test]
