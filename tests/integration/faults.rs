@@ -8,23 +8,11 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
-use crate::service::{PASSWORD, Resp, Service, csrf, get, post, post_json, refresh_at, setup};
+use crate::service::{
+    Chain, PASSWORD, Resp, Service, csrf, get, login_chain, post, post_json, refresh_at, refresher, setup,
+};
 
 const LOAD_ENV: &str = "AUTH_RATE_BURST=100000\nAUTH_RATE_PER_5MIN=1000000\n";
-
-/// One client's view of its session: the newest token it holds and the one before.
-#[derive(Clone, Default)]
-struct Chain {
-    csrf: String,
-    current: String,
-    older: Vec<String>,
-}
-
-fn login_chain(s: &Service, email: &str) -> Chain {
-    let l = s.login(email, PASSWORD);
-    assert_eq!(l.status, 200, "{}", l.body);
-    Chain { csrf: csrf(&l), current: l.cookie("refresh_token").unwrap(), older: Vec::new() }
-}
 
 #[test]
 fn kill_9_under_refresh_load_loses_nothing_and_accepts_nothing_twice() {
@@ -36,46 +24,7 @@ fn kill_9_under_refresh_load_loses_nothing_and_accepts_nothing_twice() {
     for round in 0..3 {
         let stop = Arc::new(AtomicBool::new(false));
         let base = s.base.clone();
-        let workers: Vec<_> = chains
-            .iter()
-            .map(|c| {
-                let (c, stop, base) = (c.clone(), stop.clone(), base.clone());
-                std::thread::spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        let (token, csrf) = {
-                            let g = c.lock().unwrap();
-                            (g.current.clone(), g.csrf.clone())
-                        };
-                        let client =
-                            reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
-                        let r = client
-                            .post(format!("{base}/api/auth/refresh"))
-                            .header("cookie", format!("refresh_token={token}; csrf_token={csrf}"))
-                            .header("x-csrf-token", &csrf)
-                            .send();
-                        match r {
-                            Ok(r) if r.status() == 200 => {
-                                let next = r
-                                    .headers()
-                                    .get_all("set-cookie")
-                                    .iter()
-                                    .filter_map(|v| v.to_str().ok())
-                                    .find_map(|v| {
-                                        v.strip_prefix("refresh_token=")
-                                            .map(|r| r.split(';').next().unwrap().to_string())
-                                    })
-                                    .unwrap();
-                                let mut g = c.lock().unwrap();
-                                let old = std::mem::replace(&mut g.current, next);
-                                g.older.push(old);
-                            }
-                            Ok(r) => panic!("a refresh under load failed: {}", r.status()),
-                            Err(_) => return, // the server went away mid-request
-                        }
-                    }
-                })
-            })
-            .collect();
+        let workers: Vec<_> = chains.iter().map(|c| refresher(c.clone(), stop.clone(), base.clone())).collect();
         std::thread::sleep(Duration::from_millis(200 + rng.random_range(0..600)));
         s.kill9();
         stop.store(true, Ordering::Relaxed);
@@ -91,9 +40,7 @@ fn kill_9_under_refresh_load_loses_nothing_and_accepts_nothing_twice() {
             let mut g = c.lock().unwrap();
             let r = refresh_at(&s.base, &g.current, &g.csrf);
             assert_eq!(r.status, 200, "round {round}: a session was lost: {}", r.body);
-            let next = r.cookie("refresh_token").unwrap();
-            let old = std::mem::replace(&mut g.current, next);
-            g.older.push(old);
+            g.advance(r.cookie("refresh_token").unwrap());
         }
     }
     // Nothing is accepted twice: tokens two or more rotations old are refused (and

@@ -8,7 +8,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
 use crate::pg::{PgDb, Proxy};
-use crate::service::{PASSWORD, Service, csrf, get, refresh_at, setup_on, within};
+use crate::service::{Chain, PASSWORD, Service, csrf, get, login_chain, refresh_at, refresher, setup_on, within};
 use crate::util::Dir;
 
 const ENV: &str = "AUTH_RATE_BURST=100000\nAUTH_RATE_PER_5MIN=1000000\nREFRESH_REUSE_GRACE=1s\n";
@@ -120,78 +120,33 @@ fn kill_9_of_one_instance_under_load_loses_nothing_on_the_other() {
     let users: Vec<String> = (0..8).map(|i| format!("u{i}@example.com")).collect();
     let roles: Vec<(&str, &str)> = users.iter().map(|u| (u.as_str(), "operator")).collect();
     let mut p = pair(&roles);
-    // Each client: its CSRF token, the newest refresh token it holds and all older ones.
-    type Chain = (String, String, Vec<String>);
-    let chains: Vec<Arc<Mutex<Chain>>> = users
-        .iter()
-        .map(|u| {
-            let l = p.a.login(u, PASSWORD);
-            Arc::new(Mutex::new((csrf(&l), l.cookie("refresh_token").unwrap(), Vec::new())))
-        })
-        .collect();
+    let chains: Vec<Arc<Mutex<Chain>>> = users.iter().map(|u| Arc::new(Mutex::new(login_chain(&p.a, u)))).collect();
     let stop = Arc::new(AtomicBool::new(false));
-    let workers: Vec<_> = chains
-        .iter()
-        .map(|chain| {
-            let (chain, stop, base) = (chain.clone(), stop.clone(), p.a.base.clone());
-            std::thread::spawn(move || {
-                let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
-                while !stop.load(Ordering::Relaxed) {
-                    let (c, token) = {
-                        let g = chain.lock().unwrap();
-                        (g.0.clone(), g.1.clone())
-                    };
-                    let sent = client
-                        .post(format!("{base}/api/auth/refresh"))
-                        .header("cookie", format!("refresh_token={token}; csrf_token={c}"))
-                        .header("x-csrf-token", &c)
-                        .send();
-                    match sent {
-                        Ok(r) if r.status() == 200 => {
-                            let next = r
-                                .headers()
-                                .get_all("set-cookie")
-                                .iter()
-                                .filter_map(|v| v.to_str().ok())
-                                .find_map(|v| v.strip_prefix("refresh_token="))
-                                .map(|v| v.split(';').next().unwrap().to_string())
-                                .unwrap();
-                            let mut g = chain.lock().unwrap();
-                            let old = std::mem::replace(&mut g.1, next);
-                            g.2.push(old);
-                        }
-                        Ok(r) => panic!("a refresh on A failed before the kill: {}", r.status()),
-                        Err(_) => return, // A went away mid-request
-                    }
-                }
-            })
-        })
-        .collect();
+    let workers: Vec<_> = chains.iter().map(|c| refresher(c.clone(), stop.clone(), p.a.base.clone())).collect();
     std::thread::sleep(Duration::from_millis(800));
     p.a.kill9();
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.join().unwrap();
     }
-    let rotated: usize = chains.iter().map(|c| c.lock().unwrap().2.len()).sum();
+    let rotated: usize = chains.iter().map(|c| c.lock().unwrap().older.len()).sum();
     assert!(rotated > 0, "no refresh happened before the kill");
     // Every session goes on at B from the newest token its client holds (a rotation,
     // or the grace answer when A died before its answer arrived).
     for chain in &chains {
         let mut g = chain.lock().unwrap();
-        let r = refresh_at(&p.b.base, &g.1, &g.0);
+        let r = refresh_at(&p.b.base, &g.current, &g.csrf);
         assert_eq!(r.status, 200, "a session was lost with A: {}", r.body);
-        let old = std::mem::replace(&mut g.1, r.cookie("refresh_token").unwrap());
-        g.2.push(old);
+        g.advance(r.cookie("refresh_token").unwrap());
     }
     // Nothing is accepted twice: past the 1 s grace period, a token two rotations old is
     // refused on B (and, as reuse, ends its session).
     std::thread::sleep(Duration::from_millis(2100));
     for chain in &chains {
         let g = chain.lock().unwrap();
-        let stale = &g.2[g.2.len() - 2];
-        assert_eq!(refresh_at(&p.b.base, stale, &g.0).status, 401, "a stale token was accepted");
-        assert_eq!(refresh_at(&p.b.base, &g.1, &g.0).status, 401, "reuse ends the whole session");
+        let stale = &g.older[g.older.len() - 2];
+        assert_eq!(refresh_at(&p.b.base, stale, &g.csrf).status, 401, "a stale token was accepted");
+        assert_eq!(refresh_at(&p.b.base, &g.current, &g.csrf).status, 401, "reuse ends the whole session");
     }
     let sessions = p.db.query_i64("SELECT count(*) FROM aspjwt.sessions");
     assert_eq!(sessions, users.len() as i64, "no session lost or duplicated");

@@ -289,3 +289,64 @@ pub fn run_env(dir: &Dir, args: &[&str], env: &[(&str, &str)]) -> crate::util::O
     }
     run(&mut cmd, None)
 }
+
+/// One client's view of its session: the newest refresh token it holds and the older ones.
+#[derive(Clone, Default)]
+pub struct Chain {
+    pub csrf: String,
+    pub current: String,
+    pub older: Vec<String>,
+}
+
+impl Chain {
+    /// After a refresh answered with `next`: the current token becomes an older one.
+    pub fn advance(&mut self, next: String) {
+        let old = std::mem::replace(&mut self.current, next);
+        self.older.push(old);
+    }
+}
+
+pub fn login_chain(s: &Service, email: &str) -> Chain {
+    let l = s.login(email, PASSWORD);
+    assert_eq!(l.status, 200, "{}", l.body);
+    Chain { csrf: csrf(&l), current: l.cookie("refresh_token").unwrap(), older: Vec::new() }
+}
+
+/// A client refreshing its session at `base` in a loop until `stop`, each time with the
+/// token the previous refresh returned. Any answer but 200 fails the test; the thread
+/// ends when the server goes away mid-request (a kill).
+pub fn refresher(
+    chain: Arc<Mutex<Chain>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    base: String,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let (token, csrf) = {
+                let g = chain.lock().unwrap();
+                (g.current.clone(), g.csrf.clone())
+            };
+            let sent = client
+                .post(format!("{base}/api/auth/refresh"))
+                .header("cookie", format!("refresh_token={token}; csrf_token={csrf}"))
+                .header("x-csrf-token", &csrf)
+                .send();
+            match sent {
+                Ok(r) if r.status() == 200 => {
+                    let next = r
+                        .headers()
+                        .get_all("set-cookie")
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .find_map(|v| v.strip_prefix("refresh_token="))
+                        .map(|v| v.split(';').next().unwrap().to_string())
+                        .unwrap();
+                    chain.lock().unwrap().advance(next);
+                }
+                Ok(r) => panic!("a refresh under load failed: {}", r.status()),
+                Err(_) => return, // the server went away mid-request
+            }
+        }
+    })
+}

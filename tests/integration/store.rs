@@ -361,6 +361,9 @@ fn postgres_outage_is_unavailable_and_heals() {
     assert!(start.elapsed() < std::time::Duration::from_secs(10));
     // Through a proxy: cut the link under an open store, then restore it.
     let db = PgDb::new();
+    // A URL that requires TLS is refused (no TLS support yet), never served in clear.
+    let tls = PgStore::open(&format!("{}?sslmode=require", db.url)).err().unwrap();
+    assert!(tls.to_string().contains("TLS"), "{tls}");
     let proxy = Proxy::new();
     let store = PgStore::open(&db.url_via(proxy.addr, "pw")).unwrap();
     store.create_user(new_user("ann@example.com"), NOW).unwrap();
