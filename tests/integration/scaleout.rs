@@ -196,3 +196,23 @@ fn losing_postgres_answers_503_keeps_token_info_and_heals() {
     assert!(logs.contains("postgres://postgres:***@"), "the listening line names the database, masked");
     assert!(!logs.contains(PASSWORD_IN_URL) && !stderr.contains(PASSWORD_IN_URL));
 }
+
+/// Start-up needs the database: an unreachable PostgreSQL ends `serve` at once with a
+/// clear error (the URL's password masked), for compose or systemd to restart it.
+#[test]
+fn serve_refuses_to_start_without_its_database() {
+    let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let d = setup_on(None, ENV, &[]);
+    let url = format!("postgres://aspjwt:pg-s3cr3t@{refused}/aspjwt");
+    let started = std::time::Instant::now();
+    let out = crate::service::run_env(&d, &["serve", "--bind", "127.0.0.1:0"], &[("ASPJWT_DB", url.as_str())]);
+    out.code(2);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        out.stderr.contains(&format!("postgres://aspjwt:***@{refused}/aspjwt: database is unavailable")),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("Connection refused"), "{}", out.stderr);
+    assert!(!out.stderr.contains("pg-s3cr3t") && !out.stdout.contains("pg-s3cr3t"));
+}
