@@ -14,7 +14,8 @@
 //!   each one once.
 //!
 //! Tables live in their own schema, `aspjwt`, so the database can be shared with the
-//! application's own tables (a CRM has its own `users`).
+//! application's own tables (a CRM has its own `users`). `?sslmode=require` connects
+//! over TLS with the server's certificate verified (`tls_for`).
 
 use std::time::Duration;
 
@@ -215,7 +216,11 @@ impl PgStore {
         );
         cfg.options(options.trim());
         cfg.application_name("aspjwt");
-        let manager = Manager::from_config(cfg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let recycling = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        let manager = match tls_for(&cfg)? {
+            Some(tls) => Manager::from_config(cfg, tls, recycling),
+            None => Manager::from_config(cfg, NoTls, recycling),
+        };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("aspjwt-pg")
@@ -267,6 +272,42 @@ impl PgStore {
             r.try_get(0).map_err(row)
         })
     }
+}
+
+/// TLS for `sslmode=require`, with the server's certificate verified as libpq's
+/// `verify-full` does: it must chain to the CA in PGSSLROOTCERT (a PEM file) when set,
+/// else to the public web roots, and name the host. Other modes connect in clear.
+fn tls_for(cfg: &tokio_postgres::Config) -> Result<Option<tokio_postgres_rustls::MakeRustlsConnect>> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    if cfg.get_ssl_mode() != tokio_postgres::config::SslMode::Require {
+        return Ok(None);
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    match std::env::var_os("PGSSLROOTCERT") {
+        Some(path) => {
+            let shown = std::path::Path::new(&path).display().to_string();
+            let bad = |e: &dyn std::fmt::Display| StoreError::Db(format!("PGSSLROOTCERT {shown}: {e}"));
+            let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(&path)
+                .map_err(|e| bad(&e))?
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| bad(&e))?;
+            if certs.is_empty() {
+                return Err(bad(&"no certificate in the file"));
+            }
+            for c in certs {
+                roots.add(c).map_err(|e| bad(&e))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let config =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| StoreError::Db(format!("TLS set-up: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    Ok(Some(tokio_postgres_rustls::MakeRustlsConnect::new(config)))
 }
 
 impl Drop for PgStore {

@@ -216,3 +216,40 @@ fn serve_refuses_to_start_without_its_database() {
     assert!(out.stderr.contains("Connection refused"), "{}", out.stderr);
     assert!(!out.stderr.contains("pg-s3cr3t") && !out.stdout.contains("pg-s3cr3t"));
 }
+
+/// `?sslmode=require`: TLS with the server's certificate verified (as libpq's
+/// verify-full). This machine's PostgreSQL serves Debian's snakeoil certificate (CN and
+/// SAN `localhost`); ASPJWT_TEST_PG_CA names another CA file.
+#[test]
+fn tls_to_postgres_is_verified_and_used() {
+    let db = PgDb::new();
+    let ca = std::env::var("ASPJWT_TEST_PG_CA").unwrap_or_else(|_| "/etc/ssl/certs/ssl-cert-snakeoil.pem".into());
+    assert!(std::path::Path::new(&ca).is_file(), "{ca}: the CA of this machine's PostgreSQL is required");
+    let url = format!("{}?sslmode=require", db.url.replace("@127.0.0.1:", "@localhost:"));
+    let d = setup_on(None, ENV, &[]);
+    let list = |env: &[(&str, &str)]| crate::service::run_env(&d, &["user", "list"], env);
+    // No CA given: a self-signed certificate chains to no public root.
+    let out = list(&[("ASPJWT_DB", &url)]);
+    assert!(out.code(2).stderr.contains("UnknownIssuer"), "{}", out.stderr);
+    // The right CA, but an address the certificate does not name.
+    let by_ip = url.replace("@localhost:", "@127.0.0.1:");
+    let out = list(&[("ASPJWT_DB", &by_ip), ("PGSSLROOTCERT", &ca)]);
+    assert!(out.code(2).stderr.contains("not valid for name"), "{}", out.stderr);
+    // Verified: the commands and the service work, and every connection is encrypted.
+    let env = [("ASPJWT_DB", url.as_str()), ("PGSSLROOTCERT", ca.as_str())];
+    let mut add = d.cmd();
+    add.args(["user", "add", "--email", "a@example.com", "--name", "A", "--role", "admin", "--password-stdin"]);
+    add.envs(env);
+    crate::util::run(&mut add, Some(format!("{PASSWORD}\n").as_bytes())).code(0);
+    let s = Service::start_with(d, &env);
+    assert_eq!(s.login("a@example.com", PASSWORD).status, 200);
+    let count = |ssl: bool| {
+        db.query_i64(&format!(
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.datname = '{}' AND a.application_name = 'aspjwt' AND s.ssl = {ssl}",
+            db.name
+        ))
+    };
+    assert!(count(true) >= 1, "the service's connections use TLS");
+    assert_eq!(count(false), 0, "no connection in clear");
+}

@@ -77,6 +77,8 @@ pub fn command(dir: &Path) -> Command {
         if k.starts_with("JWT_")
             || k.starts_with("ASPJWT_")
             || k == "SESSION_SECRET"
+            || k == "PGPASSWORD"
+            || k == "PGSSLROOTCERT"
             || k == "NO_COLOR"
             || k.starts_with("GIT_")
         {
