@@ -155,7 +155,10 @@ impl SqliteStore {
         };
         let writer = open(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         configure(&writer).map_err(db)?;
-        let mode: String = writer.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(db)?;
+        // Switching to WAL needs a moment alone with the file; another process opening it
+        // at the same time gets SQLITE_BUSY at once (no busy handler here), so retry.
+        let mode: String =
+            retry_busy(|| writer.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))).map_err(db)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Db(format!("could not switch to WAL mode (got {mode})")));
         }
@@ -195,7 +198,26 @@ impl SqliteStore {
     }
 }
 
+/// Runs `f` again while SQLite answers busy or locked, for up to 5 s.
+fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match f() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn migrate(conn: &mut Connection) -> Result<()> {
+    // Another process may be migrating the same new file: wait for it (then there is
+    // nothing left to do), as for any busy database.
+    retry_busy(|| conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")).map_err(db)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
     let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(db)?;
     if version as usize > MIGRATIONS.len() {

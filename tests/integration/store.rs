@@ -319,8 +319,8 @@ fn audit_queries_filter(db: Option<&str>) {
 fn concurrent_start_up_migrates_once(db: Option<&str>) {
     let b = &Backend::new(db);
     let target = b.target();
-    let barrier = Arc::new(Barrier::new(4));
-    let opened: Vec<_> = (0..4)
+    let barrier = Arc::new(Barrier::new(8));
+    let opened: Vec<_> = (0..8)
         .map(|_| {
             let (t, barrier) = (target.clone(), barrier.clone());
             std::thread::spawn(move || {
