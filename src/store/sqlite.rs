@@ -162,8 +162,7 @@ impl SqliteStore {
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Db(format!("could not switch to WAL mode (got {mode})")));
         }
-        let mut writer = writer;
-        migrate(&mut writer)?;
+        migrate(&writer)?;
         let readers = (0..READERS)
             .map(|_| {
                 let c = open(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
@@ -214,11 +213,10 @@ fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result
     }
 }
 
-fn migrate(conn: &mut Connection) -> Result<()> {
+fn migrate(conn: &Connection) -> Result<()> {
     // Another process may be migrating the same new file: wait for it (then there is
     // nothing left to do), as for any busy database.
-    retry_busy(|| conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")).map_err(db)?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+    let tx = retry_busy(|| rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)).map_err(db)?;
     let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(db)?;
     if version as usize > MIGRATIONS.len() {
         return Err(StoreError::Db(format!(
