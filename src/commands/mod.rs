@@ -9,6 +9,7 @@ pub mod serve;
 pub mod tokens;
 
 use std::path::Path;
+use std::process::{Command as Process, Stdio};
 
 /// Drops one trailing line break (`\n` or `\r\n`) from a secret or password read
 /// from a file or stdin.
@@ -21,7 +22,6 @@ pub fn trim_newline(mut s: String) -> String {
     }
     s
 }
-use std::process::{Command as Process, Stdio};
 
 /// `Some(true)` when git ignores `path`, `Some(false)` when it does not, `None` outside a work tree.
 pub fn git_ignored(path: &Path) -> Option<bool> {

@@ -48,7 +48,7 @@ fn read_password() -> Result<String> {
     }
     let mut line = String::new();
     stdin.lock().read_line(&mut line)?;
-    let pw = line.strip_suffix('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).unwrap_or(&line).to_string();
+    let pw = super::trim_newline(line);
     users::check_password(&pw)?;
     Ok(pw)
 }
