@@ -19,7 +19,7 @@
 
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime, Transaction};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime, Transaction};
 use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
@@ -383,12 +383,13 @@ async fn revoke_where(tx: &Transaction<'_>, filter: &str, arg: Option<&str>, rea
     Ok(ids.len())
 }
 
-async fn insert_audit(tx: &Transaction<'_>, r: &Record) -> Result<()> {
-    let stmt = tx
+/// One audit row, inside a rotation's transaction or on its own.
+async fn insert_audit(c: &impl GenericClient, r: &Record) -> Result<()> {
+    let stmt = c
         .prepare_cached(&format!("INSERT INTO audit_events ({AUDIT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
         .await
         .map_err(pg)?;
-    tx.execute(
+    c.execute(
         &stmt,
         &[&r.at_ms, &r.event, &r.outcome, &r.user_id, &r.email, &r.ip, &r.user_agent, &r.request_id, &r.reason],
     )
@@ -712,7 +713,7 @@ impl Store for PgStore {
     }
 
     fn audit(&self, r: &Record) -> Result<()> {
-        self.tx(async |tx| insert_audit(tx, r).await)
+        self.run(async |c| insert_audit(&*c, r).await)
     }
 
     fn close(&self) -> Result<()> {
