@@ -15,18 +15,25 @@ fn admin_url() -> String {
     std::env::var("ASPJWT_TEST_PG").unwrap_or_else(|_| DEFAULT_ADMIN.to_string())
 }
 
-/// Runs SQL statements on the admin database.
-fn admin(sql: &str) -> Result<(), String> {
+/// Runs `f` with a connection to `url` (closed afterwards).
+fn with_client<T>(
+    url: &str,
+    f: impl AsyncFnOnce(&tokio_postgres::Client) -> Result<T, tokio_postgres::Error>,
+) -> Result<T, String> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let (client, conn) =
-            tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls).await.map_err(|e| e.to_string())?;
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.map_err(|e| e.to_string())?;
         let task = tokio::spawn(conn);
-        let out = client.batch_execute(sql).await.map_err(|e| e.to_string());
+        let out = f(&client).await.map_err(|e| e.to_string());
         drop(client);
         let _ = task.await;
         out
     })
+}
+
+/// Runs SQL statements on the admin database.
+fn admin(sql: &str) -> Result<(), String> {
+    with_client(&admin_url(), async |c| c.batch_execute(sql).await)
 }
 
 /// A database of its own, dropped (connections and all) when this goes.
@@ -59,30 +66,14 @@ impl PgDb {
 
     /// Ends every connection to this database (as an administrator or a failover would).
     pub fn terminate_backends(&self) -> usize {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            let (client, conn) = tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls).await.unwrap();
-            tokio::spawn(conn);
-            let rows = client
-                .query(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                     WHERE datname = $1 AND pid <> pg_backend_pid()",
-                    &[&self.name],
-                )
-                .await
-                .unwrap();
-            rows.len()
-        })
+        let sql =
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()";
+        with_client(&admin_url(), async |c| c.query(sql, &[&self.name]).await).unwrap().len()
     }
 
     /// One value from a query on this database (for checks behind the store's back).
     pub fn query_i64(&self, sql: &str) -> i64 {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await.unwrap();
-            tokio::spawn(conn);
-            client.query_one(sql, &[]).await.unwrap().get(0)
-        })
+        with_client(&self.url, async |c| c.query_one(sql, &[]).await).unwrap().get(0)
     }
 }
 
