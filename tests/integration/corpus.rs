@@ -1,4 +1,4 @@
-//! Every real-world file in ../shared/corpus: rendering without changes is
+//! Every real-world file in tests/corpus (see its SOURCES.md): rendering without changes is
 //! byte-identical; rotating a key a file holds changes only that key's values; a file
 //! that holds none is left byte-identical (compose) or only appended to (.env).
 
@@ -19,14 +19,6 @@ const REJECTED_ENV: &[(&str, &str)] = &[
     ("motdotla-dotenv-tests-multiline.env", "37:1: unexpected character '\"'"),
     // Quoted key names (`export "EDQUOTED" = 123`).
     ("phpdotenv-exported.env", "4:8: unexpected character '\"'"),
-];
-
-/// Literals shared through a YAML anchor with another key: rotating one would change
-/// the other, so rotate refuses (and says where).
-const SHARED_LITERALS: &[(&str, &str)] = &[
-    ("sentry-self-hosted-docker-compose.yml", "DEFAULT_CA_BUNDLE"),
-    ("sentry-self-hosted-docker-compose.yml", "REQUESTS_CA_BUNDLE"),
-    ("sentry-self-hosted-docker-compose.yml", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH_ENV_VAR"),
 ];
 
 const NEW: &str = "RoTaTeD+value/0123456789=";
@@ -142,15 +134,10 @@ fn env_files_through_the_binary() {
 }
 
 fn literal_keys(doc: &ComposeFile) -> Vec<String> {
-    literal_keys_in(doc, "")
-}
-
-fn literal_keys_in(doc: &ComposeFile, file: &str) -> Vec<String> {
     let mut keys: Vec<String> = doc
         .environment()
         .into_iter()
         .filter(|v| matches!(v.source, Source::Literal(_)) && is_plain_key(&v.key))
-        .filter(|v| !SHARED_LITERALS.contains(&(file, v.key.as_str())))
         .map(|v| v.key)
         .collect();
     keys.sort();
@@ -167,13 +154,7 @@ fn compose_files_round_trip_and_rotate_only_their_targets() {
         assert_eq!(doc.rotate(&BTreeMap::new()).unwrap().bytes, bytes, "{file}: no-op is not the identity");
         for key in literal_keys(&doc) {
             let values: BTreeMap<String, String> = [(key.clone(), NEW.to_string())].into();
-            let result = doc.rotate(&values);
-            if SHARED_LITERALS.contains(&(file.as_str(), key.as_str())) {
-                let e = result.err().unwrap_or_else(|| panic!("{file} {key}: a shared literal was rotated"));
-                assert!(e.to_string().contains("verification failed"), "{file} {key}: {e}");
-                continue;
-            }
-            let rw = result.unwrap_or_else(|e| panic!("{file} {key}: {e}"));
+            let rw = doc.rotate(&values).unwrap_or_else(|e| panic!("{file} {key}: {e}"));
             let after = ComposeFile::parse(&rw.bytes).unwrap();
             let (a, b) = (doc.environment(), after.environment());
             assert_eq!(a.len(), b.len(), "{file}");
@@ -216,7 +197,7 @@ fn compose_files_through_the_binary() {
         if !holds_default {
             assert_eq!(d.read(&file), bytes, "{file}: holds no target yet changed");
         }
-        let keys = literal_keys_in(&doc, &file);
+        let keys = literal_keys(&doc);
         if keys.is_empty() {
             continue;
         }

@@ -104,16 +104,36 @@ pub fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
     }
 }
 
-/// The shared corpus; a missing folder fails the test, never skips it.
+/// The vendored corpus (`tests/corpus/KIND/`), as `tests/corpus/SOURCES.md` lists it.
+/// A listed file that is missing, or a file that is not listed, fails the test: the
+/// corpus is never skipped and never grows without its source and licence on record.
 pub fn corpus(kind: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus").join(kind);
-    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("the corpus folder {} is required by these tests: {e}", dir.display()))
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
+    let sources = fs::read_to_string(root.join("SOURCES.md"))
+        .unwrap_or_else(|e| panic!("{}: {e}", root.join("SOURCES.md").display()));
+    let mut listed: Vec<PathBuf> = sources
+        .split(&format!("\n## {kind}/"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("SOURCES.md has no {kind}/ section"))
+        .split("\n## ")
+        .next()
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
+        .map(|f| root.join(kind).join(f))
+        .collect();
+    listed.sort();
+    for f in &listed {
+        assert!(f.is_file(), "{} is listed in SOURCES.md but missing", f.display());
+    }
+    let mut present: Vec<PathBuf> = fs::read_dir(root.join(kind))
+        .unwrap_or_else(|e| panic!("the corpus folder {} is required: {e}", root.join(kind).display()))
         .map(|e| e.unwrap().path())
         .collect();
-    files.sort();
-    assert!(files.len() >= 20, "{} holds only {} files", dir.display(), files.len());
-    files
+    present.sort();
+    assert_eq!(present, listed, "tests/corpus/{kind}/ and SOURCES.md disagree");
+    assert!(listed.len() >= 15, "{kind}: only {} files", listed.len());
+    listed
 }
 
 /// Base64 secrets of at least 40 characters found in `text`: a leak detector.
