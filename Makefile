@@ -21,14 +21,11 @@ $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 # The PostgreSQL the store and scale-out tests use (each test makes and drops its own
-# database): the machine's server at 127.0.0.1:5432, started when it is not running.
+# database): the server at 127.0.0.1:5432, used as it is when it runs, started when it
+# is stopped, installed (Debian's postgresql) and created when there is none.
 # Set ASPJWT_TEST_PG to an admin URL to use another server.
 postgres:
-	@if [ -z "$$ASPJWT_TEST_PG" ] && ! pg_isready -q -h 127.0.0.1 -p 5432; then \
-		echo "starting PostgreSQL"; \
-		pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; \
-		for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
-	fi
+	./scripts/test-postgres.sh
 
 test: tests/node/node_modules/jsonwebtoken $(CHROMIUM) postgres
 	$(CARGO) test

@@ -75,6 +75,11 @@ impl PgDb {
     pub fn query_i64(&self, sql: &str) -> i64 {
         with_client(&self.url, async |c| c.query_one(sql, &[]).await).unwrap().get(0)
     }
+
+    /// One text value from a query on this database.
+    pub fn query_text(&self, sql: &str) -> String {
+        with_client(&self.url, async |c| c.query_one(sql, &[]).await).unwrap().get(0)
+    }
 }
 
 impl Drop for PgDb {
