@@ -6,14 +6,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/debug/aspjwt}
-DIR=demo
+DIR=${DEMO_DIR:-demo}
 rm -rf "$DIR"
 mkdir -p "$DIR"
 PID=
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null || true; }
 trap cleanup EXIT
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# Colour as the binary does it: only on a terminal, never with NO_COLOR set.
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ] && [ "${TERM:-}" != dumb ]; then
+  BOLD=$'\033[1m' GREEN=$'\033[1;32m' RESET=$'\033[0m'
+else
+  BOLD= GREEN= RESET=
+fi
+step() { printf '\n%s== %s%s\n' "$BOLD" "$*" "$RESET"; }
 
 step "write a new .env (mode 0600) with fresh secrets"
 "$BIN" rotate --env-file "$DIR/.env" --create
@@ -48,4 +54,4 @@ wait "$PID"
 PID=
 echo "stopped (exit 0)"
 
-printf '\n\033[1;32mdemo OK\033[0m: everything it made is in %s/\n' "$DIR"
+printf '\n%sdemo OK%s: everything it made is in %s/\n' "$GREEN" "$RESET" "$DIR"

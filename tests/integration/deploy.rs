@@ -78,3 +78,35 @@ fn dockerfile_runs_as_non_root_with_the_quick_healthcheck() {
     let s = crate::service::Service::start(crate::service::setup("", &[]));
     s.dir.run(&["health", "--quick", "--url", &s.base, "-q"]).code(0);
 }
+
+/// `make demo`'s script, end to end, colours only on a terminal: piped (as CI or a log
+/// file sees it) or with NO_COLOR, not one escape byte; on a terminal, bold headings.
+#[test]
+fn demo_runs_and_honours_the_terminal() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/demo.sh");
+    let run = |dir: &Dir, env: &[(&str, &str)], tty: bool| {
+        let mut c = if tty {
+            // `script` gives the demo a pseudo-terminal for its stdout.
+            let mut c = std::process::Command::new("script");
+            c.args(["-qec", &script.display().to_string(), "/dev/null"]);
+            c
+        } else {
+            std::process::Command::new(&script)
+        };
+        c.env("BIN", crate::util::BIN).env("DEMO_DIR", dir.path("demo")).env_remove("NO_COLOR").env("TERM", "xterm");
+        c.envs(env.iter().copied());
+        crate::util::run(&mut c, None)
+    };
+    let d = Dir::new();
+    let piped = run(&d, &[], false);
+    piped.code(0);
+    assert!(piped.stdout.contains("demo OK"), "{}", piped.stdout);
+    assert!(piped.stdout.contains("healthy:"), "the deep health check ran: {}", piped.stdout);
+    assert!(!piped.stdout.contains('\x1b') && !piped.stderr.contains('\x1b'), "escapes when piped:\n{}", piped.stdout);
+    let no_color = run(&d, &[("NO_COLOR", "1")], true);
+    no_color.code(0);
+    assert!(!no_color.stdout.contains('\x1b'), "escapes with NO_COLOR:\n{}", no_color.stdout);
+    let tty = run(&d, &[], true);
+    tty.code(0);
+    assert!(tty.stdout.contains("\x1b[1m== "), "no bold heading on a terminal:\n{}", tty.stdout);
+}
