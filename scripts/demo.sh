@@ -7,8 +7,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/debug/aspjwt}
 DIR=${DEMO_DIR:-demo}
+# The folder is wiped first: only when it is new, empty, or an earlier demo's.
+if [ -e "$DIR" ] && [ ! -f "$DIR/.aspjwt-demo" ] && [ -n "$(ls -A "$DIR" 2>/dev/null || echo x)" ]; then
+  echo "demo: $DIR exists and was not made by a demo; refusing to delete it (remove it yourself or pick another DEMO_DIR)" >&2
+  exit 2
+fi
 rm -rf "$DIR"
 mkdir -p "$DIR"
+touch "$DIR/.aspjwt-demo"
 PID=
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null || true; }
 trap cleanup EXIT

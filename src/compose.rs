@@ -653,8 +653,11 @@ services:
         let f = ComposeFile::parse(src.as_bytes()).unwrap();
         let rw = f.rotate(&targets(&[("SESSION_SECRET", "N")])).unwrap();
         assert_eq!(String::from_utf8(rw.bytes).unwrap(), src.replace("&s !!str \"old\"", "&s !!str \"N\""));
-        // Rotating JWT_SECRET would change X through the alias too: refused.
+        // Rotating JWT_SECRET would change X through the alias too: refused; and the other
+        // way round, rotating X (which holds only the alias) would change JWT_SECRET.
         let e = f.rotate(&targets(&[("JWT_SECRET", "S")])).unwrap_err();
+        assert!(matches!(e, ComposeError::Verify(_)), "{e}");
+        let e = f.rotate(&targets(&[("X", "S")])).unwrap_err();
         assert!(matches!(e, ComposeError::Verify(_)), "{e}");
     }
 

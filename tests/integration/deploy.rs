@@ -106,7 +106,16 @@ fn demo_runs_and_honours_the_terminal() {
     let no_color = run(&d, &[("NO_COLOR", "1")], true);
     no_color.code(0);
     assert!(!no_color.stdout.contains('\x1b'), "escapes with NO_COLOR:\n{}", no_color.stdout);
+    let dumb = run(&d, &[("TERM", "dumb")], true);
+    dumb.code(0);
+    assert!(!dumb.stdout.contains('\x1b'), "escapes with TERM=dumb:\n{}", dumb.stdout);
     let tty = run(&d, &[], true);
     tty.code(0);
     assert!(tty.stdout.contains("\x1b[1m== "), "no bold heading on a terminal:\n{}", tty.stdout);
+    // It wipes its folder first, so it refuses one it did not make.
+    let precious = d.write("precious/keep.txt", "mine");
+    let mut c = std::process::Command::new(&script);
+    c.env("BIN", crate::util::BIN).env("DEMO_DIR", d.path("precious"));
+    crate::util::run(&mut c, None).code(2);
+    assert_eq!(std::fs::read_to_string(precious).unwrap(), "mine");
 }

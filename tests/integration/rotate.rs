@@ -197,3 +197,18 @@ fn key_flag_validation() {
     d.run(&["rotate", "--only", "POSTGRES_PASSWORD"]).code(2);
     assert_eq!(d.read_str(".env"), "");
 }
+
+/// A literal shared through a YAML alias with another key (as sentry's self-hosted
+/// compose file does with its CA bundle path): rotating either key would change the
+/// other, so the binary refuses, names the place and writes nothing.
+#[test]
+fn a_literal_shared_through_an_alias_is_never_rotated() {
+    let d = Dir::new();
+    let compose = "services:\n  web:\n    environment:\n      DEFAULT_CA_BUNDLE: &ca \"/etc/ssl/certs/ca-certificates.crt\"\n      REQUESTS_CA_BUNDLE: *ca\n      JWT_SECRET: ${JWT_SECRET}\n";
+    d.write("dc.yml", compose);
+    for key in ["DEFAULT_CA_BUNDLE", "REQUESTS_CA_BUNDLE"] {
+        let out = d.run(&["rotate", "--compose", "dc.yml", "--key", key, "--only", key]);
+        assert!(out.code(2).stderr.contains("dc.yml"), "{key}: {}", out.stderr);
+        assert_eq!(d.read_str("dc.yml"), compose, "{key}: the file changed");
+    }
+}

@@ -224,7 +224,11 @@ fn serve_refuses_to_start_without_its_database() {
 #[test]
 fn tls_to_postgres_is_verified_and_used() {
     let db = PgDb::new();
-    let ca = std::env::var("ASPJWT_TEST_PG_CA").unwrap_or_else(|_| db.query_text("SHOW ssl_cert_file"));
+    let ca = std::env::var("ASPJWT_TEST_PG_CA").unwrap_or_else(|_| {
+        // A relative ssl_cert_file is relative to the data directory.
+        let file = std::path::PathBuf::from(db.query_text("SHOW ssl_cert_file"));
+        std::path::PathBuf::from(db.query_text("SHOW data_directory")).join(file).display().to_string()
+    });
     assert!(std::path::Path::new(&ca).is_file(), "{ca}: the CA of the test PostgreSQL is required");
     let url = format!("{}?sslmode=require", db.url.replace("@127.0.0.1:", "@localhost:"));
     let d = setup_on(None, ENV, &[]);

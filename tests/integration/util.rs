@@ -104,14 +104,19 @@ pub fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
     }
 }
 
+/// How many files each corpus folder holds (a file dropped with its row still fails).
+const CORPUS_FILES: [(&str, usize); 2] = [("env", 21), ("compose", 19)];
+
 /// The vendored corpus (`tests/corpus/KIND/`), as `tests/corpus/SOURCES.md` lists it.
-/// A listed file that is missing, or a file that is not listed, fails the test: the
-/// corpus is never skipped and never grows without its source and licence on record.
+/// A listed file that is missing, changed (its size or SHA-256 differs from its row) or
+/// a file that is not listed fails the test: the corpus is never skipped, never edited,
+/// and never grows without its source and licence on record.
 pub fn corpus(kind: &str) -> Vec<PathBuf> {
+    use sha2::Digest;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
     let sources = fs::read_to_string(root.join("SOURCES.md"))
         .unwrap_or_else(|e| panic!("{}: {e}", root.join("SOURCES.md").display()));
-    let mut listed: Vec<PathBuf> = sources
+    let rows: Vec<(PathBuf, usize, String)> = sources
         .split(&format!("\n## {kind}/"))
         .nth(1)
         .unwrap_or_else(|| panic!("SOURCES.md has no {kind}/ section"))
@@ -119,20 +124,31 @@ pub fn corpus(kind: &str) -> Vec<PathBuf> {
         .next()
         .unwrap()
         .lines()
-        .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
-        .map(|f| root.join(kind).join(f))
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            // | file | repository | path | commit | licence | how | bytes | sha256 (first 16) | features |
+            let cols: Vec<&str> = l.split('|').map(str::trim).collect();
+            let bytes = cols[7].parse().unwrap_or_else(|_| panic!("SOURCES.md: no byte count in {l}"));
+            (root.join(kind).join(cols[1].trim_matches('`')), bytes, cols[8].trim_matches('`').to_string())
+        })
         .collect();
-    listed.sort();
-    for f in &listed {
-        assert!(f.is_file(), "{} is listed in SOURCES.md but missing", f.display());
+    let mut listed: Vec<PathBuf> = Vec::new();
+    for (file, size, sha) in &rows {
+        let bytes = fs::read(file).unwrap_or_else(|e| panic!("{} is listed in SOURCES.md but: {e}", file.display()));
+        assert_eq!(bytes.len(), *size, "{}: not the bytes SOURCES.md records", file.display());
+        let digest: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        assert!(digest.starts_with(sha.as_str()), "{}: its SHA-256 differs from SOURCES.md", file.display());
+        listed.push(file.clone());
     }
+    listed.sort();
     let mut present: Vec<PathBuf> = fs::read_dir(root.join(kind))
         .unwrap_or_else(|e| panic!("the corpus folder {} is required: {e}", root.join(kind).display()))
         .map(|e| e.unwrap().path())
         .collect();
     present.sort();
     assert_eq!(present, listed, "tests/corpus/{kind}/ and SOURCES.md disagree");
-    assert!(listed.len() >= 15, "{kind}: only {} files", listed.len());
+    let want = CORPUS_FILES.iter().find(|(k, _)| *k == kind).map(|(_, n)| *n);
+    assert_eq!(Some(listed.len()), want, "tests/corpus/{kind}/ holds {} files", listed.len());
     listed
 }
 
