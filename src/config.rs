@@ -216,6 +216,13 @@ pub struct ServiceConfig {
     pub upstream: Option<String>,
     pub metrics_bind: Option<std::net::SocketAddr>,
     pub max_connections: usize,
+    /// Connections one peer address may hold (restart to change).
+    pub max_connections_per_ip: usize,
+    /// The whole-body deadline for bodies the service reads, the idle deadline for
+    /// bodies it forwards.
+    pub body_timeout: Duration,
+    /// Idle keep-alive and header-read deadline (restart to change).
+    pub idle_timeout: Duration,
     /// Client addresses each per-IP limiter keeps state for.
     pub rate_limit_clients: usize,
     pub upstream_timeout: Duration,
@@ -244,6 +251,15 @@ impl ServiceConfig {
         let reuse_grace = dur(names::REFRESH_REUSE_GRACE, names::DEFAULT_REFRESH_REUSE_GRACE);
         let upstream_timeout =
             dur(names::UPSTREAM_TIMEOUT, names::DEFAULT_UPSTREAM_TIMEOUT).unwrap_or(Duration::from_secs(30));
+        let body_timeout =
+            dur(names::ASPJWT_BODY_TIMEOUT, names::DEFAULT_BODY_TIMEOUT).unwrap_or(Duration::from_secs(10));
+        let idle_timeout =
+            dur(names::ASPJWT_IDLE_TIMEOUT, names::DEFAULT_IDLE_TIMEOUT).unwrap_or(Duration::from_secs(10));
+        let zero = [(names::ASPJWT_BODY_TIMEOUT, body_timeout), (names::ASPJWT_IDLE_TIMEOUT, idle_timeout)]
+            .into_iter()
+            .filter(|(_, d)| d.is_zero())
+            .map(|(name, _)| format!("{name}: must be longer than zero"));
+        let zero: Vec<String> = zero.collect();
         // Unset, the threshold is 5 minutes, or a third of a shorter access lifetime.
         let access = s.ttl(Kind::Access).unwrap_or(Duration::from_secs(900));
         let refresh_threshold = match s.get(names::JWT_REFRESH_THRESHOLD) {
@@ -259,6 +275,7 @@ impl ServiceConfig {
                 t
             }
         };
+        problems.extend(zero);
         let list = |name: &str| -> Vec<String> {
             s.get(name).map_or_else(Vec::new, |v| {
                 v.value.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_string).collect()
@@ -287,6 +304,9 @@ impl ServiceConfig {
             number(names::AUTH_RATE_PER_5MIN, names::DEFAULT_RATE_PER_5MIN.into(), 1..=100_000_000) as u32;
         let max_connections =
             number(names::ASPJWT_MAX_CONNECTIONS, names::DEFAULT_MAX_CONNECTIONS as u64, 1..=1_000_000) as usize;
+        let max_connections_per_ip =
+            number(names::ASPJWT_MAX_CONNECTIONS_PER_IP, names::DEFAULT_MAX_CONNECTIONS_PER_IP as u64, 1..=1_000_000)
+                as usize;
         let rate_limit_clients =
             number(names::ASPJWT_RATE_LIMIT_CLIENTS, names::DEFAULT_RATE_LIMIT_CLIENTS as u64, 100..=10_000_000)
                 as usize;
@@ -356,6 +376,9 @@ impl ServiceConfig {
                     upstream,
                     metrics_bind,
                     max_connections,
+                    max_connections_per_ip,
+                    body_timeout,
+                    idle_timeout,
                     rate_limit_clients,
                     upstream_timeout,
                 })

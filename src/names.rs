@@ -38,6 +38,14 @@ pub const UPSTREAM_URL: &str = "UPSTREAM_URL";
 pub const METRICS_BIND: &str = "METRICS_BIND";
 /// Most connections served at once.
 pub const ASPJWT_MAX_CONNECTIONS: &str = "ASPJWT_MAX_CONNECTIONS";
+/// Most connections one TCP peer address may hold at once (default 64).
+pub const ASPJWT_MAX_CONNECTIONS_PER_IP: &str = "ASPJWT_MAX_CONNECTIONS_PER_IP";
+/// How long a request body the service reads itself may take in all, and how long a
+/// body forwarded to the backend may go without a byte (default 10s); then 408.
+pub const ASPJWT_BODY_TIMEOUT: &str = "ASPJWT_BODY_TIMEOUT";
+/// How long a connection may sit with no request and no byte moving, and how long a
+/// request's headers may take, before it is closed (default 10s).
+pub const ASPJWT_IDLE_TIMEOUT: &str = "ASPJWT_IDLE_TIMEOUT";
 /// Most client addresses each per-IP limiter keeps state for.
 pub const ASPJWT_RATE_LIMIT_CLIENTS: &str = "ASPJWT_RATE_LIMIT_CLIENTS";
 /// How long the upstream may take to start answering (default 30s).
@@ -52,6 +60,9 @@ pub const SERVICE_VARS: &[&str] = &[
     UPSTREAM_URL,
     METRICS_BIND,
     ASPJWT_MAX_CONNECTIONS,
+    ASPJWT_MAX_CONNECTIONS_PER_IP,
+    ASPJWT_BODY_TIMEOUT,
+    ASPJWT_IDLE_TIMEOUT,
     ASPJWT_RATE_LIMIT_CLIENTS,
     UPSTREAM_TIMEOUT,
     JWT_SECRET,
@@ -75,6 +86,9 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_RATE_BURST: u32 = 30;
 pub const DEFAULT_RATE_PER_5MIN: u32 = 150;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 64;
+pub const DEFAULT_BODY_TIMEOUT: &str = "10s";
+pub const DEFAULT_IDLE_TIMEOUT: &str = "10s";
 pub const DEFAULT_RATE_LIMIT_CLIENTS: usize = 100_000;
 pub const DEFAULT_UPSTREAM_TIMEOUT: &str = "30s";
 

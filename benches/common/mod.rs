@@ -112,7 +112,7 @@ pub fn prepare_on(users: usize, url: Option<&str>) -> tempfile::TempDir {
     let dir = tmp.path();
     cli(dir, &["rotate", "--env-file", ".env", "--create", "-q"], None);
     let mut env = std::fs::read_to_string(dir.join(".env")).unwrap();
-    env.push_str("AUTH_RATE_BURST=1000000\nAUTH_RATE_PER_5MIN=100000000\n");
+    env.push_str("AUTH_RATE_BURST=1000000\nAUTH_RATE_PER_5MIN=100000000\nASPJWT_MAX_CONNECTIONS_PER_IP=100000\n");
     if let Some(u) = url {
         env.push_str(&format!("ASPJWT_DB={u}\n"));
     }

@@ -237,7 +237,9 @@ async fn rate_limit(state: &AppState, which: &str, ctx: &Ctx) -> Result<(), ApiE
     Ok(())
 }
 
-async fn read_json(parts: &Parts, body: Incoming, limit: usize) -> Result<Value, ApiError> {
+/// Reads a JSON body of at most `limit` bytes, whole within `deadline`
+/// (`ASPJWT_BODY_TIMEOUT`): a body that stalls gets 408 and the connection ends.
+async fn read_json(parts: &Parts, body: Incoming, limit: usize, deadline: Duration) -> Result<Value, ApiError> {
     let ctype = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let mime = ctype.split(';').next().unwrap_or("").trim();
     if !mime.eq_ignore_ascii_case("application/json") {
@@ -258,18 +260,22 @@ async fn read_json(parts: &Parts, body: Incoming, limit: usize) -> Result<Value,
     {
         return Err(too_large());
     }
-    let bytes = Limited::new(body, limit).collect().await.map_err(|_| too_large())?.to_bytes();
+    let bytes = tokio::time::timeout(deadline, Limited::new(body, limit).collect())
+        .await
+        .map_err(|_| ApiError::request_timeout())?
+        .map_err(|_| too_large())?
+        .to_bytes();
     serde_json::from_slice(&bytes).map_err(|_| ApiError::bad_request("invalid_json", "the body is not valid JSON"))
 }
 
 /// Parses a JSON body for the users API (same rules as login).
-pub async fn json_body(parts: &Parts, body: Incoming) -> Result<Value, ApiError> {
-    read_json(parts, body, MAX_LOGIN_BODY).await
+pub async fn json_body(state: &AppState, parts: &Parts, body: Incoming) -> Result<Value, ApiError> {
+    read_json(parts, body, MAX_LOGIN_BODY, state.cfg().body_timeout).await
 }
 
 pub async fn login(state: &AppState, parts: &Parts, body: Incoming, ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     rate_limit(state, "login", ctx).await?;
-    let body = read_json(parts, body, MAX_LOGIN_BODY).await?;
+    let body = json_body(state, parts, body).await?;
     let field = |name: &str| body.get(name).and_then(Value::as_str).map(str::to_string);
     let (Some(email), Some(password)) = (field("email"), field("password")) else {
         return Err(ApiError::bad_request("missing_fields", "email and password are required"));

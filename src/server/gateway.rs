@@ -2,10 +2,15 @@
 //! forwarded to `UPSTREAM_URL` (the CRM backend) with the caller's identity in
 //! `X-Auth-*` headers. Whatever the client sent under those names is dropped first.
 
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Request, Response, StatusCode, Uri};
@@ -14,7 +19,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::auth::Caller;
-use super::http::{ApiError, Body};
+use super::http::{ApiError, Body, BoxError};
 use super::{AppState, Ctx};
 use crate::names::{claim, cookie as cookies};
 
@@ -23,6 +28,54 @@ const MAX_BODY: usize = 10 * 1024 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub type Upstream = Client<HttpConnector, Body>;
+
+/// A forwarded request body that fails once no byte has arrived for `idle`: a slow
+/// upload goes through however long it takes, a stalled one does not hold the
+/// connection (or the upstream's) for ever.
+struct IdleBody<B> {
+    inner: B,
+    idle: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    timed_out: Arc<AtomicBool>,
+}
+
+impl<B> IdleBody<B> {
+    fn new(inner: B, idle: Duration, timed_out: Arc<AtomicBool>) -> IdleBody<B> {
+        IdleBody { inner, idle, timer: Box::pin(tokio::time::sleep(idle)), timed_out }
+    }
+}
+
+impl<B> hyper::body::Body for IdleBody<B>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let due = tokio::time::Instant::now() + self.idle;
+                self.timer.as_mut().reset(due);
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending if self.timer.as_mut().poll(cx).is_ready() => {
+                self.timed_out.store(true, Ordering::Relaxed);
+                Poll::Ready(Some(Err("no byte of the request body arrived in time".into())))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 pub fn client() -> Upstream {
     let mut connector = HttpConnector::new();
@@ -128,12 +181,14 @@ pub async fn forward(
     };
     headers.insert("x-forwarded-for", HeaderValue::from_str(&forwarded).expect("ip addresses are ascii"));
 
-    let body: Body = Limited::new(body, MAX_BODY).map_err(|e| e as super::http::BoxError).boxed();
+    let cfg = state.cfg();
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let body: Body = IdleBody::new(Limited::new(body, MAX_BODY), cfg.body_timeout, timed_out.clone()).boxed();
     let mut req =
         Request::builder().method(parts.method.clone()).uri(uri).body(body).map_err(|_| ApiError::internal())?;
     *req.headers_mut() = headers;
 
-    let resp = match tokio::time::timeout(state.cfg().upstream_timeout, state.upstream.request(req)).await {
+    let resp = match tokio::time::timeout(cfg.upstream_timeout, state.upstream.request(req)).await {
         Err(_) => {
             return Err(ApiError::new(
                 StatusCode::GATEWAY_TIMEOUT,
@@ -141,6 +196,7 @@ pub async fn forward(
                 "the CRM backend did not answer in time",
             ));
         }
+        Ok(Err(_)) if timed_out.load(Ordering::Relaxed) => return Err(ApiError::request_timeout()),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, request_id = %ctx.request_id, "upstream request failed");
             return Err(ApiError::new(

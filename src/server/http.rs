@@ -27,13 +27,31 @@ pub struct ApiError {
     /// For 401s: the `error=` of `WWW-Authenticate: Bearer`, when a token was presented.
     pub bearer_error: Option<&'static str>,
     pub allow: Option<&'static str>,
-    /// Seconds, for 429.
+    /// Seconds, for 429 and 503.
     pub retry_after: Option<u64>,
+    /// End the connection after this answer (HTTP/1): the request was not read to its end.
+    pub close: bool,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), bearer_error: None, allow: None, retry_after: None }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            bearer_error: None,
+            allow: None,
+            retry_after: None,
+            close: false,
+        }
+    }
+
+    /// 408: the body did not arrive within `ASPJWT_BODY_TIMEOUT`; the connection ends.
+    pub fn request_timeout() -> ApiError {
+        ApiError {
+            close: true,
+            ..ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request body did not arrive in time")
+        }
     }
 
     /// 401 without a usable credential.
@@ -104,8 +122,47 @@ impl ApiError {
         if let Some(secs) = self.retry_after {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if self.close {
+            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         resp
     }
+}
+
+/// A whole HTTP/1.1 error answer as bytes, for the paths that have no handler: the
+/// parser's own errors and connections turned away at accept. Same JSON shape and
+/// headers as every other answer; the connection ends after it.
+pub fn raw_error(status: StatusCode, production: bool) -> Vec<u8> {
+    let (code, message) = match status {
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ("headers_too_large", "the request headers are too large"),
+        StatusCode::URI_TOO_LONG => ("uri_too_long", "the request URI is too long"),
+        StatusCode::REQUEST_TIMEOUT => ("request_timeout", "the request did not arrive in time"),
+        StatusCode::SERVICE_UNAVAILABLE => {
+            ("too_many_connections", "too many connections from your address; try again shortly")
+        }
+        _ => ("bad_request", "the request could not be parsed"),
+    };
+    let body = serde_json::to_vec(&serde_json::json!({"error": {"code": code, "message": message}})).expect("JSON");
+    let mut h = HeaderMap::new();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    security_headers(&mut h, production, true);
+    h.insert("x-request-id", HeaderValue::from_str(&super::request_id()).expect("base64url"));
+    let mut out =
+        format!("HTTP/1.1 {} {}\r\n", status.as_u16(), status.canonical_reason().unwrap_or("Error")).into_bytes();
+    for (k, v) in &h {
+        out.extend_from_slice(k.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&body);
+    out
 }
 
 impl From<crate::store::StoreError> for ApiError {

@@ -27,6 +27,7 @@ pub struct Metrics {
     access_rejections: [AtomicU64; 3],
     rate_limited: AtomicU64,
     csrf_rejected: AtomicU64,
+    connections_refused: AtomicU64,
     latency: [Histogram; 5],
 }
 
@@ -49,6 +50,10 @@ impl Metrics {
 
     pub fn rate_limited(&self) {
         self.rate_limited.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn csrf_rejected(&self) {
@@ -110,6 +115,11 @@ impl Metrics {
             o,
             "# HELP aspjwt_csrf_rejected_total Requests refused by the CSRF defence.\n# TYPE aspjwt_csrf_rejected_total counter\naspjwt_csrf_rejected_total {}",
             get(&self.csrf_rejected)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP aspjwt_connections_refused_total Connections turned away because their address held ASPJWT_MAX_CONNECTIONS_PER_IP.\n# TYPE aspjwt_connections_refused_total counter\naspjwt_connections_refused_total {}",
+            get(&self.connections_refused)
         );
         if let Some(n) = active_sessions {
             let _ = writeln!(

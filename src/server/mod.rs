@@ -3,6 +3,7 @@
 
 mod assets;
 mod auth;
+mod conn;
 mod csrf;
 mod gateway;
 mod http;
@@ -165,7 +166,7 @@ impl AppState {
 }
 
 /// A request id: 72 bits from the thread-local generator (unique, not a secret).
-fn request_id() -> String {
+pub(crate) fn request_id() -> String {
     use base64::Engine;
     let mut b = [0u8; 9];
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
@@ -206,9 +207,14 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAd
     let path = parts.uri.path().to_string();
     let origin = parts.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_string);
     let allowed_origin = origin.filter(|o| state.cfg().allowed_origins.iter().any(|a| a == o));
+    let http2 = parts.version == hyper::Version::HTTP_2;
     let result = route(&state, parts, body, &ctx, &path, allowed_origin.is_some()).await;
     let mut resp = result.unwrap_or_else(ApiError::into_response);
     let h = resp.headers_mut();
+    if http2 {
+        // Connection-level headers do not exist in HTTP/2.
+        h.remove(header::CONNECTION);
+    }
     let no_store = path.starts_with("/api/") && !path.starts_with("/api/health") || h.contains_key(header::SET_COOKIE);
     http::security_headers(h, state.cfg().production, no_store);
     if let Some(o) = allowed_origin {
@@ -348,6 +354,8 @@ async fn reload_on_hup(state: Arc<AppState>, source: ReloadSource) {
                 new.db = old.db.clone();
                 new.metrics_bind = old.metrics_bind;
                 new.max_connections = old.max_connections;
+                new.max_connections_per_ip = old.max_connections_per_ip;
+                new.idle_timeout = old.idle_timeout;
                 new.rate_burst = old.rate_burst;
                 new.rate_per_5min = old.rate_per_5min;
                 new.rate_limit_clients = old.rate_limit_clients;
@@ -437,9 +445,13 @@ pub async fn run(
     };
     // Announced last, so that "listening" means every listener is up.
     tracing::info!(event = "listening", addr = %addr, db = %state.cfg().db, pid = std::process::id(), "listening on http://{addr}");
-    let connections = Arc::new(Semaphore::new(state.cfg().max_connections));
+    let cfg = state.cfg();
+    let connections = Arc::new(Semaphore::new(cfg.max_connections));
+    let per_ip = conn::PerIp::new(cfg.max_connections_per_ip);
+    let (idle, production) = (cfg.idle_timeout, cfg.production);
+    drop(cfg);
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10)).max_buf_size(64 * 1024);
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(idle).max_buf_size(64 * 1024);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
@@ -461,16 +473,32 @@ pub async fn run(
                         continue;
                     }
                 };
+                let Some(slot) = per_ip.acquire(peer.ip()) else {
+                    // One address already holds its share: answer 503 and close, off the slot.
+                    drop(permit);
+                    state.metrics.connection_refused();
+                    tokio::spawn(conn::refuse(stream, production));
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let st = state.clone();
+                let in_flight = conn::InFlight::default();
+                let busy = in_flight.clone();
                 let svc = service_fn(move |req| {
                     let st = st.clone();
-                    async move { Ok::<_, Infallible>(handle(st, req, peer).await) }
+                    let handling = busy.start();
+                    async move {
+                        let resp = handle(st, req, peer).await;
+                        drop(handling);
+                        Ok::<_, Infallible>(resp)
+                    }
                 });
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                let io = TokioIo::new(conn::Guarded::new(stream, idle, in_flight, production));
+                let conn = builder.serve_connection_with_upgrades(io, svc);
                 let conn = graceful.watch(conn.into_owned());
                 tokio::spawn(async move {
                     let _ = conn.await;
+                    drop(slot);
                     drop(permit);
                 });
             }

@@ -36,7 +36,7 @@ pub async fn handle(state: &AppState, parts: Parts, body: Incoming, ctx: &Ctx) -
             Ok(json_response(StatusCode::OK, &json!({"users": list.iter().map(users::public).collect::<Vec<_>>()})))
         }
         (&Method::POST, "") => {
-            let b = super::auth::json_body(&parts, body).await?;
+            let b = super::auth::json_body(state, &parts, body).await?;
             let text = |k: &str| b.get(k).and_then(Value::as_str).map(str::to_string);
             let (Some(email), Some(name), Some(role)) = (text("email"), text("name"), text("role")) else {
                 return Err(ApiError::bad_request("missing_fields", "email, name and role are required"));
@@ -64,7 +64,7 @@ pub async fn handle(state: &AppState, parts: Parts, body: Incoming, ctx: &Ctx) -
             Ok(json_response(StatusCode::OK, &json!({"user": users::public(&user)})))
         }
         (&Method::PATCH, id) if !id.contains('/') => {
-            let b = super::auth::json_body(&parts, body).await?;
+            let b = super::auth::json_body(state, &parts, body).await?;
             let id = id.to_string();
             let user = state
                 .blocking(move |s| s.user_by_id(&id))

@@ -6,6 +6,7 @@ mod util;
 
 mod check;
 mod completions;
+mod conn;
 mod corpus;
 mod deploy;
 mod faults;

@@ -11,7 +11,8 @@ use crate::pg::{PgDb, Proxy};
 use crate::service::{Chain, PASSWORD, Service, csrf, get, login_chain, refresh_at, refresher, setup_on, within};
 use crate::util::Dir;
 
-const ENV: &str = "AUTH_RATE_BURST=100000\nAUTH_RATE_PER_5MIN=1000000\nREFRESH_REUSE_GRACE=1s\n";
+const ENV: &str =
+    "AUTH_RATE_BURST=100000\nAUTH_RATE_PER_5MIN=1000000\nREFRESH_REUSE_GRACE=1s\nASPJWT_MAX_CONNECTIONS_PER_IP=1024\n";
 
 /// Two instances, A and B, with the same .env over one fresh database. Fields drop
 /// in order: the services stop before the database is dropped.
