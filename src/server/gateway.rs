@@ -112,6 +112,37 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Headers that describe the client's address, host or scheme as some proxy saw it.
+fn is_forwarding(name: &str) -> bool {
+    name.starts_with("x-forwarded-")
+        || matches!(
+            name,
+            "forwarded" | "x-real-ip" | "x-client-ip" | "true-client-ip" | "x-original-url" | "x-rewrite-url"
+        )
+}
+
+/// What the backend must not say to the client: what software it runs, and cookies
+/// with this service's names (a backend could otherwise plant or clear a session).
+fn strip_backend_identity(headers: &mut HeaderMap) {
+    headers.remove("x-powered-by");
+    headers.remove(header::SERVER);
+    let kept: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter(|v| {
+            let name = v.to_str().unwrap_or("").split('=').next().unwrap_or("").trim();
+            ![cookies::ACCESS_TOKEN, cookies::REFRESH_TOKEN, cookies::CSRF_TOKEN]
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(name))
+        })
+        .cloned()
+        .collect();
+    headers.remove(header::SET_COOKIE);
+    for v in kept {
+        headers.append(header::SET_COOKIE, v);
+    }
+}
+
 /// The client's cookies minus this service's own.
 fn foreign_cookies(headers: &HeaderMap) -> Option<HeaderValue> {
     let kept: Vec<&str> = headers
@@ -153,14 +184,13 @@ pub async fn forward(
     for k in spoofable {
         headers.remove(k);
     }
-    for h in [
-        header::HOST,
-        header::AUTHORIZATION,
-        header::COOKIE,
-        HeaderName::from_static("x-request-id"),
-        HeaderName::from_static("x-forwarded-for"),
-    ] {
+    for h in [header::HOST, header::AUTHORIZATION, header::COOKIE, HeaderName::from_static("x-request-id")] {
         headers.remove(h);
+    }
+    // What a client says about where it came from is replaced by what this service knows.
+    let claimed: Vec<HeaderName> = headers.keys().filter(|k| is_forwarding(k.as_str())).cloned().collect();
+    for k in claimed {
+        headers.remove(k);
     }
     if let Some(c) = foreign_cookies(&parts.headers) {
         headers.insert(header::COOKIE, c);
@@ -180,6 +210,12 @@ pub async fn forward(
         _ => ctx.ip.to_string(),
     };
     headers.insert("x-forwarded-for", HeaderValue::from_str(&forwarded).expect("ip addresses are ascii"));
+    // Plain HTTP here; a trusted proxy in front may say it terminated TLS.
+    let proto = match parts.headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) {
+        Some(p @ ("http" | "https")) if state.cfg().trusted_proxies.iter().any(|n| n.contains(ctx.peer)) => p,
+        _ => "http",
+    };
+    headers.insert("x-forwarded-proto", HeaderValue::from_static(if proto == "https" { "https" } else { "http" }));
 
     let cfg = state.cfg();
     let timed_out = Arc::new(AtomicBool::new(false));
@@ -209,5 +245,6 @@ pub async fn forward(
     };
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    strip_backend_identity(&mut parts.headers);
     Ok(Response::from_parts(parts, body.map_err(|e| Box::new(e) as super::http::BoxError).boxed()))
 }

@@ -9,6 +9,7 @@ mod gateway;
 mod http;
 mod limits;
 mod metrics;
+mod path;
 mod revocations;
 pub mod roles;
 mod users_api;
@@ -192,7 +193,14 @@ fn route_class(path: &str) -> &'static str {
 /// allowed origin, and a request id.
 pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let started = std::time::Instant::now();
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    // The path is decided here, once: every later decision and the gateway see only this one.
+    let normalized = path::normalize(parts.uri.path());
+    if let Ok(p) = &normalized
+        && p != parts.uri.path()
+    {
+        parts.uri = with_path(&parts.uri, p);
+    }
     let forwarded = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let ctx = Ctx {
         ip: crate::net::client_ip(peer.ip(), forwarded, &state.cfg().trusted_proxies),
@@ -208,7 +216,10 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAd
     let origin = parts.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_string);
     let allowed_origin = origin.filter(|o| state.cfg().allowed_origins.iter().any(|a| a == o));
     let http2 = parts.version == hyper::Version::HTTP_2;
-    let result = route(&state, parts, body, &ctx, &path, allowed_origin.is_some()).await;
+    let result = match normalized {
+        Ok(_) => route(&state, parts, body, &ctx, &path, allowed_origin.is_some()).await,
+        Err(e) => Err(ApiError::bad_request("bad_path", e.to_string())),
+    };
     let mut resp = result.unwrap_or_else(ApiError::into_response);
     let h = resp.headers_mut();
     if http2 {
@@ -228,6 +239,17 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAd
     }
     state.metrics.observe(route_class(&path), started.elapsed());
     resp
+}
+
+/// The same URI with another path (its query, scheme and authority kept).
+fn with_path(uri: &hyper::Uri, path: &str) -> hyper::Uri {
+    let mut parts = uri.clone().into_parts();
+    let pq = match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    parts.path_and_query = Some(pq.parse().expect("a normalised path is a valid URI path"));
+    hyper::Uri::from_parts(parts).expect("only the path changed")
 }
 
 async fn route(

@@ -10,6 +10,7 @@ mod conn;
 mod corpus;
 mod deploy;
 mod faults;
+mod gateway;
 mod generate;
 mod hardening;
 mod health;

@@ -1,0 +1,127 @@
+//! The request path, decided once before any auth decision: what the role matrix
+//! checks is byte for byte what the router dispatches and the gateway forwards, so a
+//! backend that normalises paths differently cannot be walked into an area the caller's
+//! role does not open (`/api/leads/../jobs`, `/api/ai/%2E%2E/jobs`).
+
+/// Why a path is refused (400 `bad_path`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadPath {
+    #[error("the path must start with /")]
+    Relative,
+    #[error("the path holds a control character, a backslash or a non-ASCII byte")]
+    Byte,
+    #[error("the path holds a malformed percent escape")]
+    Escape,
+    #[error("the path holds an encoded /, \\, % or control character")]
+    Encoded,
+    #[error("the path still holds a . or .. segment")]
+    DotSegment,
+}
+
+/// Decodes percent-encoded unreserved characters (RFC 3986 §2.3) and removes dot
+/// segments (§5.2.4). Refuses raw control characters, backslashes and non-ASCII
+/// bytes, and encoded `/`, `\`, `%` (double encoding) and control characters, which
+/// backends disagree about. Other escapes are kept as they were sent.
+pub fn normalize(raw: &str) -> Result<String, BadPath> {
+    if raw == "*" {
+        return Ok(raw.to_string()); // OPTIONS *
+    }
+    if !raw.starts_with('/') {
+        return Err(BadPath::Relative);
+    }
+    let bytes = raw.as_bytes();
+    let mut decoded = String::with_capacity(raw.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b.is_ascii_control() || b == b'\\' || !b.is_ascii() {
+            return Err(BadPath::Byte);
+        }
+        if b != b'%' {
+            decoded.push(b as char);
+            i += 1;
+            continue;
+        }
+        let hex = bytes.get(i + 1..i + 3).ok_or(BadPath::Escape)?;
+        let value =
+            std::str::from_utf8(hex).ok().and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or(BadPath::Escape)?;
+        if value.is_ascii_alphanumeric() || matches!(value, b'-' | b'.' | b'_' | b'~') {
+            decoded.push(value as char);
+        } else if matches!(value, b'/' | b'\\' | b'%') || value.is_ascii_control() {
+            return Err(BadPath::Encoded);
+        } else {
+            decoded.push_str(&raw[i..i + 3]);
+        }
+        i += 3;
+    }
+    let path = remove_dot_segments(&decoded);
+    if path.split('/').any(|s| s == "." || s == "..") {
+        return Err(BadPath::DotSegment);
+    }
+    Ok(path)
+}
+
+/// RFC 3986 §5.2.4 for an absolute path: `.` goes, `..` takes the segment before it
+/// (never above the root), and a path ending in a dot segment keeps its final `/`.
+fn remove_dot_segments(path: &str) -> String {
+    let segments: Vec<&str> = path[1..].split('/').collect();
+    let mut out: Vec<&str> = Vec::with_capacity(segments.len());
+    for (i, seg) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        match *seg {
+            "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => {
+                out.push(s);
+                continue;
+            }
+        }
+        if last {
+            out.push("");
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc_3986_examples_and_the_reviews_attacks() {
+        // RFC 3986 §5.2.4's own examples, as absolute paths.
+        assert_eq!(normalize("/a/b/c/./../../g").unwrap(), "/a/g");
+        assert_eq!(normalize("/mid/content=5/../6").unwrap(), "/mid/6");
+        assert_eq!(normalize("/a/b/..").unwrap(), "/a/");
+        assert_eq!(normalize("/a/b/.").unwrap(), "/a/b/");
+        assert_eq!(normalize("/..").unwrap(), "/");
+        assert_eq!(normalize("/../../x").unwrap(), "/x");
+        assert_eq!(normalize("/api/leads/../jobs/42/cancel").unwrap(), "/api/jobs/42/cancel");
+        assert_eq!(normalize("/api/ai/%2E%2E/jobs/1").unwrap(), "/api/jobs/1");
+        assert_eq!(normalize("/api/ai/.%2e/jobs/1").unwrap(), "/api/jobs/1");
+        assert_eq!(normalize("/api/leads/%41%7e%2D").unwrap(), "/api/leads/A~-");
+        assert_eq!(normalize("/api/leads/a%20b%3F").unwrap(), "/api/leads/a%20b%3F");
+        assert_eq!(normalize("/api//leads").unwrap(), "/api//leads");
+        assert_eq!(normalize("*").unwrap(), "*");
+        for bad in ["/a%2Fb", "/a%2fb", "/a%5Cb", "/a%25", "/a%252E%252E", "/a%00", "/a%0a", "/a%7F"] {
+            assert_eq!(normalize(bad), Err(BadPath::Encoded), "{bad}");
+        }
+        for bad in ["/a\\b", "/a\u{1}", "/a\u{7f}", "/é"] {
+            assert_eq!(normalize(bad), Err(BadPath::Byte), "{bad:?}");
+        }
+        for bad in ["/a%", "/a%4", "/a%zz"] {
+            assert_eq!(normalize(bad), Err(BadPath::Escape), "{bad}");
+        }
+        assert_eq!(normalize("api/leads"), Err(BadPath::Relative));
+    }
+
+    #[test]
+    fn normalising_twice_changes_nothing() {
+        for p in ["/api/leads/../jobs", "/a/./b/../../c/", "/x/%41/%2E%2E/y", "/a%20b/./c"] {
+            let once = normalize(p).unwrap();
+            assert_eq!(normalize(&once).unwrap(), once, "{p}");
+        }
+    }
+}
