@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::csrf;
 use super::http::{ApiError, Body, cookie, empty, json as json_response, set_cookie};
+use super::live::Verdict;
 use super::{AppState, Ctx, now};
 use crate::audit::{Event, Record};
 use crate::names::{claim, cookie as cookies};
@@ -25,6 +26,8 @@ use crate::token::{self, Check, Claims, Inspected, Kind};
 pub const MAX_LOGIN_BODY: usize = 16 * 1024;
 /// Clock skew allowed when checking tokens (exp, nbf, iat).
 pub const LEEWAY_SECS: i64 = 60;
+/// The longest `sid`, `jti` or `sub` a token may carry (ours are 22 characters).
+const MAX_ID_LEN: usize = 128;
 
 fn rfc3339(epoch: i64) -> String {
     token::rfc3339(epoch).unwrap_or_default()
@@ -136,9 +139,22 @@ fn check_token(state: &AppState, raw: &str, kind: Kind, leeway: i64) -> Result<A
         return Err(f.code().to_string());
     }
     for c in [claim::SID, claim::JTI, claim::SUB] {
-        if t.claims.get(c).and_then(Value::as_str).is_none_or(str::is_empty) {
-            return Err(format!("missing_{c}"));
+        match t.claims.get(c).and_then(Value::as_str) {
+            None | Some("") => return Err(format!("missing_{c}")),
+            // Ids this service issues are short and printable; anything else is not ours.
+            Some(v) if v.len() > MAX_ID_LEN || v.chars().any(char::is_control) => return Err(format!("bad_{c}")),
+            Some(_) => {}
         }
+    }
+    // No token of ours outlives its kind's lifetime: one forged with an old `iat` and a
+    // far `exp` is not accepted.
+    let lifetime = match kind {
+        Kind::Access => cfg.tokens.access_ttl,
+        Kind::Refresh => cfg.tokens.refresh_ttl,
+    };
+    let num = |name: &str| t.claims.get(name).and_then(Value::as_i64).unwrap_or(0);
+    if num(claim::EXP).saturating_sub(num(claim::IAT)) > lifetime.as_secs() as i64 + LEEWAY_SECS {
+        return Err("lifetime_too_long".into());
     }
     let t = Arc::new(t);
     if kind == Kind::Access {
@@ -158,11 +174,13 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.get(..7).filter(|p| p.eq_ignore_ascii_case("bearer ")).map(|_| v[7..].trim()))
 }
 
-/// A caller authenticated by an access token.
+/// A caller authenticated by an access token of a live session.
 pub struct Caller {
     pub token: Arc<Inspected>,
     /// True when the token came from the cookie (so CSRF rules apply), false for Bearer.
     pub by_cookie: bool,
+    /// The session's current refresh-token expiry.
+    pub refresh_exp: i64,
 }
 
 impl Caller {
@@ -176,8 +194,10 @@ impl Caller {
 }
 
 /// Authenticates a request by its access token (Bearer, else cookie; never the query
-/// string). No database query: revocations come from the in-memory set.
-pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+/// string), which counts only while its (`sid`, `sub`) is a live session of that user.
+/// In the steady state no database query: revocations come from the in-memory set, live
+/// sessions from `live`; a session not known yet is looked up once.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let (raw, by_cookie) = match bearer(headers) {
         Some(t) => (t, false),
         None => match cookie(headers, cookies::ACCESS_TOKEN) {
@@ -192,11 +212,29 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, Api
         state.metrics.access_rejected("invalid");
         ApiError::invalid_token("the access token is invalid or expired")
     })?;
-    if state.revoked.is_revoked(str_claim(&token, claim::SID)) {
+    let sid = str_claim(&token, claim::SID);
+    if state.revoked.is_revoked(sid) {
         state.metrics.access_rejected("revoked");
         return Err(ApiError::invalid_token("the session has ended"));
     }
-    Ok(Caller { token, by_cookie })
+    let (sub, iat) = (str_claim(&token, claim::SUB), token.claims.get(claim::IAT).and_then(Value::as_i64).unwrap_or(0));
+    let now = now();
+    let mut verdict = state.live.check(sid, sub, iat, now);
+    if verdict == Verdict::Unknown {
+        state.metrics.session_lookup();
+        let id = sid.to_string();
+        let session = state.blocking(move |s| s.session(&id)).await?;
+        state.live.learn(sid, session.as_ref(), now);
+        verdict = state.live.check(sid, sub, iat, now);
+    }
+    match verdict {
+        Verdict::Live { refresh_exp } => Ok(Caller { token, by_cookie, refresh_exp }),
+        // Unknown after a lookup: the token claims a newer pair than the session holds.
+        Verdict::Dead | Verdict::Unknown => {
+            state.metrics.access_rejected("no_session");
+            Err(ApiError::invalid_token("the session has ended"))
+        }
+    }
 }
 
 /// The CSRF rules for a cookie-authenticated change to session `sid`.
@@ -370,6 +408,7 @@ pub async fn login(state: &AppState, parts: &Parts, body: Incoming, ctx: &Ctx) -
     let sid = new.id.clone();
     state.blocking(move |s| s.create_session(new)).await?;
     let session = state.blocking(move |s| s.session(&sid)).await?.ok_or_else(ApiError::internal)?;
+    state.live.remember(&session, now);
     let mut rec = record(Event::LoginSuccess, true, ctx);
     rec.user_id = Some(user.id.clone());
     rec.email = Some(user.email.clone());
@@ -413,15 +452,18 @@ pub async fn refresh(state: &AppState, parts: &Parts, ctx: &Ctx) -> Result<Respo
     let user = |s: &Session| json!({"id": s.user_id, "email": s.email, "role": s.role});
     match outcome {
         Rotation::Rotated(s) => {
+            state.live.remember(&s, now);
             state.metrics.refresh("rotated");
             Ok(session_response(state, &s, user(&s)))
         }
         Rotation::Grace(s) => {
+            state.live.remember(&s, now);
             state.metrics.refresh("grace");
             Ok(session_response(state, &s, user(&s)))
         }
         Rotation::Reused(s) => {
             state.revoked.insert(&s.id, now);
+            state.live.end(&s.id);
             state.metrics.refresh("reuse_revoked");
             let mut resp = ApiError::invalid_token("this refresh token was already used; the session has been ended")
                 .into_response();
@@ -431,6 +473,7 @@ pub async fn refresh(state: &AppState, parts: &Parts, ctx: &Ctx) -> Result<Respo
         other => {
             if let Rotation::Expired(s) = &other {
                 state.revoked.insert(&s.id, now);
+                state.live.end(&s.id);
             }
             state.metrics.refresh("invalid");
             Err(ApiError::invalid_token("the session has ended; log in again"))
@@ -444,6 +487,7 @@ async fn end_session(state: &AppState, sid: &str, reason: &'static str, ctx: &Ct
     let id = sid.to_string();
     let revoked = state.blocking(move |s| s.revoke_session(&id, reason, now)).await?;
     state.revoked.insert(sid, now);
+    state.live.end(sid);
     if revoked {
         let mut r = record(if reason == "logout" { Event::Logout } else { Event::SessionRevoked }, true, ctx);
         r.reason = Some(format!("{reason} (session {sid})"));
@@ -474,18 +518,20 @@ pub async fn logout(state: &AppState, parts: &Parts, ctx: &Ctx) -> Result<Respon
 }
 
 pub async fn token_info(state: &AppState, parts: &Parts) -> Result<Response<Body>, ApiError> {
-    let caller = authenticate(state, &parts.headers)?;
+    let caller = authenticate(state, &parts.headers).await?;
     let t = &caller.token;
     let now = now();
     let num = |name: &str| t.claims.get(name).and_then(Value::as_i64).unwrap_or(0);
     let (iat, exp) = (num(claim::IAT), num(claim::EXP));
     let threshold = state.cfg().refresh_threshold.as_secs() as i64;
     let expires_in = (exp - now).max(0);
-    // The refresh token's expiry, when its cookie came along (it is scoped to /api/auth).
+    // The refresh token's expiry: the cookie's when it came along (it is scoped to
+    // /api/auth), else the session's current one (a Bearer caller).
     let refresh_exp = cookie(&parts.headers, cookies::REFRESH_TOKEN)
         .and_then(|raw| check_token(state, raw, Kind::Refresh, 0).ok())
         .filter(|r| str_claim(r, claim::SID) == caller.sid())
-        .and_then(|r| r.claims.get(claim::EXP).and_then(Value::as_i64));
+        .and_then(|r| r.claims.get(claim::EXP).and_then(Value::as_i64))
+        .unwrap_or(caller.refresh_exp);
     Ok(json_response(
         StatusCode::OK,
         &TokenInfo {
@@ -498,7 +544,7 @@ pub async fn token_info(state: &AppState, parts: &Parts) -> Result<Response<Body
             expires_in_seconds: expires_in,
             refresh_threshold_seconds: threshold,
             should_refresh: expires_in <= threshold,
-            refresh_token_expires_at: refresh_exp.map(rfc3339),
+            refresh_token_expires_at: Some(rfc3339(refresh_exp)),
         },
     ))
 }

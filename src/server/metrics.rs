@@ -11,7 +11,7 @@ const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1
 pub const LOGIN_OUTCOMES: [&str; 4] = ["success", "invalid_credentials", "locked", "rate_limited"];
 pub const REFRESH_OUTCOMES: [&str; 5] = ["rotated", "grace", "reuse_revoked", "invalid", "rate_limited"];
 pub const ROUTE_CLASSES: [&str; 5] = ["auth", "protected", "health", "metrics", "other"];
-pub const REJECTIONS: [&str; 3] = ["missing", "invalid", "revoked"];
+pub const REJECTIONS: [&str; 4] = ["missing", "invalid", "revoked", "no_session"];
 
 #[derive(Default)]
 struct Histogram {
@@ -24,7 +24,8 @@ struct Histogram {
 pub struct Metrics {
     logins: [AtomicU64; 4],
     refreshes: [AtomicU64; 5],
-    access_rejections: [AtomicU64; 3],
+    access_rejections: [AtomicU64; 4],
+    session_lookups: AtomicU64,
     rate_limited: AtomicU64,
     csrf_rejected: AtomicU64,
     connections_refused: AtomicU64,
@@ -50,6 +51,11 @@ impl Metrics {
 
     pub fn rate_limited(&self) {
         self.rate_limited.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An access token whose session was not in memory, looked up in the store.
+    pub fn session_lookup(&self) {
+        self.session_lookups.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn connection_refused(&self) {
@@ -115,6 +121,11 @@ impl Metrics {
             o,
             "# HELP aspjwt_csrf_rejected_total Requests refused by the CSRF defence.\n# TYPE aspjwt_csrf_rejected_total counter\naspjwt_csrf_rejected_total {}",
             get(&self.csrf_rejected)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP aspjwt_session_lookups_total Access tokens whose session was not in memory and was looked up in the database.\n# TYPE aspjwt_session_lookups_total counter\naspjwt_session_lookups_total {}",
+            get(&self.session_lookups)
         );
         let _ = writeln!(
             o,

@@ -8,6 +8,7 @@ mod csrf;
 mod gateway;
 mod http;
 mod limits;
+mod live;
 mod metrics;
 mod path;
 mod revocations;
@@ -70,6 +71,8 @@ pub struct AppState {
     pub revoked: Revocations,
     /// Access tokens already verified with the current key (see `verified`).
     pub verified: verified::Verified,
+    /// Sessions known to be live (or not), so access tokens need one (see `live`).
+    pub live: live::LiveSessions,
     pub metrics: metrics::Metrics,
     login_limiter: limits::IpLimiter,
     refresh_limiter: limits::IpLimiter,
@@ -96,6 +99,7 @@ impl AppState {
             store,
             revoked: Revocations::default(),
             verified: verified::Verified::default(),
+            live: live::LiveSessions::default(),
             hashing: Semaphore::new(HASH_PERMITS),
             dummy_hash: crate::password::DUMMY_HASH.to_string(),
         }
@@ -302,7 +306,7 @@ async fn route(
             return Err(ApiError::method_not_allowed("GET"));
         }
         (&Method::GET, "/metrics") if state.cfg().metrics_bind.is_none() => {
-            let caller = auth::authenticate(state, &parts.headers)?;
+            let caller = auth::authenticate(state, &parts.headers).await?;
             if caller.role() != "admin" {
                 return Err(ApiError::forbidden("forbidden", "metrics are for admins"));
             }
@@ -312,7 +316,7 @@ async fn route(
     }
     // Protected routes: deny by default, the role matrix opens them.
     let Some(area) = roles::area(path) else { return Err(ApiError::not_found()) };
-    let caller = auth::authenticate(state, &parts.headers)?;
+    let caller = auth::authenticate(state, &parts.headers).await?;
     if !roles::allows(area, caller.role(), &method) {
         return Err(ApiError::forbidden("forbidden", "your role may not do this"));
     }
@@ -451,7 +455,15 @@ pub async fn run(
     {
         let st = state.clone();
         let keep = state.revocation_memory();
-        tokio::task::spawn_blocking(move || st.revoked.seed(&*st.store, now(), keep)).await??;
+        tokio::task::spawn_blocking(move || -> crate::store::Result<()> {
+            let now = now();
+            st.revoked.seed(&*st.store, now, keep)?;
+            for s in st.store.list_sessions(None, false, now)? {
+                st.live.remember(&s, now);
+            }
+            Ok(())
+        })
+        .await??;
     }
     let listener = TcpListener::bind(bind).await.map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
     let addr = listener.local_addr()?;
@@ -555,6 +567,7 @@ async fn poll_revocations(state: Arc<AppState>) {
         // Once a minute, forget clients whose buckets are full again, and give back
         // the password-hashing memory after a minute without logins.
         if ticks.is_multiple_of(120) {
+            state.live.prune(now());
             state.login_limiter.forget_idle();
             state.refresh_limiter.forget_idle();
             tokio::task::spawn_blocking(|| crate::password::release_idle(Duration::from_secs(60)));
@@ -562,7 +575,11 @@ async fn poll_revocations(state: Arc<AppState>) {
         let st = state.clone();
         let keep = state.revocation_memory();
         match tokio::task::spawn_blocking(move || st.revoked.poll(&*st.store, now(), keep)).await {
-            Ok(Ok(_)) => {}
+            Ok(Ok(ended)) => {
+                for sid in ended {
+                    state.live.end(&sid);
+                }
+            }
             Ok(Err(e)) => tracing::warn!(error = %e, "revocation poll failed"),
             Err(_) => {}
         }

@@ -53,18 +53,20 @@ impl Revocations {
         Ok(())
     }
 
-    /// Applies new revocations from the feed and drops entries older than `keep`.
-    pub fn poll(&self, store: &dyn Store, now: i64, keep: Duration) -> crate::store::Result<usize> {
+    /// Applies new revocations from the feed, drops entries older than `keep`, and
+    /// returns the sessions newly revoked.
+    pub fn poll(&self, store: &dyn Store, now: i64, keep: Duration) -> crate::store::Result<Vec<String>> {
         let cursor = self.inner.read().unwrap_or_else(|p| p.into_inner()).cursor;
         let new = store.revocations_since(cursor)?;
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        let n = new.len();
+        let mut ended = Vec::with_capacity(new.len());
         for r in new {
             inner.cursor = inner.cursor.max(r.seq);
-            inner.revoked.insert(r.session_id, r.revoked_at);
+            inner.revoked.insert(r.session_id.clone(), r.revoked_at);
+            ended.push(r.session_id);
         }
         let oldest = now - keep.as_secs() as i64;
         inner.revoked.retain(|_, at| *at >= oldest);
-        Ok(n)
+        Ok(ended)
     }
 }

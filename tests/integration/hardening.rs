@@ -621,3 +621,82 @@ fn a_new_login_ends_the_session_it_presents() {
     );
     assert_eq!(get(&s.url("/api/auth/token-info"), &[("access_token", &access(&second))], &[]).status, 200);
 }
+
+/// The service's `/metrics` text, from its METRICS_BIND listener.
+fn metrics_text(s: &Service) -> String {
+    let addr = s
+        .logs()
+        .lines()
+        .find(|l| l.contains("metrics_listening"))
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["addr"].as_str().unwrap().to_string())
+        .expect("METRICS_BIND in the test's .env");
+    reqwest::blocking::get(format!("http://{addr}/metrics")).unwrap().text().unwrap()
+}
+
+#[test]
+fn access_tokens_need_a_live_session_of_their_user() {
+    let s = Service::start(setup("METRICS_BIND=127.0.0.1:0\n", &[(ADMIN, "admin"), ("s@example.com", "support")]));
+    let login = s.login(ADMIN, PASSWORD);
+    let good = access(&login);
+    let support = access(&s.login("s@example.com", PASSWORD));
+    let secret =
+        aspjwt::config::Settings::from_env_file(&s.dir.path(".env")).unwrap().get("JWT_SECRET").unwrap().value.clone();
+    let claims_of = |t: &str| -> Value {
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(t.split('.').nth(1).unwrap()).unwrap()).unwrap()
+    };
+    let claims = claims_of(&good);
+    let sign =
+        |c: &Value| forge(json!({"alg": "HS256", "typ": "JWT"}), c, secret.as_bytes(), jsonwebtoken::Algorithm::HS256);
+    let mut random_sid = claims.clone();
+    random_sid["sid"] = json!("c2Vzc2lvbi10aGF0LW5ldmVy");
+    let mut other_sub = claims.clone();
+    other_sub["sub"] = claims_of(&support)["sub"].clone();
+    let bearer = |t: &str| vec![("authorization", format!("Bearer {t}"))];
+    let call = |path: &str, t: &str| {
+        let h = bearer(t);
+        let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        get(&s.url(path), &[], &h).status
+    };
+    for (what, forged) in
+        [("a session that never existed", sign(&random_sid)), ("another user's session", sign(&other_sub))]
+    {
+        for path in ["/api/auth/token-info", "/api/users", "/api/leads"] {
+            assert_eq!(call(path, &forged), 401, "{what}: {path} accepted a token signed with the right secret");
+        }
+        assert_eq!(
+            get(&s.url("/api/auth/token-info"), &[("access_token", &forged)], &[]).status,
+            401,
+            "{what}: cookie"
+        );
+    }
+    assert_eq!(call("/api/users", &good), 200);
+    // The steady state asks the database nothing: a known session is in memory, an
+    // unknown one is looked up once and its absence remembered.
+    for _ in 0..30 {
+        assert_eq!(call("/api/auth/token-info", &good), 200);
+        assert_eq!(call("/api/auth/token-info", &sign(&random_sid)), 401);
+    }
+    let lookups = metric(&metrics_text(&s), "aspjwt_session_lookups_total");
+    assert!((1.0..=2.0).contains(&lookups), "{lookups} lookups for 60 requests");
+    // A logged-out session's tokens, forged afresh with the secret, stay refused.
+    let c = csrf(&login);
+    assert_eq!(s.logout(&login.cookie("refresh_token").unwrap(), &c).status, 204);
+    let mut fresh = claims.clone();
+    fresh["iat"] = json!(claims["iat"].as_i64().unwrap() + 1);
+    assert_eq!(call("/api/auth/token-info", &sign(&fresh)), 401);
+}
+
+#[test]
+fn bearer_token_info_gives_the_sessions_refresh_expiry() {
+    let s = Service::start(setup("", &[(ADMIN, "admin")]));
+    let login = s.login(ADMIN, PASSWORD);
+    let want = login.json()["refreshTokenExpiresAt"].as_str().unwrap().to_string();
+    let bearer = format!("Bearer {}", access(&login));
+    let info = get(&s.url("/api/auth/token-info"), &[], &[("authorization", &bearer)]).json();
+    assert_eq!(info["refreshTokenExpiresAt"], want.as_str(), "{info}");
+    let r = s.refresh(&login.cookie("refresh_token").unwrap(), &csrf(&login));
+    let want = r.json()["refreshTokenExpiresAt"].as_str().unwrap().to_string();
+    let bearer = format!("Bearer {}", access(&r));
+    let info = get(&s.url("/api/auth/token-info"), &[], &[("authorization", &bearer)]).json();
+    assert_eq!(info["refreshTokenExpiresAt"], want.as_str(), "{info}");
+}
