@@ -66,7 +66,7 @@ Register-ArgumentCompleter -Native -CommandName 'aspjwt' -ScriptBlock {
             [CompletionResult]::new('--compose', '--compose', [CompletionResultType]::ParameterName, 'A docker compose file whose services'' environment to rewrite (repeatable)')
             [CompletionResult]::new('--only', '--only', [CompletionResultType]::ParameterName, 'Only these of the secrets (the defaults and those given with --key)')
             [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Also rotate this secret, with BYTES random bytes [default: 32] (repeatable)')
-            [CompletionResult]::new('--window', '--window', [CompletionResultType]::ParameterName, 'How long previous secrets stay valid [default: the access lifetime for JWT_SECRET, the refresh lifetime for JWT_REFRESH_SECRET, the session lifetime for SESSION_SECRET]')
+            [CompletionResult]::new('--window', '--window', [CompletionResultType]::ParameterName, 'How long previous secrets stay valid [default: the access lifetime for JWT_SECRET, the refresh lifetime for JWT_REFRESH_SECRET and SESSION_SECRET; capped at that lifetime plus 5 minutes]')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would change, as a diff with values masked; write nothing')
             [CompletionResult]::new('--backup', '--backup', [CompletionResultType]::ParameterName, 'Keep a 0600 copy of each file (FILE.bak-TIMESTAMP) before changing it')

@@ -61,7 +61,7 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
             cand --compose 'A docker compose file whose services'' environment to rewrite (repeatable)'
             cand --only 'Only these of the secrets (the defaults and those given with --key)'
             cand --key 'Also rotate this secret, with BYTES random bytes [default: 32] (repeatable)'
-            cand --window 'How long previous secrets stay valid [default: the access lifetime for JWT_SECRET, the refresh lifetime for JWT_REFRESH_SECRET, the session lifetime for SESSION_SECRET]'
+            cand --window 'How long previous secrets stay valid [default: the access lifetime for JWT_SECRET, the refresh lifetime for JWT_REFRESH_SECRET and SESSION_SECRET; capped at that lifetime plus 5 minutes]'
             cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
             cand --dry-run 'Show what would change, as a diff with values masked; write nothing'
             cand --backup 'Keep a 0600 copy of each file (FILE.bak-TIMESTAMP) before changing it'

@@ -64,7 +64,7 @@ complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l env-file -d 'A 
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l compose -d 'A docker compose file whose services\' environment to rewrite (repeatable)' -r -F
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l only -d 'Only these of the secrets (the defaults and those given with --key)' -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l key -d 'Also rotate this secret, with BYTES random bytes [default: 32] (repeatable)' -r
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l window -d 'How long previous secrets stay valid [default: the access lifetime for JWT_SECRET, the refresh lifetime for JWT_REFRESH_SECRET, the session lifetime for SESSION_SECRET]' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l window -d 'How long previous secrets stay valid [default: the access lifetime for JWT_SECRET, the refresh lifetime for JWT_REFRESH_SECRET and SESSION_SECRET; capped at that lifetime plus 5 minutes]' -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
 always\t''
 never\t''"

@@ -182,51 +182,93 @@ pub fn parse_time(text: &str) -> Option<i64> {
     Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64)
 }
 
-/// Rollover pairs: `<KEY>_PREVIOUS` differs from the current value and has a
-/// parseable `<KEY>_PREVIOUS_UNTIL`; an ended window is a warning.
+/// How long a previous secret can still matter: the lifetime of what it signed (access
+/// tokens for JWT_SECRET; refresh tokens for JWT_REFRESH_SECRET; CSRF tokens, which
+/// live as long as refresh tokens, for SESSION_SECRET). A rollover window may end at
+/// most `ROLLOVER_SLACK` after that from now: beyond it the previous secret signs
+/// nothing still valid, and only widens what a leaked one can forge.
+pub fn signed_lifetime(settings: &BTreeMap<String, Setting>, secret: &str) -> Option<std::time::Duration> {
+    let (key, default) = match secret {
+        names::JWT_SECRET => (names::JWT_ACCESS_TOKEN_EXPIRY, names::DEFAULT_ACCESS_EXPIRY),
+        names::JWT_REFRESH_SECRET | names::SESSION_SECRET => {
+            (names::JWT_REFRESH_TOKEN_EXPIRY, names::DEFAULT_REFRESH_EXPIRY)
+        }
+        _ => return None,
+    };
+    match settings.get(key) {
+        None => duration::parse(default).ok(),
+        Some(s) => duration::parse(&s.value).ok(),
+    }
+}
+
+/// See `signed_lifetime`.
+pub const ROLLOVER_SLACK: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// Rollover pairs: `<KEY>_PREVIOUS` obeys every rule of a current secret (present, no
+/// placeholder, long enough, different from every other secret, current or previous),
+/// has a parseable `<KEY>_PREVIOUS_UNTIL`, and a window that ends no later than the
+/// lifetime of what it signed plus `ROLLOVER_SLACK` from now. An ended window is a warning.
 pub fn rollover(settings: &BTreeMap<String, Setting>, now: i64) -> Vec<Finding> {
     let mut out = Vec::new();
+    // Every secret value, current and previous, by the name it is set under.
+    let all: Vec<(String, &Setting)> = names::DEFAULT_SECRETS
+        .iter()
+        .flat_map(|s| [s.name.to_string(), names::previous_of(s.name)])
+        .filter_map(|n| settings.get(&n).map(|v| (n, v)))
+        .filter(|(_, v)| !v.value.is_empty())
+        .collect();
     for spec in names::DEFAULT_SECRETS {
         let (prev_name, until_name) = (names::previous_of(spec.name), names::previous_until_of(spec.name));
         let item = format!("{} rollover", spec.name);
+        let fail = |detail: String| Finding::new(item.clone(), Status::Fail, detail);
         match (settings.get(&prev_name), settings.get(&until_name)) {
             (None, None) => {}
-            (Some(p), None) => {
-                out.push(Finding::new(item, Status::Fail, format!("{prev_name} has no {until_name} ({})", p.origin)))
-            }
+            (Some(p), None) => out.push(fail(format!("{prev_name} has no {until_name} ({})", p.origin))),
             (None, Some(u)) => out.push(Finding::new(
                 item,
                 Status::Warn,
                 format!("{until_name} without {prev_name} ({}); run `aspjwt rotate --finish`", u.origin),
             )),
-            (Some(p), Some(u)) => out.push(match parse_time(&u.value) {
-                None => Finding::new(
-                    item,
-                    Status::Fail,
-                    format!("{until_name} {:?} is not an RFC 3339 time ({})", u.value, u.origin),
-                ),
-                Some(_) if settings.get(spec.name).is_some_and(|c| c.value == p.value) => {
-                    Finding::new(item, Status::Fail, format!("{prev_name} equals {} ({})", spec.name, p.origin))
-                }
-                Some(until) if until <= now => Finding::new(
-                    item,
-                    Status::Warn,
-                    format!(
-                        "the window ended {}; run `aspjwt rotate --finish` ({})",
-                        crate::duration::relative(until, now),
-                        u.origin
+            (Some(p), Some(u)) => {
+                let until = parse_time(&u.value);
+                let limit = signed_lifetime(settings, spec.name).map(|l| now + (l + ROLLOVER_SLACK).as_secs() as i64);
+                let twin = all.iter().find(|(n, v)| *n != prev_name && v.value == p.value).map(|(n, _)| n);
+                out.push(match (until, secrets::weakness(&p.value, spec.bytes)) {
+                    (None, _) => fail(format!("{until_name} {:?} is not an RFC 3339 time ({})", u.value, u.origin)),
+                    (_, Some(w)) => fail(format!("{prev_name}: {w} ({})", p.origin)),
+                    _ if twin.is_some() => fail(format!(
+                        "{prev_name} equals {}; each secret must be unique ({})",
+                        twin.expect("checked"),
+                        p.origin
+                    )),
+                    (Some(until), None) if until <= now => Finding::new(
+                        item,
+                        Status::Warn,
+                        format!(
+                            "the window ended {}; run `aspjwt rotate --finish` ({})",
+                            crate::duration::relative(until, now),
+                            u.origin
+                        ),
                     ),
-                ),
-                Some(until) => Finding::new(
-                    item,
-                    Status::Pass,
-                    format!(
-                        "the previous secret verifies until {} ({})",
+                    (Some(until), None) if limit.is_some_and(|l| until > l) => fail(format!(
+                        "{until_name} {} is too late: what {} signed lives {}, so the window may end at most {} from now ({})",
                         u.value.trim(),
-                        crate::duration::relative(until, now)
+                        spec.name,
+                        signed_lifetime(settings, spec.name).map(duration::human).unwrap_or_default(),
+                        duration::human(signed_lifetime(settings, spec.name).unwrap_or_default() + ROLLOVER_SLACK),
+                        u.origin
+                    )),
+                    (Some(until), None) => Finding::new(
+                        item,
+                        Status::Pass,
+                        format!(
+                            "the previous secret verifies until {} ({})",
+                            u.value.trim(),
+                            crate::duration::relative(until, now)
+                        ),
                     ),
-                ),
-            }),
+                });
+            }
         }
     }
     out

@@ -196,7 +196,8 @@ pub struct RotateArgs {
     pub graceful: bool,
 
     /// How long previous secrets stay valid [default: the access lifetime for JWT_SECRET,
-    /// the refresh lifetime for JWT_REFRESH_SECRET, the session lifetime for SESSION_SECRET].
+    /// the refresh lifetime for JWT_REFRESH_SECRET and SESSION_SECRET; capped at that
+    /// lifetime plus 5 minutes].
     #[arg(long, value_name = "DURATION", requires = "graceful")]
     pub window: Option<String>,
 

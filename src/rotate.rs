@@ -82,6 +82,10 @@ pub struct FileReport {
     /// What a graceful rotation keeps, and until when.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// `<KEY>_PREVIOUS` and `<KEY>_PREVIOUS_UNTIL` entries a plain rotation took out
+    /// (emptied, in compose files): the rollover windows they held end at once.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup: Option<String>,
 }
@@ -251,6 +255,17 @@ pub fn plan_env_mode(
             report.notes.push(format!("{key}: the previous value verifies until {until}"));
         }
     }
+    // The incident path: no previous value of a rotated secret may stay valid.
+    if matches!(mode, Mode::Plain) {
+        for key in values.keys() {
+            for k in [crate::names::previous_of(key), crate::names::previous_until_of(key)] {
+                if doc.remove(&k) > 0 {
+                    report.removed.push(k.clone());
+                    removed.push(k);
+                }
+            }
+        }
+    }
     let new = doc.render();
     verify_env(&name, old.unwrap_or(b""), &new, &touched, &removed)?;
     if old.is_some()
@@ -359,13 +374,37 @@ fn verify_env(
     Ok(())
 }
 
-/// Plans the rotation of one compose file.
-pub fn plan_compose(path: &Path, old: &[u8], values: &BTreeMap<String, String>) -> Result<FilePlan, RotateError> {
+/// Plans the rotation of one compose file. A plain rotation also empties literal
+/// `<KEY>_PREVIOUS`/`_PREVIOUS_UNTIL` values of the keys it rotates (an empty previous
+/// secret verifies nothing).
+pub fn plan_compose(
+    path: &Path,
+    old: &[u8],
+    values: &BTreeMap<String, String>,
+    mode: &Mode,
+) -> Result<FilePlan, RotateError> {
     let name = path.display().to_string();
     let err = |err| RotateError::Compose { path: name.clone(), err };
     let doc = ComposeFile::parse(old).map_err(err)?;
-    let rw = doc.rotate(values).map_err(err)?;
-    let mut report = FileReport { path: name.clone(), kind: Some(Kind::Compose), ..Default::default() };
+    let mut edits = values.clone();
+    let mut emptied = Vec::new();
+    if matches!(mode, Mode::Plain) {
+        for v in doc.environment() {
+            let previous = values
+                .keys()
+                .any(|k| v.key == crate::names::previous_of(k) || v.key == crate::names::previous_until_of(k));
+            if previous
+                && matches!(&v.source, crate::compose::Source::Literal(x) if !x.is_empty())
+                && !emptied.contains(&v.key)
+            {
+                edits.insert(v.key.clone(), String::new());
+                emptied.push(v.key.clone());
+            }
+        }
+    }
+    let rw = doc.rotate(&edits).map_err(err)?;
+    let mut report =
+        FileReport { path: name.clone(), kind: Some(Kind::Compose), removed: emptied, ..Default::default() };
     for key in values.keys() {
         if rw.rotated.contains_key(key) {
             report.rotated.push(key.clone());
@@ -439,7 +478,7 @@ pub fn plan(req: &Request, values: &BTreeMap<String, String>) -> Result<Vec<File
     for path in &req.compose_files {
         let old = read(path)?
             .ok_or_else(|| RotateError::Io { path: path.display().to_string(), message: "no such file".into() })?;
-        let mut plan = plan_compose(path, &old, values)?;
+        let mut plan = plan_compose(path, &old, values, &req.mode)?;
         if matches!(req.mode, Mode::Graceful { .. }) && !plan.report.rotated.is_empty() {
             plan.report.warnings.push(format!(
                 "{} holds literal secrets ({}); a rollover keeps previous values in .env files only, so services reading these literals lose the old secret at once",
@@ -554,6 +593,24 @@ mod tests {
         let p = plan_env(Path::new(".env"), Some(b"JWT_SECRET\n"), &values()).unwrap();
         assert_eq!(p.report.skipped[0].key, "JWT_SECRET");
         assert_eq!(p.report.appended, vec!["SESSION_SECRET"]);
+    }
+
+    #[test]
+    fn a_plain_rotation_takes_out_previous_secrets() {
+        let env = b"JWT_SECRET=a\nJWT_SECRET_PREVIOUS=p\nJWT_SECRET_PREVIOUS_UNTIL=2030-01-01T00:00:00Z\nX=1\n";
+        let p = plan_env(Path::new(".env"), Some(env), &values()).unwrap();
+        assert_eq!(String::from_utf8(p.new).unwrap(), "JWT_SECRET=J2\nX=1\nSESSION_SECRET=S2\n");
+        assert_eq!(p.report.removed, ["JWT_SECRET_PREVIOUS", "JWT_SECRET_PREVIOUS_UNTIL"]);
+        let graceful = Mode::Graceful { windows: BTreeMap::new(), now: 0 };
+        let g = plan_env_mode(Path::new(".env"), Some(env), &values(), &graceful).unwrap();
+        assert!(g.report.removed.is_empty());
+        let compose = b"services:\n  a:\n    environment:\n      JWT_SECRET: \"a\"\n      JWT_SECRET_PREVIOUS: \"p\"\n      OTHER_PREVIOUS: \"o\"\n";
+        let c = plan_compose(Path::new("dc.yml"), compose, &values(), &Mode::Plain).unwrap();
+        let text = String::from_utf8(c.new).unwrap();
+        assert!(text.contains("JWT_SECRET: \"J2\"") && text.contains("JWT_SECRET_PREVIOUS: \"\""), "{text}");
+        assert!(text.contains("OTHER_PREVIOUS: \"o\""), "{text}");
+        assert_eq!(c.report.removed, ["JWT_SECRET_PREVIOUS"]);
+        assert!(!c.report.rotated.contains(&"JWT_SECRET_PREVIOUS".to_string()));
     }
 
     #[test]

@@ -73,25 +73,43 @@ pub fn generate(out: &Out, args: GenerateArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// How long each default secret's previous value stays valid: `--window`, else the
-/// lifetimes configured in the first env file (or their defaults).
-fn rollover_windows(env_files: &[PathBuf], window: Option<&str>) -> Result<BTreeMap<String, std::time::Duration>> {
-    if let Some(w) = window {
-        let d = crate::duration::parse(w).map_err(|e| anyhow::anyhow!("--window: {e}"))?;
-        return Ok(names::DEFAULT_SECRETS.iter().map(|s| (s.name.to_string(), d)).collect());
-    }
+/// How long each default secret's previous value stays valid: the lifetime of what it
+/// signed (see `check::signed_lifetime`, configured in the first env file or the
+/// defaults), or `--window` capped at that lifetime plus `check::ROLLOVER_SLACK` (a
+/// longer window would only widen what a leaked previous secret can forge). Notes say
+/// where a window was capped.
+fn rollover_windows(
+    env_files: &[PathBuf],
+    window: Option<&str>,
+) -> Result<(BTreeMap<String, std::time::Duration>, Vec<String>)> {
+    let asked = window.map(|w| crate::duration::parse(w).map_err(|e| anyhow::anyhow!("--window: {e}"))).transpose()?;
     let settings = match env_files.first().filter(|p| p.is_file()) {
         Some(p) => crate::config::Settings::from_env_file(p)?,
         None => crate::config::Settings::default(),
     };
-    Ok([
-        (names::JWT_SECRET, settings.ttl(crate::token::Kind::Access)?),
-        (names::JWT_REFRESH_SECRET, settings.ttl(crate::token::Kind::Refresh)?),
-        (names::SESSION_SECRET, settings.duration(names::SESSION_MAX_LIFETIME, names::DEFAULT_SESSION_MAX_LIFETIME)?),
-    ]
-    .into_iter()
-    .map(|(k, d)| (k.to_string(), d))
-    .collect())
+    let mut windows = BTreeMap::new();
+    let mut notes = Vec::new();
+    for spec in names::DEFAULT_SECRETS {
+        let lifetime = crate::check::signed_lifetime(&settings.values, spec.name).ok_or_else(|| {
+            anyhow::anyhow!("{}: the token lifetimes in the env file do not parse; see `aspjwt check`", spec.name)
+        })?;
+        let most = lifetime + crate::check::ROLLOVER_SLACK;
+        let w = match asked {
+            None => lifetime,
+            Some(w) if w > most => {
+                notes.push(format!(
+                    "{}: the window is capped at {}: what it signed lives {}",
+                    spec.name,
+                    crate::duration::human(most),
+                    crate::duration::human(lifetime)
+                ));
+                most
+            }
+            Some(w) => w,
+        };
+        windows.insert(spec.name.to_string(), w);
+    }
+    Ok((windows, notes))
 }
 
 /// Parses `--key NAME[:BYTES]`.
@@ -156,7 +174,11 @@ pub fn rotate(out: &Out, args: RotateArgs) -> Result<Exit> {
         req.mode = rotate::Mode::Finish { now };
         targets.clear();
     } else if args.graceful {
-        req.mode = rotate::Mode::Graceful { windows: rollover_windows(&req.env_files, args.window.as_deref())?, now };
+        let (windows, notes) = rollover_windows(&req.env_files, args.window.as_deref())?;
+        for n in notes {
+            out.note(n);
+        }
+        req.mode = rotate::Mode::Graceful { windows, now };
     }
     let values = rotate::draw(&targets, encoding(args.url_safe));
     let mut plans = rotate::plan(&req, &values)?;
@@ -222,6 +244,14 @@ pub fn rotate(out: &Out, args: RotateArgs) -> Result<Exit> {
     for r in &reports {
         for n in &r.notes {
             out.note(format!("{}: {n}", r.path));
+        }
+        if !r.removed.is_empty() {
+            let what = if args.dry_run { "would remove" } else { "removed" };
+            out.note(format!(
+                "{}: {what} {}: tokens signed with the previous secrets stop working at once",
+                r.path,
+                r.removed.join(", ")
+            ));
         }
     }
     let changed = reports.iter().any(|r| !r.rotated.is_empty() || !r.appended.is_empty());

@@ -56,12 +56,13 @@ fn graceful_rotation_keeps_previous_values_next_to_their_keys() {
         ]
     );
     assert!(env_value(&d, "JWT_SECRET_PREVIOUS").unwrap().starts_with("old-jwt-"));
-    // Default windows: the access lifetime (here 10m), the refresh lifetime, the session lifetime.
+    // Default windows: the lifetime of what each secret signed: access tokens (here 10m)
+    // for JWT_SECRET; refresh tokens, and the CSRF tokens that live as long, for the others.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let until = |k: &str| aspjwt::check::parse_time(&env_value(&d, k).unwrap()).unwrap() - now;
     assert!((595..=600).contains(&until("JWT_SECRET_PREVIOUS_UNTIL")));
     assert!((7 * 86400 - 5..=7 * 86400).contains(&until("JWT_REFRESH_SECRET_PREVIOUS_UNTIL")));
-    assert!((30 * 86400 - 5..=30 * 86400).contains(&until("SESSION_SECRET_PREVIOUS_UNTIL")));
+    assert!((7 * 86400 - 5..=7 * 86400).contains(&until("SESSION_SECRET_PREVIOUS_UNTIL")));
     d.run(&["check", "--strict"]).code(0);
 
     // A second graceful rotation inside the window replaces the previous value and says so.
@@ -117,15 +118,12 @@ fn check_validates_rollover_pairs() {
     assert_eq!(status(&d).as_deref(), Some("fail"), "until does not parse");
     d.write(".env", format!("{base}JWT_SECRET_PREVIOUS=c29tZXRoaW5nLWVsc2U=\n"));
     assert_eq!(status(&d).as_deref(), Some("fail"), "no until");
-    d.write(
-        ".env",
-        format!("{base}JWT_SECRET_PREVIOUS=c29tZXRoaW5nLWVsc2U=\nJWT_SECRET_PREVIOUS_UNTIL=2999-01-01T00:00:00Z\n"),
-    );
+    let prev = strong();
+    d.write(".env", format!("{base}JWT_SECRET_PREVIOUS={prev}\nJWT_SECRET_PREVIOUS_UNTIL=2999-01-01T00:00:00Z\n"));
+    assert_eq!(status(&d).as_deref(), Some("fail"), "a window far past the access lifetime");
+    d.write(".env", format!("{base}JWT_SECRET_PREVIOUS={prev}\nJWT_SECRET_PREVIOUS_UNTIL={}\n", rfc3339_in(900)));
     assert_eq!(status(&d).as_deref(), Some("pass"));
-    d.write(
-        ".env",
-        format!("{base}JWT_SECRET_PREVIOUS=c29tZXRoaW5nLWVsc2U=\nJWT_SECRET_PREVIOUS_UNTIL=2001-01-01T00:00:00Z\n"),
-    );
+    d.write(".env", format!("{base}JWT_SECRET_PREVIOUS={prev}\nJWT_SECRET_PREVIOUS_UNTIL=2001-01-01T00:00:00Z\n"));
     assert_eq!(status(&d).as_deref(), Some("warn"));
 }
 
@@ -236,4 +234,151 @@ fn sighup_rollover_logs_nobody_out_until_the_window_ends() {
     assert_eq!(info(&a1n), 401);
     assert_eq!(s.refresh(&r1n, &c1).status, 401);
     assert_eq!(health(&s)["rollover"], json!([]));
+}
+
+fn rfc3339_in(secs: i64) -> String {
+    let t = std::time::SystemTime::now() + Duration::from_secs(secs as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn strong() -> String {
+    use base64::engine::general_purpose::STANDARD;
+    STANDARD.encode(rand::random::<[u8; 32]>().repeat(2))
+}
+
+/// `serve` on this folder's .env: refused at start-up (exit 2) or not.
+fn serve_refuses(d: &Dir) -> Option<String> {
+    let mut c = d.cmd();
+    c.args(["serve", "--bind", "127.0.0.1:0", "--env-file", ".env", "--db", "refuse.db"]);
+    c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+            assert_eq!(status.code(), Some(2), "{err}");
+            return Some(err);
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn previous_secrets_obey_every_rule_of_current_ones() {
+    let d = Dir::new();
+    d.run(&["rotate", "--create", "-q"]).code(0);
+    let base = d.read_str(".env");
+    let refresh = env_value(&d, "JWT_REFRESH_SECRET").unwrap();
+    let (p1, p2) = (strong(), strong());
+    let bad: Vec<(&str, String)> = vec![
+        ("a placeholder", "JWT_SECRET_PREVIOUS=changeme\nJWT_SECRET_PREVIOUS_UNTIL=2999-01-01T00:00:00Z\n".to_string()),
+        (
+            "too short",
+            format!("JWT_SECRET_PREVIOUS=c29tZXRoaW5nLWVsc2U=\nJWT_SECRET_PREVIOUS_UNTIL={}\n", rfc3339_in(600)),
+        ),
+        (
+            "another current secret",
+            format!("JWT_SECRET_PREVIOUS={refresh}\nJWT_SECRET_PREVIOUS_UNTIL={}\n", rfc3339_in(600)),
+        ),
+        (
+            "another previous secret",
+            format!(
+                "JWT_SECRET_PREVIOUS={p1}\nJWT_SECRET_PREVIOUS_UNTIL={}\nJWT_REFRESH_SECRET_PREVIOUS={p1}\nJWT_REFRESH_SECRET_PREVIOUS_UNTIL={}\n",
+                rfc3339_in(600),
+                rfc3339_in(600)
+            ),
+        ),
+        // Access tokens live 15 minutes: a previous JWT_SECRET is of no use after 20.
+        (
+            "a window past the access lifetime",
+            format!("JWT_SECRET_PREVIOUS={p1}\nJWT_SECRET_PREVIOUS_UNTIL={}\n", rfc3339_in(3600)),
+        ),
+        // CSRF tokens live as long as refresh tokens: 7 days.
+        (
+            "a window past the refresh lifetime",
+            format!("SESSION_SECRET_PREVIOUS={p2}\nSESSION_SECRET_PREVIOUS_UNTIL={}\n", rfc3339_in(8 * 86400)),
+        ),
+    ];
+    for (what, lines) in &bad {
+        d.write(".env", format!("{base}{lines}"));
+        let out = d.run(&["check"]);
+        assert_eq!(out.code, 1, "{what}: check passed\n{}{}", out.stdout, out.stderr);
+        assert!(out.stdout.contains("_PREVIOUS"), "{what}: the entry is not named\n{}", out.stdout);
+        let refused = serve_refuses(&d).unwrap_or_else(|| panic!("{what}: serve started"));
+        assert!(refused.contains("_PREVIOUS"), "{what}: {refused}");
+    }
+    let good = format!(
+        "JWT_SECRET_PREVIOUS={p1}\nJWT_SECRET_PREVIOUS_UNTIL={}\nSESSION_SECRET_PREVIOUS={p2}\nSESSION_SECRET_PREVIOUS_UNTIL={}\n",
+        rfc3339_in(600),
+        rfc3339_in(6 * 86400)
+    );
+    d.write(".env", format!("{base}{good}"));
+    d.run(&["check", "--strict"]).code(0);
+    assert!(serve_refuses(&d).is_none(), "a sound rollover was refused");
+}
+
+#[test]
+fn a_weak_previous_secret_is_refused_on_reload_and_signs_nothing() {
+    let s = Service::start(setup("", &[(ADMIN, "admin")]));
+    let login = s.login(ADMIN, PASSWORD);
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD.decode(login.cookie("access_token").unwrap().split('.').nth(1).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let good = s.dir.read_str(".env");
+    s.dir
+        .write(".env", format!("{good}JWT_SECRET_PREVIOUS=changeme\nJWT_SECRET_PREVIOUS_UNTIL=2999-01-01T00:00:00Z\n"));
+    hup(&s);
+    let refused = within(Duration::from_secs(3), || {
+        s.cli(&["--json", "audit", "--event", "config_reload_refused"]).json().as_array().is_some_and(|a| !a.is_empty())
+    });
+    assert!(refused.is_some(), "the reload was not refused");
+    assert_eq!(health(&s)["rollover"], json!([]));
+    // An admin token for the live session, signed with `changeme`: refused.
+    let forged = node_style(&claims, "changeme");
+    let r = get(&s.url("/api/users"), &[], &[("authorization", &format!("Bearer {forged}"))]);
+    assert_eq!(r.status, 401, "{}", r.body);
+}
+
+#[test]
+fn a_plain_rotate_ends_every_rollover_window() {
+    let s = Service::start(setup("", &[(ADMIN, "admin")]));
+    let login = s.login(ADMIN, PASSWORD);
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD.decode(login.cookie("access_token").unwrap().split('.').nth(1).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let old_jwt = env_value(&s.dir, "JWT_SECRET").unwrap();
+    let graceful = s.dir.run(&["rotate", "--graceful", "--window", "1h"]);
+    assert!(graceful.code(0).stderr.contains("JWT_SECRET: the window is capped at 20m"), "{}", graceful.stderr);
+    hup(&s);
+    assert!(within(Duration::from_secs(3), || health(&s)["rollover"].as_array().unwrap().len() == 3).is_some());
+    assert_eq!(
+        get(&s.url("/api/users"), &[], &[("authorization", &format!("Bearer {}", node_style(&claims, &old_jwt)))])
+            .status,
+        200
+    );
+    // The incident: a plain rotate removes every previous secret and says so.
+    let out = s.dir.run(&["rotate"]);
+    out.code(0);
+    let note = out.stderr.lines().find(|l| l.contains("removed ")).unwrap_or_else(|| panic!("{}", out.stderr));
+    for k in ["JWT_SECRET", "JWT_REFRESH_SECRET", "SESSION_SECRET"] {
+        assert!(note.contains(&format!("{k}_PREVIOUS,")) && note.contains(&format!("{k}_PREVIOUS_UNTIL")), "{note}");
+    }
+    let env = s.dir.read_str(".env");
+    assert!(!env.contains("_PREVIOUS"), "{env}");
+    let j = s.dir.run(&["--json", "rotate"]).code(0).json();
+    assert!(j["files"][0]["removed"].as_array().is_none_or(|r| r.is_empty()), "nothing left to remove: {j}");
+    hup(&s);
+    let newest = env_value(&s.dir, "JWT_SECRET").unwrap();
+    assert!(within(Duration::from_secs(3), || health(&s)["keys"]["access"] == key_id(&newest)).is_some());
+    assert_eq!(health(&s)["rollover"], json!([]));
+    let r = get(&s.url("/api/users"), &[], &[("authorization", &format!("Bearer {}", node_style(&claims, &old_jwt)))]);
+    assert_eq!(r.status, 401, "a token signed with the old secret still works");
 }
