@@ -5,11 +5,11 @@ use std::time::Duration;
 
 /// A duration that does not parse; the message says which forms do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a duration (use forms like 15m, 7d, 3600 or 1h30m)")]
+#[error("{0:?} is not a duration (use forms like 15m, 7d, 3600, 1h30m or 500ms)")]
 pub struct BadDuration(pub String);
 
 /// Parses `3600` (seconds) or a sequence of `<number><unit>` with units
-/// s, m, h, d, w (`1h30m`). Zero and overflow are errors.
+/// ms, s, m, h, d, w (`1h30m`, `1500ms`). Zero and overflow are errors.
 pub fn parse(text: &str) -> Result<Duration, BadDuration> {
     let bad = || BadDuration(text.to_string());
     let t = text.trim();
@@ -30,18 +30,19 @@ pub fn parse(text: &str) -> Result<Duration, BadDuration> {
         let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
         rest = &rest[digits..];
         let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let unit = match &rest[..unit_len] {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            "d" => 86_400,
-            "w" => 604_800,
+        let unit_ms = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 604_800_000,
             _ => return Err(bad()),
         };
         rest = &rest[unit_len..];
-        total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
+        total = n.checked_mul(unit_ms).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
     }
-    (total > 0).then(|| Duration::from_secs(total)).ok_or_else(bad)
+    (total > 0).then(|| Duration::from_millis(total)).ok_or_else(bad)
 }
 
 /// "1d 2h", "12m 3s", "45s": the two largest non-zero units.
@@ -97,6 +98,8 @@ mod tests {
         assert_eq!(parse("7d"), Ok(Duration::from_secs(604_800)));
         assert_eq!(parse("3600"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse("1s250ms"), Ok(Duration::from_millis(1250)));
         for bad in ["", "0", "15x", "m", "1.5h", "-1m", "99999999999999999999s", "0m"] {
             assert!(parse(bad).is_err(), "{bad}");
         }

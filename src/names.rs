@@ -126,6 +126,9 @@ pub const DEFAULT_AUDIENCE: &str = "asp-cranes-crm";
 /// A token this close to expiry should be refreshed.
 pub const REFRESH_THRESHOLD_SECS: u64 = 5 * 60;
 
+/// The role that administers users; at least one enabled user always holds it.
+pub const ADMIN_ROLE: &str = "admin";
+
 /// Roles a user may hold; the service's role matrix is written in these.
 pub const ROLES: [&str; 5] = ["admin", "sales_agent", "operations_manager", "operator", "support"];
 

@@ -50,7 +50,17 @@ pub fn check_role(role: &str) -> Result<(), UserError> {
     }
 }
 
+/// Input that may never reach a store: control characters (C0, DEL, C1). PostgreSQL
+/// refuses NUL in text outright; the others forge log lines. One check, before any
+/// store, so both backends give the same answer.
+pub fn has_control(text: &str) -> bool {
+    text.chars().any(char::is_control)
+}
+
 pub fn check_password(pw: &str) -> Result<(), UserError> {
+    if has_control(pw) {
+        return Err(UserError::Invalid("the password may not hold control characters".into()));
+    }
     if pw.chars().count() < 8 {
         return Err(UserError::Invalid("the password must have at least 8 characters".into()));
     }
@@ -66,7 +76,8 @@ pub fn check_email(email: &str) -> Result<(), UserError> {
         || !e.contains('@')
         || e.starts_with('@')
         || e.ends_with('@')
-        || e.chars().any(|c| c.is_control() || c.is_whitespace())
+        || has_control(e)
+        || e.chars().any(char::is_whitespace)
     {
         return Err(UserError::Invalid(format!("{:?} is not an email address", escape(email))));
     }
@@ -85,7 +96,7 @@ pub fn create(
 ) -> Result<(User, Option<String>), UserError> {
     check_email(email)?;
     check_role(role)?;
-    if name.trim().is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+    if name.trim().is_empty() || name.len() > 200 || has_control(name) {
         return Err(UserError::Invalid("the name must be 1 to 200 printable characters".into()));
     }
     let (pw, generated) = match pw {

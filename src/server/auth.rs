@@ -320,7 +320,8 @@ pub async fn login(state: &AppState, parts: &Parts, body: Incoming, ctx: &Ctx) -
     };
     let generic = || ApiError::unauthorized("invalid_credentials", "invalid email or password");
     let mut rec = record(Event::LoginFailure, false, ctx);
-    rec.email = Some(email.clone());
+    // Audited escaped: whatever was sent, the audit row can be stored and read.
+    rec.email = Some(crate::audit::escape(&email));
 
     if password.len() > crate::password::MAX_BYTES || email.len() > 320 {
         rec.reason = Some("too_long".into());
@@ -328,13 +329,13 @@ pub async fn login(state: &AppState, parts: &Parts, body: Incoming, ctx: &Ctx) -
         state.audit(rec).await;
         return Err(generic());
     }
-    // A login while presenting a session ends that session.
-    if let Some(raw) = cookie(&parts.headers, cookies::REFRESH_TOKEN)
-        && let Ok(t) = check_token(state, raw, Kind::Refresh, LEEWAY_SECS)
-    {
-        end_session(state, str_claim(&t, claim::SID), "new_login", ctx).await?;
+    // Checked before any store sees them: the same answer on every backend, audited.
+    if crate::users::has_control(&email) || crate::users::has_control(&password) {
+        rec.reason = Some("invalid_input".into());
+        state.metrics.login("invalid_credentials");
+        state.audit(rec).await;
+        return Err(generic());
     }
-
     // Per account, existing or not: a lock answers like a wrong password.
     let key = normalize_email(&email);
     let now = now();
@@ -392,6 +393,13 @@ pub async fn login(state: &AppState, parts: &Parts, body: Incoming, ctx: &Ctx) -
     if throttle.consecutive > 0 {
         state.blocking(move |s| s.clear_throttle(&key)).await?;
     }
+    // A successful login while presenting a session ends that session (whoever it
+    // belonged to); a failed one changed nothing above.
+    if let Some(raw) = cookie(&parts.headers, cookies::REFRESH_TOKEN)
+        && let Ok(t) = check_token(state, raw, Kind::Refresh, LEEWAY_SECS)
+    {
+        end_session(state, str_claim(&t, claim::SID), "new_login", ctx).await?;
+    }
 
     let end = now + state.cfg().session_max.as_secs() as i64;
     let new = NewSession {
@@ -442,12 +450,13 @@ pub async fn refresh(state: &AppState, parts: &Parts, ctx: &Ctx) -> Result<Respo
     let jti = str_claim(&t, claim::JTI).to_string();
     rec.user_id = Some(str_claim(&t, claim::SUB).to_string());
     rec.email = t.claims.get(claim::EMAIL).and_then(Value::as_str).map(str::to_string);
-    let now = now();
-    let grace = state.cfg().reuse_grace.as_secs() as i64;
+    let now_ms = super::now_ms();
+    let now = now_ms.div_euclid(1000);
+    let grace_ms = state.cfg().reuse_grace.as_millis() as i64;
     let next = next_pair(state, now);
     // The outcome's audit record is written in the rotation's own transaction.
     let template = rec.clone();
-    let outcome = state.blocking(move |s| s.rotate(&sid, &jti, next, now, grace, &template)).await?;
+    let outcome = state.blocking(move |s| s.rotate(&sid, &jti, next, now_ms, grace_ms, &template)).await?;
     state.log(&outcome.audit_record(&rec));
     let user = |s: &Session| json!({"id": s.user_id, "email": s.email, "role": s.role});
     match outcome {

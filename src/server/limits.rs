@@ -1,7 +1,8 @@
 //! Per-IP token buckets (GoTrue's numbers: burst 30, 150 per 5 minutes), kept in a
-//! map with a hard cap so that spraying addresses costs bounded memory.
+//! map with a hard cap so that spraying addresses costs bounded memory without ever
+//! freeing a client that is being limited.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -14,18 +15,71 @@ use governor::state::StateStore;
 use governor::state::keyed::ShrinkableKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
-/// A keyed state store with a hard cap on its size (`ASPJWT_RATE_LIMIT_CLIENTS`):
-/// past it an arbitrary entry is evicted, so an attacker spraying addresses costs
-/// bounded memory and can only make limits laxer for the evicted (a fresh bucket),
-/// never lock anyone out.
+/// Candidates looked at to make room for a new address (bounded work per request).
+const EVICTION_TRIES: usize = 32;
+
+/// A keyed GCRA state store with a hard cap on its size (`ASPJWT_RATE_LIMIT_CLIENTS`).
+/// A new address past the cap takes the place of one whose bucket is full again
+/// (idle), else of one partly used; a bucket that is limiting right now is never
+/// forgotten. When every bucket looked at is limiting, new addresses share one overflow
+/// bucket instead: under a spray, limits get stricter for newcomers, never laxer for
+/// anyone being limited.
+///
+/// The state is governor's GCRA "theoretical arrival time" (`tat`) per key: the bucket
+/// is full when `tat <= now`, and refuses requests when `tat > now + tau`.
 pub struct BoundedStore<K> {
-    map: Mutex<HashMap<K, Nanos>>,
+    inner: Mutex<Inner<K>>,
     cap: usize,
+    /// Governor's emission interval `t` and burst tolerance `tau` for this quota.
+    t: Nanos,
+    tau: Nanos,
+}
+
+struct Inner<K> {
+    map: HashMap<K, Nanos>,
+    /// Keys in arrival order, the candidates for eviction (stale ones are skipped).
+    order: VecDeque<K>,
+    overflow: Option<Nanos>,
 }
 
 impl<K: Hash + Eq + Clone> BoundedStore<K> {
-    pub fn new(cap: usize) -> Self {
-        BoundedStore { map: Mutex::new(HashMap::new()), cap }
+    pub fn new(cap: usize, t: Nanos, tau: Nanos) -> Self {
+        BoundedStore {
+            inner: Mutex::new(Inner { map: HashMap::new(), order: VecDeque::new(), overflow: None }),
+            cap: cap.max(1),
+            t,
+            tau,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner<K>> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl<K: Hash + Eq + Clone> Inner<K> {
+    /// Makes room for one key at time `now`; false when every candidate is limiting.
+    fn evict(&mut self, now: Nanos, tau: Nanos) -> bool {
+        let mut partly_used = None;
+        for _ in 0..EVICTION_TRIES.min(self.order.len()) {
+            let Some(k) = self.order.pop_front() else { break };
+            let Some(&tat) = self.map.get(&k) else { continue }; // already gone
+            if tat <= now {
+                self.map.remove(&k);
+                return true;
+            }
+            if partly_used.is_none() && tat <= now + tau {
+                partly_used = Some(k.clone());
+            }
+            self.order.push_back(k);
+        }
+        match partly_used {
+            Some(k) => {
+                self.map.remove(&k);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -36,30 +90,49 @@ impl<K: Hash + Eq + Clone> StateStore for BoundedStore<K> {
     where
         F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
     {
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        let (out, next) = f(map.get(key).copied())?;
-        if !map.contains_key(key)
-            && map.len() >= self.cap
-            && let Some(victim) = map.keys().next().cloned()
-        {
-            map.remove(&victim);
+        let mut inner = self.lock();
+        if let Some(tat) = inner.map.get(key).copied() {
+            let (out, next) = f(Some(tat))?;
+            inner.map.insert(key.clone(), next);
+            return Ok(out);
         }
-        map.insert(key.clone(), next);
+        // A new address: its first request is always allowed and tells the time.
+        let (out, next) = f(None)?;
+        if inner.map.len() < self.cap || inner.evict(next.saturating_sub(self.t), self.tau) {
+            inner.map.insert(key.clone(), next);
+            inner.order.push_back(key.clone());
+            if inner.order.len() > 2 * self.cap {
+                let keys: VecDeque<K> = inner.map.keys().cloned().collect();
+                inner.order = keys;
+            }
+            return Ok(out);
+        }
+        // Every bucket looked at is limiting: newcomers share the overflow bucket.
+        let (out, next) = f(inner.overflow)?;
+        inner.overflow = Some(next);
         Ok(out)
     }
 }
 
 impl<K: Hash + Eq + Clone> ShrinkableKeyedStateStore<K> for BoundedStore<K> {
     fn retain_recent(&self, drop_below: Nanos) {
-        self.map.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, tat| *tat >= drop_below);
+        let mut inner = self.lock();
+        inner.map.retain(|_, tat| *tat >= drop_below);
+        let live: VecDeque<K> = inner.order.iter().filter(|k| inner.map.contains_key(*k)).cloned().collect();
+        inner.order = live;
+        if inner.overflow.is_some_and(|tat| tat < drop_below) {
+            inner.overflow = None;
+        }
     }
 
     fn shrink_to_fit(&self) {
-        self.map.lock().unwrap_or_else(|p| p.into_inner()).shrink_to_fit();
+        let mut inner = self.lock();
+        inner.map.shrink_to_fit();
+        inner.order.shrink_to_fit();
     }
 
     fn len(&self) -> usize {
-        self.map.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.lock().map.len()
     }
 
     fn is_empty(&self) -> bool {
@@ -76,12 +149,14 @@ pub struct IpLimiter {
 impl IpLimiter {
     /// `burst` requests at once, refilled at `per_5min` per five minutes.
     pub fn new(burst: u32, per_5min: u32, cap: usize) -> IpLimiter {
-        let period = Duration::from_secs(300) / per_5min.max(1);
-        let quota = Quota::with_period(period.max(Duration::from_nanos(1)))
-            .expect("non-zero period")
-            .allow_burst(NonZeroU32::new(burst.max(1)).expect("non-zero"));
+        let period = (Duration::from_secs(300) / per_5min.max(1)).max(Duration::from_nanos(1));
+        let burst = NonZeroU32::new(burst.max(1)).expect("non-zero");
+        let quota = Quota::with_period(period).expect("non-zero period").allow_burst(burst);
+        // Governor's GCRA parameters for this quota: t = the period, tau = t × (burst − 1).
+        let t = Nanos::from(period);
+        let tau = Nanos::from(period * (burst.get() - 1));
         let clock = DefaultClock::default();
-        IpLimiter { limiter: RateLimiter::new(quota, BoundedStore::new(cap), clock.clone()), clock }
+        IpLimiter { limiter: RateLimiter::new(quota, BoundedStore::new(cap, t, tau), clock.clone()), clock }
     }
 
     /// Ok, or how long to wait.
@@ -116,6 +191,25 @@ fn bucket_key(ip: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limited_buckets_are_never_evicted_and_newcomers_share_an_overflow() {
+        let l = IpLimiter::new(2, 1, 100);
+        let limited: IpAddr = "198.51.100.7".parse().unwrap();
+        assert!(l.check(limited).is_ok() && l.check(limited).is_ok());
+        assert!(l.check(limited).is_err());
+        // 99 more addresses each spend their whole burst: every bucket now limits.
+        for i in 0..99u32 {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            let _ = (l.check(ip), l.check(ip));
+        }
+        // Newcomers share one bucket: two get through, then they are limited too.
+        let newcomers: Vec<bool> =
+            (0..5u32).map(|i| l.check(IpAddr::V4(std::net::Ipv4Addr::from(0x0b00_0000 + i))).is_ok()).collect();
+        assert_eq!(newcomers, [true, true, false, false, false]);
+        assert!(l.check(limited).is_err(), "still limited");
+        assert_eq!(l.tracked(), 100);
+    }
 
     #[test]
     fn buckets_limit_and_memory_stays_bounded_under_a_spray() {

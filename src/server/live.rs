@@ -146,6 +146,7 @@ mod tests {
             },
             prev_refresh_jti: None,
             prev_rotated_at: None,
+            prev_rotated_ms: None,
             rotations: 0,
             revoked_at: None,
             revoke_reason: None,

@@ -19,6 +19,11 @@ fn user_error(e: UserError) -> ApiError {
         UserError::Store(crate::store::StoreError::NoSuchUser(_)) => {
             ApiError::new(StatusCode::NOT_FOUND, "no_such_user", "no such user")
         }
+        UserError::Store(crate::store::StoreError::LastAdmin(_)) => ApiError::new(
+            StatusCode::CONFLICT,
+            "last_admin",
+            "this is the last enabled admin; make another user admin first",
+        ),
         UserError::Store(s) => s.into(),
     }
 }
@@ -81,16 +86,17 @@ pub async fn handle(state: &AppState, parts: Parts, body: Incoming, ctx: &Ctx) -
                 let mut ended = 0;
                 let mut user = user;
                 let now = now();
-                if let Some(pw) = &password {
-                    let (u, n) = users::set_password(&*store, &user.email, pw, &actor, now)?;
-                    (user, ended) = (u, ended + n);
-                }
+                // The changes that may be refused (the last admin) come first.
                 if let Some(r) = &role {
                     let (u, n) = users::set_role(&*store, &user.email, r, &actor, now)?;
                     (user, ended) = (u, ended + n);
                 }
                 if let Some(d) = disabled {
                     let (u, n) = users::set_disabled(&*store, &user.email, d, &actor, now)?;
+                    (user, ended) = (u, ended + n);
+                }
+                if let Some(pw) = &password {
+                    let (u, n) = users::set_password(&*store, &user.email, pw, &actor, now)?;
                     (user, ended) = (u, ended + n);
                 }
                 Ok((user, ended))

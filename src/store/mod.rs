@@ -28,6 +28,8 @@ pub enum StoreError {
     Db(String),
     #[error("database is unavailable: {0}")]
     Unavailable(String),
+    #[error("{0} is the last enabled admin; make another user admin first")]
+    LastAdmin(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -77,6 +79,9 @@ pub struct Session {
     pub current: Issued,
     pub prev_refresh_jti: Option<String>,
     pub prev_rotated_at: Option<i64>,
+    /// When the previous refresh token was replaced, in epoch milliseconds: the grace
+    /// period is counted from here.
+    pub prev_rotated_ms: Option<i64>,
     pub rotations: i64,
     pub revoked_at: Option<i64>,
     pub revoke_reason: Option<String>,
@@ -162,11 +167,11 @@ pub(crate) enum Plan {
 }
 
 impl Plan {
-    pub(crate) fn decide(s: &Session, presented: &str, next: Issued, now: i64, grace_secs: i64) -> Plan {
+    pub(crate) fn decide(s: &Session, presented: &str, next: Issued, now_ms: i64, grace_ms: i64) -> Plan {
         if s.revoked_at.is_some() {
             return Plan::AlreadyRevoked;
         }
-        if now >= s.expires_at {
+        if now_ms.div_euclid(1000) >= s.expires_at {
             return Plan::Expire;
         }
         if presented == s.current.refresh_jti {
@@ -176,17 +181,21 @@ impl Plan {
                 ..next
             });
         }
+        // Rows rotated before milliseconds were kept count from the start of their second.
+        let rotated_ms = s.prev_rotated_ms.or(s.prev_rotated_at.map(|at| at.saturating_mul(1000)));
         let in_grace = s.prev_refresh_jti.as_deref() == Some(presented)
-            && s.prev_rotated_at.is_some_and(|at| now.saturating_sub(at) <= grace_secs);
+            && rotated_ms.is_some_and(|at| now_ms.saturating_sub(at) <= grace_ms);
         if in_grace { Plan::Grace } else { Plan::Reuse }
     }
 }
 
-/// The session after a rotation to `current` at `now`.
-pub(crate) fn rotated(s: Session, current: Issued, now: i64) -> Session {
+/// The session after a rotation to `current` at `now_ms`.
+pub(crate) fn rotated(s: Session, current: Issued, now_ms: i64) -> Session {
+    let now = now_ms.div_euclid(1000);
     Session {
         prev_refresh_jti: Some(s.current.refresh_jti.clone()),
         prev_rotated_at: Some(now),
+        prev_rotated_ms: Some(now_ms),
         rotations: s.rotations + 1,
         last_seen_at: now,
         current,
@@ -198,7 +207,7 @@ pub(crate) const USER_COLS: &str = "id, email, name, role, password_hash, disabl
 
 pub(crate) const SESSION_COLS: &str = "id, user_id, email, role, created_at, expires_at, access_jti, access_iat, \
      access_exp, refresh_jti, refresh_iat, refresh_exp, prev_refresh_jti, prev_rotated_at, rotations, revoked_at, \
-     revoke_reason, ip, user_agent, last_seen_at";
+     revoke_reason, ip, user_agent, last_seen_at, prev_rotated_ms";
 
 /// A `Session` from a row in `SESSION_COLS` order; `$get` is the driver's fallible getter.
 macro_rules! session_from_row {
@@ -226,6 +235,7 @@ macro_rules! session_from_row {
             ip: $r.$get(17)?,
             user_agent: $r.$get(18)?,
             last_seen_at: $r.$get(19)?,
+            prev_rotated_ms: $r.$get(20)?,
         }
     };
 }
@@ -285,22 +295,26 @@ pub trait Store: Send + Sync + 'static {
     fn user_by_email(&self, email: &str) -> Result<Option<User>>;
     fn user_by_id(&self, id: &str) -> Result<Option<User>>;
     fn list_users(&self) -> Result<Vec<User>>;
+    /// Refuses (`LastAdmin`) to disable the last enabled admin.
     fn set_disabled(&self, email: &str, disabled: bool, now: i64) -> Result<User>;
     fn set_password(&self, email: &str, password_hash: &str, now: i64) -> Result<User>;
+    /// Refuses (`LastAdmin`) to take the role from the last enabled admin.
     fn set_role(&self, email: &str, role: &str, now: i64) -> Result<User>;
 
     fn create_session(&self, session: NewSession) -> Result<()>;
     fn session(&self, id: &str) -> Result<Option<Session>>;
     /// Exactly-once rotation: `presented` is the refresh token's jti. The new pair's
-    /// expiries are capped at the session's absolute end. The audit record of the
-    /// outcome (`Rotation::audit_record` of `audit`) is written in the same transaction.
+    /// expiries are capped at the session's absolute end. The previous token is
+    /// accepted (the grace answer) for `grace_ms` milliseconds after it was replaced.
+    /// The audit record of the outcome (`Rotation::audit_record` of `audit`) is written
+    /// in the same transaction.
     fn rotate(
         &self,
         id: &str,
         presented: &str,
         next: Issued,
-        now: i64,
-        grace_secs: i64,
+        now_ms: i64,
+        grace_ms: i64,
         audit: &Record,
     ) -> Result<Rotation>;
     /// Revokes one session; false when it was already revoked or unknown.
@@ -330,7 +344,62 @@ pub trait Store: Send + Sync + 'static {
     fn audit_query(&self, query: &AuditQuery) -> Result<Vec<Record>>;
 }
 
+/// Whether a change leaves `user` an enabled admin; if not and it is the last one, the
+/// change is refused. `enabled_admins` counts them, the change not yet made.
+pub(crate) fn guard_last_admin(user: &User, stays_admin: bool, enabled_admins: i64) -> Result<()> {
+    let is_admin = user.role == crate::names::ADMIN_ROLE && !user.disabled;
+    if is_admin && !stays_admin && enabled_admins <= 1 {
+        return Err(StoreError::LastAdmin(user.email.clone()));
+    }
+    Ok(())
+}
+
 /// How emails are compared and stored: trimmed and lower-cased.
 pub fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issued(n: &str, at: i64) -> Issued {
+        Issued {
+            access_jti: format!("a{n}"),
+            access_iat: at,
+            access_exp: at + 900,
+            refresh_jti: format!("r{n}"),
+            refresh_iat: at,
+            refresh_exp: at + 3600,
+        }
+    }
+
+    #[test]
+    fn grace_is_counted_in_milliseconds() {
+        let s = Session {
+            id: "s".into(),
+            user_id: "u".into(),
+            email: "a@b.c".into(),
+            role: "admin".into(),
+            created_at: 1000,
+            expires_at: 10_000,
+            current: issued("2", 1000),
+            prev_refresh_jti: Some("r1".into()),
+            prev_rotated_at: Some(1000),
+            prev_rotated_ms: Some(1_000_900),
+            rotations: 1,
+            revoked_at: None,
+            revoke_reason: None,
+            ip: None,
+            user_agent: None,
+            last_seen_at: 1000,
+        };
+        let at = |ms: i64| Plan::decide(&s, "r1", issued("3", ms / 1000), ms, 3000);
+        assert_eq!(at(1_003_900), Plan::Grace, "exactly the grace");
+        assert_eq!(at(1_003_901), Plan::Reuse, "a millisecond past it (in seconds: 1003 - 1000 = 3, inside)");
+        // A row rotated before milliseconds were kept counts from the start of its second.
+        let old = Session { prev_rotated_ms: None, ..s.clone() };
+        assert_eq!(Plan::decide(&old, "r1", issued("3", 1003), 1_003_000, 3000), Plan::Grace);
+        assert_eq!(Plan::decide(&old, "r1", issued("3", 1003), 1_003_001, 3000), Plan::Reuse);
+    }
 }

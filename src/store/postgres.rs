@@ -25,7 +25,7 @@ use tokio_postgres::types::ToSql;
 
 use super::{
     AUDIT_COLS, AuditQuery, Issued, NewSession, NewUser, Plan, Result, Revocation, Rotation, SESSION_COLS, Session,
-    Store, StoreError, USER_COLS, User, normalize_email, record_from_row, rotated, session_from_row,
+    Store, StoreError, USER_COLS, User, guard_last_admin, normalize_email, record_from_row, rotated, session_from_row,
 };
 use crate::audit::Record;
 use crate::throttle::Throttle;
@@ -96,6 +96,11 @@ const MIGRATIONS: &[&str] = &[
         window_failures BIGINT NOT NULL
     );
     CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at BIGINT NOT NULL);
+    "#,
+    // 2: the grace period counted in milliseconds (SQLite's version 4).
+    r#"
+    ALTER TABLE sessions ADD COLUMN prev_rotated_ms BIGINT;
+    UPDATE sessions SET prev_rotated_ms = prev_rotated_at * 1000 WHERE prev_rotated_at IS NOT NULL;
     "#,
 ];
 
@@ -404,15 +409,16 @@ async fn decide_rotation(
     id: &str,
     presented: &str,
     next: Issued,
-    now: i64,
-    grace_secs: i64,
+    now_ms: i64,
+    grace_ms: i64,
 ) -> Result<Rotation> {
+    let now = now_ms.div_euclid(1000);
     let Some(s) = load_session(tx, id, true).await? else { return Ok(Rotation::Unknown) };
     let reload = async |reason| {
         revoke_where(tx, "id = $3", Some(id), reason, now).await?;
         load_session(tx, id, false).await?.ok_or_else(|| StoreError::Db("session vanished".into()))
     };
-    Ok(match Plan::decide(&s, presented, next, now, grace_secs) {
+    Ok(match Plan::decide(&s, presented, next, now_ms, grace_ms) {
         Plan::AlreadyRevoked => Rotation::Revoked(s),
         Plan::Grace => Rotation::Grace(s),
         Plan::Expire => Rotation::Expired(reload("session_max_lifetime").await?),
@@ -421,7 +427,7 @@ async fn decide_rotation(
             let stmt = tx
                 .prepare_cached(
                     "UPDATE sessions SET prev_refresh_jti = refresh_jti, prev_rotated_at = $1, \
-                     access_jti = $2, access_iat = $3, access_exp = $4, \
+                     prev_rotated_ms = $10, access_jti = $2, access_iat = $3, access_exp = $4, \
                      refresh_jti = $5, refresh_iat = $6, refresh_exp = $7, \
                      rotations = rotations + 1, last_seen_at = $1 \
                      WHERE id = $8 AND refresh_jti = $9 AND revoked_at IS NULL",
@@ -441,6 +447,7 @@ async fn decide_rotation(
                         &c.refresh_exp,
                         &id,
                         &presented,
+                        &now_ms,
                     ],
                 )
                 .await
@@ -448,12 +455,40 @@ async fn decide_rotation(
             if changed != 1 {
                 return Err(StoreError::Db("rotation lost its compare-and-swap".into()));
             }
-            Rotation::Rotated(rotated(s, c, now))
+            Rotation::Rotated(rotated(s, c, now_ms))
         }
     })
 }
 
-async fn update_user(c: &Object, set: &str, value: &(dyn ToSql + Sync), email: &str, now: i64) -> Result<User> {
+/// The last-admin rule under concurrency: every enabled admin's row is locked first,
+/// so two transactions demoting the last two admins run one after the other and the
+/// second sees the first's result.
+async fn guard_admins(tx: &Transaction<'_>, email: &str, stays_admin: impl Fn(&User) -> bool) -> Result<()> {
+    let admins = tx
+        .query(
+            "SELECT id FROM users WHERE role = $1 AND NOT disabled ORDER BY id FOR UPDATE",
+            &[&crate::names::ADMIN_ROLE],
+        )
+        .await
+        .map_err(pg)?
+        .len() as i64;
+    let sql = format!("SELECT {USER_COLS} FROM users WHERE email = $1");
+    match tx.query_opt(&sql, &[&normalize_email(email)]).await.map_err(pg)? {
+        Some(r) => {
+            let user = user_row(&r)?;
+            guard_last_admin(&user, stays_admin(&user), admins)
+        }
+        None => Err(StoreError::NoSuchUser(normalize_email(email))),
+    }
+}
+
+async fn update_user(
+    c: &impl GenericClient,
+    set: &str,
+    value: &(dyn ToSql + Sync),
+    email: &str,
+    now: i64,
+) -> Result<User> {
     let email = normalize_email(email);
     let sql = format!("UPDATE users SET {set} = $1, updated_at = $2 WHERE email = $3 RETURNING {USER_COLS}");
     match c.query_opt(&sql, &[value, &now, &email]).await.map_err(pg)? {
@@ -520,7 +555,10 @@ impl Store for PgStore {
     }
 
     fn set_disabled(&self, email: &str, disabled: bool, now: i64) -> Result<User> {
-        self.run(async |c| update_user(c, "disabled", &disabled, email, now).await)
+        self.tx(async |tx| {
+            guard_admins(tx, email, |_| !disabled).await?;
+            update_user(tx, "disabled", &disabled, email, now).await
+        })
     }
 
     fn set_password(&self, email: &str, hash: &str, now: i64) -> Result<User> {
@@ -528,7 +566,10 @@ impl Store for PgStore {
     }
 
     fn set_role(&self, email: &str, role: &str, now: i64) -> Result<User> {
-        self.run(async |c| update_user(c, "role", &role, email, now).await)
+        self.tx(async |tx| {
+            guard_admins(tx, email, |_| role == crate::names::ADMIN_ROLE).await?;
+            update_user(tx, "role", &role, email, now).await
+        })
     }
 
     fn create_session(&self, s: NewSession) -> Result<()> {
@@ -536,7 +577,7 @@ impl Store for PgStore {
             let stmt = c
                 .prepare_cached(&format!(
                     "INSERT INTO sessions ({SESSION_COLS}) VALUES \
-                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL, 0, NULL, NULL, $13, $14, $5)"
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL, 0, NULL, NULL, $13, $14, $5, NULL)"
                 ))
                 .await
                 .map_err(pg)?;
@@ -579,12 +620,12 @@ impl Store for PgStore {
         id: &str,
         presented: &str,
         next: Issued,
-        now: i64,
-        grace_secs: i64,
+        now_ms: i64,
+        grace_ms: i64,
         audit: &Record,
     ) -> Result<Rotation> {
         self.tx(async |tx| {
-            let outcome = decide_rotation(tx, id, presented, next, now, grace_secs).await?;
+            let outcome = decide_rotation(tx, id, presented, next, now_ms, grace_ms).await?;
             insert_audit(tx, &outcome.audit_record(audit)).await?;
             Ok(outcome)
         })

@@ -10,7 +10,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavio
 
 use super::{
     AUDIT_COLS, AuditQuery, Issued, NewSession, NewUser, Plan, Result, Revocation, Rotation, SESSION_COLS, Session,
-    Store, StoreError, USER_COLS, User, normalize_email, record_from_row, rotated, session_from_row,
+    Store, StoreError, USER_COLS, User, guard_last_admin, normalize_email, record_from_row, rotated, session_from_row,
 };
 use crate::audit::Record;
 use crate::throttle::Throttle;
@@ -85,6 +85,11 @@ const MIGRATIONS: &[&str] = &[
     // 3: one row the readiness probe rewrites, so a full or read-only disk shows as not ready.
     r#"
     CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
+    "#,
+    // 4: the grace period counted in milliseconds.
+    r#"
+    ALTER TABLE sessions ADD COLUMN prev_rotated_ms INTEGER;
+    UPDATE sessions SET prev_rotated_ms = prev_rotated_at * 1000 WHERE prev_rotated_at IS NOT NULL;
     "#,
 ];
 
@@ -303,15 +308,16 @@ fn decide_rotation(
     id: &str,
     presented: &str,
     next: Issued,
-    now: i64,
-    grace_secs: i64,
+    now_ms: i64,
+    grace_ms: i64,
 ) -> Result<Rotation> {
+    let now = now_ms.div_euclid(1000);
     let Some(s) = load_session(tx, id).map_err(db)? else { return Ok(Rotation::Unknown) };
     let revoke = |reason| -> Result<Session> {
         revoke_where(tx, "id = ?1", Some(id), reason, now)?;
         load_session(tx, id).map_err(db)?.ok_or_else(|| StoreError::Db("session vanished".into()))
     };
-    Ok(match Plan::decide(&s, presented, next, now, grace_secs) {
+    Ok(match Plan::decide(&s, presented, next, now_ms, grace_ms) {
         Plan::AlreadyRevoked => Rotation::Revoked(s),
         Plan::Grace => Rotation::Grace(s),
         Plan::Expire => Rotation::Expired(revoke("session_max_lifetime")?),
@@ -321,7 +327,7 @@ fn decide_rotation(
             let changed = tx
                 .prepare_cached(
                     "UPDATE sessions SET prev_refresh_jti = refresh_jti, prev_rotated_at = ?1, \
-                     access_jti = ?2, access_iat = ?3, access_exp = ?4, \
+                     prev_rotated_ms = ?10, access_jti = ?2, access_iat = ?3, access_exp = ?4, \
                      refresh_jti = ?5, refresh_iat = ?6, refresh_exp = ?7, \
                      rotations = rotations + 1, last_seen_at = ?1 \
                      WHERE id = ?8 AND refresh_jti = ?9 AND revoked_at IS NULL",
@@ -336,15 +342,24 @@ fn decide_rotation(
                     c.refresh_iat,
                     c.refresh_exp,
                     id,
-                    presented
+                    presented,
+                    now_ms
                 ])
                 .map_err(db)?;
             if changed != 1 {
                 return Err(StoreError::Db("rotation lost its compare-and-swap".into()));
             }
-            Rotation::Rotated(rotated(s, c, now))
+            Rotation::Rotated(rotated(s, c, now_ms))
         }
     })
+}
+
+/// Enabled admins, counted inside the writer's transaction (writes are serialised).
+fn enabled_admins(tx: &rusqlite::Transaction) -> Result<i64> {
+    tx.query_row("SELECT count(*) FROM users WHERE role = ?1 AND disabled = 0", [crate::names::ADMIN_ROLE], |r| {
+        r.get(0)
+    })
+    .map_err(db)
 }
 
 fn insert_audit(tx: &rusqlite::Transaction, r: &Record) -> Result<()> {
@@ -402,6 +417,7 @@ impl Store for SqliteStore {
     fn set_disabled(&self, email: &str, disabled: bool, now: i64) -> Result<User> {
         self.write(|tx| {
             let user = load_user(tx, email)?;
+            guard_last_admin(&user, !disabled, enabled_admins(tx)?)?;
             tx.execute(
                 "UPDATE users SET disabled = ?1, updated_at = ?2 WHERE id = ?3",
                 params![disabled as i64, now, user.id],
@@ -426,6 +442,7 @@ impl Store for SqliteStore {
     fn set_role(&self, email: &str, role: &str, now: i64) -> Result<User> {
         self.write(|tx| {
             let user = load_user(tx, email)?;
+            guard_last_admin(&user, role == crate::names::ADMIN_ROLE, enabled_admins(tx)?)?;
             tx.execute("UPDATE users SET role = ?1, updated_at = ?2 WHERE id = ?3", params![role, now, user.id])
                 .map_err(db)?;
             load_user(tx, email)
@@ -437,7 +454,7 @@ impl Store for SqliteStore {
             tx.execute(
                 &format!(
                     "INSERT INTO sessions ({SESSION_COLS}) VALUES \
-                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL, NULL, 0, NULL, NULL, ?13, ?14, ?5)"
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL, NULL, 0, NULL, NULL, ?13, ?14, ?5, NULL)"
                 ),
                 params![
                     s.id,
@@ -470,12 +487,12 @@ impl Store for SqliteStore {
         id: &str,
         presented: &str,
         next: Issued,
-        now: i64,
-        grace_secs: i64,
+        now_ms: i64,
+        grace_ms: i64,
         audit: &Record,
     ) -> Result<Rotation> {
         self.write(|tx| {
-            let outcome = decide_rotation(tx, id, presented, next, now, grace_secs)?;
+            let outcome = decide_rotation(tx, id, presented, next, now_ms, grace_ms)?;
             insert_audit(tx, &outcome.audit_record(audit))?;
             Ok(outcome)
         })

@@ -700,3 +700,21 @@ fn bearer_token_info_gives_the_sessions_refresh_expiry() {
     let info = get(&s.url("/api/auth/token-info"), &[], &[("authorization", &bearer)]).json();
     assert_eq!(info["refreshTokenExpiresAt"], want.as_str(), "{info}");
 }
+
+#[test]
+fn spraying_addresses_never_frees_a_limited_client() {
+    let s = Service::start(setup(
+        "TRUSTED_PROXIES=127.0.0.1\nASPJWT_RATE_LIMIT_CLIENTS=100\nAUTH_RATE_BURST=2\nAUTH_RATE_PER_5MIN=1\n",
+        &[],
+    ));
+    let client = reqwest::blocking::Client::new();
+    let refresh_from = |ip: &str| {
+        client.post(s.url("/api/auth/refresh")).header("x-forwarded-for", ip).send().unwrap().status().as_u16()
+    };
+    let limited = "198.51.100.7";
+    assert_eq!([refresh_from(limited), refresh_from(limited), refresh_from(limited)], [401, 401, 429]);
+    for i in 0..300u32 {
+        refresh_from(&std::net::Ipv4Addr::from(0xCB00_7100 + i).to_string()); // 203.0.113.0 onwards
+    }
+    assert_eq!(refresh_from(limited), 429, "the spray freed a client that was being limited");
+}

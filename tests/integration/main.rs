@@ -4,6 +4,7 @@ mod pg;
 mod service;
 mod util;
 
+mod accounts;
 mod check;
 mod completions;
 mod conn;

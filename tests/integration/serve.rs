@@ -295,7 +295,7 @@ fn kill_9_and_restart_keeps_every_session_and_rotation() {
     assert_eq!(s.terminate(), Some(0));
     let store = aspjwt::store::SqliteStore::open(&s.dir.path("aspjwt.db")).unwrap();
     assert_eq!(store.integrity_check().unwrap(), "ok");
-    assert_eq!(store.schema_version().unwrap(), 3);
+    assert_eq!(store.schema_version().unwrap(), 4);
 }
 
 #[test]

@@ -131,31 +131,35 @@ fn rotation_outcomes_and_their_audit(db: Option<&str>) {
     let store = b.open();
     let s = session_for(&*store, "a@example.com", "s1");
     let first = s.issued.refresh_jti.clone();
-    let r = store.rotate("s1", &first, issued("1", NOW + 10), NOW + 10, 10, &template()).unwrap();
+    let r = store.rotate("s1", &first, issued("1", NOW + 10), (NOW + 10) * 1000, 10_000, &template()).unwrap();
     let Rotation::Rotated(after) = r else { panic!("{r:?}") };
     assert_eq!((after.current.refresh_jti.as_str(), after.rotations), ("r-1", 1));
     assert_eq!(after.prev_refresh_jti.as_deref(), Some(first.as_str()));
     assert_eq!(store.session("s1").unwrap().unwrap(), after, "what rotate returns is what is stored");
     // The previous token within the grace period: the current pair again, nothing moves.
-    let g = store.rotate("s1", &first, issued("x", NOW + 15), NOW + 15, 10, &template()).unwrap();
+    let g = store.rotate("s1", &first, issued("x", NOW + 15), (NOW + 15) * 1000, 10_000, &template()).unwrap();
     assert_eq!(g, Rotation::Grace(after.clone()));
     // Past the grace period the previous token is reuse: the session ends.
-    let reuse = store.rotate("s1", &first, issued("y", NOW + 30), NOW + 30, 10, &template()).unwrap();
+    let reuse = store.rotate("s1", &first, issued("y", NOW + 30), (NOW + 30) * 1000, 10_000, &template()).unwrap();
     let Rotation::Reused(dead) = reuse else { panic!("{reuse:?}") };
     assert_eq!(dead.revoke_reason.as_deref(), Some("refresh_token_reuse"));
-    let r = store.rotate("s1", "r-1", issued("z", NOW + 31), NOW + 31, 10, &template()).unwrap();
+    let r = store.rotate("s1", "r-1", issued("z", NOW + 31), (NOW + 31) * 1000, 10_000, &template()).unwrap();
     assert!(matches!(r, Rotation::Revoked(_)), "{r:?}");
-    assert_eq!(store.rotate("nope", "r", issued("u", NOW), NOW, 10, &template()).unwrap(), Rotation::Unknown);
+    assert_eq!(
+        store.rotate("nope", "r", issued("u", NOW), (NOW) * 1000, 10_000, &template()).unwrap(),
+        Rotation::Unknown
+    );
     // The absolute end caps new expiries and, once passed, ends the session.
     let s2 = session_for(&*store, "a@example.com", "s2");
     let late = s2.expires_at - 100;
     let Rotation::Rotated(capped) =
-        store.rotate("s2", &s2.issued.refresh_jti, issued("2", late), late, 10, &template()).unwrap()
+        store.rotate("s2", &s2.issued.refresh_jti, issued("2", late), (late) * 1000, 10_000, &template()).unwrap()
     else {
         panic!()
     };
     assert_eq!((capped.current.access_exp, capped.current.refresh_exp), (s2.expires_at, s2.expires_at));
-    let end = store.rotate("s2", "r-2", issued("3", s2.expires_at), s2.expires_at, 10, &template()).unwrap();
+    let end =
+        store.rotate("s2", "r-2", issued("3", s2.expires_at), (s2.expires_at) * 1000, 10_000, &template()).unwrap();
     let Rotation::Expired(e) = end else { panic!("{end:?}") };
     assert_eq!(e.revoke_reason.as_deref(), Some("session_max_lifetime"));
     // Each outcome wrote its audit record in the same transaction.
@@ -201,7 +205,9 @@ fn racing_rotations_across_handles_rotate_once(db: Option<&str>) {
                 (if i % 2 == 0 { h1.clone() } else { h2.clone() }, barrier.clone(), s.issued.refresh_jti.clone());
             std::thread::spawn(move || {
                 barrier.wait();
-                store.rotate("s1", &presented, issued(&format!("n{i}"), NOW + 1), NOW + 1, 10, &template()).unwrap()
+                store
+                    .rotate("s1", &presented, issued(&format!("n{i}"), NOW + 1), (NOW + 1) * 1000, 10_000, &template())
+                    .unwrap()
             })
         })
         .collect::<Vec<_>>()
