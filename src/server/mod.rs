@@ -424,10 +424,15 @@ async fn serve_metrics(state: Arc<AppState>, listener: TcpListener) {
     loop {
         let Ok((stream, _)) = listener.accept().await else { continue };
         let st = state.clone();
+        let cfg = state.cfg();
+        let in_flight = conn::InFlight::default();
+        let io = TokioIo::new(conn::Guarded::new(stream, cfg.idle_timeout, in_flight.clone(), cfg.production));
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<Incoming>| {
                 let st = st.clone();
+                let handling = in_flight.start();
                 async move {
+                    let _handling = handling;
                     let mut resp = if req.uri().path() == "/metrics" {
                         metrics_response(&st).await.unwrap_or_else(ApiError::into_response)
                     } else {
@@ -437,7 +442,7 @@ async fn serve_metrics(state: Arc<AppState>, listener: TcpListener) {
                     Ok::<_, Infallible>(resp)
                 }
             });
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
         });
     }
 }

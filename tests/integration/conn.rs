@@ -267,7 +267,20 @@ fn idle_keep_alive_connections_are_closed() {
 
 #[test]
 fn responses_the_parser_makes_carry_the_headers_and_the_json_shape() {
-    let s = Service::start(setup("", &[]));
+    let s = Service::start(setup("METRICS_BIND=127.0.0.1:0\n", &[]));
+    let send_to = |to: SocketAddr, bytes: &[u8]| {
+        let mut c = TcpStream::connect(to).unwrap();
+        c.write_all(bytes).unwrap();
+        read_response(&mut c, Duration::from_secs(5), Duration::from_secs(2)).expect("no answer")
+    };
+    let metrics: SocketAddr = s
+        .logs()
+        .lines()
+        .find(|l| l.contains("metrics_listening"))
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["addr"].as_str().unwrap().parse().unwrap())
+        .unwrap();
+    let on_metrics = send_to(metrics, b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Note: a\x01b\r\n\r\n");
+    assert_json_error_with_headers(&on_metrics, 400, "the metrics listener");
     let send = |bytes: &[u8]| {
         let mut c = TcpStream::connect(addr(&s)).unwrap();
         c.write_all(bytes).unwrap();
