@@ -1,7 +1,8 @@
 //! The load benchmark: `cargo bench --bench load` (release build). It starts the
 //! release binary on loopback with a temp database, raises AUTH_RATE_* so that it
 //! measures the service rather than the limiter, and prints one line per scenario.
-//! LOAD_SECONDS (default 10) and LOAD_CONNECTIONS (default 64) tune it. The refresh
+//! LOAD_SECONDS (default 10) and LOAD_CONNECTIONS (default 64) tune it; LOAD_BIN runs
+//! another build of aspjwt instead (two versions side by side on one machine). The refresh
 //! scenario runs again on PostgreSQL (LOAD_PG, an admin URL, default the local
 //! server), in a database the benchmark creates and drops.
 
@@ -15,7 +16,7 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::Request;
 
 mod common;
-use common::{BIN, Http, PASSWORD, cli, client, login, rss_kb, set_cookie, start};
+use common::{Http, PASSWORD, bin, cli, client, login, rss_kb, set_cookie, start};
 
 struct Stats {
     count: usize,
@@ -131,7 +132,7 @@ fn whole_process(args: &[&str], runs: usize) -> (f64, f64) {
     let mut times: Vec<f64> = (0..runs)
         .map(|_| {
             let t = Instant::now();
-            let out = Command::new(BIN).args(args).stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
+            let out = Command::new(bin()).args(args).stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
             assert!(out.success());
             t.elapsed().as_secs_f64() * 1000.0
         })

@@ -19,6 +19,9 @@ _aspjwt() {
             aspjwt,audit)
                 cmd="aspjwt__subcmd__audit"
                 ;;
+            aspjwt,backup)
+                cmd="aspjwt__subcmd__backup"
+                ;;
             aspjwt,check)
                 cmd="aspjwt__subcmd__check"
                 ;;
@@ -43,6 +46,9 @@ _aspjwt() {
             aspjwt,mint)
                 cmd="aspjwt__subcmd__mint"
                 ;;
+            aspjwt,restore)
+                cmd="aspjwt__subcmd__restore"
+                ;;
             aspjwt,rotate)
                 cmd="aspjwt__subcmd__rotate"
                 ;;
@@ -60,6 +66,9 @@ _aspjwt() {
                 ;;
             aspjwt__subcmd__help,audit)
                 cmd="aspjwt__subcmd__help__subcmd__audit"
+                ;;
+            aspjwt__subcmd__help,backup)
+                cmd="aspjwt__subcmd__help__subcmd__backup"
                 ;;
             aspjwt__subcmd__help,check)
                 cmd="aspjwt__subcmd__help__subcmd__check"
@@ -84,6 +93,9 @@ _aspjwt() {
                 ;;
             aspjwt__subcmd__help,mint)
                 cmd="aspjwt__subcmd__help__subcmd__mint"
+                ;;
+            aspjwt__subcmd__help,restore)
+                cmd="aspjwt__subcmd__help__subcmd__restore"
                 ;;
             aspjwt__subcmd__help,rotate)
                 cmd="aspjwt__subcmd__help__subcmd__rotate"
@@ -191,7 +203,7 @@ _aspjwt() {
 
     case "${cmd}" in
         aspjwt)
-            opts="-q -h -V --json --color --quiet --help --version generate rotate check decode verify mint serve health user sessions audit completions man help"
+            opts="-q -h -V --json --color --quiet --help --version generate rotate check decode verify mint serve health user sessions audit backup restore completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -228,6 +240,36 @@ _aspjwt() {
                     return 0
                     ;;
                 --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aspjwt__subcmd__backup)
+            opts="-q -h -V --out --db --env-file --json --color --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --out)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -405,7 +447,7 @@ _aspjwt() {
             return 0
             ;;
         aspjwt__subcmd__help)
-            opts="generate rotate check decode verify mint serve health user sessions audit completions man help"
+            opts="generate rotate check decode verify mint serve health user sessions audit backup restore completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -419,6 +461,20 @@ _aspjwt() {
             return 0
             ;;
         aspjwt__subcmd__help__subcmd__audit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aspjwt__subcmd__help__subcmd__backup)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -531,6 +587,20 @@ _aspjwt() {
             return 0
             ;;
         aspjwt__subcmd__help__subcmd__mint)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aspjwt__subcmd__help__subcmd__restore)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -788,6 +858,32 @@ _aspjwt() {
                     return 0
                     ;;
                 --secret-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aspjwt__subcmd__restore)
+            opts="-q -h -V --force --db --env-file --json --color --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

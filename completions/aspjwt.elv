@@ -37,6 +37,8 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
             cand user 'Manage users (works with or without the service running)'
             cand sessions 'List or revoke sessions: the incident-response \"clear all user sessions\"'
             cand audit 'Read the audit log'
+            cand backup 'Take a consistent snapshot of the database (users with their password hashes, sessions, audit log, account throttles) into one checksummed file, written 0600'
+            cand restore 'Load a backup into a database (SQLite or PostgreSQL) in one transaction'
             cand completions 'Print a shell completion script'
             cand man 'Print the man page (roff)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -373,6 +375,32 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'aspjwt;backup'= {
+            cand --out 'The backup file to write (0600; an existing file is replaced atomically)'
+            cand --db 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
+            cand --env-file 'The .env file that may name ASPJWT_DB [default: ./.env when present]'
+            cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
+            cand --json 'Machine-readable JSON on stdout, nothing else there'
+            cand -q 'Print only results and errors: no summaries, notices or warnings'
+            cand --quiet 'Print only results and errors: no summaries, notices or warnings'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'aspjwt;restore'= {
+            cand --db 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
+            cand --env-file 'The .env file that may name ASPJWT_DB [default: ./.env when present]'
+            cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
+            cand --force 'Replace everything in a database that already has users'
+            cand --json 'Machine-readable JSON on stdout, nothing else there'
+            cand -q 'Print only results and errors: no summaries, notices or warnings'
+            cand --quiet 'Print only results and errors: no summaries, notices or warnings'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'aspjwt;completions'= {
             cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
             cand --json 'Machine-readable JSON on stdout, nothing else there'
@@ -405,6 +433,8 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
             cand user 'Manage users (works with or without the service running)'
             cand sessions 'List or revoke sessions: the incident-response \"clear all user sessions\"'
             cand audit 'Read the audit log'
+            cand backup 'Take a consistent snapshot of the database (users with their password hashes, sessions, audit log, account throttles) into one checksummed file, written 0600'
+            cand restore 'Load a backup into a database (SQLite or PostgreSQL) in one transaction'
             cand completions 'Print a shell completion script'
             cand man 'Print the man page (roff)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -454,6 +484,10 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
         &'aspjwt;help;sessions;revoke'= {
         }
         &'aspjwt;help;audit'= {
+        }
+        &'aspjwt;help;backup'= {
+        }
+        &'aspjwt;help;restore'= {
         }
         &'aspjwt;help;completions'= {
         }

@@ -22,6 +22,8 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::User(args) => commands::operator::user(&out, args),
         Command::Sessions(args) => commands::operator::sessions(&out, args),
         Command::Audit(args) => commands::operator::audit(&out, args),
+        Command::Backup(args) => commands::backup::backup(&out, args),
+        Command::Restore(args) => commands::backup::restore(&out, args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "aspjwt", &mut std::io::stdout().lock());

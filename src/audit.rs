@@ -73,7 +73,7 @@ impl Event {
 }
 
 /// One audit record. Never holds a password, secret or token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Record {
     /// Milliseconds since the epoch.
     pub at_ms: i64,

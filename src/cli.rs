@@ -105,6 +105,19 @@ pub enum Command {
     )]
     Audit(AuditArgs),
 
+    /// Take a consistent snapshot of the database (users with their password hashes,
+    /// sessions, audit log, account throttles) into one checksummed file, written 0600.
+    #[command(
+        after_help = "Examples:\n  aspjwt backup --db ./data/aspjwt.db --out aspjwt-$(date +%F).backup\n  ASPJWT_DB=postgres://aspjwt@db/aspjwt aspjwt backup --out nightly.backup\n\nThe service may keep running: the snapshot is one read transaction."
+    )]
+    Backup(BackupArgs),
+
+    /// Load a backup into a database (SQLite or PostgreSQL) in one transaction.
+    #[command(
+        after_help = "Examples:\n  aspjwt restore --db ./data/aspjwt.db nightly.backup\n  ASPJWT_DB=postgres://aspjwt@db/aspjwt aspjwt restore aspjwt.backup   # one instance grows into several\n\nThe file's checksum and version are checked first; a database that already has users is refused unless --force."
+    )]
+    Restore(RestoreArgs),
+
     /// Print a shell completion script.
     #[command(after_help = "Example:\n  aspjwt completions bash > /etc/bash_completion.d/aspjwt")]
     Completions {
@@ -384,6 +397,27 @@ pub struct HealthArgs {
     /// Trust this PEM CA certificate for https.
     #[arg(long, value_name = "FILE")]
     pub cacert: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The backup file to write (0600; an existing file is replaced atomically).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup file (`-` reads stdin).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Replace everything in a database that already has users.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub db: DbArgs,
 }
 
 /// Where the operator commands find the database.

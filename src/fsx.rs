@@ -74,6 +74,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8], new_mode: u32) -> io::Result<()> 
     stage(path, bytes, new_mode)?.commit()
 }
 
+/// Writes a file that holds secrets atomically, owner-only (0600) from its first byte
+/// to its last, whatever mode a file there had before.
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let staged = stage(path, bytes, 0o600)?;
+    fs::set_permissions(staged.temp_path(), Permissions::from_mode(0o600))?;
+    staged.commit()
+}
+
 fn sync_dir(path: &Path) -> io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,

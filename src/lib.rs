@@ -1,5 +1,6 @@
 pub mod app;
 pub mod audit;
+pub mod backup;
 pub mod check;
 pub mod cli;
 pub mod commands;

@@ -516,9 +516,7 @@ pub fn write(plans: &mut [FilePlan], backup_suffix: Option<&str>) -> Result<(), 
             let target = fsx::resolve(&p.path).map_err(|e| io_err(&p.path, "cannot resolve", &e))?;
             let backup = PathBuf::from(format!("{}{suffix}", target.display()));
             // A backup holds the old secrets: owner-only, whatever the original's mode.
-            fsx::write_atomic(&backup, &p.old, 0o600).map_err(|e| io_err(&backup, "cannot write backup", &e))?;
-            fs::set_permissions(&backup, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-                .map_err(|e| io_err(&backup, "cannot restrict backup", &e))?;
+            fsx::write_private(&backup, &p.old).map_err(|e| io_err(&backup, "cannot write backup", &e))?;
             p.report.backup = Some(backup.display().to_string());
         }
     }

@@ -13,13 +13,17 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_aspjwt");
+/// The binary under test: this build's, or `LOAD_BIN` (another build, to measure two
+/// versions side by side on the same machine).
+pub fn bin() -> String {
+    std::env::var("LOAD_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_aspjwt").to_string())
+}
 pub const PASSWORD: &str = "correct horse battery staple";
 
 pub type Http = Client<HttpConnector, Full<Bytes>>;
 
 pub fn cli(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> String {
-    let mut c = Command::new(BIN);
+    let mut c = Command::new(bin());
     c.current_dir(dir).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::piped());
     let mut child = c.spawn().unwrap();
     if let Some(s) = stdin {
@@ -32,7 +36,7 @@ pub fn cli(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> String 
 
 pub fn start(dir: &std::path::Path) -> (Child, String, Duration) {
     let t = Instant::now();
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .current_dir(dir)
         .args(["serve", "--bind", "127.0.0.1:0", "--env-file", ".env"])
         .args(db_flag(dir))

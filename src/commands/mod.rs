@@ -1,6 +1,7 @@
 //! One module per group of subcommands: each turns parsed arguments into calls on
 //! the domain modules and prints the result through `Out`.
 
+pub mod backup;
 pub mod check;
 pub mod health;
 pub mod operator;

@@ -23,7 +23,26 @@ fn now() -> i64 {
 }
 
 /// Opens the database the service uses: --db, ASPJWT_DB (environment, then .env), default.
-fn open(db: &DbArgs) -> Result<Box<dyn Store>> {
+pub(crate) fn open(db: &DbArgs) -> Result<Box<dyn Store>> {
+    let target = target(db)?;
+    crate::store::open(&target).map_err(|e| anyhow!("{target}: {e}"))
+}
+
+/// Opens an existing database; a SQLite file that is not there is refused rather than
+/// created (a typo must not answer "nothing to do").
+pub(crate) fn open_existing(db: &DbArgs) -> Result<(Box<dyn Store>, crate::store::Target)> {
+    let target = target(db)?;
+    if let crate::store::Target::Sqlite(p) = &target
+        && !p.is_file()
+    {
+        bail!("{}: no such database file (give --db, or ASPJWT_DB in the environment or .env)", p.display());
+    }
+    let store = crate::store::open(&target).map_err(|e| anyhow!("{target}: {e}"))?;
+    Ok((store, target))
+}
+
+/// The database target: --db, ASPJWT_DB (environment, then .env), default.
+pub(crate) fn target(db: &DbArgs) -> Result<crate::store::Target> {
     let settings = match &db.env_file {
         Some(p) => {
             let mut s = Settings::from_env_file(p)?;
@@ -37,8 +56,7 @@ fn open(db: &DbArgs) -> Result<Box<dyn Store>> {
         }
         None => Settings::from_process_env(),
     };
-    let target = config::db_target(db.db.as_deref(), &settings).map_err(|e| anyhow!("{e}"))?;
-    crate::store::open(&target).map_err(|e| anyhow!("{target}: {e}"))
+    config::db_target(db.db.as_deref(), &settings).map_err(|e| anyhow!("{e}"))
 }
 
 fn read_password() -> Result<String> {

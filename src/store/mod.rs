@@ -30,11 +30,13 @@ pub enum StoreError {
     Unavailable(String),
     #[error("{0} is the last enabled admin; make another user admin first")]
     LastAdmin(String),
+    #[error("the database already has {0} user(s); restore --force replaces everything in it")]
+    NotEmpty(i64),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct User {
     pub id: String,
     pub email: String,
@@ -57,7 +59,7 @@ pub struct NewUser {
 
 /// The ids and times of one access/refresh token pair. With the session's user
 /// fields they are enough to re-sign the exact same tokens.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Issued {
     pub access_jti: String,
     pub access_iat: i64,
@@ -67,7 +69,7 @@ pub struct Issued {
     pub refresh_exp: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Session {
     pub id: String,
     pub user_id: String,
@@ -277,6 +279,30 @@ pub struct Revocation {
     pub revoked_at: i64,
 }
 
+/// An account's failed-login state with its key (a normalised email), as backed up.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ThrottleRow {
+    pub key: String,
+    pub consecutive: i64,
+    pub locked_until: i64,
+    pub window_start: i64,
+    pub window_failures: i64,
+}
+
+/// One row of a backup (`crate::backup`), the same for both stores.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "table", content = "row")]
+pub enum BackupRow {
+    #[serde(rename = "users")]
+    User(User),
+    #[serde(rename = "sessions")]
+    Session(Session),
+    #[serde(rename = "audit_events")]
+    AuditEvent(Record),
+    #[serde(rename = "login_throttle")]
+    Throttle(ThrottleRow),
+}
+
 /// Filters for reading the audit log.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
@@ -339,6 +365,13 @@ pub trait Store: Send + Sync + 'static {
     fn count_live_sessions(&self, now: i64) -> Result<i64>;
 
     fn audit(&self, record: &Record) -> Result<()>;
+    /// Every user, session, audit event and account throttle, from one consistent
+    /// snapshot (the service may be running): users, then sessions, audit events in
+    /// time order, throttles.
+    fn export(&self) -> Result<Vec<BackupRow>>;
+    /// Loads `rows` in one transaction. A database that already has users is refused
+    /// (`NotEmpty`) unless `replace`, which first deletes everything in it.
+    fn import(&self, rows: &[BackupRow], replace: bool) -> Result<()>;
     /// Flushes and closes cleanly (on shutdown).
     fn close(&self) -> Result<()>;
     fn audit_query(&self, query: &AuditQuery) -> Result<Vec<Record>>;

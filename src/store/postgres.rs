@@ -24,8 +24,9 @@ use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
 use super::{
-    AUDIT_COLS, AuditQuery, Issued, NewSession, NewUser, Plan, Result, Revocation, Rotation, SESSION_COLS, Session,
-    Store, StoreError, USER_COLS, User, guard_last_admin, normalize_email, record_from_row, rotated, session_from_row,
+    AUDIT_COLS, AuditQuery, BackupRow, Issued, NewSession, NewUser, Plan, Result, Revocation, Rotation, SESSION_COLS,
+    Session, Store, StoreError, ThrottleRow, USER_COLS, User, guard_last_admin, normalize_email, record_from_row,
+    rotated, session_from_row,
 };
 use crate::audit::Record;
 use crate::throttle::Throttle;
@@ -760,6 +761,147 @@ impl Store for PgStore {
     fn close(&self) -> Result<()> {
         self.pool.close();
         Ok(())
+    }
+
+    fn export(&self) -> Result<Vec<BackupRow>> {
+        self.run(async |c| {
+            // One REPEATABLE READ transaction: every query sees the same snapshot.
+            let tx = c
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await
+                .map_err(pg)?;
+            let mut rows = Vec::new();
+            for r in
+                tx.query(&format!("SELECT {USER_COLS} FROM users ORDER BY created_at, id"), &[]).await.map_err(pg)?
+            {
+                rows.push(BackupRow::User(user_row(&r)?));
+            }
+            let sql = format!("SELECT {SESSION_COLS} FROM sessions ORDER BY created_at, id");
+            for r in tx.query(&sql, &[]).await.map_err(pg)? {
+                rows.push(BackupRow::Session(session_row(&r)?));
+            }
+            // The audit log can be long: in pages, by id, inside the same snapshot.
+            let mut after: i64 = 0;
+            loop {
+                let page = tx
+                    .query(
+                        &format!("SELECT {AUDIT_COLS}, id FROM audit_events WHERE id > $1 ORDER BY id LIMIT 10000"),
+                        &[&after],
+                    )
+                    .await
+                    .map_err(pg)?;
+                let Some(last) = page.last() else { break };
+                after = last.try_get(9).map_err(row)?;
+                for r in &page {
+                    rows.push(BackupRow::AuditEvent(record_row(r)?));
+                }
+            }
+            let sql =
+                "SELECT consecutive, locked_until, window_start, window_failures, key FROM login_throttle ORDER BY key";
+            for r in tx.query(sql, &[]).await.map_err(pg)? {
+                let t = throttle_row(&r)?;
+                rows.push(BackupRow::Throttle(ThrottleRow {
+                    key: r.try_get(4).map_err(row)?,
+                    consecutive: t.consecutive,
+                    locked_until: t.locked_until,
+                    window_start: t.window_start,
+                    window_failures: t.window_failures,
+                }));
+            }
+            tx.commit().await.map_err(pg)?;
+            Ok(rows)
+        })
+    }
+
+    fn import(&self, rows: &[BackupRow], replace: bool) -> Result<()> {
+        self.tx(async |tx| {
+            // Locks out a concurrent restore or user creation for the transaction's length.
+            tx.batch_execute("LOCK TABLE users, sessions, audit_events, login_throttle, revocations IN EXCLUSIVE MODE")
+                .await
+                .map_err(pg)?;
+            let users: i64 = tx.query_one("SELECT count(*) FROM users", &[]).await.map_err(pg)?.get(0);
+            if users > 0 && !replace {
+                return Err(StoreError::NotEmpty(users));
+            }
+            tx.batch_execute(
+                "DELETE FROM revocations; DELETE FROM sessions; DELETE FROM users; \
+                 DELETE FROM audit_events; DELETE FROM login_throttle;",
+            )
+            .await
+            .map_err(pg)?;
+            let user_sql = format!("INSERT INTO users ({USER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
+            let session_sql = format!(
+                "INSERT INTO sessions ({SESSION_COLS}) VALUES ({})",
+                (1..=21).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+            );
+            let throttle_sql = "INSERT INTO login_throttle (key, consecutive, locked_until, window_start, window_failures) \
+                                VALUES ($1, $2, $3, $4, $5)";
+            let (user_st, session_st, throttle_st) = (
+                tx.prepare_cached(&user_sql).await.map_err(pg)?,
+                tx.prepare_cached(&session_sql).await.map_err(pg)?,
+                tx.prepare_cached(throttle_sql).await.map_err(pg)?,
+            );
+            // Users first, then the sessions that refer to them: the backup's order.
+            for r in rows {
+                {
+                    match r {
+                        BackupRow::User(u) => tx
+                            .execute(
+                                &user_st,
+                                &[&u.id, &u.email, &u.name, &u.role, &u.password_hash, &u.disabled, &u.created_at, &u.updated_at],
+                            )
+                            .await
+                            .map(|_| ())
+                            .map_err(pg),
+                        BackupRow::Session(s) => {
+                            let c = &s.current;
+                            tx.execute(
+                                &session_st,
+                                &[
+                                    &s.id,
+                                    &s.user_id,
+                                    &s.email,
+                                    &s.role,
+                                    &s.created_at,
+                                    &s.expires_at,
+                                    &c.access_jti,
+                                    &c.access_iat,
+                                    &c.access_exp,
+                                    &c.refresh_jti,
+                                    &c.refresh_iat,
+                                    &c.refresh_exp,
+                                    &s.prev_refresh_jti,
+                                    &s.prev_rotated_at,
+                                    &s.rotations,
+                                    &s.revoked_at,
+                                    &s.revoke_reason,
+                                    &s.ip,
+                                    &s.user_agent,
+                                    &s.last_seen_at,
+                                    &s.prev_rotated_ms,
+                                ],
+                            )
+                            .await
+                            .map(|_| ())
+                            .map_err(pg)
+                        }
+                        BackupRow::AuditEvent(rec) => insert_audit(tx, rec).await,
+                        BackupRow::Throttle(t) => tx
+                            .execute(
+                                &throttle_st,
+                                &[&t.key, &t.consecutive, &t.locked_until, &t.window_start, &t.window_failures],
+                            )
+                            .await
+                            .map(|_| ())
+                            .map_err(pg),
+                    }
+                }?;
+            }
+            Ok(())
+        })
     }
 
     fn audit_query(&self, q: &AuditQuery) -> Result<Vec<Record>> {

@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::{
-    AUDIT_COLS, AuditQuery, Issued, NewSession, NewUser, Plan, Result, Revocation, Rotation, SESSION_COLS, Session,
-    Store, StoreError, USER_COLS, User, guard_last_admin, normalize_email, record_from_row, rotated, session_from_row,
+    AUDIT_COLS, AuditQuery, BackupRow, Issued, NewSession, NewUser, Plan, Result, Revocation, Rotation, SESSION_COLS,
+    Session, Store, StoreError, ThrottleRow, USER_COLS, User, guard_last_admin, normalize_email, record_from_row,
+    rotated, session_from_row,
 };
 use crate::audit::Record;
 use crate::throttle::Throttle;
@@ -588,6 +589,119 @@ impl Store for SqliteStore {
     /// Checkpoints the WAL into the main file.
     fn close(&self) -> Result<()> {
         lock(&self.writer).execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").map_err(db)
+    }
+
+    fn export(&self) -> Result<Vec<BackupRow>> {
+        // One read transaction: in WAL mode every statement in it sees the same snapshot,
+        // whatever the service writes meanwhile.
+        self.read(|c| {
+            let tx = c.unchecked_transaction()?;
+            let mut rows = Vec::new();
+            let mut users = tx.prepare(&format!("SELECT {USER_COLS} FROM users ORDER BY created_at, id"))?;
+            for u in users.query_map([], user_row)? {
+                rows.push(BackupRow::User(u?));
+            }
+            let mut sessions = tx.prepare(&format!("SELECT {SESSION_COLS} FROM sessions ORDER BY created_at, id"))?;
+            for s in sessions.query_map([], session_row)? {
+                rows.push(BackupRow::Session(s?));
+            }
+            let mut audit = tx.prepare(&format!("SELECT {AUDIT_COLS} FROM audit_events ORDER BY id"))?;
+            for r in audit.query_map([], |r| Ok(record_from_row!(r.get)))? {
+                rows.push(BackupRow::AuditEvent(r?));
+            }
+            let mut throttles = tx.prepare(
+                "SELECT key, consecutive, locked_until, window_start, window_failures FROM login_throttle ORDER BY key",
+            )?;
+            for t in throttles.query_map([], |r| {
+                Ok(ThrottleRow {
+                    key: r.get(0)?,
+                    consecutive: r.get(1)?,
+                    locked_until: r.get(2)?,
+                    window_start: r.get(3)?,
+                    window_failures: r.get(4)?,
+                })
+            })? {
+                rows.push(BackupRow::Throttle(t?));
+            }
+            drop((users, sessions, audit, throttles));
+            tx.commit()?;
+            Ok(rows)
+        })
+    }
+
+    fn import(&self, rows: &[BackupRow], replace: bool) -> Result<()> {
+        self.write(|tx| {
+            let users: i64 = tx.query_row("SELECT count(*) FROM users", [], |r| r.get(0)).map_err(db)?;
+            if users > 0 && !replace {
+                return Err(StoreError::NotEmpty(users));
+            }
+            tx.execute_batch(
+                "DELETE FROM revocations; DELETE FROM sessions; DELETE FROM users; \
+                 DELETE FROM audit_events; DELETE FROM login_throttle;",
+            )
+            .map_err(db)?;
+            let session_values = (1..=21).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+            for row in rows {
+                match row {
+                    BackupRow::User(u) => tx
+                        .prepare_cached(&format!("INSERT INTO users ({USER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"))
+                        .and_then(|mut st| {
+                            st.execute(params![
+                                u.id,
+                                u.email,
+                                u.name,
+                                u.role,
+                                u.password_hash,
+                                u.disabled as i64,
+                                u.created_at,
+                                u.updated_at
+                            ])
+                        }),
+                    BackupRow::Session(s) => tx
+                        .prepare_cached(&format!("INSERT INTO sessions ({SESSION_COLS}) VALUES ({session_values})"))
+                        .and_then(|mut st| {
+                            let c = &s.current;
+                            st.execute(params![
+                                s.id,
+                                s.user_id,
+                                s.email,
+                                s.role,
+                                s.created_at,
+                                s.expires_at,
+                                c.access_jti,
+                                c.access_iat,
+                                c.access_exp,
+                                c.refresh_jti,
+                                c.refresh_iat,
+                                c.refresh_exp,
+                                s.prev_refresh_jti,
+                                s.prev_rotated_at,
+                                s.rotations,
+                                s.revoked_at,
+                                s.revoke_reason,
+                                s.ip,
+                                s.user_agent,
+                                s.last_seen_at,
+                                s.prev_rotated_ms
+                            ])
+                        }),
+                    BackupRow::AuditEvent(r) => {
+                        insert_audit(tx, r)?;
+                        Ok(1)
+                    }
+                    BackupRow::Throttle(t) => tx
+                        .prepare_cached(
+                            "INSERT INTO login_throttle (key, consecutive, locked_until, window_start, window_failures) \
+                             VALUES (?1, ?2, ?3, ?4, ?5)",
+                        )
+                        .and_then(|mut st| {
+                            st.execute(params![t.key, t.consecutive, t.locked_until, t.window_start, t.window_failures])
+                        }),
+                }
+                .map_err(db)?;
+            }
+            Ok(())
+        })
     }
 
     fn audit_query(&self, q: &AuditQuery) -> Result<Vec<Record>> {

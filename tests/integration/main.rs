@@ -5,6 +5,7 @@ mod service;
 mod util;
 
 mod accounts;
+mod backup;
 mod check;
 mod completions;
 mod conn;

@@ -1,0 +1,214 @@
+//! The backup file: one portable, versioned, checksummed format that both stores
+//! write and read, so that a SQLite backup restored into PostgreSQL is how one
+//! instance grows into several. Pure: bytes in, rows out (and back).
+//!
+//! JSON Lines, UTF-8:
+//! 1. a header: `{"format":"aspjwt-backup","version":1,"created_at":…,"source":…,"counts":{…}}`;
+//! 2. one row a line: `{"table":"users","row":{…}}` (then sessions, audit events, throttles);
+//! 3. a trailer: `{"sha256":"…"}`, the SHA-256 of every byte before it.
+//!
+//! A truncated file has no trailer; a changed byte breaks the checksum; a file of
+//! another version says which. Nothing is loaded before all of that is checked.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::store::BackupRow;
+
+pub const FORMAT: &str = "aspjwt-backup";
+pub const VERSION: u32 = 1;
+
+/// How many rows of each kind a backup holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub users: usize,
+    pub sessions: usize,
+    pub audit_events: usize,
+    pub throttles: usize,
+}
+
+impl Counts {
+    pub fn of(rows: &[BackupRow]) -> Counts {
+        let mut c = Counts::default();
+        for r in rows {
+            match r {
+                BackupRow::User(_) => c.users += 1,
+                BackupRow::Session(_) => c.sessions += 1,
+                BackupRow::AuditEvent(_) => c.audit_events += 1,
+                BackupRow::Throttle(_) => c.throttles += 1,
+            }
+        }
+        c
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    pub format: String,
+    pub version: u32,
+    /// RFC 3339.
+    pub created_at: String,
+    /// "sqlite" or "postgres": where it was taken (any store restores it).
+    pub source: String,
+    pub counts: Counts,
+}
+
+/// Why a file is not a backup this version can restore. Each names where it broke.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackupError {
+    #[error("empty: not an aspjwt backup")]
+    Empty,
+    #[error("line 1: not an aspjwt backup (no {FORMAT} header)")]
+    NotABackup,
+    #[error("line 1: backup format version {0}; this aspjwt reads version {VERSION}")]
+    Version(u32),
+    #[error("truncated: the checksum line at its end is missing")]
+    Truncated,
+    #[error("checksum mismatch: the file was changed or damaged after it was written")]
+    Checksum,
+    #[error("line {line}: {message}")]
+    Line { line: usize, message: String },
+    #[error("the header promises {promised:?} but the file holds {found:?}")]
+    Counts { promised: Counts, found: Counts },
+}
+
+#[derive(Serialize, Deserialize)]
+struct Trailer {
+    sha256: String,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The backup file for `rows`, taken now from `source`.
+pub fn encode(rows: &[BackupRow], source: &str, created_at: &str) -> Vec<u8> {
+    let header = Header {
+        format: FORMAT.into(),
+        version: VERSION,
+        created_at: created_at.into(),
+        source: source.into(),
+        counts: Counts::of(rows),
+    };
+    let mut out = serde_json::to_vec(&header).expect("JSON");
+    out.push(b'\n');
+    for r in rows {
+        serde_json::to_writer(&mut out, r).expect("JSON");
+        out.push(b'\n');
+    }
+    let sum = hex(&Sha256::digest(&out));
+    serde_json::to_writer(&mut out, &Trailer { sha256: sum }).expect("JSON");
+    out.push(b'\n');
+    out
+}
+
+/// Checks a backup whole (header, version, checksum, every line, the counts) and
+/// returns its rows.
+pub fn decode(bytes: &[u8]) -> Result<(Header, Vec<BackupRow>), BackupError> {
+    if bytes.is_empty() {
+        return Err(BackupError::Empty);
+    }
+    let first = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+    let header: serde_json::Value = serde_json::from_slice(first).map_err(|_| BackupError::NotABackup)?;
+    if header.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+        return Err(BackupError::NotABackup);
+    }
+    let version = header.get("version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
+    if version != VERSION {
+        return Err(BackupError::Version(version));
+    }
+    // The trailer: the last complete line.
+    let body_end = bytes.strip_suffix(b"\n").ok_or(BackupError::Truncated)?;
+    let trailer_at = body_end.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let trailer: Trailer = serde_json::from_slice(&body_end[trailer_at..]).map_err(|_| BackupError::Truncated)?;
+    if trailer_at == 0 {
+        return Err(BackupError::Truncated);
+    }
+    if hex(&Sha256::digest(&bytes[..trailer_at])) != trailer.sha256 {
+        return Err(BackupError::Checksum);
+    }
+    let header: Header = serde_json::from_value(header)
+        .map_err(|e| BackupError::Line { line: 1, message: format!("bad header: {e}") })?;
+    let mut rows = Vec::with_capacity(header.counts.users + header.counts.sessions + header.counts.audit_events);
+    for (i, line) in bytes[..trailer_at].split(|b| *b == b'\n').enumerate().skip(1) {
+        if line.is_empty() {
+            continue;
+        }
+        let row =
+            serde_json::from_slice(line).map_err(|e| BackupError::Line { line: i + 1, message: e.to_string() })?;
+        rows.push(row);
+    }
+    let found = Counts::of(&rows);
+    if found != header.counts {
+        return Err(BackupError::Counts { promised: header.counts, found });
+    }
+    Ok((header, rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::Record;
+    use crate::store::{ThrottleRow, User};
+
+    fn rows() -> Vec<BackupRow> {
+        vec![
+            BackupRow::User(User {
+                id: "u1".into(),
+                email: "a@example.com".into(),
+                name: "Ä \"quoted\"\nname".into(),
+                role: "admin".into(),
+                password_hash: "$argon2id$v=19$m=19456,t=2,p=1$x$y".into(),
+                disabled: false,
+                created_at: 1,
+                updated_at: 2,
+            }),
+            BackupRow::AuditEvent(Record {
+                at_ms: 5,
+                event: "login_success".into(),
+                outcome: "success".into(),
+                user_id: Some("u1".into()),
+                email: None,
+                ip: Some("127.0.0.1".into()),
+                user_agent: None,
+                request_id: None,
+                reason: None,
+            }),
+            BackupRow::Throttle(ThrottleRow {
+                key: "a@example.com".into(),
+                consecutive: 3,
+                locked_until: 0,
+                window_start: 1,
+                window_failures: 3,
+            }),
+        ]
+    }
+
+    #[test]
+    fn round_trips_and_refuses_damage() {
+        let bytes = encode(&rows(), "sqlite", "2026-11-30T12:00:00Z");
+        let (header, back) = decode(&bytes).unwrap();
+        assert_eq!(back, rows());
+        assert_eq!(header.counts, Counts { users: 1, sessions: 0, audit_events: 1, throttles: 1 });
+        // Every truncation is refused, never half-loaded.
+        for cut in [0, 1, 10, bytes.len() / 2, bytes.len() - 2, bytes.len() - 1] {
+            assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        // Any changed byte before the trailer breaks the checksum.
+        for at in [20, bytes.len() / 2] {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x01;
+            assert!(decode(&bad).is_err(), "flip at {at}");
+        }
+        // A line dropped with its checksum recomputed still fails the counts.
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let mut body = format!("{}\n{}\n", lines[0], lines[1]);
+        let sum = hex(&Sha256::digest(body.as_bytes()));
+        body.push_str(&format!("{{\"sha256\":\"{sum}\"}}\n"));
+        assert!(matches!(decode(body.as_bytes()), Err(BackupError::Counts { .. })));
+        assert_eq!(decode(b"hello\n"), Err(BackupError::NotABackup));
+        let v2 = text.replacen("\"version\":1", "\"version\":2", 1);
+        assert_eq!(decode(v2.as_bytes()), Err(BackupError::Version(2)));
+    }
+}

@@ -1,0 +1,73 @@
+//! `backup` and `restore`: the database to one portable file and back (the format is
+//! `crate::backup`; the consistency is each store's).
+
+use std::io::Read;
+
+use anyhow::{Context, Result, anyhow};
+use serde_json::json;
+
+use super::operator::{open, open_existing};
+use crate::backup::{self, Counts};
+use crate::cli::{BackupArgs, RestoreArgs};
+use crate::error::Exit;
+use crate::output::Out;
+use crate::store::{StoreError, Target};
+
+fn source(t: &Target) -> &'static str {
+    if t.is_postgres() { "postgres" } else { "sqlite" }
+}
+
+fn summary(c: &Counts) -> String {
+    format!(
+        "{} user(s), {} session(s), {} audit event(s), {} account throttle(s)",
+        c.users, c.sessions, c.audit_events, c.throttles
+    )
+}
+
+pub fn backup(out: &Out, args: BackupArgs) -> Result<Exit> {
+    let (store, target) = open_existing(&args.db)?;
+    let rows = store.export().map_err(|e| anyhow!("{target}: {e}"))?;
+    let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let bytes = backup::encode(&rows, source(&target), &created);
+    // Password hashes and session ids: owner-only, whatever a file there had.
+    crate::fsx::write_private(&args.out, &bytes)
+        .with_context(|| format!("{}: cannot write the backup", args.out.display()))?;
+    let counts = Counts::of(&rows);
+    if out.json {
+        out.json(&json!({"version": 1, "file": args.out, "database": target.to_string(), "counts": counts, "bytes": bytes.len()}))?;
+    } else if !out.quiet {
+        out.line(format!("backed up {} from {target} to {} (mode 0600)", summary(&counts), args.out.display()))?;
+    }
+    Ok(Exit::Ok)
+}
+
+pub fn restore(out: &Out, args: RestoreArgs) -> Result<Exit> {
+    let shown = args.file.display().to_string();
+    let mut bytes = Vec::new();
+    if shown == "-" {
+        std::io::stdin().read_to_end(&mut bytes).context("stdin: cannot read the backup")?;
+    } else {
+        bytes = std::fs::read(&args.file).with_context(|| format!("{shown}: cannot read the backup"))?;
+    }
+    // Everything is checked before the database is even opened.
+    let (header, rows) = backup::decode(&bytes).map_err(|e| anyhow!("{shown}: {e}; nothing was restored"))?;
+    let target = super::operator::target(&args.db)?;
+    let store = open(&args.db)?;
+    match store.import(&rows, args.force) {
+        Ok(()) => {}
+        Err(e @ StoreError::NotEmpty(_)) => return Err(anyhow!("{target}: {e}; nothing was restored")),
+        Err(e) => return Err(anyhow!("{target}: {e}; nothing was restored (the transaction was rolled back)")),
+    }
+    if out.json {
+        out.json(&json!({"version": 1, "file": shown, "database": target.to_string(), "source": header.source, "created_at": header.created_at, "counts": header.counts}))?;
+    } else if !out.quiet {
+        out.line(format!(
+            "restored {} into {target} (backup of a {} database taken {})",
+            summary(&header.counts),
+            header.source,
+            header.created_at
+        ))?;
+        out.note("restart the services that use this database (they keep revocations and sessions in memory)");
+    }
+    Ok(Exit::Ok)
+}

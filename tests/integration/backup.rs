@@ -1,0 +1,142 @@
+//! `aspjwt backup` and `aspjwt restore`: a consistent snapshot under load, the same
+//! file for both backends (SQLite to PostgreSQL is how one instance grows into
+//! several), and damaged files refused with the database unchanged.
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
+
+use crate::pg::{PgDb, sqlite_and_postgres};
+use crate::service::{Chain, PASSWORD, Service, login_chain, refresh_at, refresher, setup, setup_on};
+use crate::util::Dir;
+
+sqlite_and_postgres!(damaged_backups_are_refused_and_change_nothing);
+
+const LOAD: &str = "AUTH_RATE_BURST=100000\nAUTH_RATE_PER_5MIN=1000000\nASPJWT_MAX_CONNECTIONS_PER_IP=1024\n";
+
+fn claim(jwt: &str, name: &str) -> String {
+    let claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(jwt.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    claims[name].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_backup_under_refresh_load_restores_into_postgres_and_every_session_goes_on() {
+    let users: Vec<String> = (0..8).map(|i| format!("u{i}@example.com")).collect();
+    let roles: Vec<(&str, &str)> = users.iter().map(|u| (u.as_str(), "operator")).collect();
+    let s = Service::start(setup(LOAD, &roles));
+    let chains: Vec<Arc<Mutex<Chain>>> = users.iter().map(|u| Arc::new(Mutex::new(login_chain(&s, u)))).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = chains.iter().map(|c| refresher(c.clone(), stop.clone(), s.base.clone())).collect();
+    std::thread::sleep(Duration::from_millis(400));
+    // Taken while every session rotates as fast as it can.
+    let out = s.cli(&["--json", "backup", "--out", "snap.backup"]).code(0).json();
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    assert_eq!(out["counts"]["users"], 8);
+    assert_eq!(out["counts"]["sessions"], 8);
+    let mode = std::fs::metadata(s.dir.path("snap.backup")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "a backup holds password hashes");
+    assert!(chains.iter().all(|c| c.lock().unwrap().older.len() > 2), "the load did not run");
+
+    let db = PgDb::new();
+    let restored = s.dir.run(&["--json", "restore", "--db", &db.url, "snap.backup"]).code(0).json();
+    assert_eq!(restored["counts"], out["counts"]);
+    // A service on PostgreSQL with the same secrets: each session goes on from the token
+    // that was current in the snapshot (a consistent one: one of the tokens its client held).
+    let d = Dir::new();
+    d.write(".env", format!("{}ASPJWT_DB={}\n", s.dir.read_str(".env"), db.url));
+    let p = Service::start(d);
+    for c in &chains {
+        let c = c.lock().unwrap();
+        let sid = claim(&c.current, "sid");
+        let jti = db.query_text(&format!("SELECT refresh_jti FROM aspjwt.sessions WHERE id = '{sid}'"));
+        let token = c
+            .older
+            .iter()
+            .chain([&c.current])
+            .find(|t| claim(t, "jti") == jti)
+            .unwrap_or_else(|| panic!("the snapshot holds a refresh token its client never had (session {sid})"));
+        let r = refresh_at(&p.base, token, &c.csrf);
+        assert_eq!(r.status, 200, "session {sid} did not go on after the restore: {}", r.body);
+    }
+    // Password hashes came along: the users log in on the new database.
+    assert_eq!(p.login("u3@example.com", PASSWORD).status, 200);
+    let events = p.cli(&["--json", "audit", "--event", "refresh"]).code(0).json();
+    assert!(events.as_array().unwrap().len() > 8, "the audit log came along");
+}
+
+fn damaged_backups_are_refused_and_change_nothing(db: Option<&str>) {
+    // A source with users, sessions, audit events and a throttle.
+    let src = Service::start(setup("", &[("a@example.com", "admin"), ("b@example.com", "support")]));
+    assert_eq!(src.login("a@example.com", PASSWORD).status, 200);
+    assert_eq!(src.login("b@example.com", "wrong password").status, 401);
+    src.cli(&["backup", "--out", "good.backup"]).code(0);
+    let good = src.dir.read("good.backup");
+
+    // The target already has a user of its own.
+    let d = setup_on(db, "", &[("own@example.com", "admin")]);
+    let db_args: Vec<String> = if db.is_some() { vec![] } else { vec!["--db".into(), "aspjwt.db".into()] };
+    let run = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(db_args.iter().map(String::as_str));
+        d.run(&all)
+    };
+    let users = || run(&["--json", "user", "list"]).code(0).json().as_array().unwrap().len();
+    let audit = || run(&["--json", "audit"]).code(0).json().as_array().unwrap().len();
+    let before = (users(), audit());
+    let mut truncated = good.clone();
+    truncated.truncate(good.len() * 2 / 3);
+    let mut flipped = good.clone();
+    let mid = good.len() / 2;
+    flipped[mid] = if flipped[mid] == b'a' { b'b' } else { b'a' };
+    let v9 = String::from_utf8(good.clone()).unwrap().replacen("\"version\":1", "\"version\":9", 1);
+    for (name, bytes, says) in [
+        ("truncated.backup", truncated, "truncated"),
+        ("flipped.backup", flipped, "checksum mismatch"),
+        ("v9.backup", v9.into_bytes(), "version 9"),
+        ("empty.backup", Vec::new(), "empty"),
+        ("env.backup", b"JWT_SECRET=x\n".to_vec(), "not an aspjwt backup"),
+    ] {
+        d.write(name, bytes);
+        let out = run(&["restore", "--force", name]);
+        assert!(out.code(2).stderr.contains(says), "{name}: {}", out.stderr);
+        assert!(out.stderr.contains(name) && out.stderr.contains("nothing was restored"), "{name}: {}", out.stderr);
+        assert_eq!((users(), audit()), before, "{name} changed the database");
+    }
+    // A sound backup into a database with users: refused without --force.
+    d.write("good.backup", &good);
+    let out = run(&["restore", "good.backup"]);
+    assert!(out.code(2).stderr.contains("already has 1 user(s)"), "{}", out.stderr);
+    assert_eq!((users(), audit()), before);
+    // With --force it replaces everything, and the users log in with their passwords.
+    run(&["restore", "--force", "good.backup"]).code(0);
+    let emails: Vec<String> = run(&["--json", "user", "list"])
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["email"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(emails, ["a@example.com", "b@example.com"]);
+    let s = Service::start(d);
+    assert_eq!(s.login("b@example.com", PASSWORD).status, 200);
+    // The source's throttle came along: one failure counted for b@example.com before this success.
+    assert!(s.cli(&["--json", "audit", "--event", "login_failure"]).json().as_array().unwrap().len() == 1);
+}
+
+#[test]
+fn backup_refuses_a_database_that_is_not_there() {
+    let d = Dir::new();
+    let out = d.run(&["backup", "--db", "typo.db", "--out", "x.backup"]);
+    assert!(out.code(2).stderr.contains("typo.db: no such database file"), "{}", out.stderr);
+    assert!(!d.path("typo.db").exists() && !d.path("x.backup").exists());
+}
