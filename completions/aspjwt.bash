@@ -40,6 +40,9 @@ _aspjwt() {
             aspjwt,help)
                 cmd="aspjwt__subcmd__help"
                 ;;
+            aspjwt,incident)
+                cmd="aspjwt__subcmd__incident"
+                ;;
             aspjwt,man)
                 cmd="aspjwt__subcmd__man"
                 ;;
@@ -87,6 +90,9 @@ _aspjwt() {
                 ;;
             aspjwt__subcmd__help,help)
                 cmd="aspjwt__subcmd__help__subcmd__help"
+                ;;
+            aspjwt__subcmd__help,incident)
+                cmd="aspjwt__subcmd__help__subcmd__incident"
                 ;;
             aspjwt__subcmd__help,man)
                 cmd="aspjwt__subcmd__help__subcmd__man"
@@ -203,7 +209,7 @@ _aspjwt() {
 
     case "${cmd}" in
         aspjwt)
-            opts="-q -h -V --json --color --quiet --help --version generate rotate check decode verify mint serve health user sessions audit backup restore completions man help"
+            opts="-q -h -V --json --color --quiet --help --version generate rotate check decode verify mint serve health user sessions audit incident backup restore completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -447,7 +453,7 @@ _aspjwt() {
             return 0
             ;;
         aspjwt__subcmd__help)
-            opts="generate rotate check decode verify mint serve health user sessions audit backup restore completions man help"
+            opts="generate rotate check decode verify mint serve health user sessions audit incident backup restore completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -559,6 +565,20 @@ _aspjwt() {
             return 0
             ;;
         aspjwt__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aspjwt__subcmd__help__subcmd__incident)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -789,6 +809,52 @@ _aspjwt() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aspjwt__subcmd__incident)
+            opts="-q -h -V --env-file --compose --db --since --pid-file --url --yes --dry-run --report --json --color --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --env-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --compose)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pid-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --report)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -37,6 +37,7 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
             cand user 'Manage users (works with or without the service running)'
             cand sessions 'List or revoke sessions: the incident-response \"clear all user sessions\"'
             cand audit 'Read the audit log'
+            cand incident 'Respond to a suspected token compromise in one go: rotate every secret, end every session, record the incident, reload the services, report who is affected and what looks suspicious'
             cand backup 'Take a consistent snapshot of the database (users with their password hashes, sessions, audit log, account throttles) into one checksummed file, written 0600'
             cand restore 'Load a backup into a database (SQLite or PostgreSQL) in one transaction'
             cand completions 'Print a shell completion script'
@@ -375,6 +376,25 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'aspjwt;incident'= {
+            cand --env-file 'A .env file whose secrets are rotated (repeatable) [default: ./.env]'
+            cand --compose 'A docker-compose file whose literal secrets are rotated (repeatable)'
+            cand --db 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or the env files, else ./data/aspjwt.db]'
+            cand --since 'How far back the report looks for suspicious activity'
+            cand --pid-file 'A file holding the pid of a service to send SIGHUP (repeatable)'
+            cand --url 'A service whose /api/health must show the new key ids (repeatable)'
+            cand --report 'Write the affected users as CSV (for a mail merge), mode 0600'
+            cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
+            cand --yes 'Do it without asking (required when stdin is not a terminal)'
+            cand --dry-run 'Show everything that would happen; change nothing'
+            cand --json 'Machine-readable JSON on stdout, nothing else there'
+            cand -q 'Print only results and errors: no summaries, notices or warnings'
+            cand --quiet 'Print only results and errors: no summaries, notices or warnings'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'aspjwt;backup'= {
             cand --out 'The backup file to write (0600; an existing file is replaced atomically)'
             cand --db 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
@@ -433,6 +453,7 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
             cand user 'Manage users (works with or without the service running)'
             cand sessions 'List or revoke sessions: the incident-response \"clear all user sessions\"'
             cand audit 'Read the audit log'
+            cand incident 'Respond to a suspected token compromise in one go: rotate every secret, end every session, record the incident, reload the services, report who is affected and what looks suspicious'
             cand backup 'Take a consistent snapshot of the database (users with their password hashes, sessions, audit log, account throttles) into one checksummed file, written 0600'
             cand restore 'Load a backup into a database (SQLite or PostgreSQL) in one transaction'
             cand completions 'Print a shell completion script'
@@ -484,6 +505,8 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
         &'aspjwt;help;sessions;revoke'= {
         }
         &'aspjwt;help;audit'= {
+        }
+        &'aspjwt;help;incident'= {
         }
         &'aspjwt;help;backup'= {
         }

@@ -22,6 +22,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::User(args) => commands::operator::user(&out, args),
         Command::Sessions(args) => commands::operator::sessions(&out, args),
         Command::Audit(args) => commands::operator::audit(&out, args),
+        Command::Incident(args) => commands::incident::incident(&out, args),
         Command::Backup(args) => commands::backup::backup(&out, args),
         Command::Restore(args) => commands::backup::restore(&out, args),
         Command::Completions { shell } => {

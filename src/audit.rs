@@ -22,10 +22,11 @@ pub enum Event {
     CsrfRejected,
     ConfigReloaded,
     ConfigReloadRefused,
+    IncidentDeclared,
 }
 
 impl Event {
-    pub const ALL: [Event; 17] = [
+    pub const ALL: [Event; 18] = [
         Event::LoginSuccess,
         Event::LoginFailure,
         Event::Refresh,
@@ -43,6 +44,7 @@ impl Event {
         Event::CsrfRejected,
         Event::ConfigReloaded,
         Event::ConfigReloadRefused,
+        Event::IncidentDeclared,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -64,6 +66,7 @@ impl Event {
             Event::CsrfRejected => "csrf_rejected",
             Event::ConfigReloaded => "config_reloaded",
             Event::ConfigReloadRefused => "config_reload_refused",
+            Event::IncidentDeclared => "incident_declared",
         }
     }
 

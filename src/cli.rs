@@ -105,6 +105,14 @@ pub enum Command {
     )]
     Audit(AuditArgs),
 
+    /// Respond to a suspected token compromise in one go: rotate every secret, end every
+    /// session, record the incident, reload the services, report who is affected and what
+    /// looks suspicious.
+    #[command(
+        after_help = "Examples:\n  aspjwt incident --env-file .env --compose docker-compose.yml --pid-file /run/aspjwt.pid --url http://127.0.0.1:8080\n  aspjwt incident --env-file .env --dry-run\n  aspjwt incident --env-file .env --yes --since 72h --report affected-users.csv --json\n\nExit status: 0 every step done, 1 a step after the rotation failed (the report says which), 2 nothing was changed (bad input, no confirmation, or the rotation failed)."
+    )]
+    Incident(IncidentArgs),
+
     /// Take a consistent snapshot of the database (users with their password hashes,
     /// sessions, audit log, account throttles) into one checksummed file, written 0600.
     #[command(
@@ -397,6 +405,38 @@ pub struct HealthArgs {
     /// Trust this PEM CA certificate for https.
     #[arg(long, value_name = "FILE")]
     pub cacert: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct IncidentArgs {
+    /// A .env file whose secrets are rotated (repeatable) [default: ./.env].
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<PathBuf>,
+    /// A docker-compose file whose literal secrets are rotated (repeatable).
+    #[arg(long = "compose", value_name = "FILE")]
+    pub compose_files: Vec<PathBuf>,
+    /// The database: a SQLite file or a postgres:// URL without a password
+    /// [default: ASPJWT_DB from the environment or the env files, else ./data/aspjwt.db].
+    #[arg(long, value_name = "PATH|URL")]
+    pub db: Option<String>,
+    /// How far back the report looks for suspicious activity.
+    #[arg(long, value_name = "DURATION", default_value = "24h")]
+    pub since: String,
+    /// A file holding the pid of a service to send SIGHUP (repeatable).
+    #[arg(long = "pid-file", value_name = "FILE")]
+    pub pid_files: Vec<PathBuf>,
+    /// A service whose /api/health must show the new key ids (repeatable).
+    #[arg(long = "url", value_name = "URL")]
+    pub urls: Vec<String>,
+    /// Do it without asking (required when stdin is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    /// Show everything that would happen; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write the affected users as CSV (for a mail merge), mode 0600.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

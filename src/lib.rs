@@ -11,6 +11,7 @@ pub mod envfile;
 pub mod error;
 pub mod fsx;
 pub mod health;
+pub mod incident;
 pub mod names;
 pub mod net;
 pub mod output;

@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod check;
 pub mod health;
+pub mod incident;
 pub mod operator;
 pub mod secrets;
 pub mod serve;

@@ -16,6 +16,7 @@ mod gateway;
 mod generate;
 mod hardening;
 mod health;
+mod incident;
 mod operator;
 mod props;
 mod rollover;

@@ -1,0 +1,385 @@
+//! `aspjwt incident`: the CRM playbook for a suspected token compromise as one
+//! command. Everything is checked and planned before anything changes; then: 1. rotate
+//! every secret (all files or none; if that fails nothing else happens), 2. end every
+//! session, 3. record `incident_declared`, 4. SIGHUP the services and check that they
+//! serve the new keys, 5. report who is affected and what looks suspicious.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Serialize;
+
+use crate::audit::{Event, Record, escape};
+use crate::check::{Finding, Status};
+use crate::cli::IncidentArgs;
+use crate::config::{self, Settings};
+use crate::error::Exit;
+use crate::incident::{self, Affected, Suspicious};
+use crate::output::Out;
+use crate::store::AuditQuery;
+use crate::{names, rotate, secrets};
+
+/// How long a service gets to show the new key ids after SIGHUP.
+const RELOAD_WAIT: Duration = Duration::from_secs(10);
+/// The revoke reason, in the sessions table and the feed.
+const REASON: &str = "incident";
+
+#[derive(Serialize)]
+struct Step {
+    step: &'static str,
+    ok: bool,
+    detail: String,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    version: u32,
+    dry_run: bool,
+    ok: bool,
+    declared_by: &'a str,
+    at: String,
+    database: String,
+    files: Vec<String>,
+    new_key_ids: &'a BTreeMap<String, String>,
+    steps: &'a [Step],
+    affected_users: &'a [Affected],
+    suspicious: &'a Suspicious,
+}
+
+/// Who runs this, for the audit log: the OS user and the host.
+fn actor() -> String {
+    let user = ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .or_else(|| {
+            let status = std::fs::read_to_string("/proc/self/status").ok()?;
+            let uid = status.lines().find_map(|l| l.strip_prefix("Uid:"))?.split_whitespace().next()?.to_string();
+            Some(format!("uid {uid}"))
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown-host".into());
+    escape(&format!("{user}@{host}"))
+}
+
+fn read_pid(path: &PathBuf) -> Result<u32> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("--pid-file {}: cannot read", path.display()))?;
+    text.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|p| *p > 1)
+        .ok_or_else(|| anyhow!("--pid-file {}: {:?} is not a process id", path.display(), escape(text.trim())))
+}
+
+/// Whether the service at `url` shows `kids` within `RELOAD_WAIT`; what it shows last.
+fn serves_new_keys(url: &str, kids: &BTreeMap<String, String>) -> (bool, String) {
+    let client = match reqwest::blocking::Client::builder().timeout(Duration::from_secs(3)).build() {
+        Ok(c) => c,
+        Err(e) => return (false, e.to_string()),
+    };
+    let want =
+        [("access", names::JWT_SECRET), ("refresh", names::JWT_REFRESH_SECRET), ("session", names::SESSION_SECRET)];
+    let deadline = Instant::now() + RELOAD_WAIT;
+    loop {
+        let last = match client
+            .get(format!("{}/api/health", url.trim_end_matches('/')))
+            .send()
+            .and_then(|r| r.json::<serde_json::Value>())
+        {
+            Ok(j) if want.iter().all(|(k, name)| j["keys"][*k].as_str() == kids.get(*name).map(String::as_str)) => {
+                return (true, "serves the new key ids".into());
+            }
+            Ok(j) => format!("still serves key ids {}", j["keys"]),
+            Err(e) => crate::health::describe(&e, Duration::from_secs(3)),
+        };
+        if Instant::now() >= deadline {
+            return (false, format!("{last} after {}s", RELOAD_WAIT.as_secs()));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn confirm(out: &Out, what: &str) -> Result<bool> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        bail!(
+            "stdin is not a terminal, so nothing can be confirmed: pass --yes to act, or --dry-run to look; nothing was changed"
+        );
+    }
+    out.warn("this is the incident path: every user is logged out at once");
+    eprint!("{what}\nType \"yes\" to go on: ");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    Ok(line.trim() == "yes")
+}
+
+pub fn incident(out: &Out, args: IncidentArgs) -> Result<Exit> {
+    // 0. Everything checked and planned; nothing changed yet.
+    let since = crate::duration::parse(&args.since).map_err(|e| anyhow!("--since: {e}"))?;
+    let mut env_files = args.env_files.clone();
+    if env_files.is_empty() && args.compose_files.is_empty() {
+        env_files.push(PathBuf::from(".env"));
+    }
+    let mut settings = Settings::default();
+    for f in env_files.iter().filter(|f| f.is_file()) {
+        settings.merge(Settings::from_env_file(f)?);
+    }
+    settings.merge(Settings::from_process_env());
+    let target = config::db_target(args.db.as_deref(), &settings).map_err(|e| anyhow!("{e}"))?;
+    if let crate::store::Target::Sqlite(p) = &target
+        && !p.is_file()
+    {
+        bail!("{}: no such database file (give --db, or ASPJWT_DB); nothing was changed", p.display());
+    }
+    let store = crate::store::open(&target).map_err(|e| anyhow!("{target}: {e}; nothing was changed"))?;
+    let pids: Vec<(PathBuf, u32)> =
+        args.pid_files.iter().map(|p| read_pid(p).map(|pid| (p.clone(), pid))).collect::<Result<_>>()?;
+    for u in &args.urls {
+        let ok = reqwest::Url::parse(u).is_ok_and(|x| matches!(x.scheme(), "http" | "https") && x.host().is_some());
+        if !ok {
+            bail!("--url {u:?}: not an http:// or https:// URL; nothing was changed");
+        }
+    }
+    let targets: Vec<rotate::Target> =
+        names::DEFAULT_SECRETS.iter().map(|s| rotate::Target { name: s.name.into(), bytes: s.bytes }).collect();
+    let values = rotate::draw(&targets, secrets::Encoding::Base64);
+    let req = rotate::Request {
+        env_files,
+        compose_files: args.compose_files.clone(),
+        create: false,
+        mode: rotate::Mode::Plain,
+    };
+    let mut plans = rotate::plan(&req, &values).map_err(|e| anyhow!("{e}; nothing was changed"))?;
+    let files: Vec<String> = plans.iter().map(|p| p.path.display().to_string()).collect();
+    let kids: BTreeMap<String, String> =
+        values.iter().map(|(k, v)| (k.clone(), crate::token::key_id(&crate::token::Secret::new(v.clone())))).collect();
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let now = now_ms.div_euclid(1000);
+    let since_ms = now_ms - since.as_millis() as i64;
+    let audit = store.audit_query(&AuditQuery {
+        since_ms: Some(since_ms - incident::SEEN_BEFORE_MS),
+        limit: 0,
+        ..Default::default()
+    })?;
+    let suspicious = incident::suspicious(&audit, since_ms);
+    let users = store.list_users()?;
+    let live = store.list_sessions(None, false, now)?;
+    let who = actor();
+
+    if !args.dry_run && !args.yes {
+        let what = format!(
+            "This rotates every secret in {}, ends all {} live session(s) and sends SIGHUP to {} service(s).",
+            files.join(", "),
+            live.len(),
+            pids.len()
+        );
+        if !confirm(out, &what)? {
+            bail!("not confirmed; nothing was changed");
+        }
+    }
+
+    let mut steps: Vec<Step> = Vec::new();
+    let affected;
+    if args.dry_run {
+        let all = store.list_sessions(None, true, now)?;
+        affected = incident::affected(&live, &all, &users);
+        steps.push(Step {
+            step: "rotate",
+            ok: true,
+            detail: format!("would rotate {} in {}", plural_keys(), files.join(", ")),
+        });
+        steps.push(Step { step: "revoke", ok: true, detail: format!("would end {} live session(s)", live.len()) });
+        steps.push(Step { step: "audit", ok: true, detail: "would record incident_declared".into() });
+        for (file, pid) in &pids {
+            steps.push(Step {
+                step: "reload",
+                ok: true,
+                detail: format!("would send SIGHUP to pid {pid} ({})", file.display()),
+            });
+        }
+        if let Some(r) = &args.report {
+            steps.push(Step { step: "report", ok: true, detail: format!("would write {}", r.display()) });
+        }
+    } else {
+        // 1. Rotate: all files or none. If it fails, nothing else happens.
+        rotate::write(&mut plans, None).map_err(|e| anyhow!("{e}; nothing else was done"))?;
+        steps.push(Step {
+            step: "rotate",
+            ok: true,
+            detail: format!(
+                "{} rotated in {}; previous secrets removed; new key ids {}",
+                plural_keys(),
+                files.join(", "),
+                kids_text(&kids)
+            ),
+        });
+        // 2. End every session.
+        let ended = match store.revoke_all_sessions(REASON, now) {
+            Ok(n) => {
+                let ended: Vec<_> = store
+                    .list_sessions(None, true, now)
+                    .map(|all| {
+                        all.into_iter()
+                            .filter(|s| s.revoked_at == Some(now) && s.revoke_reason.as_deref() == Some(REASON))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                steps.push(Step { step: "revoke", ok: true, detail: format!("{n} session(s) ended") });
+                ended
+            }
+            Err(e) => {
+                steps.push(Step { step: "revoke", ok: false, detail: format!("the sessions were NOT ended: {e}") });
+                Vec::new()
+            }
+        };
+        let all = store.list_sessions(None, true, now).unwrap_or_default();
+        affected = incident::affected(&ended, &all, &users);
+        // 3. Record it.
+        let mut r = Record::new(Event::IncidentDeclared, true, now_ms);
+        r.ip = Some("cli".into());
+        r.user_agent = Some(format!("aspjwt-cli/{}", env!("CARGO_PKG_VERSION")));
+        r.reason = Some(format!(
+            "declared by {who}; files {}; new key ids {}; {} session(s) of {} user(s) ended",
+            files.join(", "),
+            kids_text(&kids),
+            ended.len(),
+            affected.len()
+        ));
+        steps.push(match store.audit(&r) {
+            Ok(()) => Step { step: "audit", ok: true, detail: format!("incident_declared recorded (by {who})") },
+            Err(e) => Step { step: "audit", ok: false, detail: format!("incident_declared NOT recorded: {e}") },
+        });
+        // 4. Reload the services, and check the ones we can reach.
+        for (file, pid) in &pids {
+            let sent = std::process::Command::new("kill")
+                .args(["-HUP", &pid.to_string()])
+                .stderr(std::process::Stdio::null())
+                .status();
+            steps.push(match sent {
+                Ok(s) if s.success() => {
+                    Step { step: "reload", ok: true, detail: format!("SIGHUP sent to pid {pid} ({})", file.display()) }
+                }
+                _ => Step {
+                    step: "reload",
+                    ok: false,
+                    detail: format!("no process {pid} ({}) to signal", file.display()),
+                },
+            });
+        }
+        for u in &args.urls {
+            let (ok, detail) = serves_new_keys(u, &kids);
+            steps.push(Step { step: "reload", ok, detail: format!("{u}: {detail}") });
+        }
+        // 5. The affected users for a mail merge.
+        if let Some(path) = &args.report {
+            steps.push(match crate::fsx::write_private(path, incident::csv(&affected).as_bytes()) {
+                Ok(()) => Step {
+                    step: "report",
+                    ok: true,
+                    detail: format!("{} affected user(s) written to {} (mode 0600)", affected.len(), path.display()),
+                },
+                Err(e) => {
+                    Step { step: "report", ok: false, detail: format!("{}: {}", path.display(), rotate::plain_io(&e)) }
+                }
+            });
+        }
+    }
+
+    let ok = steps.iter().all(|s| s.ok);
+    if out.json {
+        out.json(&Report {
+            version: 1,
+            dry_run: args.dry_run,
+            ok,
+            declared_by: &who,
+            at: crate::token::rfc3339(now).unwrap_or_default(),
+            database: target.to_string(),
+            files,
+            new_key_ids: &kids,
+            steps: &steps,
+            affected_users: &affected,
+            suspicious: &suspicious,
+        })?;
+    } else {
+        print_report(out, &steps, &affected, &suspicious, args.dry_run, &who, &target.to_string())?;
+    }
+    Ok(if ok { Exit::Ok } else { Exit::Failed })
+}
+
+fn plural_keys() -> String {
+    names::DEFAULT_SECRETS.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+}
+
+fn kids_text(kids: &BTreeMap<String, String>) -> String {
+    kids.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+}
+
+fn print_report(
+    out: &Out,
+    steps: &[Step],
+    affected: &[Affected],
+    s: &Suspicious,
+    dry_run: bool,
+    who: &str,
+    database: &str,
+) -> Result<()> {
+    let title = if dry_run { "dry run: nothing was changed" } else { "incident declared" };
+    out.line(format!("{title} (by {who}, database {database})"))?;
+    let findings: Vec<Finding> = steps
+        .iter()
+        .map(|st| Finding::new(st.step, if st.ok { Status::Pass } else { Status::Fail }, st.detail.clone()))
+        .collect();
+    out.checklist(&findings)?;
+    out.line("")?;
+    out.line(format!("Affected users ({}): notify them", affected.len()))?;
+    if !affected.is_empty() {
+        let rows: Vec<Vec<String>> = affected
+            .iter()
+            .map(|u| {
+                vec![
+                    escape(&u.email),
+                    escape(&u.name),
+                    u.role.clone(),
+                    u.last_login.clone().unwrap_or_else(|| "-".into()),
+                    u.sessions_ended.to_string(),
+                ]
+            })
+            .collect();
+        out.table(&["EMAIL", "NAME", "ROLE", "LAST LOGIN", "SESSIONS"], &rows)?;
+    }
+    out.line("")?;
+    out.line(format!("Suspicious activity since {}: monitor it", s.since))?;
+    let counts = |title: &str, v: &[incident::Count]| -> Result<()> {
+        if v.is_empty() {
+            out.line(format!("  {title}: none"))?;
+        } else {
+            let list: Vec<String> = v.iter().take(10).map(|c| format!("{} ({})", escape(&c.key), c.count)).collect();
+            out.line(format!("  {title}: {}", list.join(", ")))?;
+        }
+        Ok(())
+    };
+    counts("failed logins by address", &s.failed_logins_by_address)?;
+    counts("failed logins by email", &s.failed_logins_by_email)?;
+    let sightings = |title: &str, v: &[incident::Sighting]| -> Result<()> {
+        out.line(format!("  {title}: {}", if v.is_empty() { "none".to_string() } else { v.len().to_string() }))?;
+        for x in v.iter().take(10) {
+            out.line(format!(
+                "    {}  {}  {}",
+                x.at,
+                escape(x.email.as_deref().unwrap_or("-")),
+                escape(x.ip.as_deref().unwrap_or("-"))
+            ))?;
+        }
+        Ok(())
+    };
+    sightings("account locks", &s.account_locks)?;
+    sightings("refresh-token reuse detections", &s.refresh_token_reuse)?;
+    sightings("logins from addresses not seen in the 30 days before", &s.logins_from_new_addresses)?;
+    Ok(())
+}

@@ -1,0 +1,217 @@
+//! `aspjwt incident`: the playbook for a suspected token compromise, against a real
+//! service on each backend, and every way it must stop before changing anything.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::pg::sqlite_and_postgres;
+use crate::service::{PASSWORD, Service, csrf, get, setup_on};
+use crate::util::{Output, long_base64_runs};
+
+sqlite_and_postgres!(an_incident_rotates_revokes_records_reloads_and_reports);
+
+const ENV: &str = "TRUSTED_PROXIES=127.0.0.1\nAUTH_RATE_BURST=1000\nREFRESH_REUSE_GRACE=1s\n";
+
+fn pid(s: &Service) -> u32 {
+    let line = s.logs().lines().find(|l| l.contains("\"event\":\"listening\"")).unwrap().to_string();
+    serde_json::from_str::<Value>(&line).unwrap()["pid"].as_u64().unwrap() as u32
+}
+
+fn login_from(s: &Service, email: &str, password: &str, ip: &str) -> u16 {
+    reqwest::blocking::Client::new()
+        .post(s.url("/api/auth/login"))
+        .header("x-forwarded-for", ip)
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// `aspjwt incident` in the service's folder with its database.
+fn incident(s: &Service, args: &[&str]) -> Output {
+    let mut all = vec!["incident", "--env-file", ".env"];
+    all.extend_from_slice(args);
+    s.cli(&all)
+}
+
+fn an_incident_rotates_revokes_records_reloads_and_reports(db: Option<&str>) {
+    let s = Service::start(setup_on(
+        db,
+        ENV,
+        &[("a@example.com", "admin"), ("b@example.com", "support"), ("c@example.com", "operator")],
+    ));
+    // Sessions: a twice, b once, c none.
+    let a1 = s.login("a@example.com", PASSWORD);
+    let a2 = s.login("a@example.com", PASSWORD);
+    let b1 = s.login("b@example.com", PASSWORD);
+    // The suspicious part: failures from one address, a lock, a reuse, a login from a new address.
+    for _ in 0..3 {
+        assert_eq!(login_from(&s, "b@example.com", "guess", "203.0.113.5"), 401);
+    }
+    for _ in 0..10 {
+        login_from(&s, "ghost@example.com", "guess", "203.0.113.6");
+    }
+    let reused = s.login("c@example.com", PASSWORD);
+    let (rc, cc) = (reused.cookie("refresh_token").unwrap(), csrf(&reused));
+    assert_eq!(s.refresh(&rc, &cc).status, 200);
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(s.refresh(&rc, &cc).status, 401, "reuse detected");
+    assert_eq!(login_from(&s, "b@example.com", PASSWORD, "198.51.100.9"), 200);
+    let b2_new_address = 1;
+
+    s.dir.write("svc.pid", format!("{}\n", pid(&s)));
+    let before = s.dir.read_str(".env");
+    let out = incident(&s, &["--json", "--yes", "--pid-file", "svc.pid", "--url", &s.base, "--report", "affected.csv"]);
+    let report = out.code(0).json();
+    assert_eq!(report["ok"], true, "{report}");
+    let steps: Vec<&str> = report["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["rotate", "revoke", "audit", "reload", "reload", "report"]);
+
+    // 1. Every secret rotated; the service took them on SIGHUP.
+    let after = s.dir.read_str(".env");
+    for k in ["JWT_SECRET", "JWT_REFRESH_SECRET", "SESSION_SECRET"] {
+        let value = |text: &str| text.lines().find(|l| l.starts_with(&format!("{k}="))).unwrap().to_string();
+        assert_ne!(value(&before), value(&after), "{k} not rotated");
+    }
+    let health = get(&s.url("/api/health"), &[], &[]).json();
+    assert_eq!(health["keys"]["access"], report["new_key_ids"]["JWT_SECRET"]);
+    // 2. Every session ended: old tokens are refused everywhere.
+    for l in [&a1, &a2, &b1] {
+        let info = get(&s.url("/api/auth/token-info"), &[("access_token", &l.cookie("access_token").unwrap())], &[]);
+        assert_eq!(info.status, 401);
+        assert_eq!(s.refresh(&l.cookie("refresh_token").unwrap(), &csrf(l)).status, 401);
+    }
+    assert!(s.cli(&["--json", "sessions", "list"]).json().as_array().unwrap().is_empty());
+    // Affected: everyone who had a live session (a: 2, b: 1 + the new-address login).
+    let affected: Vec<(String, u64)> = report["affected_users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["email"].as_str().unwrap().to_string(), u["sessions_ended"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(affected, [("a@example.com".into(), 2), ("b@example.com".into(), 1 + b2_new_address)]);
+    let csv = s.dir.read_str("affected.csv");
+    assert!(csv.starts_with("email,name,role,last_login,sessions_ended\r\na@example.com,Test User,admin,"), "{csv}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(s.dir.path("affected.csv")).unwrap().permissions().mode() & 0o777, 0o600);
+    // 3. Recorded, with who and the new key ids, never a secret.
+    let events = s.cli(&["--json", "audit", "--event", "incident_declared"]).code(0).json();
+    let reason = events[0]["reason"].as_str().unwrap().to_string();
+    assert!(reason.contains("declared by ") && reason.contains('@'), "{reason}");
+    assert!(reason.contains(report["new_key_ids"]["JWT_SECRET"].as_str().unwrap()), "{reason}");
+    let secrets = long_base64_runs(&after);
+    for leak in long_base64_runs(&(out.stdout.clone() + &out.stderr + &events.to_string() + &s.logs())) {
+        assert!(!secrets.contains(&leak), "a secret leaked into the report, the audit log or the logs");
+    }
+    // 5. The suspicious activity of the last 24 hours.
+    let sus = &report["suspicious"];
+    assert_eq!(sus["failed_logins_by_address"][0], json!({"key": "203.0.113.6", "count": 10}));
+    assert!(sus["failed_logins_by_address"].as_array().unwrap().contains(&json!({"key": "203.0.113.5", "count": 3})));
+    assert!(sus["failed_logins_by_email"].as_array().unwrap().contains(&json!({"key": "b@example.com", "count": 3})));
+    assert_eq!(sus["account_locks"][0]["email"], "ghost@example.com");
+    assert_eq!(sus["refresh_token_reuse"][0]["email"], "c@example.com");
+    let new: Vec<&str> =
+        sus["logins_from_new_addresses"].as_array().unwrap().iter().map(|x| x["ip"].as_str().unwrap()).collect();
+    assert!(new.contains(&"198.51.100.9"), "{new:?}");
+    // The service works on: a new login with the new secrets.
+    assert_eq!(s.login("a@example.com", PASSWORD).status, 200);
+}
+
+fn sqlite_service() -> Service {
+    Service::start(setup_on(None, ENV, &[("a@example.com", "admin")]))
+}
+
+/// Nothing changed: the .env, the live sessions, no incident in the audit log.
+#[track_caller]
+fn assert_untouched(s: &Service, env: &str, access: &str) {
+    assert_eq!(s.dir.read_str(".env"), env, "the .env changed");
+    assert_eq!(get(&s.url("/api/auth/token-info"), &[("access_token", access)], &[]).status, 200, "a session ended");
+    assert!(s.cli(&["--json", "audit", "--event", "incident_declared"]).json().as_array().unwrap().is_empty());
+}
+
+#[test]
+fn it_asks_first_and_dry_run_changes_nothing() {
+    let s = sqlite_service();
+    let access = s.login("a@example.com", PASSWORD).cookie("access_token").unwrap();
+    let env = s.dir.read_str(".env");
+    // Not a terminal and no --yes: refused.
+    let out = incident(&s, &[]);
+    assert!(out.code(2).stderr.contains("--yes"), "{}", out.stderr);
+    assert_untouched(&s, &env, &access);
+    // A terminal that does not answer "yes".
+    let mut cmd = std::process::Command::new("script");
+    cmd.current_dir(s.dir.path("")).args([
+        "-qec",
+        &format!("{} incident --env-file .env --db aspjwt.db", crate::util::BIN),
+        "/dev/null",
+    ]);
+    let no = crate::util::run(&mut cmd, Some(b"no\n"));
+    assert_eq!(no.code, 2, "{}", no.stdout);
+    assert!(no.stdout.contains("Type \"yes\""), "{}", no.stdout);
+    assert_untouched(&s, &env, &access);
+    // --dry-run: the whole report, nothing done.
+    let dry = incident(&s, &["--json", "--dry-run", "--report", "would.csv"]).code(0).json();
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["affected_users"][0]["email"], "a@example.com");
+    assert!(dry["steps"][0]["detail"].as_str().unwrap().starts_with("would rotate"));
+    assert!(!s.dir.path("would.csv").exists());
+    assert_untouched(&s, &env, &access);
+    // Yes on the terminal does it.
+    let yes = crate::util::run(&mut cmd, Some(b"yes\n"));
+    assert_eq!(yes.code, 0, "{}", yes.stdout);
+    assert_ne!(s.dir.read_str(".env"), env);
+}
+
+#[test]
+fn a_rotation_that_fails_stops_everything() {
+    let s = sqlite_service();
+    let access = s.login("a@example.com", PASSWORD).cookie("access_token").unwrap();
+    let env = s.dir.read_str(".env");
+    s.dir.write("dc.yml", "services:\n  a:\n    environment:\n      JWT_SECRET: [unclosed\n");
+    let out = incident(&s, &["--yes", "--compose", "dc.yml"]);
+    assert!(out.code(2).stderr.contains("dc.yml") && out.stderr.contains("nothing was changed"), "{}", out.stderr);
+    assert_untouched(&s, &env, &access);
+    // Bad input of any kind is caught before the rotation too.
+    s.dir.write("bad.pid", "not a pid\n");
+    assert!(incident(&s, &["--yes", "--pid-file", "bad.pid"]).code(2).stderr.contains("bad.pid"));
+    assert!(incident(&s, &["--yes", "--url", "ftp://x"]).code(2).stderr.contains("--url"));
+    let typo = s.dir.run(&["incident", "--env-file", ".env", "--yes", "--db", "typo.db"]);
+    assert!(typo.code(2).stderr.contains("typo.db: no such database file"), "{}", typo.stderr);
+    assert_untouched(&s, &env, &access);
+}
+
+#[test]
+fn a_step_after_the_rotation_that_fails_is_reported_and_exits_1() {
+    let s = sqlite_service();
+    s.login("a@example.com", PASSWORD);
+    s.dir.write("gone.pid", "4194000\n"); // above any pid this machine hands out
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let out = incident(&s, &["--json", "--yes", "--pid-file", "gone.pid", "--url", &format!("http://{closed}")]);
+    let report = out.code(1).json();
+    assert_eq!(report["ok"], false);
+    let done: Vec<(String, bool)> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["step"].as_str().unwrap().to_string(), s["ok"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        done,
+        [
+            ("rotate".into(), true),
+            ("revoke".into(), true),
+            ("audit".into(), true),
+            ("reload".into(), false),
+            ("reload".into(), false)
+        ]
+    );
+    // Human output says the same, one line a step, and which failed.
+    let human = incident(&s, &["--yes", "--pid-file", "gone.pid"]);
+    assert!(
+        human.code(1).stdout.contains("✖ reload") && human.stdout.contains("no process 4194000"),
+        "{}",
+        human.stdout
+    );
+}
