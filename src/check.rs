@@ -221,7 +221,10 @@ pub fn rollover(settings: &BTreeMap<String, Setting>, now: i64) -> Vec<Finding> 
         let (prev_name, until_name) = (names::previous_of(spec.name), names::previous_until_of(spec.name));
         let item = format!("{} rollover", spec.name);
         let fail = |detail: String| Finding::new(item.clone(), Status::Fail, detail);
-        match (settings.get(&prev_name), settings.get(&until_name)) {
+        // An empty entry is no entry (compose passes an emptied literal as an empty
+        // variable; the service reads it as no rollover).
+        let set = |name: &str| settings.get(name).filter(|v| !v.value.trim().is_empty());
+        match (set(&prev_name), set(&until_name)) {
             (None, None) => {}
             (Some(p), None) => out.push(fail(format!("{prev_name} has no {until_name} ({})", p.origin))),
             (None, Some(u)) => out.push(Finding::new(

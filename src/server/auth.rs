@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::csrf;
 use super::http::{ApiError, Body, cookie, empty, json as json_response, set_cookie};
-use super::live::Verdict;
+use super::live::{Claimed, Verdict};
 use super::{AppState, Ctx, now};
 use crate::audit::{Event, Record};
 use crate::names::{claim, cookie as cookies};
@@ -217,15 +217,20 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Calle
         state.metrics.access_rejected("revoked");
         return Err(ApiError::invalid_token("the session has ended"));
     }
-    let (sub, iat) = (str_claim(&token, claim::SUB), token.claims.get(claim::IAT).and_then(Value::as_i64).unwrap_or(0));
+    let claimed = Claimed {
+        sub: str_claim(&token, claim::SUB),
+        role: str_claim(&token, claim::ROLE),
+        email: str_claim(&token, claim::EMAIL),
+        iat: token.claims.get(claim::IAT).and_then(Value::as_i64).unwrap_or(0),
+    };
     let now = now();
-    let mut verdict = state.live.check(sid, sub, iat, now);
+    let mut verdict = state.live.check(sid, &claimed, now);
     if verdict == Verdict::Unknown {
         state.metrics.session_lookup();
         let id = sid.to_string();
         let session = state.blocking(move |s| s.session(&id)).await?;
         state.live.learn(sid, session.as_ref(), now);
-        verdict = state.live.check(sid, sub, iat, now);
+        verdict = state.live.check(sid, &claimed, now);
     }
     match verdict {
         Verdict::Live { refresh_exp } => Ok(Caller { token, by_cookie, refresh_exp }),
@@ -393,11 +398,16 @@ pub async fn login(state: &AppState, parts: &Parts, body: Incoming, ctx: &Ctx) -
     if throttle.consecutive > 0 {
         state.blocking(move |s| s.clear_throttle(&key)).await?;
     }
-    // A successful login while presenting a session ends that session (whoever it
-    // belonged to); a failed one changed nothing above.
-    if let Some(raw) = cookie(&parts.headers, cookies::REFRESH_TOKEN)
-        && let Ok(t) = check_token(state, raw, Kind::Refresh, LEEWAY_SECS)
-    {
+    // A successful login while presenting a session, by any of its tokens, ends that
+    // session (whoever it belonged to); a failed one changed nothing above.
+    let presented = cookie(&parts.headers, cookies::REFRESH_TOKEN)
+        .and_then(|raw| check_token(state, raw, Kind::Refresh, LEEWAY_SECS).ok())
+        .or_else(|| {
+            cookie(&parts.headers, cookies::ACCESS_TOKEN)
+                .or_else(|| bearer(&parts.headers))
+                .and_then(|raw| check_token(state, raw, Kind::Access, LEEWAY_SECS).ok())
+        });
+    if let Some(t) = presented {
         end_session(state, str_claim(&t, claim::SID), "new_login", ctx).await?;
     }
 

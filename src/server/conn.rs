@@ -66,36 +66,86 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Requests of one connection that are being handled; while any is, the connection
-/// is not idle however long the handler takes.
-#[derive(Clone, Default)]
-pub struct InFlight(Arc<AtomicUsize>);
+/// Requests of one connection that are being handled, from the handler's start to the
+/// last byte of its response body; while any is, the connection is not idle however
+/// long that takes. Also when the last one ended.
+#[derive(Clone)]
+pub struct InFlight(Arc<(AtomicUsize, Mutex<Instant>)>);
 
+impl Default for InFlight {
+    fn default() -> InFlight {
+        InFlight(Arc::new((AtomicUsize::new(0), Mutex::new(Instant::now()))))
+    }
+}
+
+/// One request in flight; dropped with its response body (see `http::Tracked`).
 pub struct Handling(InFlight);
 
 impl InFlight {
     pub fn start(&self) -> Handling {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.0.0.fetch_add(1, Ordering::Relaxed);
         Handling(self.clone())
     }
 
     fn idle(&self) -> bool {
-        self.0.load(Ordering::Relaxed) == 0
+        self.0.0.load(Ordering::Relaxed) == 0
+    }
+
+    fn last_end(&self) -> Instant {
+        *self.0.1.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl Drop for Handling {
     fn drop(&mut self) {
-        self.0.0.fetch_sub(1, Ordering::Relaxed);
+        *self.0.0.1.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        self.0.0.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
+/// A response body that keeps its request counted as in flight until the body is
+/// done (sent or dropped): a long download is not an idle connection.
+struct Tracked {
+    inner: super::http::Body,
+    _handling: Handling,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = super::http::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// `resp`, with its request counted in flight until its body is done.
+pub fn track(resp: hyper::Response<super::http::Body>, handling: Handling) -> hyper::Response<super::http::Body> {
+    use http_body_util::BodyExt;
+    resp.map(|inner| Tracked { inner, _handling: handling }.boxed())
+}
+
+/// HTTP/2's client preface starts so; the connection's protocol is known from its first read.
+const H2_PREFACE_START: &[u8] = b"PRI * HTTP/2";
+
 /// The socket as hyper sees it:
-/// - reads end (EOF) once no byte has moved either way for `idle` and no request is
-///   being handled: an idle keep-alive connection (HTTP/1 or HTTP/2) is closed;
-/// - a response head written without an `x-request-id` can only come from hyper's
-///   own parse-error path (every answer of the service carries one): it is replaced
-///   by the service's JSON error with the security headers, and the connection ends.
+/// - reads end (EOF) once the connection has been idle for `idle`: no request in
+///   flight and, on HTTP/1, no byte read or written (bytes of a request's headers
+///   count); on HTTP/2 control frames (PING, SETTINGS) do not count, only requests do;
+/// - on HTTP/1, hyper's own answer to a request it could not parse (exactly its
+///   `connection: close`, `content-length: 0`, `date` head, with no request in flight)
+///   is replaced by the service's JSON error with the security headers.
 pub struct Guarded<T> {
     inner: T,
     idle: Duration,
@@ -103,6 +153,8 @@ pub struct Guarded<T> {
     timer: Pin<Box<Sleep>>,
     in_flight: InFlight,
     production: bool,
+    /// None until the first bytes arrive.
+    http2: Option<bool>,
     /// A replacement answer still being written, and how far.
     rewrite: Option<(Vec<u8>, usize)>,
 }
@@ -117,18 +169,22 @@ impl<T> Guarded<T> {
             timer: Box::pin(tokio::time::sleep_until(last + idle)),
             in_flight,
             production,
+            http2: None,
             rewrite: None,
         }
     }
 
+    /// Byte activity: it keeps HTTP/1 connections alive, never HTTP/2 ones.
     fn touch(&mut self) {
-        self.last = Instant::now();
+        if self.http2 != Some(true) {
+            self.last = Instant::now();
+        }
     }
 
     /// True when the connection has been idle too long; otherwise arms the timer.
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> bool {
         loop {
-            let due = self.last + self.idle;
+            let due = self.last.max(self.in_flight.last_end()) + self.idle;
             if self.timer.deadline() != due {
                 self.timer.as_mut().reset(due);
             }
@@ -138,8 +194,8 @@ impl<T> Guarded<T> {
             if self.in_flight.idle() {
                 return true;
             }
-            // A handler is still at work: count from now.
-            self.touch();
+            // A request is still in flight: count from now.
+            self.last = Instant::now();
         }
     }
 }
@@ -149,7 +205,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
         let before = buf.filled().len();
         match Pin::new(&mut self.inner).poll_read(cx, buf) {
             Poll::Ready(r) => {
-                if buf.filled().len() > before {
+                let got = &buf.filled()[before..];
+                if !got.is_empty() {
+                    if self.http2.is_none() {
+                        let n = got.len().min(H2_PREFACE_START.len());
+                        self.http2 = Some(got[..n] == H2_PREFACE_START[..n]);
+                    }
                     self.touch();
                 }
                 Poll::Ready(r)
@@ -184,7 +245,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
             ready!(self.poll_rewrite(cx))?;
             return Poll::Ready(Ok(buf.len()));
         }
-        if let Some(status) = parser_answer(buf) {
+        if self.http2 == Some(false)
+            && self.in_flight.idle()
+            && let Some(status) = parser_answer(buf)
+        {
             let replacement = super::http::raw_error(status, self.production);
             self.rewrite = Some((replacement, 0));
             ready!(self.poll_rewrite(cx))?;
@@ -208,19 +272,29 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
     }
 }
 
-/// The status of an HTTP/1 error head that hyper wrote itself: a 4xx/5xx status line
-/// whose head has no `x-request-id`.
+/// The status of the answer hyper writes itself to a request it could not parse:
+/// `HTTP/1.1 400|414|431 …` with exactly `connection: close`, `content-length: 0` and
+/// `date`, and nothing after the head. Every answer of the service's own has more
+/// headers (at least `x-request-id`), so none is mistaken for it.
 fn parser_answer(buf: &[u8]) -> Option<StatusCode> {
     let rest = buf.strip_prefix(b"HTTP/1.1 ").or_else(|| buf.strip_prefix(b"HTTP/1.0 "))?;
     let status = StatusCode::from_bytes(rest.get(..3)?).ok()?;
-    if !(status.is_client_error() || status.is_server_error()) {
+    if !matches!(status.as_u16(), 400 | 414 | 431) {
         return None;
     }
     let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = &buf[..head_end];
-    let has_id =
-        head.split(|b| *b == b'\n').any(|line| line.len() >= 13 && line[..13].eq_ignore_ascii_case(b"x-request-id:"));
-    (!has_id).then_some(status)
+    if head_end + 4 != buf.len() {
+        return None;
+    }
+    let mut names: Vec<Vec<u8>> = buf[..head_end]
+        .split(|b| *b == b'\n')
+        .skip(1)
+        .map(|line| line.split(|b| *b == b':').next().unwrap_or_default().trim_ascii().to_ascii_lowercase())
+        .collect();
+    names.sort();
+    let canned = [b"connection".to_vec(), b"content-length".to_vec(), b"date".to_vec()];
+    let zero = buf[..head_end].windows(17).any(|w| w.eq_ignore_ascii_case(b"content-length: 0"));
+    (names == canned && zero).then_some(status)
 }
 
 /// Answers a connection turned away at accept (over the per-address cap) with a 503 in
@@ -245,13 +319,17 @@ mod tests {
 
     #[test]
     fn recognises_only_the_parsers_own_error_heads() {
-        let hyper_431 = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
+        let hyper_431 = b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\ndate: Mon, 30 Nov 2026 12:44:08 GMT\r\n\r\n";
         assert_eq!(parser_answer(hyper_431), Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE));
         let ours = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 2\r\nx-request-id: abc\r\n\r\n{}";
         assert_eq!(parser_answer(ours), None);
         assert_eq!(parser_answer(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"), None);
         assert_eq!(parser_answer(b"\x00\x00\x04\x04\x00"), None, "HTTP/2 frames");
         assert_eq!(parser_answer(b"HTTP/1.1 400 Bad"), None, "an incomplete head");
+        // Body bytes that merely look like a head (a backend's page) are left alone.
+        assert_eq!(parser_answer(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"), None);
+        let trailing = [hyper_431.as_slice(), b"more"].concat();
+        assert_eq!(parser_answer(&trailing), None);
     }
 
     #[test]

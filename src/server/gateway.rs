@@ -112,28 +112,73 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Headers that describe the client's address, host or scheme as some proxy saw it.
-fn is_forwarding(name: &str) -> bool {
-    name.starts_with("x-forwarded-")
+/// Client headers a backend might believe: the identity this service asserts
+/// (`X-Auth-*`), where the client came from (`Forwarded`, `X-Forwarded-*`, `X-Real-IP`
+/// and the CDNs' variants), and method overrides (which would let a GET that the role
+/// matrix allowed act as a DELETE). Compared with `_` read as `-`, as CGI-style
+/// backends fold them.
+fn is_spoofable(name: &str) -> bool {
+    let name = name.replace('_', "-");
+    name.starts_with("x-auth-")
+        || name.starts_with("x-forwarded-")
         || matches!(
-            name,
-            "forwarded" | "x-real-ip" | "x-client-ip" | "true-client-ip" | "x-original-url" | "x-rewrite-url"
+            name.as_str(),
+            "forwarded"
+                | "x-real-ip"
+                | "x-client-ip"
+                | "client-ip"
+                | "true-client-ip"
+                | "cf-connecting-ip"
+                | "fastly-client-ip"
+                | "x-cluster-client-ip"
+                | "x-original-forwarded-for"
+                | "x-original-url"
+                | "x-rewrite-url"
+                | "x-original-host"
+                | "x-host"
+                | "x-http-method-override"
+                | "x-http-method"
+                | "x-method-override"
         )
 }
 
-/// What the backend must not say to the client: what software it runs, and cookies
-/// with this service's names (a backend could otherwise plant or clear a session).
-fn strip_backend_identity(headers: &mut HeaderMap) {
-    headers.remove("x-powered-by");
-    headers.remove(header::SERVER);
+/// What a backend must not say to the client: what software it runs; cookies with
+/// this service's names (it could plant or clear a session), matched on the raw bytes;
+/// and its own security and CORS headers: those are the service's to set, on every answer.
+fn strip_backend_headers(headers: &mut HeaderMap) {
+    for h in [
+        "x-powered-by",
+        "server",
+        "via",
+        "x-aspnet-version",
+        "x-aspnetmvc-version",
+        "x-runtime",
+        "x-generator",
+        "set-cookie2",
+    ] {
+        headers.remove(h);
+    }
+    let owned: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| {
+            k.as_str().starts_with("access-control-")
+                || k.as_str() == "strict-transport-security"
+                || crate::names::SECURITY_HEADERS.iter().any(|(name, _)| k.as_str() == *name)
+        })
+        .cloned()
+        .collect();
+    for k in owned {
+        headers.remove(k);
+    }
+    let ours = [cookies::ACCESS_TOKEN, cookies::REFRESH_TOKEN, cookies::CSRF_TOKEN];
     let kept: Vec<HeaderValue> = headers
         .get_all(header::SET_COOKIE)
         .iter()
         .filter(|v| {
-            let name = v.to_str().unwrap_or("").split('=').next().unwrap_or("").trim();
-            ![cookies::ACCESS_TOKEN, cookies::REFRESH_TOKEN, cookies::CSRF_TOKEN]
-                .iter()
-                .any(|c| c.eq_ignore_ascii_case(name))
+            let bytes = v.as_bytes();
+            let Some(eq) = bytes.iter().position(|b| *b == b'=') else { return false }; // not a cookie
+            let name = bytes[..eq].trim_ascii();
+            !ours.iter().any(|c| c.as_bytes().eq_ignore_ascii_case(name))
         })
         .cloned()
         .collect();
@@ -180,17 +225,14 @@ pub async fn forward(
 
     let mut headers = parts.headers.clone();
     strip_hop_by_hop(&mut headers);
-    let spoofable: Vec<HeaderName> = headers.keys().filter(|k| k.as_str().starts_with("x-auth-")).cloned().collect();
+    // What a client says about who it is or where it came from is replaced by what this
+    // service knows.
+    let spoofable: Vec<HeaderName> = headers.keys().filter(|k| is_spoofable(k.as_str())).cloned().collect();
     for k in spoofable {
         headers.remove(k);
     }
     for h in [header::HOST, header::AUTHORIZATION, header::COOKIE, HeaderName::from_static("x-request-id")] {
         headers.remove(h);
-    }
-    // What a client says about where it came from is replaced by what this service knows.
-    let claimed: Vec<HeaderName> = headers.keys().filter(|k| is_forwarding(k.as_str())).cloned().collect();
-    for k in claimed {
-        headers.remove(k);
     }
     if let Some(c) = foreign_cookies(&parts.headers) {
         headers.insert(header::COOKIE, c);
@@ -203,12 +245,11 @@ pub async fn forward(
     headers.insert("x-auth-role", claim_value(claim::ROLE));
     headers.insert("x-auth-session-id", claim_value(claim::SID));
     headers.insert("x-request-id", HeaderValue::from_str(&ctx.request_id).expect("base64url"));
-    let forwarded = match parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) if state.cfg().trusted_proxies.iter().any(|n| n.contains(ctx.peer)) => {
-            format!("{prev}, {}", ctx.peer)
-        }
-        _ => ctx.ip.to_string(),
-    };
+    // Only what this service decided: the client, and the trusted proxy it came through.
+    // Hops a client wrote itself never reach a backend that might believe the leftmost.
+    let via_proxy = state.cfg().trusted_proxies.iter().any(|n| n.contains(ctx.peer));
+    let forwarded =
+        if via_proxy && ctx.ip != ctx.peer { format!("{}, {}", ctx.ip, ctx.peer) } else { ctx.ip.to_string() };
     headers.insert("x-forwarded-for", HeaderValue::from_str(&forwarded).expect("ip addresses are ascii"));
     // Plain HTTP here; a trusted proxy in front may say it terminated TLS.
     let proto = match parts.headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) {
@@ -245,6 +286,6 @@ pub async fn forward(
     };
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    strip_backend_identity(&mut parts.headers);
+    strip_backend_headers(&mut parts.headers);
     Ok(Response::from_parts(parts, body.map_err(|e| Box::new(e) as super::http::BoxError).boxed()))
 }

@@ -194,6 +194,13 @@ pub fn empty(status: StatusCode) -> Response<Body> {
     resp
 }
 
+/// Every line of a list-valued header (`X-Forwarded-For`), joined as RFC 9110 §5.3
+/// says they combine: a proxy may append a line of its own rather than extend one.
+pub fn joined(headers: &HeaderMap, name: &str) -> Option<String> {
+    let parts: Vec<&str> = headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
 /// The value of cookie `name` across every Cookie header.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers

@@ -24,6 +24,9 @@ pub const DEAD_FOR: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 struct Known {
     user_id: Box<str>,
+    /// The role and email the session was issued with: a token must carry these.
+    role: Box<str>,
+    email: Box<str>,
     /// The session's absolute end (epoch seconds).
     expires_at: i64,
     /// The current pair's times, as the store last said.
@@ -48,21 +51,38 @@ pub enum Verdict {
     Unknown,
 }
 
+/// What an access token says about who it is for.
+pub struct Claimed<'a> {
+    pub sub: &'a str,
+    pub role: &'a str,
+    pub email: &'a str,
+    pub iat: i64,
+}
+
 #[derive(Default)]
 pub struct LiveSessions {
     map: RwLock<HashMap<Box<str>, Entry>>,
 }
 
 impl LiveSessions {
-    /// The verdict for an access token of session `sid` for user `sub`, issued at `iat`.
-    pub fn check(&self, sid: &str, sub: &str, iat: i64, now: i64) -> Verdict {
+    /// The verdict for an access token of session `sid` carrying these claims.
+    pub fn check(&self, sid: &str, claims: &Claimed, now: i64) -> Verdict {
         let map = self.map.read().unwrap_or_else(|p| p.into_inner());
+        let iat = claims.iat;
         match map.get(sid) {
             None => Verdict::Unknown,
             Some(Entry::Dead(until)) if Instant::now() < *until => Verdict::Dead,
             Some(Entry::Dead(_)) => Verdict::Unknown,
-            // A session's user never changes: a token naming another user is forged.
-            Some(Entry::Live(k)) if *k.user_id != *sub || now >= k.expires_at => Verdict::Dead,
+            // A session's user, role and email never change (a new role ends the session):
+            // a token naming others is forged.
+            Some(Entry::Live(k))
+                if *k.user_id != *claims.sub
+                    || *k.role != *claims.role
+                    || *k.email != *claims.email
+                    || now >= k.expires_at =>
+            {
+                Verdict::Dead
+            }
             Some(Entry::Live(k)) if iat > k.access_iat => Verdict::Unknown,
             Some(Entry::Live(k)) => Verdict::Live { refresh_exp: k.refresh_exp },
         }
@@ -75,6 +95,8 @@ impl LiveSessions {
                 sid,
                 Entry::Live(Known {
                     user_id: s.user_id.as_str().into(),
+                    role: s.role.as_str().into(),
+                    email: s.email.as_str().into(),
                     expires_at: s.expires_at,
                     access_iat: s.current.access_iat,
                     refresh_exp: s.current.refresh_exp,
@@ -159,21 +181,25 @@ mod tests {
     #[test]
     fn verdicts() {
         let live = LiveSessions::default();
-        assert_eq!(live.check("s", "u", 100, 100), Verdict::Unknown);
+        let c = |sub, role, iat| Claimed { sub, role, email: "a@b.c", iat };
+        assert_eq!(live.check("s", &c("u", "admin", 100), 100), Verdict::Unknown);
         live.remember(&session("s", "u", 100), 100);
-        assert_eq!(live.check("s", "u", 100, 150), Verdict::Live { refresh_exp: 1099 });
-        assert_eq!(live.check("s", "u", 90, 150), Verdict::Live { refresh_exp: 1099 }, "an older token of the session");
-        assert_eq!(live.check("s", "other", 100, 150), Verdict::Dead, "another user's token");
-        assert_eq!(live.check("s", "u", 101, 150), Verdict::Unknown, "a newer pair: ask again");
-        assert_eq!(live.check("s", "u", 100, 1100), Verdict::Dead, "past the session's end");
+        assert_eq!(live.check("s", &c("u", "admin", 100), 150), Verdict::Live { refresh_exp: 1099 });
+        assert_eq!(live.check("s", &c("u", "admin", 90), 150), Verdict::Live { refresh_exp: 1099 }, "an older token");
+        assert_eq!(live.check("s", &c("other", "admin", 100), 150), Verdict::Dead, "another user's token");
+        assert_eq!(live.check("s", &c("u", "support", 100), 150), Verdict::Dead, "another role");
+        let other_email = Claimed { email: "x@y.z", ..c("u", "admin", 100) };
+        assert_eq!(live.check("s", &other_email, 150), Verdict::Dead, "another email");
+        assert_eq!(live.check("s", &c("u", "admin", 101), 150), Verdict::Unknown, "a newer pair: ask again");
+        assert_eq!(live.check("s", &c("u", "admin", 100), 1100), Verdict::Dead, "past the session's end");
         live.learn("x", None, 100);
-        assert_eq!(live.check("x", "u", 100, 100), Verdict::Dead);
+        assert_eq!(live.check("x", &c("u", "admin", 100), 100), Verdict::Dead);
         live.end("s");
-        assert_eq!(live.check("s", "u", 100, 150), Verdict::Dead);
+        assert_eq!(live.check("s", &c("u", "admin", 100), 150), Verdict::Dead);
         let mut revoked = session("r", "u", 100);
         revoked.revoked_at = Some(120);
         live.learn("r", Some(&revoked), 130);
-        assert_eq!(live.check("r", "u", 100, 130), Verdict::Dead);
+        assert_eq!(live.check("r", &c("u", "admin", 100), 130), Verdict::Dead);
         live.prune(2000);
         assert_eq!(live.len(), 3, "dead entries stay for DEAD_FOR");
     }

@@ -163,6 +163,21 @@ impl AppState {
         );
     }
 
+    /// Reads the revocation feed now (as the poller does every 500 ms), so that sessions
+    /// this instance just ended through the store are refused from the next request on.
+    pub async fn sync_revocations(&self) {
+        let (revoked, store, keep) = (self.revoked.clone(), self.store.clone(), self.revocation_memory());
+        match tokio::task::spawn_blocking(move || revoked.poll(&*store, now(), keep)).await {
+            Ok(Ok(ended)) => {
+                for sid in ended {
+                    self.live.end(&sid);
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "revocation poll failed"),
+            Err(_) => {}
+        }
+    }
+
     /// How long a revocation must be remembered: until every access token of the
     /// session has expired, with the leeway tokens are checked with.
     fn revocation_memory(&self) -> Duration {
@@ -205,9 +220,9 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAd
     {
         parts.uri = with_path(&parts.uri, p);
     }
-    let forwarded = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let forwarded = http::joined(&parts.headers, "x-forwarded-for");
     let ctx = Ctx {
-        ip: crate::net::client_ip(peer.ip(), forwarded, &state.cfg().trusted_proxies),
+        ip: crate::net::client_ip(peer.ip(), forwarded.as_deref(), &state.cfg().trusted_proxies),
         peer: peer.ip(),
         user_agent: parts
             .headers
@@ -432,14 +447,13 @@ async fn serve_metrics(state: Arc<AppState>, listener: TcpListener) {
                 let st = st.clone();
                 let handling = in_flight.start();
                 async move {
-                    let _handling = handling;
                     let mut resp = if req.uri().path() == "/metrics" {
                         metrics_response(&st).await.unwrap_or_else(ApiError::into_response)
                     } else {
                         ApiError::not_found().into_response()
                     };
                     http::security_headers(resp.headers_mut(), false, true);
-                    Ok::<_, Infallible>(resp)
+                    Ok::<_, Infallible>(conn::track(resp, handling))
                 }
             });
             let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
@@ -512,7 +526,9 @@ pub async fn run(
                         continue;
                     }
                 };
-                let Some(slot) = per_ip.acquire(peer.ip()) else {
+                // A trusted proxy carries everyone's connections: only the global cap holds it.
+                let trusted = state.cfg().trusted_proxies.iter().any(|n| n.contains(peer.ip()));
+                let Some(slot) = (if trusted { Some(None) } else { per_ip.acquire(peer.ip()).map(Some) }) else {
                     // One address already holds its share: answer 503 and close, off the slot.
                     drop(permit);
                     state.metrics.connection_refused();
@@ -526,11 +542,7 @@ pub async fn run(
                 let svc = service_fn(move |req| {
                     let st = st.clone();
                     let handling = busy.start();
-                    async move {
-                        let resp = handle(st, req, peer).await;
-                        drop(handling);
-                        Ok::<_, Infallible>(resp)
-                    }
+                    async move { Ok::<_, Infallible>(conn::track(handle(st, req, peer).await, handling)) }
                 });
                 let io = TokioIo::new(conn::Guarded::new(stream, idle, in_flight, production));
                 let conn = builder.serve_connection_with_upgrades(io, svc);
@@ -577,17 +589,7 @@ async fn poll_revocations(state: Arc<AppState>) {
             state.refresh_limiter.forget_idle();
             tokio::task::spawn_blocking(|| crate::password::release_idle(Duration::from_secs(60)));
         }
-        let st = state.clone();
-        let keep = state.revocation_memory();
-        match tokio::task::spawn_blocking(move || st.revoked.poll(&*st.store, now(), keep)).await {
-            Ok(Ok(ended)) => {
-                for sid in ended {
-                    state.live.end(&sid);
-                }
-            }
-            Ok(Err(e)) => tracing::warn!(error = %e, "revocation poll failed"),
-            Err(_) => {}
-        }
+        state.sync_revocations().await;
     }
 }
 

@@ -30,6 +30,10 @@ pub fn normalize(raw: &str) -> Result<String, BadPath> {
         return Err(BadPath::Relative);
     }
     let bytes = raw.as_bytes();
+    let escape_at = |i: usize| -> Result<u8, BadPath> {
+        let hex = bytes.get(i + 1..i + 3).ok_or(BadPath::Escape)?;
+        std::str::from_utf8(hex).ok().and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or(BadPath::Escape)
+    };
     let mut decoded = String::with_capacity(raw.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -42,17 +46,39 @@ pub fn normalize(raw: &str) -> Result<String, BadPath> {
             i += 1;
             continue;
         }
-        let hex = bytes.get(i + 1..i + 3).ok_or(BadPath::Escape)?;
-        let value =
-            std::str::from_utf8(hex).ok().and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or(BadPath::Escape)?;
+        let value = escape_at(i)?;
         if value.is_ascii_alphanumeric() || matches!(value, b'-' | b'.' | b'_' | b'~') {
             decoded.push(value as char);
         } else if matches!(value, b'/' | b'\\' | b'%') || value.is_ascii_control() {
             return Err(BadPath::Encoded);
-        } else {
+        } else if value.is_ascii() {
             decoded.push_str(&raw[i..i + 3]);
+        } else {
+            // A run of escaped non-ASCII bytes: it must be UTF-8 (no overlong `%c0%ae`),
+            // and hold no character some backends fold into a dot or a slash.
+            let start = i;
+            let mut utf8 = Vec::new();
+            while i < bytes.len() && bytes[i] == b'%' && escape_at(i).is_ok_and(|v| !v.is_ascii()) {
+                utf8.push(escape_at(i)?);
+                i += 3;
+            }
+            let text = std::str::from_utf8(&utf8).map_err(|_| BadPath::Encoded)?;
+            if text.chars().any(|c| LOOKALIKES.contains(&c)) {
+                return Err(BadPath::Encoded);
+            }
+            decoded.push_str(&raw[start..i]);
+            continue;
         }
         i += 3;
+    }
+    // Segments that are dot segments to some backend though not to RFC 3986: `..;x`
+    // (path parameters), `...`, `.. ` (Windows trims dots and spaces).
+    for seg in decoded[1..].split('/').filter(|s| *s != "." && *s != "..") {
+        let seg = seg.replace("%3B", ";").replace("%3b", ";").replace("%20", " ");
+        let core = seg.split(';').next().unwrap_or("");
+        if core.contains('.') && core.chars().all(|c| c == '.' || c == ' ') {
+            return Err(BadPath::DotSegment);
+        }
     }
     let path = remove_dot_segments(&decoded);
     if path.split('/').any(|s| s == "." || s == "..") {
@@ -60,6 +86,18 @@ pub fn normalize(raw: &str) -> Result<String, BadPath> {
     }
     Ok(path)
 }
+
+/// Characters that NFKC or a backend's own folding turns into `.`, `/` or `\`.
+const LOOKALIKES: &[char] = &[
+    '\u{2024}', // one dot leader
+    '\u{FE52}', // small full stop
+    '\u{FF0E}', // fullwidth full stop
+    '\u{2044}', // fraction slash
+    '\u{2215}', // division slash
+    '\u{FE68}', // small reverse solidus
+    '\u{FF0F}', // fullwidth solidus
+    '\u{FF3C}', // fullwidth reverse solidus
+];
 
 /// RFC 3986 §5.2.4 for an absolute path: `.` goes, `..` takes the segment before it
 /// (never above the root), and a path ending in a dot segment keeps its final `/`.
@@ -115,6 +153,13 @@ mod tests {
             assert_eq!(normalize(bad), Err(BadPath::Escape), "{bad}");
         }
         assert_eq!(normalize("api/leads"), Err(BadPath::Relative));
+        for bad in ["/a/..;/b", "/a/%2e%2e;/b", "/a/..%3b/b", "/a/.;x/../b", "/a/.../b", "/a/..%20/b", "/a/.%20./b"] {
+            assert_eq!(normalize(bad), Err(BadPath::DotSegment), "{bad}");
+        }
+        for bad in ["/a/%c0%ae%c0%ae/b", "/a/%ef%bc%8e%ef%bc%8e/b", "/a/%ff", "/a/%e2%88%95"] {
+            assert_eq!(normalize(bad), Err(BadPath::Encoded), "{bad}");
+        }
+        assert_eq!(normalize("/a/%C3%A9t%C3%A9/v1.2;rev=3").unwrap(), "/a/%C3%A9t%C3%A9/v1.2;rev=3");
     }
 
     #[test]

@@ -81,6 +81,13 @@ pub async fn handle(state: &AppState, parts: Parts, body: Incoming, ctx: &Ctx) -
             if disabled.is_none() && role.is_none() && password.is_none() {
                 return Err(ApiError::bad_request("missing_fields", "give disabled, role or password"));
             }
+            // Every part is checked before any is applied: a refused PATCH changes nothing.
+            if let Some(r) = &role {
+                users::check_role(r).map_err(user_error)?;
+            }
+            if let Some(pw) = &password {
+                users::check_password(pw).map_err(user_error)?;
+            }
             let store = state.store.clone();
             let (user, ended) = tokio::task::spawn_blocking(move || -> Result<_, UserError> {
                 let mut ended = 0;
@@ -104,6 +111,10 @@ pub async fn handle(state: &AppState, parts: Parts, body: Incoming, ctx: &Ctx) -
             .await
             .map_err(|_| ApiError::internal())?
             .map_err(user_error)?;
+            if ended > 0 {
+                // Out at once here, not at the next poll of the revocation feed.
+                state.sync_revocations().await;
+            }
             Ok(json_response(StatusCode::OK, &json!({"user": users::public(&user), "sessionsEnded": ended})))
         }
         (_, "") => Err(ApiError::method_not_allowed("GET, POST")),

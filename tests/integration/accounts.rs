@@ -11,6 +11,7 @@ use crate::pg::sqlite_and_postgres;
 use crate::service::{PASSWORD, Service, csrf, get, post_json, setup_on};
 
 sqlite_and_postgres!(
+    a_disabled_user_is_out_at_once,
     control_characters_get_one_answer_and_are_audited,
     a_failed_login_changes_nothing,
     the_last_enabled_admin_stays,
@@ -109,6 +110,12 @@ fn the_last_enabled_admin_stays(db: Option<&str>) {
             .unwrap();
         (r.status().as_u16(), r.json::<Value>().unwrap())
     };
+    // A change that fails validation changes nothing, not even its valid parts.
+    let (status, _) = patch(&two, json!({"role": "support", "password": "short"}));
+    assert_eq!(status, 400);
+    let now = get(&s.url("/api/users"), &[], &[("authorization", &bearer(&admin))]).json();
+    let role = now["users"].as_array().unwrap().iter().find(|u| u["id"] == two.as_str()).unwrap()["role"].clone();
+    assert_eq!(role, "admin", "a refused PATCH changed the role");
     // Two admins: one may go.
     assert_eq!(patch(&two, json!({"role": "support"})).0, 200);
     // Now the last one: neither demoted nor disabled, over HTTP or the CLI.
@@ -178,4 +185,24 @@ fn the_grace_period_is_counted_in_milliseconds(db: Option<&str>) {
     let again = s.refresh(&r1, &c);
     assert_eq!(again.status, 200);
     assert_eq!(again.cookie("refresh_token"), next.cookie("refresh_token"));
+}
+
+fn a_disabled_user_is_out_at_once(db: Option<&str>) {
+    let s = Service::start(setup_on(db, "", &[(ADMIN, "admin"), ("two@example.com", "admin")]));
+    let mine = s.login(ADMIN, PASSWORD).cookie("access_token").unwrap();
+    let other = s.login("two@example.com", PASSWORD).cookie("access_token").unwrap();
+    let users = get(&s.url("/api/users"), &[], &[("authorization", &bearer(&mine))]).json();
+    let id = users["users"].as_array().unwrap().iter().find(|u| u["email"] == ADMIN).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = reqwest::blocking::Client::new()
+        .patch(s.url(&format!("/api/users/{id}")))
+        .header("authorization", bearer(&other))
+        .json(&json!({"disabled": true}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // The very next request with the disabled admin's token: refused, on this instance.
+    assert_eq!(get(&s.url("/api/users"), &[], &[("authorization", &bearer(&mine))]).status, 401);
 }

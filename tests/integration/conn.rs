@@ -261,8 +261,39 @@ fn idle_keep_alive_connections_are_closed() {
     assert!(r.closed, "an idle HTTP/1.1 connection stays open");
     // HTTP/2 (prior knowledge): the preface and an empty SETTINGS frame, then silence.
     let mut h2 = TcpStream::connect(addr(&s)).unwrap();
-    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00").unwrap();
+    h2.write_all(H2_PREFACE).unwrap();
     assert!(closes_within(&mut h2, Duration::from_secs(4)), "an idle HTTP/2 connection stays open");
+    // HTTP/2 with a PING every 300 ms and no request: still idle, still closed.
+    let mut pinger = TcpStream::connect(addr(&s)).unwrap();
+    pinger.write_all(H2_PREFACE).unwrap();
+    let mut w = pinger.try_clone().unwrap();
+    let keep = std::thread::spawn(move || {
+        for _ in 0..20 {
+            if w.write_all(b"\x00\x00\x08\x06\x00\x00\x00\x00\x00pingping").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    assert!(closes_within(&mut pinger, Duration::from_secs(4)), "PING frames keep an idle HTTP/2 connection open");
+    keep.join().unwrap();
+}
+
+/// The HTTP/2 client preface and an empty SETTINGS frame.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+
+#[test]
+fn a_trusted_proxy_is_not_held_to_the_per_address_cap() {
+    // Behind a reverse proxy every connection comes from the proxy: the per-address
+    // cap would cap the whole site. The proxy's clients are limited by the rate limits.
+    let s = Service::start(setup("TRUSTED_PROXIES=127.0.0.1\nASPJWT_MAX_CONNECTIONS_PER_IP=2\n", &[]));
+    let held: Vec<TcpStream> = (0..5).map(|_| stalled_login(addr(&s))).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut c = TcpStream::connect(addr(&s)).unwrap();
+    c.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let r = read_response(&mut c, Duration::from_secs(3), Duration::ZERO).expect("no answer");
+    assert_eq!(r.status, 200, "{}", r.body);
+    drop(held);
 }
 
 #[test]

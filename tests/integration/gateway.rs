@@ -99,6 +99,22 @@ fn dot_segments_and_encodings_cannot_walk_past_the_role_matrix() {
         let r = raw(&s, "GET", target, &sales);
         assert_eq!((r.status, r.json()["error"]["code"].as_str()), (400, Some("bad_path")), "{target}: {}", r.body);
     }
+    // Segments that some backends still resolve as dot segments: `..;` (path parameters,
+    // Tomcat, Spring, Jetty), overlong and fullwidth dots, dots with spaces.
+    for target in [
+        "/api/leads/..;/jobs",
+        "/api/leads/%2e%2e;/jobs",
+        "/api/leads/..%3b/jobs",
+        "/api/leads/.;x/../jobs",
+        "/api/leads/%c0%ae%c0%ae/jobs",
+        "/api/leads/%ef%bc%8e%ef%bc%8e/jobs",
+        "/api/leads/..%20/jobs",
+        "/api/leads/.../jobs",
+        "/api/leads/%ff/jobs",
+    ] {
+        let r = raw(&s, "GET", target, &sales);
+        assert_eq!((r.status, r.json()["error"]["code"].as_str()), (400, Some("bad_path")), "{target}: {}", r.body);
+    }
     // A raw backslash or control byte never gets through either (the parser may refuse it first).
     for target in ["/api/leads\\..\\jobs", "/api/leads/\x01"] {
         assert_eq!(raw(&s, "GET", target, &sales).status, 400, "{target:?}");
@@ -112,6 +128,8 @@ fn dot_segments_and_encodings_cannot_walk_past_the_role_matrix() {
         ("/api/leads/%7Euser/notes", "/api/leads/~user/notes"),
         ("/api/../api/leads/7", "/api/leads/7"),
         ("/api/leads/a%20b", "/api/leads/a%20b"),
+        ("/api/leads/v1.2;rev=3", "/api/leads/v1.2;rev=3"),
+        ("/api/leads/%C3%A9t%C3%A9", "/api/leads/%C3%A9t%C3%A9"),
     ] {
         seen.lock().unwrap().clear();
         let r = raw(&s, "GET", target, &sales);
@@ -127,7 +145,7 @@ fn dot_segments_and_encodings_cannot_walk_past_the_role_matrix() {
 #[test]
 fn backend_and_client_headers_do_not_cross() {
     let (url, seen) = backend(
-        "x-powered-by: Express\r\nserver: nginx/1.25\r\nset-cookie: access_token=forged; Path=/\r\nset-cookie: refresh_token=forged; Path=/api/auth\r\nset-cookie: csrf_token=forged; Path=/\r\nSet-Cookie:  Access_Token=forged\r\nset-cookie: theme=dark; Path=/\r\nx-backend: kept\r\n",
+        "x-powered-by: Express\r\nserver: nginx/1.25\r\nvia: 1.1 backend\r\nx-aspnet-version: 4.0\r\nset-cookie: access_token=forged; Path=/\r\nset-cookie: refresh_token=forged; Path=/api/auth\r\nset-cookie: csrf_token=forged; Path=/\r\nSet-Cookie:  Access_Token=forged\r\nset-cookie: access_token=planted; Path=/; Comment=\u{e9}\r\nset-cookie2: access_token=old-style\r\nset-cookie: theme=dark; Path=/\r\ncontent-security-policy: default-src *\r\nx-frame-options: ALLOWALL\r\nreferrer-policy: unsafe-url\r\naccess-control-allow-origin: *\r\naccess-control-allow-credentials: true\r\nx-backend: kept\r\n",
     );
     let s = Service::start(setup(&format!("UPSTREAM_URL={url}\n"), &[("m@example.com", "sales_agent")]));
     let token = s.login("m@example.com", PASSWORD).cookie("access_token").unwrap();
@@ -140,20 +158,76 @@ fn backend_and_client_headers_do_not_cross() {
         .header("x-forwarded-port", "443")
         .header("x-forwarded-for", "6.6.6.6")
         .header("x-real-ip", "6.6.6.6")
+        .header("x_forwarded_host", "evil.example")
+        .header("x_auth_role", "admin")
+        .header("cf-connecting-ip", "6.6.6.6")
+        .header("x-http-method-override", "DELETE")
+        .header("x-original-url", "/api/jobs/1")
+        .header("origin", "https://not-allowed.example")
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    assert!(r.headers().get("x-powered-by").is_none(), "X-Powered-By reached the client");
-    assert!(r.headers().get("server").is_none(), "Server reached the client");
+    for h in [
+        "x-powered-by",
+        "server",
+        "via",
+        "x-aspnet-version",
+        "set-cookie2",
+        "access-control-allow-origin",
+        "access-control-allow-credentials",
+    ] {
+        assert!(r.headers().get(h).is_none(), "{h} reached the client");
+    }
+    // The service's own security headers, not the backend's.
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+    assert_eq!(r.headers()["referrer-policy"], "no-referrer");
+    assert!(r.headers()["content-security-policy"].to_str().unwrap().starts_with("default-src 'none'"));
     assert_eq!(r.headers()["x-backend"], "kept");
     let cookies: Vec<String> =
         r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
     assert_eq!(cookies, ["theme=dark; Path=/"], "the backend set one of the service's cookies");
     let head = seen.lock().unwrap()[0].to_ascii_lowercase();
-    for h in ["forwarded:", "x-forwarded-host:", "x-forwarded-port:", "x-real-ip:"] {
+    for h in [
+        "forwarded:",
+        "x-forwarded-host:",
+        "x-forwarded-port:",
+        "x-real-ip:",
+        "x_forwarded_host:",
+        "x_auth_role:",
+        "cf-connecting-ip:",
+        "x-http-method-override:",
+        "x-original-url:",
+    ] {
         assert!(!head.contains(h), "{h} reached the backend:\n{head}");
     }
     assert!(!head.contains("6.6.6.6") && !head.contains("evil.example"), "{head}");
     assert!(head.contains("x-forwarded-for: 127.0.0.1\r\n"), "{head}");
     assert!(head.contains("x-forwarded-proto: http\r\n"), "{head}");
+}
+
+/// A backend whose response body is written in two parts, the second of which looks
+/// like a response head; it must reach the client as body bytes, untouched.
+#[test]
+fn a_body_that_looks_like_a_response_head_is_left_alone() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr_b = listener.local_addr().unwrap();
+    let second = b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n";
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(5) {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let len = 6 + second.len();
+            let _ =
+                write!(stream, "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {len}\r\n\r\nhello\n");
+            let _ = stream.flush();
+            std::thread::sleep(Duration::from_millis(300));
+            let _ = stream.write_all(second);
+        }
+    });
+    let s = Service::start(setup(&format!("UPSTREAM_URL=http://{addr_b}\n"), &[("m@example.com", "sales_agent")]));
+    let token = s.login("m@example.com", PASSWORD).cookie("access_token").unwrap();
+    let r = raw(&s, "GET", "/api/leads/split", &token);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.as_bytes(), [b"hello\n".as_slice(), second].concat(), "the body was rewritten");
 }

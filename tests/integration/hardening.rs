@@ -718,3 +718,72 @@ fn spraying_addresses_never_frees_a_limited_client() {
     }
     assert_eq!(refresh_from(limited), 429, "the spray freed a client that was being limited");
 }
+
+#[test]
+fn role_and_email_come_from_the_session_not_the_token() {
+    let s = Service::start(setup("", &[("m@example.com", "sales_agent")]));
+    let access = access(&s.login("m@example.com", PASSWORD));
+    let secret =
+        aspjwt::config::Settings::from_env_file(&s.dir.path(".env")).unwrap().get("JWT_SECRET").unwrap().value.clone();
+    let claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(access.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    let sign =
+        |c: &Value| forge(json!({"alg": "HS256", "typ": "JWT"}), c, secret.as_bytes(), jsonwebtoken::Algorithm::HS256);
+    let mut admin = claims.clone();
+    admin["role"] = json!("admin");
+    let mut other_email = claims.clone();
+    other_email["email"] = json!("ceo@example.com");
+    for (what, t) in [("role", sign(&admin)), ("email", sign(&other_email))] {
+        for path in ["/api/users", "/api/auth/token-info", "/api/leads"] {
+            let r = get(&s.url(path), &[], &[("authorization", &format!("Bearer {t}"))]);
+            assert_eq!(r.status, 401, "a token with another {what} got {} on {path}", r.status);
+        }
+    }
+    assert_eq!(
+        get(&s.url("/api/auth/token-info"), &[], &[("authorization", &format!("Bearer {}", sign(&claims)))]).status,
+        200
+    );
+}
+
+#[test]
+fn every_x_forwarded_for_line_counts() {
+    // A proxy that appends its own header line (HAProxy's `option forwardfor`) after the
+    // client's: the client's line must not decide who the client is.
+    let s = Service::start(setup("TRUSTED_PROXIES=127.0.0.1\nAUTH_RATE_BURST=3\nAUTH_RATE_PER_5MIN=1\n", &[]));
+    let statuses: Vec<u16> = (0..6)
+        .map(|i| {
+            reqwest::blocking::Client::new()
+                .post(s.url("/api/auth/login"))
+                .header("x-forwarded-for", format!("198.51.100.{i}"))
+                .header("x-forwarded-for", "203.0.113.5")
+                .json(&json!({"email": "x@example.com", "password": "guess"}))
+                .send()
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+        .collect();
+    assert_eq!(statuses, [401, 401, 401, 429, 429, 429]);
+    let audit = s.cli(&["--json", "audit", "--event", "login_failure"]).code(0).json();
+    assert!(audit.as_array().unwrap().iter().all(|r| r["ip"] == "203.0.113.5"), "{audit}");
+}
+
+#[test]
+fn a_login_ends_the_session_it_presents_by_any_token() {
+    let s = Service::start(setup("", &[(ADMIN, "admin")]));
+    for how in ["access cookie", "bearer"] {
+        let first = s.login(ADMIN, PASSWORD);
+        let a1 = access(&first);
+        let body = json!({"email": ADMIN, "password": PASSWORD});
+        let mut req = reqwest::blocking::Client::new().post(s.url("/api/auth/login")).json(&body);
+        req = match how {
+            "access cookie" => req.header("cookie", format!("access_token={a1}")),
+            _ => req.header("authorization", format!("Bearer {a1}")),
+        };
+        assert_eq!(req.send().unwrap().status().as_u16(), 200);
+        let ended = within(Duration::from_secs(2), || {
+            get(&s.url("/api/auth/token-info"), &[("access_token", &a1)], &[]).status == 401
+        });
+        assert!(ended.is_some(), "{how}: the presented session lives on");
+    }
+}

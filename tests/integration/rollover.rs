@@ -382,3 +382,25 @@ fn a_plain_rotate_ends_every_rollover_window() {
     let r = get(&s.url("/api/users"), &[], &[("authorization", &format!("Bearer {}", node_style(&claims, &old_jwt)))]);
     assert_eq!(r.status, 401, "a token signed with the old secret still works");
 }
+
+/// Compose hands an emptied literal (what a plain rotate leaves of a compose file's
+/// `*_PREVIOUS`) to the service as an empty variable: no rollover, not a broken one.
+#[test]
+fn empty_previous_entries_mean_no_rollover_to_check_and_serve_alike() {
+    let d = Dir::new();
+    d.run(&["rotate", "--create", "-q"]).code(0);
+    let empty = [("JWT_SECRET_PREVIOUS", ""), ("JWT_SECRET_PREVIOUS_UNTIL", "")];
+    let check = crate::service::run_env(&d, &["check", "--env-file", ".env"], &empty);
+    check.code(0);
+    d.write(".env", format!("{}SESSION_SECRET_PREVIOUS=\nSESSION_SECRET_PREVIOUS_UNTIL=\n", d.read_str(".env")));
+    d.run(&["check"]).code(0);
+    let mut c = d.cmd();
+    c.args(["serve", "--bind", "127.0.0.1:0", "--env-file", ".env", "--db", "x.db"]).envs(empty);
+    c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let exited = child.try_wait().unwrap();
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(exited.is_none(), "serve refused: {}", String::from_utf8_lossy(&out.stderr));
+}
