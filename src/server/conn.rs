@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use hyper::StatusCode;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 
 /// Open connections per TCP peer address, capped (`ASPJWT_MAX_CONNECTIONS_PER_IP`), so
 /// that one address cannot hold every slot of `ASPJWT_MAX_CONNECTIONS`.
@@ -68,38 +68,40 @@ fn canonical(ip: IpAddr) -> IpAddr {
 
 /// Requests of one connection that are being handled, from the handler's start to the
 /// last byte of its response body; while any is, the connection is not idle however
-/// long that takes. Also when the last one ended.
-#[derive(Clone)]
-pub struct InFlight(Arc<(AtomicUsize, Mutex<Instant>)>);
+/// long that takes. Counters only, no clock: the idle timer reads them when it fires.
+#[derive(Clone, Default)]
+pub struct InFlight(Arc<InFlightInner>);
 
-impl Default for InFlight {
-    fn default() -> InFlight {
-        InFlight(Arc::new((AtomicUsize::new(0), Mutex::new(Instant::now()))))
-    }
+#[derive(Default)]
+pub struct InFlightInner {
+    active: AtomicUsize,
+    /// Requests started plus requests ended: changes whenever one does.
+    events: AtomicUsize,
 }
 
-/// One request in flight; dropped with its response body (see `http::Tracked`).
+/// One request in flight; dropped with its response body (see `Tracked`).
 pub struct Handling(InFlight);
 
 impl InFlight {
     pub fn start(&self) -> Handling {
-        self.0.0.fetch_add(1, Ordering::Relaxed);
+        self.0.active.fetch_add(1, Ordering::Relaxed);
+        self.0.events.fetch_add(1, Ordering::Relaxed);
         Handling(self.clone())
     }
 
     fn idle(&self) -> bool {
-        self.0.0.load(Ordering::Relaxed) == 0
+        self.0.active.load(Ordering::Relaxed) == 0
     }
 
-    fn last_end(&self) -> Instant {
-        *self.0.1.lock().unwrap_or_else(|p| p.into_inner())
+    fn events(&self) -> usize {
+        self.0.events.load(Ordering::Relaxed)
     }
 }
 
 impl Drop for Handling {
     fn drop(&mut self) {
-        *self.0.0.1.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-        self.0.0.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.0.events.fetch_add(1, Ordering::Relaxed);
+        self.0.0.active.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -142,16 +144,22 @@ const H2_PREFACE_START: &[u8] = b"PRI * HTTP/2";
 /// The socket as hyper sees it:
 /// - reads end (EOF) once the connection has been idle for `idle`: no request in
 ///   flight and, on HTTP/1, no byte read or written (bytes of a request's headers
-///   count); on HTTP/2 control frames (PING, SETTINGS) do not count, only requests do;
+///   count); on HTTP/2 control frames (PING, SETTINGS) do not count, only requests do.
+///   Activity is counted, not timed: the timer looks when it fires, so an idle
+///   connection ends after one to two `idle`s (HTTP/1's header-read deadline, also
+///   `idle`, is exact);
 /// - on HTTP/1, hyper's own answer to a request it could not parse (exactly its
 ///   `connection: close`, `content-length: 0`, `date` head, with no request in flight)
 ///   is replaced by the service's JSON error with the security headers.
 pub struct Guarded<T> {
     inner: T,
     idle: Duration,
-    last: Instant,
     timer: Pin<Box<Sleep>>,
     in_flight: InFlight,
+    /// HTTP/1 byte activity, counted.
+    moved: u64,
+    /// (`moved`, request events) when the timer last fired.
+    seen: (u64, usize),
     production: bool,
     /// None until the first bytes arrive.
     http2: Option<bool>,
@@ -161,13 +169,13 @@ pub struct Guarded<T> {
 
 impl<T> Guarded<T> {
     pub fn new(inner: T, idle: Duration, in_flight: InFlight, production: bool) -> Guarded<T> {
-        let last = Instant::now();
         Guarded {
             inner,
             idle,
-            last,
-            timer: Box::pin(tokio::time::sleep_until(last + idle)),
+            timer: Box::pin(tokio::time::sleep(idle)),
+            seen: (0, in_flight.events()),
             in_flight,
+            moved: 0,
             production,
             http2: None,
             rewrite: None,
@@ -177,25 +185,23 @@ impl<T> Guarded<T> {
     /// Byte activity: it keeps HTTP/1 connections alive, never HTTP/2 ones.
     fn touch(&mut self) {
         if self.http2 != Some(true) {
-            self.last = Instant::now();
+            self.moved = self.moved.wrapping_add(1);
         }
     }
 
-    /// True when the connection has been idle too long; otherwise arms the timer.
+    /// True when the connection has been idle since the timer last fired; otherwise
+    /// keeps the timer armed (moved only when it fires: once per period, not per request).
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> bool {
         loop {
-            let due = self.last.max(self.in_flight.last_end()) + self.idle;
-            if self.timer.deadline() != due {
-                self.timer.as_mut().reset(due);
-            }
             if self.timer.as_mut().poll(cx).is_pending() {
                 return false;
             }
-            if self.in_flight.idle() {
+            let now = (self.moved, self.in_flight.events());
+            if self.in_flight.idle() && now == self.seen {
                 return true;
             }
-            // A request is still in flight: count from now.
-            self.last = Instant::now();
+            self.seen = now;
+            self.timer.as_mut().reset(tokio::time::Instant::now() + self.idle);
         }
     }
 }
@@ -259,6 +265,30 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
             self.touch();
         }
         Poll::Ready(Ok(n))
+    }
+
+    /// Vectored writes pass through (hyper then needs not copy bodies into one buffer);
+    /// the parser's answer is one head in one slice, checked as in `poll_write`.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let mut filled = bufs.iter().filter(|b| !b.is_empty());
+        if let (Some(only), None) = (filled.next(), filled.next())
+            && (self.rewrite.is_some() || (self.http2 == Some(false) && self.in_flight.idle()))
+        {
+            return self.poll_write(cx, only);
+        }
+        let n = ready!(Pin::new(&mut self.inner).poll_write_vectored(cx, bufs))?;
+        if n > 0 {
+            self.touch();
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

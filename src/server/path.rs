@@ -26,6 +26,14 @@ pub fn normalize(raw: &str) -> Result<String, BadPath> {
     if raw == "*" {
         return Ok(raw.to_string()); // OPTIONS *
     }
+    // The common case, cheaply: plain ASCII with no escape, backslash, control
+    // character or segment starting with a dot is already what it normalises to.
+    let plain = raw.starts_with('/')
+        && raw.bytes().all(|b| b.is_ascii_graphic() && b != b'%' && b != b'\\')
+        && !raw.contains("/.");
+    if plain {
+        return Ok(raw.to_string());
+    }
     if !raw.starts_with('/') {
         return Err(BadPath::Relative);
     }
