@@ -20,6 +20,13 @@ CHROMIUM ?= /usr/bin/chromium
 $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
+# Prometheus's promtool for the alert-rule unit tests and the /metrics lint (Debian's
+# prometheus package; the tests only run promtool, so a daemon the package starts is stopped).
+PROMTOOL ?= /usr/bin/promtool
+$(PROMTOOL):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+	-@systemctl disable --now prometheus >/dev/null 2>&1 || true
+
 # The PostgreSQL the store and scale-out tests use (each test makes and drops its own
 # database): the server at 127.0.0.1:5432, used as it is when it runs, started when it
 # is stopped, installed (Debian's postgresql) and created when there is none.
@@ -27,7 +34,7 @@ $(CHROMIUM):
 postgres:
 	./scripts/test-postgres.sh
 
-test: tests/node/node_modules/jsonwebtoken $(CHROMIUM) postgres
+test: tests/node/node_modules/jsonwebtoken $(CHROMIUM) $(PROMTOOL) postgres
 	$(CARGO) test
 	CHROMIUM=$(CHROMIUM) node --test tests/browser/
 

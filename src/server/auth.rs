@@ -135,8 +135,12 @@ fn check_token(state: &AppState, raw: &str, kind: Kind, leeway: i64) -> Result<A
         };
     }
     let t = token::inspect(raw).map_err(|e| e.to_string())?;
-    if let Some(f) = t.verify_ring(&cfg.tokens.ring(kind), &check, now).first() {
+    let (failures, by_previous) = t.verify_ring_by(&cfg.tokens.ring(kind), &check, now);
+    if let Some(f) = failures.first() {
         return Err(f.code().to_string());
+    }
+    if by_previous {
+        state.metrics.previous_key_used(kind.secret_var());
     }
     for c in [claim::SID, claim::JTI, claim::SUB] {
         match t.claims.get(c).and_then(Value::as_str) {
@@ -383,6 +387,7 @@ pub async fn login(state: &AppState, parts: &Parts, body: Incoming, ctx: &Ctx) -
             let email = rec.email.clone();
             state.audit(rec).await;
             if after.locked_until > throttle.locked_until.max(now) {
+                state.metrics.account_locked();
                 let mut lock = record(Event::AccountLocked, false, ctx);
                 lock.email = email;
                 lock.reason = Some(format!(
@@ -483,6 +488,7 @@ pub async fn refresh(state: &AppState, parts: &Parts, ctx: &Ctx) -> Result<Respo
         Rotation::Reused(s) => {
             state.revoked.insert(&s.id, now);
             state.live.end(&s.id);
+            state.metrics.session_ended("reuse", now - s.created_at, s.rotations);
             state.metrics.refresh("reuse_revoked");
             let mut resp = ApiError::invalid_token("this refresh token was already used; the session has been ended")
                 .into_response();
@@ -493,6 +499,7 @@ pub async fn refresh(state: &AppState, parts: &Parts, ctx: &Ctx) -> Result<Respo
             if let Rotation::Expired(s) = &other {
                 state.revoked.insert(&s.id, now);
                 state.live.end(&s.id);
+                state.metrics.session_ended("expired", now - s.created_at, s.rotations);
             }
             state.metrics.refresh("invalid");
             Err(ApiError::invalid_token("the session has ended; log in again"))
@@ -500,13 +507,22 @@ pub async fn refresh(state: &AppState, parts: &Parts, ctx: &Ctx) -> Result<Respo
     }
 }
 
-/// Revokes a session here and in the store, and audits it.
+/// Revokes a session here and in the store, and audits it. `reason` is `logout` or
+/// `new_login` (also its label in `aspjwt_session_age_seconds`).
 async fn end_session(state: &AppState, sid: &str, reason: &'static str, ctx: &Ctx) -> Result<bool, ApiError> {
     let now = now();
     let id = sid.to_string();
-    let revoked = state.blocking(move |s| s.revoke_session(&id, reason, now)).await?;
+    let (revoked, session) = state
+        .blocking(move |s| {
+            let session = s.session(&id)?;
+            Ok((s.revoke_session(&id, reason, now)?, session))
+        })
+        .await?;
     state.revoked.insert(sid, now);
     state.live.end(sid);
+    if let (true, Some(s)) = (revoked, &session) {
+        state.metrics.session_ended(reason, now - s.created_at, s.rotations);
+    }
     if revoked {
         let mut r = record(if reason == "logout" { Event::Logout } else { Event::SessionRevoked }, true, ctx);
         r.reason = Some(format!("{reason} (session {sid})"));

@@ -169,11 +169,15 @@ impl AppState {
         let (revoked, store, keep) = (self.revoked.clone(), self.store.clone(), self.revocation_memory());
         match tokio::task::spawn_blocking(move || revoked.poll(&*store, now(), keep)).await {
             Ok(Ok(ended)) => {
+                self.metrics.database_up(true);
                 for sid in ended {
                     self.live.end(&sid);
                 }
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "revocation poll failed"),
+            Ok(Err(e)) => {
+                self.metrics.database_up(false);
+                tracing::warn!(error = %e, "revocation poll failed");
+            }
             Err(_) => {}
         }
     }
@@ -195,8 +199,15 @@ pub(crate) fn request_id() -> String {
 
 /// The route class a path's latency is recorded under.
 fn route_class(path: &str) -> &'static str {
+    match path {
+        "/api/auth/login" => return "login",
+        "/api/auth/refresh" => return "refresh",
+        "/api/auth/logout" => return "logout",
+        "/api/auth/token-info" => return "token_info",
+        _ => {}
+    }
     if path.starts_with("/api/auth") {
-        "auth"
+        "other"
     } else if path.starts_with("/api/health") {
         "health"
     } else if path == "/metrics" {
@@ -257,6 +268,7 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAd
         tracing::warn!(status = resp.status().as_u16(), path = %crate::audit::escape(&path), request_id = %ctx.request_id, "server error");
     }
     state.metrics.observe(route_class(&path), started.elapsed());
+    state.metrics.response(resp.status().as_u16());
     resp
 }
 
@@ -428,7 +440,16 @@ async fn metrics_response(state: &AppState) -> Result<Response<Body>, ApiError> 
     let now = now();
     let active = state.blocking(move |s| s.count_live_sessions(now)).await.ok();
     let tracked = state.login_limiter.tracked() + state.refresh_limiter.tracked();
-    let mut resp = Response::new(http::full(state.metrics.render(active, tracked)));
+    let cfg = state.cfg();
+    let t = &cfg.tokens;
+    let end = |p: &Option<crate::token::Previous>| p.as_ref().filter(|p| p.until > now).map_or(0, |p| p.until);
+    let rollover_ends = [
+        (crate::names::JWT_SECRET, end(&t.access_previous)),
+        (crate::names::JWT_REFRESH_SECRET, end(&t.refresh_previous)),
+        (crate::names::SESSION_SECRET, end(&cfg.session_previous)),
+    ];
+    let gauges = metrics::Gauges { active_sessions: active, tracked_clients: tracked, rollover_ends: &rollover_ends };
+    let mut resp = Response::new(http::full(state.metrics.render(&gauges)));
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     Ok(resp)

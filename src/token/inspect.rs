@@ -228,16 +228,22 @@ impl Inspected {
     /// Checks against every secret the ring allows for this token's `kid`; the
     /// answer of the first whose signature matches, else of the current secret.
     pub fn verify_ring(&self, ring: &KeyRing, check: &Check, now: i64) -> Vec<Failure> {
+        self.verify_ring_by(ring, check, now).0
+    }
+
+    /// As `verify_ring`, and whether the signature matched the ring's previous secret
+    /// (a rollover still in use, for the metrics).
+    pub fn verify_ring_by(&self, ring: &KeyRing, check: &Check, now: i64) -> (Vec<Failure>, bool) {
         let kid = self.header.get("kid").and_then(Value::as_str);
         let mut first = None;
         for secret in ring.candidates(kid, now) {
             let failures = self.verify(secret, check, now);
             if !failures.contains(&Failure::BadSignature) {
-                return failures;
+                return (failures, !std::ptr::eq(secret, &ring.current));
             }
             first.get_or_insert(failures);
         }
-        first.unwrap_or_else(|| self.verify(&ring.current, check, now))
+        (first.unwrap_or_else(|| self.verify(&ring.current, check, now)), false)
     }
 
     /// Checks the signature and every claim rule; an empty list means valid.

@@ -595,7 +595,7 @@ fn metrics_for_admins() {
     assert_eq!(metric(&m.body, "aspjwt_logins_total{outcome=\"success\"}"), 2.0);
     assert_eq!(metric(&m.body, "aspjwt_logins_total{outcome=\"invalid_credentials\"}"), 1.0);
     assert_eq!(metric(&m.body, "aspjwt_active_sessions"), 2.0);
-    assert!(metric(&m.body, "aspjwt_request_duration_seconds_count{class=\"auth\"}") >= 3.0);
+    assert!(metric(&m.body, "aspjwt_request_duration_seconds_count{class=\"login\"}") >= 3.0);
     for name in [
         "aspjwt_refreshes_total{outcome=\"rotated\"}",
         "aspjwt_refresh_success_ratio",

@@ -17,6 +17,7 @@ mod generate;
 mod hardening;
 mod health;
 mod incident;
+mod monitoring;
 mod operator;
 mod props;
 mod rollover;
