@@ -55,9 +55,15 @@ fn actor() -> String {
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
         .or_else(|| {
+            // No login variables (cron, a container): the real uid, by name when /etc/passwd has it.
             let status = std::fs::read_to_string("/proc/self/status").ok()?;
             let uid = status.lines().find_map(|l| l.strip_prefix("Uid:"))?.split_whitespace().next()?.to_string();
-            Some(format!("uid {uid}"))
+            let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+            let name = passwd.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2] == uid).then(|| f[0].to_string())
+            });
+            Some(name.unwrap_or(format!("uid {uid}")))
         })
         .unwrap_or_else(|| "unknown".into());
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -317,7 +323,11 @@ fn plural_keys() -> String {
 }
 
 fn kids_text(kids: &BTreeMap<String, String>) -> String {
-    kids.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+    names::DEFAULT_SECRETS
+        .iter()
+        .filter_map(|s| kids.get(s.name).map(|v| format!("{}={v}", s.name)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn print_report(
