@@ -257,6 +257,7 @@ fn main() {
                 issued,
                 ip: None,
                 user_agent: None,
+                password_hash: user.password_hash.clone(),
             })
             .unwrap();
     }

@@ -201,6 +201,13 @@ pub fn signed_lifetime(settings: &BTreeMap<String, Setting>, secret: &str) -> Op
     }
 }
 
+/// A `*_PREVIOUS` or `*_PREVIOUS_UNTIL` entry, when it holds anything: a blank one (what
+/// compose passes for an emptied literal, or spaces) is no entry. One rule for `check` and
+/// the service alike.
+pub fn rollover_entry<'a>(settings: &'a BTreeMap<String, Setting>, name: &str) -> Option<&'a Setting> {
+    settings.get(name).filter(|v| !v.value.trim().is_empty())
+}
+
 /// See `signed_lifetime`.
 pub const ROLLOVER_SLACK: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
@@ -221,10 +228,7 @@ pub fn rollover(settings: &BTreeMap<String, Setting>, now: i64) -> Vec<Finding> 
         let (prev_name, until_name) = (names::previous_of(spec.name), names::previous_until_of(spec.name));
         let item = format!("{} rollover", spec.name);
         let fail = |detail: String| Finding::new(item.clone(), Status::Fail, detail);
-        // An empty entry is no entry (compose passes an emptied literal as an empty
-        // variable; the service reads it as no rollover).
-        let set = |name: &str| settings.get(name).filter(|v| !v.value.trim().is_empty());
-        match (set(&prev_name), set(&until_name)) {
+        match (rollover_entry(settings, &prev_name), rollover_entry(settings, &until_name)) {
             (None, None) => {}
             (Some(p), None) => out.push(fail(format!("{prev_name} has no {until_name} ({})", p.origin))),
             (None, Some(u)) => out.push(Finding::new(

@@ -164,8 +164,10 @@ impl Settings {
 
     /// The previous value of secret `name` and the end of its window, during a rollover.
     pub fn previous(&self, name: &str) -> Option<crate::token::Previous> {
-        let secret = self.get(&names::previous_of(name)).filter(|s| !s.value.is_empty())?;
-        let until = crate::check::parse_time(&self.get(&names::previous_until_of(name))?.value)?;
+        let secret = crate::check::rollover_entry(&self.values, &names::previous_of(name))?;
+        let until = crate::check::parse_time(
+            &crate::check::rollover_entry(&self.values, &names::previous_until_of(name))?.value,
+        )?;
         Some(crate::token::Previous { secret: Secret::new(secret.value.clone()), until })
     }
 

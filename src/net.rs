@@ -48,6 +48,22 @@ impl Net {
     }
 }
 
+/// The address a client is counted by (connection caps, rate limits): an IPv4 peer seen
+/// as `::ffff:a.b.c.d` on a dual-stack socket is `a.b.c.d`; an IPv6 peer counts by /64,
+/// the block one host usually holds.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
+
 /// The client: the TCP peer, unless the peer is a trusted proxy, in which case the
 /// nearest `X-Forwarded-For` hop that is not itself a trusted proxy.
 pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[Net]) -> IpAddr {

@@ -427,9 +427,23 @@ pub async fn login(state: &AppState, parts: &Parts, body: Incoming, ctx: &Ctx) -
         issued: next_pair(state, now),
         ip: Some(ctx.ip.to_string()),
         user_agent: ctx.user_agent.clone(),
+        password_hash: user.password_hash.clone(),
     };
     let sid = new.id.clone();
-    state.blocking(move |s| s.create_session(new)).await?;
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || store.create_session(new)).await.map_err(|_| ApiError::internal())? {
+        Ok(()) => {}
+        // Disabled, or given another role or password, while the password was checked.
+        Err(crate::store::StoreError::UserChanged) => {
+            let mut rec = record(Event::LoginFailure, false, ctx);
+            (rec.user_id, rec.email) = (Some(user.id.clone()), Some(user.email.clone()));
+            rec.reason = Some("user_changed".into());
+            state.metrics.login("invalid_credentials");
+            state.audit(rec).await;
+            return Err(generic());
+        }
+        Err(e) => return Err(e.into()),
+    }
     let session = state.blocking(move |s| s.session(&sid)).await?.ok_or_else(ApiError::internal)?;
     state.live.remember(&session, now);
     let mut rec = record(Event::LoginSuccess, true, ctx);

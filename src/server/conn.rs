@@ -35,7 +35,7 @@ impl PerIp {
 
     /// A slot for `ip`, or `None` when it already holds the cap.
     pub fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
-        let ip = canonical(ip);
+        let ip = crate::net::client_key(ip);
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let n = open.entry(ip).or_insert(0);
         if *n >= self.cap {
@@ -58,24 +58,26 @@ impl Drop for IpSlot {
     }
 }
 
-/// An IPv4 peer seen as `::ffff:a.b.c.d` on a dual-stack socket counts as `a.b.c.d`.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
-/// Requests of one connection that are being handled, from the handler's start to the
-/// last byte of its response body; while any is, the connection is not idle however
-/// long that takes. Counters only, no clock: the idle timer reads them when it fires.
+/// The requests of one connection, counted (no clock: the idle timer reads the counts
+/// when it fires):
+/// - `active`: from the handler's start to the end of its response body; while any is,
+///   the connection is busy however long the handler or a backend takes;
+/// - `awaiting`: response bodies holding data the client has not taken (not yet asked
+///   for, or just handed over); `body_polls` moves whenever hyper asks a body for more.
+///   A body that waits for the client a whole idle period means the client stopped
+///   reading (or grants no HTTP/2 window): the connection is cut;
+/// - `unflushed`: bodies that ended since the last flush (their last bytes may still
+///   be on their way out);
+/// - `events`: starts and ends, so that a quick request shows as activity.
 #[derive(Clone, Default)]
 pub struct InFlight(Arc<InFlightInner>);
 
 #[derive(Default)]
 pub struct InFlightInner {
     active: AtomicUsize,
-    /// Requests started plus requests ended: changes whenever one does.
+    awaiting: AtomicUsize,
+    body_polls: AtomicUsize,
+    unflushed: AtomicUsize,
     events: AtomicUsize,
 }
 
@@ -89,27 +91,46 @@ impl InFlight {
         Handling(self.clone())
     }
 
-    fn idle(&self) -> bool {
-        self.0.active.load(Ordering::Relaxed) == 0
+    fn get(a: &AtomicUsize) -> usize {
+        a.load(Ordering::Relaxed)
     }
 
-    fn events(&self) -> usize {
-        self.0.events.load(Ordering::Relaxed)
+    /// No request in flight and every ended body flushed.
+    fn settled(&self) -> bool {
+        Self::get(&self.0.active) == 0 && Self::get(&self.0.unflushed) == 0
     }
 }
 
 impl Drop for Handling {
     fn drop(&mut self) {
-        self.0.0.events.fetch_add(1, Ordering::Relaxed);
-        self.0.0.active.fetch_sub(1, Ordering::Relaxed);
+        let c = &self.0.0;
+        c.unflushed.fetch_add(1, Ordering::Relaxed);
+        c.events.fetch_add(1, Ordering::Relaxed);
+        c.active.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-/// A response body that keeps its request counted as in flight until the body is
-/// done (sent or dropped): a long download is not an idle connection.
+/// A response body that keeps its request in flight until the body is done (sent or
+/// dropped), and tells whether it waits on the client (see `InFlight`).
 struct Tracked {
     inner: super::http::Body,
-    _handling: Handling,
+    handling: Handling,
+    /// Counted in `awaiting`.
+    awaiting: bool,
+}
+
+impl Tracked {
+    fn set_awaiting(&mut self, on: bool) {
+        if on != self.awaiting {
+            let a = &self.handling.0.0.awaiting;
+            if on {
+                a.fetch_add(1, Ordering::Relaxed)
+            } else {
+                a.fetch_sub(1, Ordering::Relaxed)
+            };
+            self.awaiting = on;
+        }
+    }
 }
 
 impl hyper::body::Body for Tracked {
@@ -120,7 +141,11 @@ impl hyper::body::Body for Tracked {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        self.handling.0.0.body_polls.fetch_add(1, Ordering::Relaxed);
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        // Data handed over waits on the client; a body that waits on its source does not.
+        self.set_awaiting(matches!(polled, Poll::Ready(Some(Ok(_)))));
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -132,25 +157,38 @@ impl hyper::body::Body for Tracked {
     }
 }
 
-/// `resp`, with its request counted in flight until its body is done.
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.set_awaiting(false);
+    }
+}
+
+/// `resp`, with its request in flight until its body is done.
 pub fn track(resp: hyper::Response<super::http::Body>, handling: Handling) -> hyper::Response<super::http::Body> {
     use http_body_util::BodyExt;
-    resp.map(|inner| Tracked { inner, _handling: handling }.boxed())
+    resp.map(|inner| {
+        let mut t = Tracked { inner, handling, awaiting: false };
+        t.set_awaiting(true); // not asked for yet: it waits for the client to take it
+        t.boxed()
+    })
 }
 
 /// HTTP/2's client preface starts so; the connection's protocol is known from its first read.
 const H2_PREFACE_START: &[u8] = b"PRI * HTTP/2";
 
 /// The socket as hyper sees it:
-/// - reads end (EOF) once the connection has been idle for `idle`: no request in
+/// - the connection ends once it has been idle for an `idle` period: no request in
 ///   flight and, on HTTP/1, no byte read or written (bytes of a request's headers
-///   count); on HTTP/2 control frames (PING, SETTINGS) do not count, only requests do.
-///   Activity is counted, not timed: the timer looks when it fires, so an idle
-///   connection ends after one to two `idle`s (HTTP/1's header-read deadline, also
-///   `idle`, is exact);
+///   count); on HTTP/2 control frames (PING, SETTINGS) do not count, only requests do;
+/// - and once a response has waited a whole period for a client that takes nothing
+///   (stopped reading, or grants no HTTP/2 window), however it keeps the connection warm;
+/// - activity is counted, not timed: the timer looks when it fires, so this happens
+///   after one to two periods (HTTP/1's header-read deadline, also `idle`, is exact).
+///   Reads then end (EOF) and writes fail;
 /// - on HTTP/1, hyper's own answer to a request it could not parse (exactly its
-///   `connection: close`, `content-length: 0`, `date` head, with no request in flight)
-///   is replaced by the service's JSON error with the security headers.
+///   `connection: close`, `content-length: 0`, `date` head, with no request in flight and
+///   every response flushed) is replaced by the service's JSON error with the security
+///   headers.
 pub struct Guarded<T> {
     inner: T,
     idle: Duration,
@@ -158,8 +196,10 @@ pub struct Guarded<T> {
     in_flight: InFlight,
     /// HTTP/1 byte activity, counted.
     moved: u64,
-    /// (`moved`, request events) when the timer last fired.
-    seen: (u64, usize),
+    /// (`moved`, request events, body polls) when the timer last fired.
+    seen: (u64, usize, usize),
+    /// The connection was found idle or stalled: it is ending.
+    expired: bool,
     production: bool,
     /// None until the first bytes arrive.
     http2: Option<bool>,
@@ -173,9 +213,10 @@ impl<T> Guarded<T> {
             inner,
             idle,
             timer: Box::pin(tokio::time::sleep(idle)),
-            seen: (0, in_flight.events()),
+            seen: (0, InFlight::get(&in_flight.0.events), 0),
             in_flight,
             moved: 0,
+            expired: false,
             production,
             http2: None,
             rewrite: None,
@@ -189,25 +230,38 @@ impl<T> Guarded<T> {
         }
     }
 
-    /// True when the connection has been idle since the timer last fired; otherwise
-    /// keeps the timer armed (moved only when it fires: once per period, not per request).
-    fn poll_idle(&mut self, cx: &mut Context<'_>) -> bool {
-        loop {
+    /// True once the connection is idle or stalled (see the type); otherwise keeps the
+    /// timer armed (moved only when it fires: once per period, not per request).
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        while !self.expired {
             if self.timer.as_mut().poll(cx).is_pending() {
                 return false;
             }
-            let now = (self.moved, self.in_flight.events());
-            if self.in_flight.idle() && now == self.seen {
-                return true;
-            }
+            let c = &self.in_flight.0;
+            let now = (self.moved, InFlight::get(&c.events), InFlight::get(&c.body_polls));
+            self.expired = if InFlight::get(&c.awaiting) > 0 {
+                now.2 == self.seen.2 // a body waited the whole period for the client
+            } else if InFlight::get(&c.active) > 0 {
+                false // a handler, or a body waiting on its source
+            } else {
+                now.0 == self.seen.0 && now.1 == self.seen.1
+            };
             self.seen = now;
             self.timer.as_mut().reset(tokio::time::Instant::now() + self.idle);
         }
+        true
+    }
+
+    fn gone() -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::TimedOut, "the client took nothing for the idle timeout")
     }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        if self.expired {
+            return Poll::Ready(Ok(())); // EOF
+        }
         let before = buf.filled().len();
         match Pin::new(&mut self.inner).poll_read(cx, buf) {
             Poll::Ready(r) => {
@@ -221,7 +275,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
                 }
                 Poll::Ready(r)
             }
-            Poll::Pending if self.poll_idle(cx) => Poll::Ready(Ok(())), // EOF: the peer went quiet
+            Poll::Pending if self.poll_expired(cx) => Poll::Ready(Ok(())), // EOF: the peer went quiet
             Poll::Pending => Poll::Pending,
         }
     }
@@ -251,8 +305,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
             ready!(self.poll_rewrite(cx))?;
             return Poll::Ready(Ok(buf.len()));
         }
+        if self.expired {
+            return Poll::Ready(Err(Self::gone()));
+        }
         if self.http2 == Some(false)
-            && self.in_flight.idle()
+            && self.in_flight.settled()
             && let Some(status) = parser_answer(buf)
         {
             let replacement = super::http::raw_error(status, self.production);
@@ -260,11 +317,16 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
             ready!(self.poll_rewrite(cx))?;
             return Poll::Ready(Ok(buf.len()));
         }
-        let n = ready!(Pin::new(&mut self.inner).poll_write(cx, buf))?;
-        if n > 0 {
-            self.touch();
+        match Pin::new(&mut self.inner).poll_write(cx, buf) {
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    self.touch();
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending if self.poll_expired(cx) => Poll::Ready(Err(Self::gone())),
+            other => other,
         }
-        Poll::Ready(Ok(n))
     }
 
     /// Vectored writes pass through (hyper then needs not copy bodies into one buffer);
@@ -276,15 +338,23 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
     ) -> Poll<std::io::Result<usize>> {
         let mut filled = bufs.iter().filter(|b| !b.is_empty());
         if let (Some(only), None) = (filled.next(), filled.next())
-            && (self.rewrite.is_some() || (self.http2 == Some(false) && self.in_flight.idle()))
+            && (self.rewrite.is_some() || (self.http2 == Some(false) && self.in_flight.settled()))
         {
             return self.poll_write(cx, only);
         }
-        let n = ready!(Pin::new(&mut self.inner).poll_write_vectored(cx, bufs))?;
-        if n > 0 {
-            self.touch();
+        if self.expired {
+            return Poll::Ready(Err(Self::gone()));
         }
-        Poll::Ready(Ok(n))
+        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    self.touch();
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending if self.poll_expired(cx) => Poll::Ready(Err(Self::gone())),
+            other => other,
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -293,7 +363,15 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         ready!(self.poll_rewrite(cx))?;
-        Pin::new(&mut self.inner).poll_flush(cx)
+        match Pin::new(&mut self.inner).poll_flush(cx) {
+            Poll::Ready(Ok(())) => {
+                // Everything written so far is out: ended bodies are fully sent.
+                self.in_flight.0.unflushed.store(0, Ordering::Relaxed);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending if self.poll_expired(cx) => Poll::Ready(Err(Self::gone())),
+            other => other,
+        }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -373,5 +451,10 @@ mod tests {
         assert!(p.acquire("127.0.0.2".parse().unwrap()).is_some());
         drop(s1);
         assert!(p.acquire(a).is_some());
+        // One IPv6 host with its own /64 is one address, whatever its interface id.
+        let v6 = PerIp::new(1);
+        let _held = v6.acquire("2001:db8:1:2::1".parse().unwrap()).unwrap();
+        assert!(v6.acquire("2001:db8:1:2:ffff::9".parse().unwrap()).is_none());
+        assert!(v6.acquire("2001:db8:1:3::1".parse().unwrap()).is_some());
     }
 }

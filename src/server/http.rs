@@ -196,8 +196,10 @@ pub fn empty(status: StatusCode) -> Response<Body> {
 
 /// Every line of a list-valued header (`X-Forwarded-For`), joined as RFC 9110 §5.3
 /// says they combine: a proxy may append a line of its own rather than extend one.
+/// A line with a byte that is not ASCII stays a line (its hops that parse still count).
 pub fn joined(headers: &HeaderMap, name: &str) -> Option<String> {
-    let parts: Vec<&str> = headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+    let parts: Vec<String> =
+        headers.get_all(name).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect();
     (!parts.is_empty()).then(|| parts.join(", "))
 }
 

@@ -161,7 +161,9 @@ impl IpLimiter {
 
     /// Ok, or how long to wait.
     pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
-        self.limiter.check_key(&bucket_key(ip)).map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+        self.limiter
+            .check_key(&crate::net::client_key(ip))
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 
     /// Drops clients whose bucket is full again (idle state).
@@ -172,19 +174,6 @@ impl IpLimiter {
 
     pub fn tracked(&self) -> usize {
         self.limiter.len()
-    }
-}
-
-fn bucket_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-        v4 => v4,
     }
 }
 
@@ -228,6 +217,6 @@ mod tests {
         // IPv6 hosts in one /64 share a bucket.
         let a: IpAddr = "2001:db8::1".parse().unwrap();
         let b: IpAddr = "2001:db8::ffff".parse().unwrap();
-        assert_eq!(bucket_key(a), bucket_key(b));
+        assert_eq!(crate::net::client_key(a), crate::net::client_key(b));
     }
 }

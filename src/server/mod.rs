@@ -44,6 +44,8 @@ use crate::store::Store;
 const HASH_PERMITS: usize = 2;
 /// How long a login waits for a hashing slot before answering 503.
 const HASH_QUEUE_WAIT: Duration = Duration::from_secs(10);
+/// Connections the metrics listener serves at once.
+const METRICS_CONNECTIONS: usize = 16;
 /// In-flight requests get this long to finish after SIGTERM/SIGINT.
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -315,8 +317,10 @@ async fn route(
         return Ok(resp);
     }
     match (&method, path) {
-        (&Method::GET, "/api/health") => return Ok(http::json(StatusCode::OK, &health_body(&state.cfg()))),
-        (&Method::GET, "/api/health/ready") => {
+        (&Method::GET | &Method::HEAD, "/api/health") => {
+            return Ok(http::json(StatusCode::OK, &health_body(&state.cfg())));
+        }
+        (&Method::GET | &Method::HEAD, "/api/health/ready") => {
             return match state.blocking(|s| s.ping()).await {
                 Ok(()) => Ok(http::json(StatusCode::OK, &json!({"status": "ready"}))),
                 Err(_) => Err(ApiError::unavailable()),
@@ -457,8 +461,15 @@ async fn metrics_response(state: &AppState) -> Result<Response<Body>, ApiError> 
 
 /// Serves `/metrics` alone, without auth, on `METRICS_BIND`.
 async fn serve_metrics(state: Arc<AppState>, listener: TcpListener) {
+    // Prometheus needs one or two connections: a small cap keeps a flood of idle ones
+    // from using up the process's file descriptors.
+    let slots = Arc::new(Semaphore::new(METRICS_CONNECTIONS));
     loop {
         let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
         let st = state.clone();
         let cfg = state.cfg();
         let in_flight = conn::InFlight::default();
@@ -478,6 +489,7 @@ async fn serve_metrics(state: Arc<AppState>, listener: TcpListener) {
                 }
             });
             let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
+            drop(slot);
         });
     }
 }

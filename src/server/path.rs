@@ -71,7 +71,7 @@ pub fn normalize(raw: &str) -> Result<String, BadPath> {
                 i += 3;
             }
             let text = std::str::from_utf8(&utf8).map_err(|_| BadPath::Encoded)?;
-            if text.chars().any(|c| LOOKALIKES.contains(&c)) {
+            if folds_to_separator(text) {
                 return Err(BadPath::Encoded);
             }
             decoded.push_str(&raw[start..i]);
@@ -95,17 +95,16 @@ pub fn normalize(raw: &str) -> Result<String, BadPath> {
     Ok(path)
 }
 
-/// Characters that NFKC or a backend's own folding turns into `.`, `/` or `\`.
-const LOOKALIKES: &[char] = &[
-    '\u{2024}', // one dot leader
-    '\u{FE52}', // small full stop
-    '\u{FF0E}', // fullwidth full stop
-    '\u{2044}', // fraction slash
-    '\u{2215}', // division slash
-    '\u{FE68}', // small reverse solidus
-    '\u{FF0F}', // fullwidth solidus
-    '\u{FF3C}', // fullwidth reverse solidus
-];
+/// Whether `text` turns into a `.`, `/` or `\` under compatibility normalisation
+/// (NFKC: U+FF0E fullwidth full stop, U+2025 two dot leader, U+FE30, U+2026 …), which
+/// some backends and filesystems apply: such a segment could walk past the matrix there.
+/// Also slash look-alikes NFKC leaves alone (U+2215 division slash, U+2044 fraction
+/// slash, U+29F5 reverse solidus operator), which lenient matchers fold anyway.
+fn folds_to_separator(text: &str) -> bool {
+    use unicode_normalization::UnicodeNormalization;
+    text.chars().any(|c| matches!(c, '\u{2215}' | '\u{2044}' | '\u{29F5}'))
+        || text.nfkc().any(|c| matches!(c, '.' | '/' | '\\'))
+}
 
 /// RFC 3986 §5.2.4 for an absolute path: `.` goes, `..` takes the segment before it
 /// (never above the root), and a path ending in a dot segment keeps its final `/`.
@@ -164,7 +163,17 @@ mod tests {
         for bad in ["/a/..;/b", "/a/%2e%2e;/b", "/a/..%3b/b", "/a/.;x/../b", "/a/.../b", "/a/..%20/b", "/a/.%20./b"] {
             assert_eq!(normalize(bad), Err(BadPath::DotSegment), "{bad}");
         }
-        for bad in ["/a/%c0%ae%c0%ae/b", "/a/%ef%bc%8e%ef%bc%8e/b", "/a/%ff", "/a/%e2%88%95"] {
+        for bad in [
+            "/a/%c0%ae%c0%ae/b",
+            "/a/%ef%bc%8e%ef%bc%8e/b",
+            "/a/%ff",
+            "/a/%e2%88%95",
+            "/a/%e2%80%a5/b",
+            "/a/%ef%b8%b0/b",
+            "/a/%e2%80%a6",
+            "/a/%ef%b8%99",
+            "/a/%ef%bc%8f",
+        ] {
             assert_eq!(normalize(bad), Err(BadPath::Encoded), "{bad}");
         }
         assert_eq!(normalize("/a/%C3%A9t%C3%A9/v1.2;rev=3").unwrap(), "/a/%C3%A9t%C3%A9/v1.2;rev=3");

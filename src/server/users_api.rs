@@ -75,10 +75,19 @@ pub async fn handle(state: &AppState, parts: Parts, body: Incoming, ctx: &Ctx) -
                 .blocking(move |s| s.user_by_id(&id))
                 .await?
                 .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_such_user", "no such user"))?;
-            let disabled = b.get("disabled").and_then(Value::as_bool);
-            let role = b.get("role").and_then(Value::as_str).map(str::to_string);
-            let password = b.get("password").and_then(Value::as_str).map(str::to_string);
-            if disabled.is_none() && role.is_none() && password.is_none() {
+            let wrong = |f: &str, t: &str| ApiError::bad_request("invalid", format!("{f} must be {t}"));
+            let disabled = match b.get("disabled") {
+                None => None,
+                Some(v) => Some(v.as_bool().ok_or_else(|| wrong("disabled", "true or false"))?),
+            };
+            let text = |f: &str| match b.get(f) {
+                None => Ok(None),
+                Some(v) => v.as_str().map(|s| Some(s.to_string())).ok_or_else(|| wrong(f, "a string")),
+            };
+            // A role that is already the user's is no change (and ends no session).
+            let role = text("role")?.filter(|r| *r != user.role);
+            let password = text("password")?;
+            if b.get("disabled").is_none() && b.get("role").is_none() && password.is_none() {
                 return Err(ApiError::bad_request("missing_fields", "give disabled, role or password"));
             }
             // Every part is checked before any is applied: a refused PATCH changes nothing.
@@ -87,6 +96,14 @@ pub async fn handle(state: &AppState, parts: Parts, body: Incoming, ctx: &Ctx) -
             }
             if let Some(pw) = &password {
                 users::check_password(pw).map_err(user_error)?;
+            }
+            let admin = crate::names::ADMIN_ROLE;
+            let stays_admin = role.as_deref().unwrap_or(&user.role) == admin && !disabled.unwrap_or(user.disabled);
+            if user.role == admin && !user.disabled && !stays_admin {
+                let admins = state.blocking(|s| s.list_users()).await?;
+                if admins.iter().filter(|u| u.role == admin && !u.disabled).count() <= 1 {
+                    return Err(user_error(UserError::Store(crate::store::StoreError::LastAdmin(user.email.clone()))));
+                }
             }
             // The sessions this change may end, for the session-age metrics.
             let (uid, now_secs) = (user.id.clone(), now());

@@ -32,6 +32,8 @@ pub enum StoreError {
     LastAdmin(String),
     #[error("the database already has {0} user(s); restore --force replaces everything in it")]
     NotEmpty(i64),
+    #[error("the user was disabled, or given another role or password, since the login checked them")]
+    UserChanged,
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -103,6 +105,9 @@ pub struct NewSession {
     pub issued: Issued,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The hash the login verified: the session is created only while the user still has
+    /// it, with the same role, not disabled (see `Store::create_session`).
+    pub password_hash: String,
 }
 
 /// What presenting a refresh token did, decided in one transaction.
@@ -327,6 +332,9 @@ pub trait Store: Send + Sync + 'static {
     /// Refuses (`LastAdmin`) to take the role from the last enabled admin.
     fn set_role(&self, email: &str, role: &str, now: i64) -> Result<User>;
 
+    /// Creates a session, atomically with a check that its user is still as the login
+    /// saw them (enabled, same role, same password hash): a disable, new role or new
+    /// password that lands while the password is being verified wins (`UserChanged`).
     fn create_session(&self, session: NewSession) -> Result<()>;
     fn session(&self, id: &str) -> Result<Option<Session>>;
     /// Exactly-once rotation: `presented` is the refresh token's jti. The new pair's

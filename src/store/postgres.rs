@@ -575,35 +575,44 @@ impl Store for PgStore {
 
     fn create_session(&self, s: NewSession) -> Result<()> {
         self.run(async |c| {
+            // One statement: the user's row is share-locked and checked, so a disable or
+            // a new role or password either commits first (and the insert finds no row)
+            // or waits for this insert (and then ends the new session with the others).
             let stmt = c
                 .prepare_cached(&format!(
-                    "INSERT INTO sessions ({SESSION_COLS}) VALUES \
-                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL, 0, NULL, NULL, $13, $14, $5, NULL)"
+                    "INSERT INTO sessions ({SESSION_COLS}) SELECT \
+                     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL, 0, NULL, NULL, $13, $14, $5, NULL \
+                     FROM users WHERE id = $2 AND role = $4 AND NOT disabled AND password_hash = $15 FOR SHARE"
                 ))
                 .await
                 .map_err(pg)?;
             let i = &s.issued;
-            c.execute(
-                &stmt,
-                &[
-                    &s.id,
-                    &s.user_id,
-                    &s.email,
-                    &s.role,
-                    &s.created_at,
-                    &s.expires_at,
-                    &i.access_jti,
-                    &i.access_iat,
-                    &i.access_exp,
-                    &i.refresh_jti,
-                    &i.refresh_iat,
-                    &i.refresh_exp,
-                    &s.ip,
-                    &s.user_agent,
-                ],
-            )
-            .await
-            .map_err(pg)?;
+            let inserted = c
+                .execute(
+                    &stmt,
+                    &[
+                        &s.id,
+                        &s.user_id,
+                        &s.email,
+                        &s.role,
+                        &s.created_at,
+                        &s.expires_at,
+                        &i.access_jti,
+                        &i.access_iat,
+                        &i.access_exp,
+                        &i.refresh_jti,
+                        &i.refresh_iat,
+                        &i.refresh_exp,
+                        &s.ip,
+                        &s.user_agent,
+                        &s.password_hash,
+                    ],
+                )
+                .await
+                .map_err(pg)?;
+            if inserted == 0 {
+                return Err(StoreError::UserChanged);
+            }
             Ok(())
         })
     }

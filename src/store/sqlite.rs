@@ -452,29 +452,37 @@ impl Store for SqliteStore {
 
     fn create_session(&self, s: NewSession) -> Result<()> {
         self.write(|tx| {
-            tx.execute(
-                &format!(
-                    "INSERT INTO sessions ({SESSION_COLS}) VALUES \
-                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL, NULL, 0, NULL, NULL, ?13, ?14, ?5, NULL)"
-                ),
-                params![
-                    s.id,
-                    s.user_id,
-                    s.email,
-                    s.role,
-                    s.created_at,
-                    s.expires_at,
-                    s.issued.access_jti,
-                    s.issued.access_iat,
-                    s.issued.access_exp,
-                    s.issued.refresh_jti,
-                    s.issued.refresh_iat,
-                    s.issued.refresh_exp,
-                    s.ip,
-                    s.user_agent
-                ],
-            )
-            .map_err(db)?;
+            // One statement: the row is inserted only if the user is still the one the
+            // login checked (writes are serialised, so no change can land in between).
+            let inserted = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO sessions ({SESSION_COLS}) SELECT \
+                     ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL, NULL, 0, NULL, NULL, ?13, ?14, ?5, NULL \
+                     FROM users WHERE id = ?2 AND role = ?4 AND disabled = 0 AND password_hash = ?15"
+                ))
+                .and_then(|mut st| {
+                    st.execute(params![
+                        s.id,
+                        s.user_id,
+                        s.email,
+                        s.role,
+                        s.created_at,
+                        s.expires_at,
+                        s.issued.access_jti,
+                        s.issued.access_iat,
+                        s.issued.access_exp,
+                        s.issued.refresh_jti,
+                        s.issued.refresh_iat,
+                        s.issued.refresh_exp,
+                        s.ip,
+                        s.user_agent,
+                        s.password_hash
+                    ])
+                })
+                .map_err(db)?;
+            if inserted == 0 {
+                return Err(StoreError::UserChanged);
+            }
             Ok(())
         })
     }

@@ -12,6 +12,7 @@ use crate::service::{PASSWORD, Service, csrf, get, post_json, setup_on};
 
 sqlite_and_postgres!(
     a_disabled_user_is_out_at_once,
+    a_login_racing_a_change_to_its_user_does_not_outlive_it,
     control_characters_get_one_answer_and_are_audited,
     a_failed_login_changes_nothing,
     the_last_enabled_admin_stays,
@@ -110,6 +111,22 @@ fn the_last_enabled_admin_stays(db: Option<&str>) {
             .unwrap();
         (r.status().as_u16(), r.json::<Value>().unwrap())
     };
+    // A PATCH the last-admin rule refuses changes nothing, whatever order its parts take.
+    let (status, err) = patch(&two, json!({"role": "support"}));
+    assert_eq!(status, 200, "{err}");
+    let (status, err) = patch(&me, json!({"role": "admin", "disabled": true}));
+    assert_eq!((status, err["error"]["code"].as_str()), (409, Some("last_admin")));
+    assert_eq!(
+        get(&s.url("/api/users"), &[], &[("authorization", &bearer(&admin))]).status,
+        200,
+        "the caller's session ended"
+    );
+    let events = s.cli(&["--json", "audit", "--event", "role_changed"]).json();
+    assert_eq!(events.as_array().unwrap().len(), 1, "a refused PATCH was audited as a change: {events}");
+    // A field of the wrong type is an error, not ignored.
+    let (status, _) = patch(&two, json!({"role": "support", "disabled": "true"}));
+    assert_eq!(status, 400);
+    s.cli(&["user", "role", "--email", "two@example.com", "--role", "admin"]).code(0);
     // A change that fails validation changes nothing, not even its valid parts.
     let (status, _) = patch(&two, json!({"role": "support", "password": "short"}));
     assert_eq!(status, 400);
@@ -205,4 +222,51 @@ fn a_disabled_user_is_out_at_once(db: Option<&str>) {
     assert_eq!(r.status().as_u16(), 200);
     // The very next request with the disabled admin's token: refused, on this instance.
     assert_eq!(get(&s.url("/api/users"), &[], &[("authorization", &bearer(&mine))]).status, 401);
+}
+
+/// A login verifies the password (tens of milliseconds), then creates the session. A
+/// disable, new password or new role that lands in between must not leave a session
+/// made from the user as it was: the session is created only if the user is still the
+/// one whose password was checked.
+fn a_login_racing_a_change_to_its_user_does_not_outlive_it(db: Option<&str>) {
+    let s = Service::start(setup_on(db, "AUTH_RATE_BURST=100000\n", &[(ADMIN, "admin"), ("b@example.com", "support")]));
+    let admin = s.login(ADMIN, PASSWORD).cookie("access_token").unwrap();
+    let users = get(&s.url("/api/users"), &[], &[("authorization", &bearer(&admin))]).json();
+    let b = users["users"].as_array().unwrap().iter().find(|u| u["email"] == "b@example.com").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let patch = |body: Value| {
+        reqwest::blocking::Client::new()
+            .patch(s.url(&format!("/api/users/{b}")))
+            .header("authorization", bearer(&admin))
+            .json(&body)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    for round in 0..12 {
+        let (change, undo) = match round % 3 {
+            0 => (json!({"disabled": true}), json!({"disabled": false})),
+            1 => (json!({"role": "operator"}), json!({"role": "support"})),
+            _ => (json!({"password": "another long password"}), json!({"password": PASSWORD})),
+        };
+        let base = s.base.clone();
+        let login = std::thread::spawn(move || {
+            post_json(&format!("{base}/api/auth/login"), &json!({"email": "b@example.com", "password": PASSWORD}), &[])
+        });
+        std::thread::sleep(Duration::from_millis(2 + 3 * (round % 4)));
+        assert_eq!(patch(change.clone()), 200);
+        let l = login.join().unwrap();
+        if l.status == 200 {
+            let token = l.cookie("access_token").unwrap();
+            let out = crate::service::within(Duration::from_secs(2), || {
+                get(&s.url("/api/auth/token-info"), &[("access_token", &token)], &[]).status == 401
+            });
+            assert!(out.is_some(), "round {round}: a session from before {change} outlived it");
+            assert_eq!(s.refresh(&l.cookie("refresh_token").unwrap(), &csrf(&l)).status, 401, "round {round}");
+        }
+        assert_eq!(patch(undo), 200);
+    }
 }

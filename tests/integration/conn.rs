@@ -329,3 +329,58 @@ fn responses_the_parser_makes_carry_the_headers_and_the_json_shape() {
     let ok = send(b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert_eq!(ok.status, 200);
 }
+
+/// A client that stops reading its answers (HTTP/1 pipelining into a full socket) or
+/// grants no HTTP/2 flow-control window holds a connection with no request being
+/// worked on: it loses it after the idle deadline, and its slot goes to the next one.
+#[test]
+fn a_client_that_takes_no_bytes_loses_its_connection() {
+    let s = Service::start(setup("ASPJWT_MAX_CONNECTIONS_PER_IP=1\nASPJWT_IDLE_TIMEOUT=1s\n", &[]));
+    let health_from_here = || {
+        let mut c = TcpStream::connect(addr(&s)).unwrap();
+        c.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        read_response(&mut c, Duration::from_secs(2), Duration::ZERO).map(|r| r.status)
+    };
+    // HTTP/1: thousands of pipelined requests whose answers are never read.
+    let mut h1 = TcpStream::connect(addr(&s)).unwrap();
+    let many = "GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n".repeat(20_000);
+    let writer = std::thread::spawn(move || {
+        let _ = h1.write_all(many.as_bytes());
+        std::thread::sleep(Duration::from_secs(8));
+        drop(h1);
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(health_from_here(), Some(503), "the reader-less connection holds the address's one slot");
+    let freed = crate::service::within(Duration::from_secs(6), || health_from_here() == Some(200));
+    assert!(freed.is_some(), "a client that reads nothing keeps its connection");
+    writer.join().unwrap();
+
+    // HTTP/2 with an initial window of 0: the answer's body can never be sent.
+    let mut h2 = TcpStream::connect(addr(&s)).unwrap();
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend_from_slice(b"\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x04\x00\x00\x00\x00"); // SETTINGS: INITIAL_WINDOW_SIZE = 0
+    let block: Vec<u8> = [&b"\x82\x86\x44\x0b/api/health\x41\x01x"[..]].concat(); // GET http /api/health, authority x
+    hello.extend_from_slice(&[0, 0, block.len() as u8, 0x01, 0x05, 0, 0, 0, 1]); // HEADERS, END_STREAM|END_HEADERS, stream 1
+    hello.extend_from_slice(&block);
+    h2.write_all(&hello).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(health_from_here(), Some(503), "the window-0 connection holds the slot");
+    assert!(closes_within(&mut h2, Duration::from_secs(5)), "a client that grants no window keeps its connection");
+    assert_eq!(health_from_here(), Some(200));
+}
+
+#[test]
+fn the_metrics_listener_has_a_connection_cap() {
+    let s = Service::start(setup("METRICS_BIND=127.0.0.1:0\n", &[]));
+    let metrics: SocketAddr = s
+        .logs()
+        .lines()
+        .find(|l| l.contains("metrics_listening"))
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["addr"].as_str().unwrap().parse().unwrap())
+        .unwrap();
+    let mut held: Vec<TcpStream> = (0..100).map(|_| TcpStream::connect(metrics).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let closed = held.iter_mut().map(|c| closes_within(c, Duration::from_millis(20))).filter(|x| *x).count();
+    assert!(closed >= 30, "only {closed} of 100 idle metrics connections were turned away");
+    assert_eq!(crate::service::get(&s.url("/api/health"), &[], &[]).status, 200);
+}

@@ -359,6 +359,10 @@ fn methods_and_cors() {
         let head = reqwest::blocking::Client::new().head(s.url(path)).send().unwrap();
         assert_eq!(head.status().as_u16(), 405);
     }
+    for path in ["/api/health", "/api/health/ready"] {
+        let head = reqwest::blocking::Client::new().head(s.url(path)).send().unwrap();
+        assert_eq!(head.status().as_u16(), 200, "HEAD {path}");
+    }
     let trace = reqwest::blocking::Client::new().request(reqwest::Method::TRACE, s.url("/api/health")).send().unwrap();
     assert_eq!(trace.status().as_u16(), 405);
     let ok = get(&s.url("/api/health"), &[], &[("origin", "https://crm.example.com")]);
@@ -766,6 +770,17 @@ fn every_x_forwarded_for_line_counts() {
     assert_eq!(statuses, [401, 401, 401, 429, 429, 429]);
     let audit = s.cli(&["--json", "audit", "--event", "login_failure"]).code(0).json();
     assert!(audit.as_array().unwrap().iter().all(|r| r["ip"] == "203.0.113.5"), "{audit}");
+    // A line with a byte that is not ASCII is still a line: its good hops count.
+    let status = reqwest::blocking::Client::new()
+        .post(s.url("/api/auth/login"))
+        .header("x-forwarded-for", reqwest::header::HeaderValue::from_bytes(b"6.6.6.6\xff, 198.51.100.77").unwrap())
+        .json(&json!({"email": "y@example.com", "password": "guess"}))
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(status, 401);
+    let audit = s.cli(&["--json", "audit", "--event", "login_failure", "--user", "y@example.com"]).code(0).json();
+    assert_eq!(audit[0]["ip"], "198.51.100.77", "{audit}");
 }
 
 #[test]

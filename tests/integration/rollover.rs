@@ -404,3 +404,21 @@ fn empty_previous_entries_mean_no_rollover_to_check_and_serve_alike() {
     let out = child.wait_with_output().unwrap();
     assert!(exited.is_none(), "serve refused: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// A previous secret of blanks is no secret: no rollover, and nothing it signs counts.
+#[test]
+fn a_blank_previous_secret_is_no_rollover() {
+    let s = Service::start(setup("", &[(ADMIN, "admin")]));
+    let login = s.login(ADMIN, PASSWORD);
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD.decode(login.cookie("access_token").unwrap().split('.').nth(1).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let blank = "JWT_SECRET_PREVIOUS=\"   \"\nJWT_SECRET_PREVIOUS_UNTIL=2999-01-01T00:00:00Z\n";
+    s.dir.write(".env", format!("{}{blank}", s.dir.read_str(".env")));
+    hup(&s);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(health(&s)["rollover"], json!([]));
+    let forged = node_style(&claims, "   ");
+    assert_eq!(get(&s.url("/api/users"), &[], &[("authorization", &format!("Bearer {forged}"))]).status, 401);
+}

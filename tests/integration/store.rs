@@ -70,9 +70,33 @@ fn session_for(store: &dyn Store, email: &str, id: &str) -> NewSession {
         issued: issued(&format!("{id}-0"), NOW),
         ip: Some("127.0.0.1".into()),
         user_agent: Some("tests".into()),
+        password_hash: user.password_hash,
     };
     store.create_session(s.clone()).unwrap();
     s
+}
+
+/// A session is created only for the user as the login saw them: disabled since, given
+/// another role or another password since, it is refused (`UserChanged`).
+fn sessions_are_refused_for_a_user_changed_since_the_login(db: Option<&str>) {
+    let b = &Backend::new(db);
+    let store = b.open();
+    let s = session_for(&*store, "a@example.com", "s1");
+    let again = |id: &str| NewSession { id: id.into(), ..s.clone() };
+    store.create_session(again("s2")).unwrap();
+    store.set_role("a@example.com", "support", NOW).unwrap();
+    assert!(matches!(store.create_session(again("s3")), Err(StoreError::UserChanged)), "role changed");
+    store.set_role("a@example.com", "operator", NOW).unwrap();
+    store.set_password("a@example.com", "$argon2id$other", NOW).unwrap();
+    assert!(matches!(store.create_session(again("s4")), Err(StoreError::UserChanged)), "password changed");
+    let fresh = NewSession { password_hash: "$argon2id$other".into(), ..again("s5") };
+    store.create_session(fresh.clone()).unwrap();
+    store.set_disabled("a@example.com", true, NOW).unwrap();
+    assert!(
+        matches!(store.create_session(NewSession { id: "s6".into(), ..fresh }), Err(StoreError::UserChanged)),
+        "disabled"
+    );
+    assert!(store.session("s3").unwrap().is_none() && store.session("s6").unwrap().is_none());
 }
 
 fn template() -> Record {
@@ -348,6 +372,7 @@ fn concurrent_start_up_migrates_once(db: Option<&str>) {
 
 sqlite_and_postgres!(
     users_round_trip,
+    sessions_are_refused_for_a_user_changed_since_the_login,
     sessions_list_and_count,
     rotation_outcomes_and_their_audit,
     racing_rotations_across_handles_rotate_once,
