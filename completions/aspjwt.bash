@@ -817,7 +817,7 @@ _aspjwt() {
             return 0
             ;;
         aspjwt__subcmd__incident)
-            opts="-q -h -V --env-file --compose --db --since --pid-file --url --yes --dry-run --report --json --color --quiet --help --version"
+            opts="-q -h -V --env-file --compose --db --since --pid-file --url --yes --dry-run --report --lock-timeout --json --color --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -848,6 +848,10 @@ _aspjwt() {
                     return 0
                     ;;
                 --report)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -965,7 +969,7 @@ _aspjwt() {
             return 0
             ;;
         aspjwt__subcmd__rotate)
-            opts="-q -h -V --env-file --compose --only --key --dry-run --backup --create --show-secrets --url-safe --graceful --window --finish --json --color --quiet --help --version"
+            opts="-q -h -V --env-file --compose --only --key --dry-run --backup --create --show-secrets --url-safe --graceful --window --finish --lock-timeout --json --color --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -988,6 +992,10 @@ _aspjwt() {
                     return 0
                     ;;
                 --window)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -68,6 +68,7 @@ complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l compose -d 'A d
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l only -d 'Only these of the secrets (the defaults and those given with --key)' -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l key -d 'Also rotate this secret, with BYTES random bytes [default: 32] (repeatable)' -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l window -d 'How long previous secrets stay valid [default: the access lifetime for JWT_SECRET, the refresh lifetime for JWT_REFRESH_SECRET and SESSION_SECRET; capped at that lifetime plus 5 minutes]' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l lock-timeout -d 'How long to wait for another aspjwt rotating the same files' -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand rotate" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -312,6 +313,7 @@ complete -c aspjwt -n "__fish_aspjwt_using_subcommand incident" -l since -d 'How
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand incident" -l pid-file -d 'A file holding the pid of a service to send SIGHUP (repeatable)' -r -F
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand incident" -l url -d 'A service whose /api/health must show the new key ids (repeatable)' -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand incident" -l report -d 'Write the affected users as CSV (for a mail merge), mode 0600' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand incident" -l lock-timeout -d 'How long to wait for another aspjwt rotating the same files' -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand incident" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
 always\t''
 never\t''"

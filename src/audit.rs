@@ -107,11 +107,13 @@ impl Record {
     }
 }
 
-/// Escapes control characters so a logged field can't forge lines or colours.
+/// Escapes control characters (C0, DEL, C1) and bidirectional overrides and isolates
+/// (U+202A–U+202E, U+2066–U+2069), so a field shown to a person can't forge lines,
+/// colours or the order of what it is next to.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        if c.is_control() {
+        if c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}') {
             out.extend(c.escape_default());
         } else {
             out.push(c);
@@ -130,5 +132,6 @@ mod tests {
             assert_eq!(Event::parse(e.as_str()), Some(e));
         }
         assert_eq!(escape("a\nb\x1b[31m"), "a\\nb\\u{1b}[31m");
+        assert_eq!(escape("x\u{202e}y"), "x\\u{202e}y");
     }
 }

@@ -70,6 +70,8 @@ pub enum BackupError {
     Line { line: usize, message: String },
     #[error("the header promises {promised:?} but the file holds {found:?}")]
     Counts { promised: Counts, found: Counts },
+    #[error("line {line}: {message}")]
+    Invalid { line: usize, message: String },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -142,7 +144,108 @@ pub fn decode(bytes: &[u8]) -> Result<(Header, Vec<BackupRow>), BackupError> {
     if found != header.counts {
         return Err(BackupError::Counts { promised: header.counts, found });
     }
+    validate(&rows)?;
     Ok((header, rows))
+}
+
+/// The latest time a backup may hold (9999-12-31), in seconds.
+const LATEST: i64 = 253_402_300_799;
+
+/// What a checksum cannot vouch for: that the rows make sense. Roles the service knows,
+/// valid and unique emails, unique ids, sessions of users in the backup, times in range,
+/// no control characters where people read them and no NUL anywhere (PostgreSQL refuses
+/// it). Each refusal names the line.
+fn validate(rows: &[BackupRow]) -> Result<(), BackupError> {
+    use std::collections::HashSet;
+    let mut user_ids = HashSet::new();
+    let mut emails = HashSet::new();
+    let mut session_ids = HashSet::new();
+    let time = |t: i64| (0..=LATEST).contains(&t);
+    let no_nul = |fields: &[Option<&str>]| fields.iter().flatten().all(|f| !f.contains('\0'));
+    for (i, row) in rows.iter().enumerate() {
+        let bad = |message: String| Err(BackupError::Invalid { line: i + 2, message });
+        match row {
+            BackupRow::User(u) => {
+                if crate::users::check_email(&u.email).is_err() || u.email != crate::store::normalize_email(&u.email) {
+                    return bad(format!("user {:?}: not a valid, normalised email", crate::audit::escape(&u.email)));
+                }
+                if crate::users::check_role(&u.role).is_err() {
+                    return bad(format!(
+                        "user {}: role {:?} is not one of ours",
+                        u.email,
+                        crate::audit::escape(&u.role)
+                    ));
+                }
+                if u.name.trim().is_empty() || u.name.len() > 200 || crate::users::has_control(&u.name) {
+                    return bad(format!("user {}: the name must be 1 to 200 printable characters", u.email));
+                }
+                if u.id.is_empty() || crate::users::has_control(&u.id) || crate::users::has_control(&u.password_hash) {
+                    return bad(format!("user {}: bad id or password hash", u.email));
+                }
+                if !time(u.created_at) || !time(u.updated_at) {
+                    return bad(format!("user {}: a time out of range", u.email));
+                }
+                if !user_ids.insert(u.id.as_str()) || !emails.insert(u.email.as_str()) {
+                    return bad(format!("user {}: its id or email appears twice", u.email));
+                }
+            }
+            BackupRow::Session(s) => {
+                if !user_ids.contains(s.user_id.as_str()) {
+                    return bad(format!("session {}: its user is not in the backup", crate::audit::escape(&s.id)));
+                }
+                if !session_ids.insert(s.id.as_str()) {
+                    return bad(format!("session {}: appears twice", crate::audit::escape(&s.id)));
+                }
+                let c = &s.current;
+                let texts = [&s.id, &s.email, &s.role, &c.access_jti, &c.refresh_jti];
+                let times = [
+                    s.created_at,
+                    s.expires_at,
+                    c.access_iat,
+                    c.access_exp,
+                    c.refresh_iat,
+                    c.refresh_exp,
+                    s.last_seen_at,
+                ];
+                if texts.iter().any(|t| t.is_empty() || crate::users::has_control(t))
+                    || !no_nul(&[
+                        s.ip.as_deref(),
+                        s.user_agent.as_deref(),
+                        s.revoke_reason.as_deref(),
+                        s.prev_refresh_jti.as_deref(),
+                    ])
+                    || !times.iter().all(|t| time(*t))
+                    || s.revoked_at.is_some_and(|t| !time(t))
+                {
+                    return bad(format!(
+                        "session {}: a field out of range or with control characters",
+                        crate::audit::escape(&s.id)
+                    ));
+                }
+            }
+            BackupRow::AuditEvent(r) => {
+                let fields = [
+                    Some(r.event.as_str()),
+                    Some(r.outcome.as_str()),
+                    r.user_id.as_deref(),
+                    r.email.as_deref(),
+                    r.ip.as_deref(),
+                    r.user_agent.as_deref(),
+                    r.request_id.as_deref(),
+                    r.reason.as_deref(),
+                ];
+                if !no_nul(&fields) || !(0..=LATEST.saturating_mul(1000)).contains(&r.at_ms) {
+                    return bad("an audit event with a NUL character or a time out of range".into());
+                }
+            }
+            BackupRow::Throttle(t) => {
+                if t.key.is_empty() || t.key.contains('\0') {
+                    return bad("an account throttle without a key".into());
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -156,7 +259,7 @@ mod tests {
             BackupRow::User(User {
                 id: "u1".into(),
                 email: "a@example.com".into(),
-                name: "Ä \"quoted\"\nname".into(),
+                name: "Ä \"quoted\", name".into(),
                 role: "admin".into(),
                 password_hash: "$argon2id$v=19$m=19456,t=2,p=1$x$y".into(),
                 disabled: false,
@@ -182,6 +285,29 @@ mod tests {
                 window_failures: 3,
             }),
         ]
+    }
+
+    #[test]
+    fn refuses_rows_that_make_no_sense() {
+        let mut bad_role = rows();
+        if let BackupRow::User(u) = &mut bad_role[0] {
+            u.role = "root".into();
+        }
+        let mut bad_name = rows();
+        if let BackupRow::User(u) = &mut bad_name[0] {
+            u.name = "Eve\u{1b}]0;x\u{7}".into();
+        }
+        let mut twice = rows();
+        twice.insert(1, twice[0].clone());
+        let mut upper = rows();
+        if let BackupRow::User(u) = &mut upper[0] {
+            u.email = "A@example.com".into();
+        }
+        for (what, r, at) in [("role", bad_role, 2), ("name", bad_name, 2), ("twice", twice, 3), ("case", upper, 2)] {
+            let bytes = encode(&r, "sqlite", "2026-11-30T12:00:00Z");
+            let got = decode(&bytes);
+            assert!(matches!(got, Err(BackupError::Invalid { line, .. }) if line == at), "{what}: {got:?}");
+        }
     }
 
     #[test]

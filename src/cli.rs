@@ -225,6 +225,10 @@ pub struct RotateArgs {
     /// Remove the <KEY>_PREVIOUS entries whose window has ended (and only those).
     #[arg(long, conflicts_with_all = ["only", "keys", "create", "show_secrets", "url_safe"])]
     pub finish: bool,
+
+    /// How long to wait for another aspjwt rotating the same files.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub lock_timeout: String,
 }
 
 /// Where a token comes from: the argument, or stdin when absent or `-`.
@@ -437,6 +441,9 @@ pub struct IncidentArgs {
     /// Write the affected users as CSV (for a mail merge), mode 0600.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// How long to wait for another aspjwt rotating the same files.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub lock_timeout: String,
 }
 
 #[derive(Debug, Args)]

@@ -102,6 +102,8 @@ pub fn suspicious(audit: &[Record], since_ms: i64) -> Suspicious {
     in_window.sort_by_key(|r| r.at_ms);
     let of = |e: Event| in_window.iter().filter(move |r| r.event == e.as_str());
     let failures: Vec<&&Record> = of(Event::LoginFailure).collect();
+    // Attempts the per-IP login limit refused are failed logins too (they carry no email).
+    let limited = of(Event::RateLimited).filter(|r| r.reason.as_deref().is_some_and(|x| x.starts_with("login")));
     let seen_before: BTreeSet<&str> = audit
         .iter()
         .filter(|r| r.event == Event::LoginSuccess.as_str())
@@ -115,7 +117,9 @@ pub fn suspicious(audit: &[Record], since_ms: i64) -> Suspicious {
         .collect();
     Suspicious {
         since: rfc3339_ms(since_ms),
-        failed_logins_by_address: counted(failures.iter().map(|r| r.ip.as_deref().unwrap_or("?"))),
+        failed_logins_by_address: counted(
+            failures.iter().copied().chain(limited).map(|r| r.ip.as_deref().unwrap_or("?")),
+        ),
         failed_logins_by_email: counted(failures.iter().map(|r| r.email.as_deref().unwrap_or("?"))),
         account_locks: of(Event::AccountLocked).map(|r| sighting(r)).collect(),
         refresh_token_reuse: of(Event::RefreshTokenReuse).map(|r| sighting(r)).collect(),
@@ -123,11 +127,14 @@ pub fn suspicious(audit: &[Record], since_ms: i64) -> Suspicious {
     }
 }
 
-/// One CSV field (RFC 4180), defused for spreadsheets: a value that starts like a
-/// formula (`=`, `+`, `-`, `@`, tab, CR) gets a leading `'`, so a crafted name cannot
-/// run in the mail merge's spreadsheet.
-fn csv_field(v: &str) -> String {
-    let v = if v.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{v}") } else { v.to_string() };
+/// One CSV field (RFC 4180). Control characters and bidirectional overrides are escaped
+/// (they can only have come through a restore, and would run in a terminal or reorder a
+/// spreadsheet cell). A value that starts like a spreadsheet formula (`=`, `+`, `-`, `@`)
+/// gets a leading `'`, except an email address, which the mail merge must read exactly
+/// (emails are validated when users are created: they cannot be formulas that run).
+fn csv_field(v: &str, defuse: bool) -> String {
+    let v = crate::audit::escape(v);
+    let v = if defuse && v.starts_with(['=', '+', '-', '@']) { format!("'{v}") } else { v };
     if v.contains([',', '"', '\n', '\r']) { format!("\"{}\"", v.replace('"', "\"\"")) } else { v }
 }
 
@@ -142,7 +149,7 @@ pub fn csv(users: &[Affected]) -> String {
             u.last_login.as_deref().unwrap_or(""),
             &u.sessions_ended.to_string(),
         ];
-        out.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+        out.push_str(&fields.iter().enumerate().map(|(i, f)| csv_field(f, i != 0)).collect::<Vec<_>>().join(","));
         out.push_str("\r\n");
     }
     out
@@ -174,10 +181,22 @@ mod tests {
             rec(Event::LoginSuccess, since + 6, "a@x", "10.0.0.1"),
             rec(Event::LoginSuccess, since + 7, "a@x", "10.0.0.9"),
             rec(Event::LoginSuccess, since + 8, "c@x", "10.0.0.9"),
+            Record {
+                reason: Some("login limit; retry in 2s".into()),
+                ..rec(Event::RateLimited, since + 9, "", "6.6.6.6")
+            },
+            Record {
+                reason: Some("refresh limit; retry in 2s".into()),
+                ..rec(Event::RateLimited, since + 9, "", "6.6.6.6")
+            },
         ];
         let s = suspicious(&audit, since);
         let pairs = |v: &[Count]| v.iter().map(|c| (c.key.clone(), c.count)).collect::<Vec<_>>();
-        assert_eq!(pairs(&s.failed_logins_by_address), [("6.6.6.6".into(), 2), ("7.7.7.7".into(), 1)]);
+        assert_eq!(
+            pairs(&s.failed_logins_by_address),
+            [("6.6.6.6".into(), 3), ("7.7.7.7".into(), 1)],
+            "a refused login counts"
+        );
         assert_eq!(pairs(&s.failed_logins_by_email), [("b@x".into(), 2), ("a@x".into(), 1)]);
         assert_eq!(s.account_locks.len(), 1);
         assert_eq!(s.refresh_token_reuse[0].email.as_deref(), Some("c@x"));
@@ -187,16 +206,27 @@ mod tests {
 
     #[test]
     fn csv_is_quoted_and_defused() {
-        let users = vec![Affected {
-            email: "a@example.com".into(),
-            name: "=HYPERLINK(\"x\"), Jr.".into(),
-            role: "admin".into(),
-            last_login: None,
-            sessions_ended: 2,
-        }];
+        let users = vec![
+            Affected {
+                email: "a@example.com".into(),
+                name: "=HYPERLINK(\"x\"), Jr.".into(),
+                role: "admin".into(),
+                last_login: None,
+                sessions_ended: 2,
+            },
+            Affected {
+                email: "-x@example.com".into(),
+                name: "Eve\u{1b}]0;pwned\u{7}\u{202e}".into(),
+                role: "support".into(),
+                last_login: None,
+                sessions_ended: 1,
+            },
+        ];
         assert_eq!(
             csv(&users),
-            "email,name,role,last_login,sessions_ended\r\na@example.com,\"'=HYPERLINK(\"\"x\"\"), Jr.\",admin,,2\r\n"
+            "email,name,role,last_login,sessions_ended\r\n\
+             a@example.com,\"'=HYPERLINK(\"\"x\"\"), Jr.\",admin,,2\r\n\
+             -x@example.com,Eve\\u{1b}]0;pwned\\u{7}\\u{202e},support,,1\r\n"
         );
     }
 }

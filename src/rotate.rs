@@ -462,6 +462,58 @@ fn read(path: &Path) -> Result<Option<Vec<u8>>, RotateError> {
     }
 }
 
+/// Advisory locks held on the folders of the files a rotation writes (see `lock`).
+#[derive(Debug)]
+pub struct Locks(#[allow(dead_code)] Vec<fs::File>);
+
+/// Takes an exclusive advisory lock (`flock`) for every file `paths` names: on the folder
+/// that holds it (the file itself is replaced by a rename, so a lock on it would be on the
+/// old inode), each folder once, in one fixed order (sorted canonical paths) so that two
+/// runs never deadlock. A run that cannot have them all within `timeout` gets "another
+/// aspjwt is rotating FILE". Held until the `Locks` are dropped: from before the first
+/// read to after the last rename, so that a second run edits the first one's result.
+pub fn lock(paths: &[PathBuf], timeout: std::time::Duration) -> Result<Locks, RotateError> {
+    let mut folders: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for p in paths {
+        let target = fsx::resolve(p).unwrap_or_else(|_| p.clone());
+        let dir = match target.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let dir = fs::canonicalize(&dir).map_err(|e| io_err(p, "cannot reach its folder", &e))?;
+        if !folders.iter().any(|(d, _)| *d == dir) {
+            folders.push((dir, p.clone()));
+        }
+    }
+    folders.sort();
+    let deadline = std::time::Instant::now() + timeout;
+    let mut held = Vec::new();
+    for (dir, shown) in folders {
+        let f = fs::File::open(&dir).map_err(|e| io_err(&dir, "cannot open the folder to lock it", &e))?;
+        loop {
+            match f.try_lock() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(RotateError::Io {
+                        path: shown.display().to_string(),
+                        message: format!(
+                            "another aspjwt is rotating {} (waited {}); nothing was written",
+                            shown.display(),
+                            crate::duration::human(timeout)
+                        ),
+                    });
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(io_err(&dir, "cannot lock the folder", &e)),
+            }
+        }
+        held.push(f);
+    }
+    Ok(Locks(held))
+}
+
 /// Reads every file and plans every change; touches nothing on disk.
 pub fn plan(req: &Request, values: &BTreeMap<String, String>) -> Result<Vec<FilePlan>, RotateError> {
     let mut plans = Vec::new();

@@ -52,20 +52,31 @@ pub fn restore(out: &Out, args: RestoreArgs) -> Result<Exit> {
     // Everything is checked before the database is even opened.
     let (header, rows) = backup::decode(&bytes).map_err(|e| anyhow!("{shown}: {e}; nothing was restored"))?;
     let target = super::operator::target(&args.db)?;
-    let store = open(&args.db)?;
-    match store.import(&rows, args.force) {
-        Ok(()) => {}
-        Err(e @ StoreError::NotEmpty(_)) => return Err(anyhow!("{target}: {e}; nothing was restored")),
-        Err(e) => return Err(anyhow!("{target}: {e}; nothing was restored (the transaction was rolled back)")),
+    // A new SQLite file is made for the restore; a failed restore takes it away again.
+    let created = match &target {
+        Target::Sqlite(p) if !p.exists() => Some(p.clone()),
+        _ => None,
+    };
+    let result = open(&args.db).and_then(|store| {
+        store.import(&rows, args.force).map_err(|e| match e {
+            e @ StoreError::NotEmpty(_) => anyhow!("{target}: {e}; nothing was restored"),
+            e => anyhow!("{target}: {e}; nothing was restored (the transaction was rolled back)"),
+        })
+    });
+    if let (Err(_), Some(p)) = (&result, &created) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
+        }
     }
+    result?;
     if out.json {
         out.json(&json!({"version": 1, "file": shown, "database": target.to_string(), "source": header.source, "created_at": header.created_at, "counts": header.counts}))?;
     } else if !out.quiet {
         out.line(format!(
             "restored {} into {target} (backup of a {} database taken {})",
             summary(&header.counts),
-            header.source,
-            header.created_at
+            crate::audit::escape(&header.source),
+            crate::audit::escape(&header.created_at)
         ))?;
         out.note("restart the services that use this database (they keep revocations and sessions in memory)");
     }

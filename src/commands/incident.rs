@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -24,6 +24,10 @@ use crate::{names, rotate, secrets};
 
 /// How long a service gets to show the new key ids after SIGHUP.
 const RELOAD_WAIT: Duration = Duration::from_secs(10);
+/// Entries of each suspicious-activity list the human report shows.
+const SHOWN: usize = 10;
+/// The longest `--since` (ten years).
+const MAX_SINCE: Duration = Duration::from_secs(3650 * 86_400);
 /// The revoke reason, in the sessions table and the feed.
 const REASON: &str = "incident";
 
@@ -73,13 +77,29 @@ fn actor() -> String {
     escape(&format!("{user}@{host}"))
 }
 
+/// The pid a pid file names, if that process is a running `aspjwt serve`: a stale pid
+/// file must not send SIGHUP (which ends most programs) to whatever has the number now.
 fn read_pid(path: &PathBuf) -> Result<u32> {
     let text = std::fs::read_to_string(path).with_context(|| format!("--pid-file {}: cannot read", path.display()))?;
-    text.trim()
+    let pid = text
+        .trim()
         .parse::<u32>()
         .ok()
         .filter(|p| *p > 1)
-        .ok_or_else(|| anyhow!("--pid-file {}: {:?} is not a process id", path.display(), escape(text.trim())))
+        .ok_or_else(|| anyhow!("--pid-file {}: {:?} is not a process id", path.display(), escape(text.trim())))?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let args: Vec<String> =
+        cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).filter(|a| !a.is_empty()).collect();
+    let is_aspjwt = args.first().is_some_and(|a| Path::new(a).file_name().is_some_and(|n| n == "aspjwt"));
+    if !is_aspjwt || !args.iter().any(|a| a == "serve") {
+        let what = if args.is_empty() {
+            "no running process".to_string()
+        } else {
+            format!("not `aspjwt serve` ({})", escape(&args.join(" ")))
+        };
+        bail!("--pid-file {}: pid {pid} is {what}; nothing was changed", path.display());
+    }
+    Ok(pid)
 }
 
 /// Whether the service at `url` shows `kids` within `RELOAD_WAIT`; what it shows last.
@@ -127,7 +147,17 @@ fn confirm(out: &Out, what: &str) -> Result<bool> {
 
 pub fn incident(out: &Out, args: IncidentArgs) -> Result<Exit> {
     // 0. Everything checked and planned; nothing changed yet.
-    let since = crate::duration::parse(&args.since).map_err(|e| anyhow!("--since: {e}"))?;
+    let since = crate::duration::parse(&args.since)
+        .ok()
+        .filter(|d| *d <= MAX_SINCE)
+        .ok_or_else(|| anyhow!("--since {:?}: give a duration up to 3650d, like 24h or 7d", args.since))?;
+    let lock_timeout = crate::duration::parse(&args.lock_timeout).map_err(|e| anyhow!("--lock-timeout: {e}"))?;
+    if let Some(r) = &args.report {
+        let parent = r.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if r.is_dir() || !parent.is_dir() {
+            bail!("--report {}: not a file in an existing folder; nothing was changed", r.display());
+        }
+    }
     let mut env_files = args.env_files.clone();
     if env_files.is_empty() && args.compose_files.is_empty() {
         env_files.push(PathBuf::from(".env"));
@@ -138,12 +168,7 @@ pub fn incident(out: &Out, args: IncidentArgs) -> Result<Exit> {
     }
     settings.merge(Settings::from_process_env());
     let target = config::db_target(args.db.as_deref(), &settings).map_err(|e| anyhow!("{e}"))?;
-    if let crate::store::Target::Sqlite(p) = &target
-        && !p.is_file()
-    {
-        bail!("{}: no such database file (give --db, or ASPJWT_DB); nothing was changed", p.display());
-    }
-    let store = crate::store::open(&target).map_err(|e| anyhow!("{target}: {e}; nothing was changed"))?;
+    let store = super::operator::existing(&target).map_err(|e| anyhow!("{e}; nothing was changed"))?;
     let pids: Vec<(PathBuf, u32)> =
         args.pid_files.iter().map(|p| read_pid(p).map(|pid| (p.clone(), pid))).collect::<Result<_>>()?;
     for u in &args.urls {
@@ -161,12 +186,54 @@ pub fn incident(out: &Out, args: IncidentArgs) -> Result<Exit> {
         create: false,
         mode: rotate::Mode::Plain,
     };
+    // Held until the end: a second incident or rotate waits, then edits this one's result.
+    let all_files: Vec<PathBuf> = req.env_files.iter().chain(&req.compose_files).cloned().collect();
+    let _locks = rotate::lock(&all_files, lock_timeout)?;
     let mut plans = rotate::plan(&req, &values).map_err(|e| anyhow!("{e}; nothing was changed"))?;
     let files: Vec<String> = plans.iter().map(|p| p.path.display().to_string()).collect();
+    // Every secret must really be replaced somewhere: a compose file that takes them from
+    // an .env it was not given would otherwise "rotate" nothing.
+    let missing: Vec<String> = names::DEFAULT_SECRETS
+        .iter()
+        .filter(|s| !plans.iter().any(|p| p.report.rotated.iter().chain(&p.report.appended).any(|k| k == s.name)))
+        .map(|s| {
+            let why: Vec<String> = plans
+                .iter()
+                .flat_map(|p| {
+                    p.report
+                        .skipped
+                        .iter()
+                        .filter(|k| k.key == s.name)
+                        .map(|k| format!("{}: {}", p.report.path, k.reason))
+                })
+                .collect();
+            if why.is_empty() { s.name.to_string() } else { format!("{} ({})", s.name, why.join("; ")) }
+        })
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "no named file holds {}: name the .env the services read with --env-file; nothing was changed",
+            missing.join(", ")
+        );
+    }
+    let rotated_where: Vec<String> = plans
+        .iter()
+        .filter(|p| !p.report.rotated.is_empty() || !p.report.appended.is_empty())
+        .map(|p| {
+            format!(
+                "{}: {}",
+                p.report.path,
+                p.report.rotated.iter().chain(&p.report.appended).cloned().collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect();
     let kids: BTreeMap<String, String> =
         values.iter().map(|(k, v)| (k.clone(), crate::token::key_id(&crate::token::Secret::new(v.clone())))).collect();
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    let now = now_ms.div_euclid(1000);
+    let clock = || {
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        (now_ms, now_ms.div_euclid(1000))
+    };
+    let (now_ms, now) = clock();
     let since_ms = now_ms - since.as_millis() as i64;
     let audit = store.audit_query(&AuditQuery {
         since_ms: Some(since_ms - incident::SEEN_BEFORE_MS),
@@ -189,17 +256,15 @@ pub fn incident(out: &Out, args: IncidentArgs) -> Result<Exit> {
             bail!("not confirmed; nothing was changed");
         }
     }
+    // The time of the incident is when it was confirmed, not when it was planned.
+    let (now_ms, now) = clock();
 
     let mut steps: Vec<Step> = Vec::new();
     let affected;
     if args.dry_run {
         let all = store.list_sessions(None, true, now)?;
         affected = incident::affected(&live, &all, &users);
-        steps.push(Step {
-            step: "rotate",
-            ok: true,
-            detail: format!("would rotate {} in {}", plural_keys(), files.join(", ")),
-        });
+        steps.push(Step { step: "rotate", ok: true, detail: format!("would rotate {}", rotated_where.join("; ")) });
         steps.push(Step { step: "revoke", ok: true, detail: format!("would end {} live session(s)", live.len()) });
         steps.push(Step { step: "audit", ok: true, detail: "would record incident_declared".into() });
         for (file, pid) in &pids {
@@ -219,29 +284,30 @@ pub fn incident(out: &Out, args: IncidentArgs) -> Result<Exit> {
             step: "rotate",
             ok: true,
             detail: format!(
-                "{} rotated in {}; previous secrets removed; new key ids {}",
-                plural_keys(),
-                files.join(", "),
+                "rotated {}; previous secrets removed; new key ids {}",
+                rotated_where.join("; "),
                 kids_text(&kids)
             ),
         });
-        // 2. End every session.
+        // 2. End every session: exactly those this transaction ended are the affected.
         let ended = match store.revoke_all_sessions(REASON, now) {
-            Ok(n) => {
-                let ended: Vec<_> = store
+            Ok(ids) => {
+                let ids: std::collections::BTreeSet<String> = ids.into_iter().collect();
+                steps.push(Step { step: "revoke", ok: true, detail: format!("{} live session(s) ended", ids.len()) });
+                store
                     .list_sessions(None, true, now)
-                    .map(|all| {
-                        all.into_iter()
-                            .filter(|s| s.revoked_at == Some(now) && s.revoke_reason.as_deref() == Some(REASON))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                steps.push(Step { step: "revoke", ok: true, detail: format!("{n} session(s) ended") });
-                ended
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|s| ids.contains(&s.id))
+                    .collect()
             }
             Err(e) => {
-                steps.push(Step { step: "revoke", ok: false, detail: format!("the sessions were NOT ended: {e}") });
-                Vec::new()
+                steps.push(Step {
+                    step: "revoke",
+                    ok: false,
+                    detail: format!("the {} live session(s) were NOT ended: {e}", live.len()),
+                });
+                live.clone() // still the users to notify, once the sessions are ended
             }
         };
         let all = store.list_sessions(None, true, now).unwrap_or_default();
@@ -318,10 +384,6 @@ pub fn incident(out: &Out, args: IncidentArgs) -> Result<Exit> {
     Ok(if ok { Exit::Ok } else { Exit::Failed })
 }
 
-fn plural_keys() -> String {
-    names::DEFAULT_SECRETS.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
-}
-
 fn kids_text(kids: &BTreeMap<String, String>) -> String {
     names::DEFAULT_SECRETS
         .iter()
@@ -369,7 +431,11 @@ fn print_report(
         if v.is_empty() {
             out.line(format!("  {title}: none"))?;
         } else {
-            let list: Vec<String> = v.iter().take(10).map(|c| format!("{} ({})", escape(&c.key), c.count)).collect();
+            let mut list: Vec<String> =
+                v.iter().take(SHOWN).map(|c| format!("{} ({})", escape(&c.key), c.count)).collect();
+            if v.len() > SHOWN {
+                list.push(format!("and {} more (--json lists all)", v.len() - SHOWN));
+            }
             out.line(format!("  {title}: {}", list.join(", ")))?;
         }
         Ok(())
@@ -378,13 +444,16 @@ fn print_report(
     counts("failed logins by email", &s.failed_logins_by_email)?;
     let sightings = |title: &str, v: &[incident::Sighting]| -> Result<()> {
         out.line(format!("  {title}: {}", if v.is_empty() { "none".to_string() } else { v.len().to_string() }))?;
-        for x in v.iter().take(10) {
+        for x in v.iter().take(SHOWN) {
             out.line(format!(
                 "    {}  {}  {}",
                 x.at,
                 escape(x.email.as_deref().unwrap_or("-")),
                 escape(x.ip.as_deref().unwrap_or("-"))
             ))?;
+        }
+        if v.len() > SHOWN {
+            out.line(format!("    and {} more (--json lists all)", v.len() - SHOWN))?;
         }
         Ok(())
     };

@@ -32,13 +32,18 @@ pub(crate) fn open(db: &DbArgs) -> Result<Box<dyn Store>> {
 /// created (a typo must not answer "nothing to do").
 pub(crate) fn open_existing(db: &DbArgs) -> Result<(Box<dyn Store>, crate::store::Target)> {
     let target = target(db)?;
-    if let crate::store::Target::Sqlite(p) = &target
-        && !p.is_file()
-    {
-        bail!("{}: no such database file (give --db, or ASPJWT_DB in the environment or .env)", p.display());
+    Ok((existing(&target)?, target))
+}
+
+/// Opens `target` only if it is an aspjwt database already (see `store::open_existing`).
+pub(crate) fn existing(target: &crate::store::Target) -> Result<Box<dyn Store>> {
+    match crate::store::open_existing(target) {
+        Ok(s) => Ok(s),
+        Err(crate::store::StoreError::NoDatabase) if !target.is_postgres() => {
+            bail!("{target}: no such database file (give --db, or ASPJWT_DB in the environment or .env)")
+        }
+        Err(e) => bail!("{target}: {e}"),
     }
-    let store = crate::store::open(&target).map_err(|e| anyhow!("{target}: {e}"))?;
-    Ok((store, target))
 }
 
 /// The database target: --db, ASPJWT_DB (environment, then .env), default.
@@ -202,7 +207,7 @@ pub fn sessions(out: &Out, args: SessionsArgs) -> Result<Exit> {
         SessionsCommand::Revoke { all, user, id } => {
             let now = now();
             let (n, scope) = match (all, user, id) {
-                (true, _, _) => (store.revoke_all_sessions("revoked_by_operator", now)?, "all users".to_string()),
+                (true, _, _) => (store.revoke_all_sessions("revoked_by_operator", now)?.len(), "all users".to_string()),
                 (_, Some(email), _) => {
                     (store.revoke_user_sessions(&user_id(&email)?, "revoked_by_operator", now)?, escape(&email))
                 }

@@ -169,6 +169,11 @@ pub fn rotate(out: &Out, args: RotateArgs) -> Result<Exit> {
     if req.env_files.is_empty() && req.compose_files.is_empty() {
         req.env_files.push(PathBuf::from(".env"));
     }
+    // Held from the first read to the last rename: a second run edits this one's result.
+    let lock_timeout =
+        crate::duration::parse(&args.lock_timeout).map_err(|e| anyhow::anyhow!("--lock-timeout: {e}"))?;
+    let all: Vec<PathBuf> = req.env_files.iter().chain(&req.compose_files).cloned().collect();
+    let _locks = rotate::lock(&all, lock_timeout)?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     if args.finish {
         req.mode = rotate::Mode::Finish { now };

@@ -84,6 +84,9 @@ pub struct AppState {
     hashing: Semaphore,
     /// Verified against for unknown emails, so they cost what a wrong password costs.
     dummy_hash: String,
+    /// Whether the last write probe (readiness, or the poller's every 5 s) succeeded: a
+    /// full or read-only disk still reads.
+    db_writable: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {
@@ -104,6 +107,7 @@ impl AppState {
             live: live::LiveSessions::default(),
             hashing: Semaphore::new(HASH_PERMITS),
             dummy_hash: crate::password::DUMMY_HASH.to_string(),
+            db_writable: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
@@ -171,7 +175,7 @@ impl AppState {
         let (revoked, store, keep) = (self.revoked.clone(), self.store.clone(), self.revocation_memory());
         match tokio::task::spawn_blocking(move || revoked.poll(&*store, now(), keep)).await {
             Ok(Ok(ended)) => {
-                self.metrics.database_up(true);
+                self.metrics.database_up(self.db_writable.load(std::sync::atomic::Ordering::Relaxed));
                 for sid in ended {
                     self.live.end(&sid);
                 }
@@ -182,6 +186,16 @@ impl AppState {
             }
             Err(_) => {}
         }
+    }
+
+    /// Writes the readiness heartbeat: whether the database takes writes now.
+    async fn probe_writes(&self) -> bool {
+        let ok = self.blocking(|s| s.ping()).await.is_ok();
+        self.db_writable.store(ok, std::sync::atomic::Ordering::Relaxed);
+        if !ok {
+            self.metrics.database_up(false);
+        }
+        ok
     }
 
     /// How long a revocation must be remembered: until every access token of the
@@ -321,9 +335,9 @@ async fn route(
             return Ok(http::json(StatusCode::OK, &health_body(&state.cfg())));
         }
         (&Method::GET | &Method::HEAD, "/api/health/ready") => {
-            return match state.blocking(|s| s.ping()).await {
-                Ok(()) => Ok(http::json(StatusCode::OK, &json!({"status": "ready"}))),
-                Err(_) => Err(ApiError::unavailable()),
+            return match state.probe_writes().await {
+                true => Ok(http::json(StatusCode::OK, &json!({"status": "ready"}))),
+                false => Err(ApiError::unavailable()),
             };
         }
         (&Method::POST, "/api/auth/login") => return auth::login(state, &parts, body, ctx).await,
@@ -621,6 +635,10 @@ async fn poll_revocations(state: Arc<AppState>) {
             state.login_limiter.forget_idle();
             state.refresh_limiter.forget_idle();
             tokio::task::spawn_blocking(|| crate::password::release_idle(Duration::from_secs(60)));
+        }
+        // Every 5 s, that the database takes writes too (readiness's heartbeat).
+        if ticks.is_multiple_of(10) {
+            state.probe_writes().await;
         }
         state.sync_revocations().await;
     }

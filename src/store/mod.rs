@@ -30,10 +30,12 @@ pub enum StoreError {
     Unavailable(String),
     #[error("{0} is the last enabled admin; make another user admin first")]
     LastAdmin(String),
-    #[error("the database already has {0} user(s); restore --force replaces everything in it")]
-    NotEmpty(i64),
+    #[error("the database is not empty (it holds {0}); restore --force replaces everything in it")]
+    NotEmpty(String),
     #[error("the user was disabled, or given another role or password, since the login checked them")]
     UserChanged,
+    #[error("no aspjwt database here (no aspjwt tables): check the name; only `serve` and `user add` create one")]
+    NoDatabase,
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -268,11 +270,21 @@ pub(crate) use record_from_row;
 
 pub(crate) const AUDIT_COLS: &str = "at_ms, event, outcome, user_id, email, ip, user_agent, request_id, reason";
 
-/// Opens (and migrates) the database `target` names.
+/// Opens (and migrates) the database `target` names, creating it when it is missing.
 pub fn open(target: &Target) -> Result<Box<dyn Store>> {
     Ok(match target {
         Target::Sqlite(path) => Box::new(SqliteStore::open(path)?),
         Target::Postgres(url) => Box::new(PgStore::open(url)?),
+    })
+}
+
+/// Opens a database that exists (a SQLite file that is there, a PostgreSQL database
+/// with aspjwt's tables); refuses (`NoDatabase`) rather than create one.
+pub fn open_existing(target: &Target) -> Result<Box<dyn Store>> {
+    Ok(match target {
+        Target::Sqlite(path) if !path.is_file() => return Err(StoreError::NoDatabase),
+        Target::Sqlite(path) => Box::new(SqliteStore::open(path)?),
+        Target::Postgres(url) => Box::new(PgStore::open_existing(url)?),
     })
 }
 
@@ -354,7 +366,9 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes one session; false when it was already revoked or unknown.
     fn revoke_session(&self, id: &str, reason: &str, now: i64) -> Result<bool>;
     fn revoke_user_sessions(&self, user_id: &str, reason: &str, now: i64) -> Result<usize>;
-    fn revoke_all_sessions(&self, reason: &str, now: i64) -> Result<usize>;
+    /// Revokes every live session; returns the ids of those it ended (from its own
+    /// transaction, so two runs at once never claim each other's).
+    fn revoke_all_sessions(&self, reason: &str, now: i64) -> Result<Vec<String>>;
     /// Sessions, newest first; only live ones unless `all`.
     fn list_sessions(&self, user_id: Option<&str>, all: bool, now: i64) -> Result<Vec<Session>>;
     fn revocations_since(&self, seq: i64) -> Result<Vec<Revocation>>;
@@ -383,6 +397,11 @@ pub trait Store: Send + Sync + 'static {
     /// Flushes and closes cleanly (on shutdown).
     fn close(&self) -> Result<()>;
     fn audit_query(&self, query: &AuditQuery) -> Result<Vec<Record>>;
+}
+
+/// "2 user(s), 0 session(s), …": what a database holds, for a refused restore.
+pub(crate) fn holds((users, sessions, audit, throttles): (i64, i64, i64, i64)) -> String {
+    format!("{users} user(s), {sessions} session(s), {audit} audit event(s), {throttles} account throttle(s)")
 }
 
 /// Whether a change leaves `user` an enabled admin; if not and it is the last one, the

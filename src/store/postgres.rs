@@ -105,6 +105,9 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
+/// Audit rows a restore inserts per statement (9 parameters each, far below 65,535).
+const AUDIT_BATCH: usize = 1000;
+
 /// Advisory lock keys ("aspjwt" and a number), so that they cannot meet another
 /// application's by accident.
 const MIGRATION_LOCK: i64 = 0x6173_706a_7774_0001;
@@ -125,14 +128,15 @@ pub struct PgStore {
 }
 
 /// A database error: connection trouble (class 08), resource exhaustion (53), the
-/// server shutting down (57P), a read-only server (25006), deadlock or serialisation
+/// server shutting down (57P), a statement that ran out of time waiting (57014: a lock
+/// held by a restore, say), a read-only server (25006), deadlock or serialisation
 /// failures (40) and any I/O failure mean "try again later" (503); the rest are bugs.
 fn pg(e: tokio_postgres::Error) -> StoreError {
     match e.as_db_error() {
         Some(d) => {
             let code = d.code().code();
             let msg = format!("{code}: {}", d.message());
-            if ["08", "53", "57P", "25006", "40"].iter().any(|p| code.starts_with(p)) {
+            if ["08", "53", "57P", "57014", "25006", "40"].iter().any(|p| code.starts_with(p)) {
                 StoreError::Unavailable(msg)
             } else {
                 StoreError::Db(msg)
@@ -205,7 +209,20 @@ fn throttle_row(r: &tokio_postgres::Row) -> Result<Throttle> {
 
 impl PgStore {
     /// Connects to `url` and applies the migrations this version knows.
+    /// Opens the database at `url`, creating (migrating) the aspjwt schema when it is
+    /// missing: what `serve` and `user add` do.
     pub fn open(url: &str) -> Result<PgStore> {
+        Self::connect(url, true)
+    }
+
+    /// Opens a database that already holds aspjwt's schema; one without it is refused
+    /// (`NoDatabase`) and left untouched: a typo in a URL must not become an empty
+    /// aspjwt database that a nightly backup then copies.
+    pub fn open_existing(url: &str) -> Result<PgStore> {
+        Self::connect(url, false)
+    }
+
+    fn connect(url: &str, create: bool) -> Result<PgStore> {
         let mut cfg: tokio_postgres::Config =
             url.parse().map_err(|e| StoreError::Db(format!("not a valid PostgreSQL URL: {e}")))?;
         if cfg.get_password().is_none()
@@ -245,6 +262,15 @@ impl PgStore {
                 .map_err(|e| StoreError::Db(format!("cannot build the connection pool: {e}")))?
         };
         let store = PgStore { pool, rt: Some(rt) };
+        if !create {
+            let present = store.run(async |c| {
+                let row = c.query_one("SELECT to_regclass($1) IS NOT NULL", &[&format!("{SCHEMA}.users")]).await;
+                Ok(row.map_err(pg)?.get::<_, bool>(0))
+            })?;
+            if !present {
+                return Err(StoreError::NoDatabase);
+            }
+        }
         store.run(async |c| migrate(c).await)?;
         Ok(store)
     }
@@ -367,7 +393,13 @@ async fn load_session(tx: &Transaction<'_>, id: &str, lock: bool) -> Result<Opti
 
 /// Marks the live sessions matching `filter` (with `$3` bound to `arg`) revoked and
 /// appends them to the revocations feed, in sequence order (see the module doc).
-async fn revoke_where(tx: &Transaction<'_>, filter: &str, arg: Option<&str>, reason: &str, now: i64) -> Result<usize> {
+async fn revoke_where(
+    tx: &Transaction<'_>,
+    filter: &str,
+    arg: Option<&str>,
+    reason: &str,
+    now: i64,
+) -> Result<Vec<String>> {
     let sql = format!(
         "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 WHERE revoked_at IS NULL AND {filter} RETURNING id"
     );
@@ -386,7 +418,7 @@ async fn revoke_where(tx: &Transaction<'_>, filter: &str, arg: Option<&str>, rea
         .await
         .map_err(pg)?;
     }
-    Ok(ids.len())
+    Ok(ids)
 }
 
 /// One audit row, inside a rotation's transaction or on its own.
@@ -642,15 +674,16 @@ impl Store for PgStore {
     }
 
     fn revoke_session(&self, id: &str, reason: &str, now: i64) -> Result<bool> {
-        self.tx(async |tx| Ok(revoke_where(tx, "id = $3", Some(id), reason, now).await? > 0))
+        self.tx(async |tx| Ok(!revoke_where(tx, "id = $3", Some(id), reason, now).await?.is_empty()))
     }
 
     fn revoke_user_sessions(&self, user_id: &str, reason: &str, now: i64) -> Result<usize> {
-        self.tx(async |tx| revoke_where(tx, "user_id = $3", Some(user_id), reason, now).await)
+        self.tx(async |tx| Ok(revoke_where(tx, "user_id = $3", Some(user_id), reason, now).await?.len()))
     }
 
-    fn revoke_all_sessions(&self, reason: &str, now: i64) -> Result<usize> {
-        self.tx(async |tx| revoke_where(tx, "true", None, reason, now).await)
+    fn revoke_all_sessions(&self, reason: &str, now: i64) -> Result<Vec<String>> {
+        let live = format!("expires_at > {now} AND refresh_exp > {now}");
+        self.tx(async |tx| revoke_where(tx, &live, None, reason, now).await)
     }
 
     fn list_sessions(&self, user_id: Option<&str>, all: bool, now: i64) -> Result<Vec<Session>> {
@@ -831,9 +864,19 @@ impl Store for PgStore {
             tx.batch_execute("LOCK TABLE users, sessions, audit_events, login_throttle, revocations IN EXCLUSIVE MODE")
                 .await
                 .map_err(pg)?;
-            let users: i64 = tx.query_one("SELECT count(*) FROM users", &[]).await.map_err(pg)?.get(0);
-            if users > 0 && !replace {
-                return Err(StoreError::NotEmpty(users));
+            let held: (i64, i64, i64, i64) = {
+                let r = tx
+                    .query_one(
+                        "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM sessions), \
+                         (SELECT count(*) FROM audit_events), (SELECT count(*) FROM login_throttle)",
+                        &[],
+                    )
+                    .await
+                    .map_err(pg)?;
+                (r.get(0), r.get(1), r.get(2), r.get(3))
+            };
+            if held != (0, 0, 0, 0) && !replace {
+                return Err(StoreError::NotEmpty(super::holds(held)));
             }
             tx.batch_execute(
                 "DELETE FROM revocations; DELETE FROM sessions; DELETE FROM users; \
@@ -897,7 +940,7 @@ impl Store for PgStore {
                             .map(|_| ())
                             .map_err(pg)
                         }
-                        BackupRow::AuditEvent(rec) => insert_audit(tx, rec).await,
+                        BackupRow::AuditEvent(_) => Ok(()), // in batches, below
                         BackupRow::Throttle(t) => tx
                             .execute(
                                 &throttle_st,
@@ -908,6 +951,30 @@ impl Store for PgStore {
                             .map_err(pg),
                     }
                 }?;
+            }
+            // The audit log is most of a backup: many rows a statement.
+            let audit: Vec<&Record> =
+                rows.iter().filter_map(|r| if let BackupRow::AuditEvent(a) = r { Some(a) } else { None }).collect();
+            for chunk in audit.chunks(AUDIT_BATCH) {
+                let values: Vec<String> = (0..chunk.len())
+                    .map(|i| format!("({})", (1..=9).map(|c| format!("${}", i * 9 + c)).collect::<Vec<_>>().join(", ")))
+                    .collect();
+                let sql = format!("INSERT INTO audit_events ({AUDIT_COLS}) VALUES {}", values.join(", "));
+                let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(chunk.len() * 9);
+                for r in chunk {
+                    params.extend([
+                        &r.at_ms as &(dyn ToSql + Sync),
+                        &r.event,
+                        &r.outcome,
+                        &r.user_id,
+                        &r.email,
+                        &r.ip,
+                        &r.user_agent,
+                        &r.request_id,
+                        &r.reason,
+                    ]);
+                }
+                tx.execute(&sql, &params).await.map_err(pg)?;
             }
             Ok(())
         })

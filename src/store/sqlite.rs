@@ -286,7 +286,13 @@ fn load_user(c: &Connection, email: &str) -> Result<User> {
 }
 
 /// Marks sessions revoked and appends them to the revocations feed.
-fn revoke_where(tx: &rusqlite::Transaction, filter: &str, arg: Option<&str>, reason: &str, now: i64) -> Result<usize> {
+fn revoke_where(
+    tx: &rusqlite::Transaction,
+    filter: &str,
+    arg: Option<&str>,
+    reason: &str,
+    now: i64,
+) -> Result<Vec<String>> {
     let ids: Vec<String> = {
         let sql = format!("SELECT id FROM sessions WHERE revoked_at IS NULL AND {filter}");
         let mut stmt = tx.prepare(&sql).map_err(db)?;
@@ -300,7 +306,7 @@ fn revoke_where(tx: &rusqlite::Transaction, filter: &str, arg: Option<&str>, rea
             .map_err(db)?;
         tx.execute("INSERT INTO revocations (session_id, revoked_at) VALUES (?1, ?2)", params![id, now]).map_err(db)?;
     }
-    Ok(ids.len())
+    Ok(ids)
 }
 
 /// The rotation decision and its writes, inside the caller's transaction.
@@ -508,15 +514,15 @@ impl Store for SqliteStore {
     }
 
     fn revoke_session(&self, id: &str, reason: &str, now: i64) -> Result<bool> {
-        self.write(|tx| revoke_where(tx, "id = ?1", Some(id), reason, now).map(|n| n > 0))
+        self.write(|tx| revoke_where(tx, "id = ?1", Some(id), reason, now).map(|ids| !ids.is_empty()))
     }
 
     fn revoke_user_sessions(&self, user_id: &str, reason: &str, now: i64) -> Result<usize> {
-        self.write(|tx| revoke_where(tx, "user_id = ?1", Some(user_id), reason, now))
+        self.write(|tx| revoke_where(tx, "user_id = ?1", Some(user_id), reason, now).map(|ids| ids.len()))
     }
 
-    fn revoke_all_sessions(&self, reason: &str, now: i64) -> Result<usize> {
-        self.write(|tx| revoke_where(tx, "1 = 1", None, reason, now))
+    fn revoke_all_sessions(&self, reason: &str, now: i64) -> Result<Vec<String>> {
+        self.write(|tx| revoke_where(tx, &format!("expires_at > {now} AND refresh_exp > {now}"), None, reason, now))
     }
 
     fn list_sessions(&self, user_id: Option<&str>, all: bool, now: i64) -> Result<Vec<Session>> {
@@ -639,9 +645,16 @@ impl Store for SqliteStore {
 
     fn import(&self, rows: &[BackupRow], replace: bool) -> Result<()> {
         self.write(|tx| {
-            let users: i64 = tx.query_row("SELECT count(*) FROM users", [], |r| r.get(0)).map_err(db)?;
-            if users > 0 && !replace {
-                return Err(StoreError::NotEmpty(users));
+            let held: (i64, i64, i64, i64) = tx
+                .query_row(
+                    "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM sessions), \
+                     (SELECT count(*) FROM audit_events), (SELECT count(*) FROM login_throttle)",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .map_err(db)?;
+            if held != (0, 0, 0, 0) && !replace {
+                return Err(StoreError::NotEmpty(super::holds(held)));
             }
             tx.execute_batch(
                 "DELETE FROM revocations; DELETE FROM sessions; DELETE FROM users; \

@@ -115,7 +115,7 @@ fn damaged_backups_are_refused_and_change_nothing(db: Option<&str>) {
     // A sound backup into a database with users: refused without --force.
     d.write("good.backup", &good);
     let out = run(&["restore", "good.backup"]);
-    assert!(out.code(2).stderr.contains("already has 1 user(s)"), "{}", out.stderr);
+    assert!(out.code(2).stderr.contains("not empty (it holds 1 user(s)"), "{}", out.stderr);
     assert_eq!((users(), audit()), before);
     // With --force it replaces everything, and the users log in with their passwords.
     run(&["restore", "--force", "good.backup"]).code(0);
@@ -160,4 +160,42 @@ fn a_postgres_backup_restores_into_sqlite_with_the_same_rows() {
         text.lines().skip(1).filter(|l| !l.starts_with("{\"sha256\"")).map(str::to_string).collect()
     };
     assert_eq!(rows(d.read("again.backup")), rows(s.dir.read("pg.backup")), "the rows changed on the way");
+}
+
+#[test]
+fn backup_and_restore_refuse_to_invent_or_half_make_a_database() {
+    // A PostgreSQL database without aspjwt's tables (a typo in the name) is not one to back up.
+    let empty = PgDb::new();
+    let d = Dir::new();
+    let out = d.run(&["backup", "--db", &empty.url, "--out", "x.backup"]);
+    assert!(out.code(2).stderr.contains("no aspjwt database"), "{}", out.stderr);
+    assert_eq!(empty.query_i64("SELECT count(*) FROM pg_namespace WHERE nspname = 'aspjwt'"), 0, "it made the schema");
+    assert!(!d.path("x.backup").exists());
+    // A backup whose checksum holds but whose rows make no sense: refused with the line,
+    // and the SQLite file the restore would have made is not left behind.
+    let src = Service::start(setup("", &[("a@example.com", "admin")]));
+    src.cli(&["backup", "--out", "good.backup"]).code(0);
+    let text = src.dir.read_str("good.backup");
+    let body: String = text.lines().filter(|l| !l.starts_with("{\"sha256\"")).map(|l| format!("{l}\n")).collect();
+    let forged = body.replace("\"role\":\"admin\"", "\"role\":\"root\"");
+    let sum: String =
+        <sha2::Sha256 as sha2::Digest>::digest(forged.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    d.write("forged.backup", format!("{forged}{{\"sha256\":\"{sum}\"}}\n"));
+    let out = d.run(&["restore", "--db", "new.db", "forged.backup"]);
+    assert!(out.code(2).stderr.contains("line 2: user a@example.com: role \"root\""), "{}", out.stderr);
+    assert!(!d.path("new.db").exists(), "a failed restore left a database file");
+    // A database with no users but an audit log is not empty.
+    d.write("good.backup", &text);
+    let audit_only = d.path("audit-only.db");
+    {
+        use aspjwt::store::Store;
+        let store = aspjwt::store::SqliteStore::open(&audit_only).unwrap();
+        store.audit(&aspjwt::audit::Record::new(aspjwt::audit::Event::ConfigReloaded, true, 1)).unwrap();
+    }
+    let out = d.run(&["restore", "--db", "audit-only.db", "good.backup"]);
+    assert!(
+        out.code(2).stderr.contains("not empty (it holds 0 user(s), 0 session(s), 1 audit event(s)"),
+        "{}",
+        out.stderr
+    );
 }

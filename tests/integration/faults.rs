@@ -100,6 +100,13 @@ fn fault_and_recovery(d: crate::util::Dir, db: &str, fault: impl FnOnce(), heal:
     let info = || get(&s.url("/api/auth/token-info"), &[("access_token", &access)], &[]).status;
     let ready = || get(&s.url("/api/health/ready"), &[], &[]);
     assert_eq!(ready().status, 200);
+    // The alerting gauge follows writes, not only reads (a full disk still reads).
+    let bearer = format!("Bearer {access}");
+    let db_up = || {
+        let m = get(&s.url("/metrics"), &[], &[("authorization", &bearer)]).body;
+        m.lines().find_map(|l| l.strip_prefix("aspjwt_database_up ")).map(str::to_string)
+    };
+    assert_eq!(db_up().as_deref(), Some("1"));
 
     fault();
     let r = ready();
@@ -112,6 +119,8 @@ fn fault_and_recovery(d: crate::util::Dir, db: &str, fault: impl FnOnce(), heal:
     assert_eq!(rf.status, 503, "refresh {}", rf.body);
     assert_eq!(info(), 200, "token-info keeps answering from the access token");
     assert!(!rf.body.to_lowercase().contains("sqlite") && !rf.body.contains("disk"), "no database text: {}", rf.body);
+    let down = crate::service::within(Duration::from_secs(7), || db_up().as_deref() == Some("0"));
+    assert!(down.is_some(), "aspjwt_database_up stays 1 while the database takes no writes");
 
     heal();
     let back = crate::service::within(Duration::from_secs(5), || ready().status == 200);
@@ -120,6 +129,7 @@ fn fault_and_recovery(d: crate::util::Dir, db: &str, fault: impl FnOnce(), heal:
     assert_eq!(r.status, 200, "the session survived, nothing was half-written: {}", r.body);
     assert_eq!(refresh_at(&s.base, &r.cookie("refresh_token").unwrap(), &c).status, 200);
     assert_eq!(s.login("a@example.com", PASSWORD).status, 200);
+    assert!(crate::service::within(Duration::from_secs(7), || db_up().as_deref() == Some("1")).is_some());
     let store = aspjwt::store::SqliteStore::open(std::path::Path::new(db)).unwrap();
     assert_eq!(store.integrity_check().unwrap(), "ok");
 }

@@ -186,9 +186,11 @@ fn a_rotation_that_fails_stops_everything() {
 fn a_step_after_the_rotation_that_fails_is_reported_and_exits_1() {
     let s = sqlite_service();
     s.login("a@example.com", PASSWORD);
-    s.dir.write("gone.pid", "4194000\n"); // above any pid this machine hands out
+    // The service is reloaded, but the URL given for it serves nothing.
+    s.dir.write("svc.pid", format!("{}\n", pid(&s)));
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let out = incident(&s, &["--json", "--yes", "--pid-file", "gone.pid", "--url", &format!("http://{closed}")]);
+    let closed = format!("http://{closed}");
+    let out = incident(&s, &["--json", "--yes", "--pid-file", "svc.pid", "--url", &closed]);
     let report = out.code(1).json();
     assert_eq!(report["ok"], false);
     let done: Vec<(String, bool)> = report["steps"]
@@ -203,15 +205,91 @@ fn a_step_after_the_rotation_that_fails_is_reported_and_exits_1() {
             ("rotate".into(), true),
             ("revoke".into(), true),
             ("audit".into(), true),
-            ("reload".into(), false),
+            ("reload".into(), true),
             ("reload".into(), false)
         ]
     );
     // Human output says the same, one line a step, and which failed.
-    let human = incident(&s, &["--yes", "--pid-file", "gone.pid"]);
-    assert!(
-        human.code(1).stdout.contains("✖ reload") && human.stdout.contains("no process 4194000"),
-        "{}",
-        human.stdout
-    );
+    let human = incident(&s, &["--yes", "--url", &closed]);
+    assert!(human.code(1).stdout.contains("✖ reload") && human.stdout.contains(&closed), "{}", human.stdout);
+}
+
+#[test]
+fn an_incident_refuses_what_it_cannot_do_before_it_changes_anything() {
+    let s = sqlite_service();
+    let access = s.login("a@example.com", PASSWORD).cookie("access_token").unwrap();
+    let env = s.dir.read_str(".env");
+    // A compose file whose secrets all come from an .env it was not given: nothing to rotate.
+    s.dir.write("dc.yml", "services:\n  api:\n    environment:\n      JWT_SECRET: ${JWT_SECRET}\n      JWT_REFRESH_SECRET: ${JWT_REFRESH_SECRET}\n      SESSION_SECRET: ${SESSION_SECRET}\n");
+    let out = s.dir.run(&["incident", "--compose", "dc.yml", "--db", "aspjwt.db", "--yes"]);
+    assert!(out.code(2).stderr.contains("no named file holds JWT_SECRET"), "{}", out.stderr);
+    // A pid file naming a process that is not aspjwt serve is never signalled.
+    let mut other = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    s.dir.write("stale.pid", format!("{}\n", other.id()));
+    let out = incident(&s, &["--yes", "--pid-file", "stale.pid"]);
+    assert!(out.code(2).stderr.contains("is not `aspjwt serve`"), "{}", out.stderr);
+    assert!(other.try_wait().unwrap().is_none(), "the other process was signalled");
+    other.kill().unwrap();
+    other.wait().unwrap();
+    // A report path that cannot be written, and a window too long to compute.
+    std::fs::create_dir_all(s.dir.path("a-folder")).unwrap();
+    assert!(incident(&s, &["--yes", "--report", "a-folder"]).code(2).stderr.contains("--report"));
+    assert!(incident(&s, &["--yes", "--since", "9223372036854776"]).code(2).stderr.contains("--since"));
+    assert_untouched(&s, &env, &access);
+}
+
+#[test]
+fn affected_users_are_exactly_those_whose_sessions_this_incident_ended() {
+    let s = Service::start(setup_on(None, ENV, &[("a@example.com", "admin"), ("b@example.com", "support")]));
+    s.login("a@example.com", PASSWORD);
+    s.login("b@example.com", PASSWORD);
+    s.login("b@example.com", PASSWORD);
+    // A session that ran out long ago but was never revoked is nobody's news.
+    let store = aspjwt::store::SqliteStore::open(&s.dir.path("aspjwt.db")).unwrap();
+    {
+        use aspjwt::store::Store;
+        let user = store.user_by_email("a@example.com").unwrap().unwrap();
+        store
+            .create_session(aspjwt::store::NewSession {
+                id: "expired-long-ago".into(),
+                user_id: user.id.clone(),
+                email: user.email.clone(),
+                role: user.role.clone(),
+                created_at: 1_000_000,
+                expires_at: 1_000_100,
+                issued: aspjwt::store::Issued {
+                    access_jti: "a".into(),
+                    access_iat: 1_000_000,
+                    access_exp: 1_000_050,
+                    refresh_jti: "r".into(),
+                    refresh_iat: 1_000_000,
+                    refresh_exp: 1_000_100,
+                },
+                ip: None,
+                user_agent: None,
+                password_hash: user.password_hash.clone(),
+            })
+            .unwrap();
+    }
+    // Two incidents at once: the second waits for the first and then finds nothing live.
+    let runs: Vec<_> = (0..2)
+        .map(|_| {
+            let mut cmd = s.dir.cmd();
+            cmd.args(["--json", "incident", "--env-file", ".env", "--db", "aspjwt.db", "--yes"]);
+            std::thread::spawn(move || crate::util::run(&mut cmd, None))
+        })
+        .collect();
+    let reports: Vec<Value> = runs.into_iter().map(|h| h.join().unwrap().code(0).json()).collect();
+    let ended: Vec<u64> = reports
+        .iter()
+        .map(|r| r["affected_users"].as_array().unwrap().iter().map(|u| u["sessions_ended"].as_u64().unwrap()).sum())
+        .collect();
+    assert_eq!(ended.iter().sum::<u64>(), 3, "the three live sessions, once: {ended:?}");
+    assert!(ended.contains(&0), "the second run ended nothing: {ended:?}");
+    // The .env holds the secrets of the run that went last, and the two runs drew different ones.
+    let (k1, k2) = (&reports[0]["new_key_ids"]["JWT_SECRET"], &reports[1]["new_key_ids"]["JWT_SECRET"]);
+    assert_ne!(k1, k2);
+    let jwt = s.dir.read_str(".env").lines().find_map(|l| l.strip_prefix("JWT_SECRET=").map(str::to_string)).unwrap();
+    let kid = aspjwt::token::key_id(&aspjwt::token::Secret::new(jwt));
+    assert!(k1 == kid.as_str() || k2 == kid.as_str(), "the .env holds neither run's secret");
 }

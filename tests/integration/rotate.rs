@@ -212,3 +212,48 @@ fn a_literal_shared_through_an_alias_is_never_rotated() {
         assert_eq!(d.read_str("dc.yml"), compose, "{key}: the file changed");
     }
 }
+
+/// Concurrent rotations of the same files: each waits for the other (an advisory lock
+/// from the first read to the last rename), so every run's edit is made on the one
+/// before's result and the files never disagree.
+#[test]
+fn concurrent_rotations_lose_nothing_and_never_disagree() {
+    let d = Dir::new();
+    d.run(&["rotate", "--env-file", ".env", "--create", "-q"]).code(0);
+    d.write("dc.yml", "services:\n  api:\n    environment:\n      JWT_SECRET: \"old\"\n");
+    let spawn = |args: Vec<String>| {
+        let mut cmd = d.cmd();
+        cmd.args(&args);
+        std::thread::spawn(move || crate::util::run(&mut cmd, None).code)
+    };
+    for _ in 0..3 {
+        let runs: Vec<_> = (0..6)
+            .map(|_| spawn(["rotate", "--env-file", ".env", "--compose", "dc.yml", "-q"].map(String::from).to_vec()))
+            .collect();
+        assert!(runs.into_iter().all(|h| h.join().unwrap() == 0));
+        let env_jwt = value(&d.read_str(".env"), "JWT_SECRET");
+        let dc = d.read_str("dc.yml");
+        assert!(dc.contains(&format!("JWT_SECRET: \"{env_jwt}\"")), ".env and dc.yml disagree:\n{dc}");
+    }
+    let runs: Vec<_> = (0..20)
+        .map(|i| {
+            spawn(
+                ["rotate", "--env-file", ".env", "--key", &format!("EXTRA_{i}"), "--only", &format!("EXTRA_{i}"), "-q"]
+                    .map(String::from)
+                    .to_vec(),
+            )
+        })
+        .collect();
+    assert!(runs.into_iter().all(|h| h.join().unwrap() == 0));
+    let env = d.read_str(".env");
+    for i in 0..20 {
+        assert!(env.contains(&format!("EXTRA_{i}=")), "EXTRA_{i} was lost:\n{env}");
+    }
+    // A run that cannot have the lock in time says so, exits 2 and writes nothing.
+    let folder = std::fs::File::open(d.path("")).unwrap();
+    folder.lock().unwrap();
+    let before = d.read_str(".env");
+    let out = d.run(&["rotate", "--env-file", ".env", "--lock-timeout", "1s"]);
+    assert!(out.code(2).stderr.contains("another aspjwt is rotating .env"), "{}", out.stderr);
+    assert_eq!(d.read_str(".env"), before);
+}
