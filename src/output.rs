@@ -144,7 +144,8 @@ pub fn json_pretty(value: &serde_json::Value) -> String {
             Value::Object(map) if !map.is_empty() => {
                 out.push_str("{\n");
                 for (i, (k, val)) in map.iter().enumerate() {
-                    out.push_str(&format!("{pad}{}: ", serde_json::to_string(k).unwrap_or_default().blue().bold()));
+                    let key = crate::audit::escape(&serde_json::to_string(k).unwrap_or_default());
+                    out.push_str(&format!("{pad}{}: ", key.blue().bold()));
                     walk(val, indent + 1, out);
                     out.push_str(if i + 1 < map.len() { ",\n" } else { "\n" });
                 }
@@ -159,7 +160,8 @@ pub fn json_pretty(value: &serde_json::Value) -> String {
                 }
                 out.push_str(&format!("{}]", "  ".repeat(indent)));
             }
-            Value::String(_) => out.push_str(&v.to_string().green().to_string()),
+            // JSON escapes C0 controls; DEL, C1 and bidi overrides still need it for a terminal.
+            Value::String(_) => out.push_str(&crate::audit::escape(&v.to_string()).green().to_string()),
             Value::Number(_) => out.push_str(&v.to_string().yellow().to_string()),
             Value::Bool(_) | Value::Null => out.push_str(&v.to_string().magenta().to_string()),
             _ => out.push_str(&v.to_string()),

@@ -128,6 +128,15 @@ fn parse_key(spec: &str) -> Result<Target> {
     if !envfile::is_plain_key(name) {
         bail!("--key {spec}: {name:?} is not a valid variable name");
     }
+    if let Some(known) = names::default_secret(name)
+        && bytes < known.bytes
+        && spec.contains(':')
+    {
+        bail!(
+            "--key {spec}: {name} needs at least {} random bytes (check would fail a shorter one); nothing was written",
+            known.bytes
+        );
+    }
     Ok(Target {
         name: name.into(),
         bytes: names::default_secret(name).map_or(bytes, |s| if spec.contains(':') { bytes } else { s.bytes }),

@@ -62,7 +62,8 @@ fn kind_of(k: TokenKind) -> Kind {
 
 /// The summary as label/value rows.
 fn summary_rows(s: &Summary) -> Vec<(&'static str, String)> {
-    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    // Values from the token: escaped, so a crafted claim cannot drive the terminal.
+    let opt = |v: &Option<String>| v.as_deref().map_or_else(|| "-".into(), crate::audit::escape);
     let mut rows = vec![
         ("algorithm", opt(&s.algorithm)),
         ("kind", opt(&s.kind)),
@@ -104,7 +105,7 @@ fn print_token(out: &Out, t: &Inspected, s: &Summary, signature: String) -> Resu
         out.line(line)?;
     }
     for w in &s.warnings {
-        out.line(format!("{} {}", "⚠".red().bold(), w.red()))?;
+        out.line(format!("{} {}", "⚠".red().bold(), crate::audit::escape(w).red()))?;
     }
     Ok(())
 }

@@ -257,3 +257,15 @@ fn concurrent_rotations_lose_nothing_and_never_disagree() {
     assert!(out.code(2).stderr.contains("another aspjwt is rotating .env"), "{}", out.stderr);
     assert_eq!(d.read_str(".env"), before);
 }
+
+#[test]
+fn a_known_secret_cannot_be_rotated_below_its_size() {
+    let d = Dir::new();
+    d.run(&["rotate", "--env-file", ".env", "--create", "-q"]).code(0);
+    let before = d.read_str(".env");
+    let out = d.run(&["rotate", "--env-file", ".env", "--key", "JWT_SECRET:16"]);
+    assert!(out.code(2).stderr.contains("JWT_SECRET needs at least 64 random bytes"), "{}", out.stderr);
+    assert_eq!(d.read_str(".env"), before);
+    d.run(&["rotate", "--env-file", ".env", "--key", "SESSION_SECRET:48", "-q"]).code(0);
+    d.run(&["check", "--env-file", ".env"]).code(0);
+}

@@ -350,3 +350,29 @@ fn a_closed_pipe_ends_quietly() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// A token is input: a claim that holds terminal escapes or bidi overrides is shown
+/// escaped by the human summaries of decode and verify, and kept as it is in --json.
+#[test]
+fn claims_cannot_drive_the_terminal() {
+    let d = env_dir();
+    let nasty = "\u{1b}]0;pwned\u{7}\u{202e}gnp.exe\u{9b}31m";
+    let token = forge(
+        r#"{"alg":"HS256","typ":"JWT","x\u001b":"\u202e"}"#,
+        &serde_json::json!({"sub": nasty, "email": nasty, "role": "admin", "iat": 1, "exp": 2}),
+        "c2ln",
+    );
+    for args in [vec!["decode", token.as_str()], vec!["verify", "--env-file", ".env", token.as_str()]] {
+        let out = d.run(&args);
+        for bad in ['\u{1b}', '\u{7}', '\u{202e}', '\u{9b}'] {
+            assert!(
+                !out.stdout.contains(bad) && !out.stderr.contains(bad),
+                "{args:?} printed {bad:?} raw:\n{}",
+                out.stdout
+            );
+        }
+        assert!(out.stdout.contains("pwned"), "{}", out.stdout);
+    }
+    let j = d.run(&["--json", "decode", &token]).code(0).json();
+    assert_eq!(j["claims"]["sub"], nasty, "--json keeps the value exact");
+}
