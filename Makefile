@@ -9,9 +9,10 @@ SHELLS := bash:aspjwt.bash zsh:_aspjwt fish:aspjwt.fish powershell:_aspjwt.ps1 e
 build:
 	$(CARGO) build
 
-# Node's jsonwebtoken and playwright-core (npm registry, pinned by package-lock.json)
-# for the interop and browser tests.
-tests/node/node_modules/jsonwebtoken: tests/node/package-lock.json
+# Node's jsonwebtoken, dotenv and playwright-core (npm registry, pinned by
+# package-lock.json) for the interop and browser tests.
+NODE_MODULES := tests/node/node_modules/.installed
+$(NODE_MODULES): tests/node/package-lock.json
 	npm ci --prefix tests/node --no-audit --no-fund
 	@touch $@
 
@@ -34,7 +35,7 @@ $(PROMTOOL):
 postgres:
 	./scripts/test-postgres.sh
 
-test: tests/node/node_modules/jsonwebtoken $(CHROMIUM) $(PROMTOOL) postgres
+test: $(NODE_MODULES) $(CHROMIUM) $(PROMTOOL) postgres
 	$(CARGO) test
 	CHROMIUM=$(CHROMIUM) node --test tests/browser/
 

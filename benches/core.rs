@@ -5,15 +5,19 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::Duration;
 
+use aspjwt::check;
 use aspjwt::compose::ComposeFile;
+use aspjwt::config::Settings;
+use aspjwt::envfile::EnvFile;
 use aspjwt::rotate;
 use aspjwt::secrets::{self, Encoding};
 use aspjwt::token::{self, Check, Kind, Secret, Subject, TokenConfig};
 use criterion::{Criterion, criterion_group, criterion_main};
 
-fn env_10k() -> String {
+/// A .env of `lines` lines in four styles, with two of the secrets at the end.
+fn env_lines(lines: usize) -> String {
     let mut s = String::from("# a large .env\n");
-    for i in 0..9_997 {
+    for i in 0..lines - 3 {
         match i % 4 {
             0 => s.push_str(&format!("KEY_{i}=value-{i}\n")),
             1 => s.push_str(&format!("export QUOTED_{i}=\"quoted value {i}\" # note\n")),
@@ -37,6 +41,17 @@ fn compose_1000() -> String {
     s
 }
 
+/// A compose file of about `lines` lines: five per service.
+fn compose_lines(lines: usize) -> String {
+    let mut s = String::from("services:\n");
+    for i in 0..lines / 5 {
+        s.push_str(&format!(
+            "  svc{i}:\n    image: crm:{i}\n    environment:\n      JWT_SECRET: \"old\"\n      PORT: \"{i}\"\n"
+        ));
+    }
+    s
+}
+
 fn values() -> BTreeMap<String, String> {
     ["JWT_SECRET", "JWT_REFRESH_SECRET", "SESSION_SECRET"]
         .iter()
@@ -49,11 +64,33 @@ fn benches(c: &mut Criterion) {
         b.iter(|| secrets::generate_os(black_box(64), Encoding::Base64))
     });
 
-    let env = env_10k();
     let v = values();
-    c.bench_function("rotate: .env of 10,000 lines (parse, edit, verify, render)", |b| {
-        b.iter(|| rotate::plan_env(Path::new(".env"), Some(black_box(env.as_bytes())), &v).unwrap())
-    });
+    // Linear in the file: 100,000 lines should take about ten times 10,000.
+    for (lines, label) in [(10_000, "10,000"), (100_000, "100,000")] {
+        let env = env_lines(lines);
+        c.bench_function(&format!("check: .env of {label} lines (parse, interpolate, judge)"), |b| {
+            b.iter(|| {
+                let doc = EnvFile::parse(black_box(env.as_bytes())).unwrap();
+                let settings = Settings::from_doc(&doc, ".env").unwrap();
+                let mut findings = check::duplicates(&doc, ".env");
+                findings.extend(check::backticks(&doc, ".env"));
+                findings.extend(check::secrets(&settings.values));
+                findings.extend(check::expiries(&settings.values));
+                findings.extend(check::rollover(&settings.values, 0));
+                findings
+            })
+        });
+        c.bench_function(&format!("rotate: .env of {label} lines (parse, edit, verify, render)"), |b| {
+            b.iter(|| rotate::plan_env(Path::new(".env"), Some(black_box(env.as_bytes())), &v).unwrap())
+        });
+        let compose = compose_lines(lines);
+        c.bench_function(&format!("check: compose file of {label} lines (parse, environments, judge)"), |b| {
+            b.iter(|| {
+                let doc = ComposeFile::parse(black_box(compose.as_bytes())).unwrap();
+                check::compose("dc.yml", &doc.environment())
+            })
+        });
+    }
     let compose = compose_1000();
     c.bench_function("rotate: compose file with 1,000 services (parse, edit, verify, render)", |b| {
         b.iter(|| ComposeFile::parse(black_box(compose.as_bytes())).unwrap().rotate(&v).unwrap())

@@ -298,6 +298,28 @@ pub fn duplicates(doc: &crate::envfile::EnvFile, shown: &str) -> Vec<Finding> {
     out
 }
 
+/// Backtick-quoted values: Node's dotenv (and aspjwt) read them; docker compose does not
+/// (it keeps the backticks as part of the value, and refuses one that spans lines).
+pub fn backticks(doc: &crate::envfile::EnvFile, shown: &str) -> Option<Finding> {
+    let lines: Vec<String> = doc
+        .entries()
+        .iter()
+        .filter(|e| e.value.as_ref().is_some_and(|v| v.quote == crate::envfile::Quote::Backtick))
+        .map(|e| format!("{} (line {})", e.key, doc.pos_of(e.key_at).line))
+        .collect();
+    (!lines.is_empty()).then(|| {
+        Finding::new(
+            format!("{shown} backticks"),
+            Status::Warn,
+            format!(
+                "{} backtick-quoted: Node's dotenv reads {}, docker compose does not (it keeps the backticks, and refuses a value that spans lines)",
+                lines.join(", "),
+                if lines.len() == 1 { "it" } else { "them" }
+            ),
+        )
+    })
+}
+
 /// A secrets file must be readable by its owner only.
 pub fn file_mode(shown: &str, mode: u32) -> Finding {
     let mode = mode & 0o777;

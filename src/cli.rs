@@ -234,7 +234,7 @@ pub struct RotateArgs {
 /// Where a token comes from: the argument, or stdin when absent or `-`.
 #[derive(Debug, Args)]
 pub struct TokenInput {
-    /// The token, `Bearer <jwt>`, or a cookie header; read from stdin when absent or `-`.
+    /// The token, `Bearer <jwt>`, a cookie header or Set-Cookie lines; `@FILE` reads it from FILE, `-` (or nothing) from stdin.
     #[arg(value_name = "TOKEN")]
     pub token: Option<String>,
 

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use saphyr_parser::{Event, Parser, ScalarStyle};
 
-use crate::envfile::{Pos, pos_at};
+use crate::envfile::{LineIndex, Pos, pos_at};
 
 /// A compose file that can't be read or edited.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -79,6 +79,7 @@ pub struct ComposeFile {
     text: String,
     nodes: Vec<Node>,
     root: Option<NodeId>,
+    lines: LineIndex,
 }
 
 /// Result of planning a rotation on one compose file.
@@ -104,28 +105,27 @@ impl ComposeFile {
                 ComposeError::Invalid(format!("{pos}: file is not valid UTF-8"))
             })?
             .to_string();
-        let mut char_bytes: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
-        char_bytes.push(text.len());
         // saphyr rejects a closing `]`/`}` indented no deeper than its parent key, which
         // docker compose (go-yaml) and serde_yaml (libyaml) accept; such a file is read
         // from a copy with the bracket moved up, keeping every other character index.
         let mut copy: Option<Vec<char>> = None;
         for _ in 0..1000 {
             let parsed = match &copy {
-                None => events(&text, &char_bytes),
-                Some(chars) => events(&chars.iter().collect::<String>(), &char_bytes),
+                None => events(&text, &text),
+                Some(chars) => events(&chars.iter().collect::<String>(), &text),
             };
             match parsed {
                 Ok(b) => {
                     if b.docs > 1 {
                         return Err(ComposeError::Invalid("file holds more than one YAML document".into()));
                     }
-                    return Ok(ComposeFile { root: b.root, nodes: b.nodes, text });
+                    let lines = LineIndex::new(&text);
+                    return Ok(ComposeFile { root: b.root, nodes: b.nodes, text, lines });
                 }
                 Err((index, message)) => {
                     let chars = copy.get_or_insert_with(|| text.chars().collect());
                     if message != "invalid indentation" || !lift_closing_bracket(chars, index) {
-                        let at = char_bytes[index.min(char_bytes.len() - 1)];
+                        let at = CharToByte::new(&text).byte(index);
                         return Err(ComposeError::Syntax { pos: pos_at(&text, at), message });
                     }
                 }
@@ -186,7 +186,7 @@ impl ComposeFile {
 
     fn pos(&self, id: NodeId) -> Pos {
         match &self.nodes[self.resolve(id)] {
-            Node::Scalar(s) => pos_at(&self.text, s.start),
+            Node::Scalar(s) => self.lines.pos(&self.text, s.start),
             _ => Pos { line: 0, col: 0 },
         }
     }
@@ -302,16 +302,13 @@ impl ComposeFile {
     /// Literal `KEY: value` or `KEY=value` occurrences of target keys that no service's
     /// environment reaches (build args, labels, unused anchors, shadowed merges).
     fn strays(&self, targets: &BTreeMap<String, String>, env: &[EnvVar], edited: &[usize]) -> Vec<Stray> {
-        let reached: Vec<usize> =
+        let reached: std::collections::HashSet<usize> =
             env.iter().filter_map(|v| self.scalar(v.node).map(|s| s.start)).chain(edited.iter().copied()).collect();
         let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut push = |key: &str, s: &Scalar| {
-            if targets.contains_key(key)
-                && !reached.contains(&s.start)
-                && !is_null(s)
-                && !out.iter().any(|x: &Stray| x.pos == pos_at(&self.text, s.start))
-            {
-                out.push(Stray { key: key.to_string(), pos: pos_at(&self.text, s.start) });
+            if targets.contains_key(key) && !reached.contains(&s.start) && !is_null(s) && seen.insert(s.start) {
+                out.push(Stray { key: key.to_string(), pos: self.lines.pos(&self.text, s.start) });
             }
         };
         for node in &self.nodes {
@@ -368,33 +365,45 @@ fn is_null(s: &Scalar) -> bool {
     s.style == ScalarStyle::Plain && matches!(s.value.as_str(), "" | "~" | "null" | "Null" | "NULL")
 }
 
-/// True when compose would substitute something into `value`: a `$` that is not `$$`.
-pub fn is_interpolated(value: &str) -> bool {
-    let b = value.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'$' {
-            if b.get(i + 1) == Some(&b'$') {
-                i += 2;
-                continue;
-            }
-            if matches!(b.get(i + 1), Some(c) if *c == b'{' || c.is_ascii_alphabetic() || *c == b'_') {
-                return true;
-            }
-        }
-        i += 1;
-    }
-    false
+use crate::interpolate::has_references as is_interpolated;
+
+/// Converts the parser's character indices to byte offsets in `text` by walking from
+/// the last answer (events come nearly in order), without a table the size of the file.
+struct CharToByte<'a> {
+    text: &'a str,
+    chars: usize,
+    bytes: usize,
 }
 
-/// Runs the parser over `text`, building the node tree; an error is a character index and a message.
-fn events(text: &str, char_bytes: &[usize]) -> Result<Builder, (usize, String)> {
+impl<'a> CharToByte<'a> {
+    fn new(text: &'a str) -> Self {
+        CharToByte { text, chars: 0, bytes: 0 }
+    }
+
+    fn byte(&mut self, index: usize) -> usize {
+        while self.chars < index && self.bytes < self.text.len() {
+            self.bytes += self.text[self.bytes..].chars().next().map_or(1, char::len_utf8);
+            self.chars += 1;
+        }
+        while self.chars > index {
+            self.bytes -= self.text[..self.bytes].chars().next_back().map_or(1, char::len_utf8);
+            self.chars -= 1;
+        }
+        self.bytes
+    }
+}
+
+/// Runs the parser over `text`, building the node tree with byte offsets in `original`
+/// (the same characters, give or take a lifted bracket); an error is a character index
+/// and a message.
+fn events(text: &str, original: &str) -> Result<Builder, (usize, String)> {
     let mut b = Builder { nodes: Vec::new(), anchors: HashMap::new(), stack: Vec::new(), root: None, docs: 0 };
     let mut parser = Parser::new_from_str(text);
+    let mut offsets = CharToByte::new(original);
     while let Some(ev) = parser.next_event() {
         let (ev, span) = ev.map_err(|e| (e.marker().index(), e.info().to_string()))?;
         let index = span.start.index();
-        let start = char_bytes[index.min(char_bytes.len() - 1)];
+        let start = offsets.byte(index);
         b.event(ev, start).map_err(|m| (index, m.to_string()))?;
     }
     Ok(b)
@@ -690,14 +699,5 @@ services:
         let f = ComposeFile::parse(src.as_bytes()).unwrap();
         let rw = f.rotate(&targets(&[("JWT_SECRET", "N")])).unwrap();
         assert_eq!(String::from_utf8(rw.bytes).unwrap(), src.replace(": old", ": N"));
-    }
-
-    #[test]
-    fn interpolation() {
-        assert!(is_interpolated("${A}"));
-        assert!(is_interpolated("x$A"));
-        assert!(!is_interpolated("$$A"));
-        assert!(!is_interpolated("a$"));
-        assert!(!is_interpolated("price: $5"));
     }
 }

@@ -26,19 +26,8 @@ pub enum ConfigError {
 /// Reads and parses a .env file, naming the file (and line:column) in any error.
 pub fn read_env_doc(path: &Path) -> Result<EnvFile, ConfigError> {
     let shown = path.display().to_string();
-    let bytes = std::fs::read(path)
-        .map_err(|e| ConfigError::File(format!("{shown}: cannot read: {}", rotate::plain_io(&e))))?;
+    let bytes = crate::fsx::read_path(path).map_err(ConfigError::File)?;
     EnvFile::parse(&bytes).map_err(|e| ConfigError::File(rotate::located(&shown, &e)))
-}
-
-/// A dotenvy error's kind, without any file content.
-fn dotenvy_kind(e: &dotenvy::Error) -> &'static str {
-    match e {
-        dotenvy::Error::LineParse(..) => "a line does not parse",
-        dotenvy::Error::Io(_) => "an I/O error",
-        dotenvy::Error::EnvVar(_) => "an invalid variable",
-        _ => "an error",
-    }
 }
 
 /// Settings by name, with where each came from.
@@ -50,21 +39,42 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Reads a .env file with the same (compose) rules `rotate` edits it by.
+    /// Reads a .env file with the same (compose) rules `rotate` edits it by; `check`,
+    /// `serve` and every other command read it through here, so they cannot disagree.
     pub fn from_env_file(path: &Path) -> Result<Settings, ConfigError> {
-        Ok(Settings::from_doc(&read_env_doc(path)?, &path.display().to_string()))
+        Settings::from_doc(&read_env_doc(path)?, &path.display().to_string())
     }
 
-    /// The settings of a parsed .env file; a key set twice keeps its last value, as compose does.
-    pub fn from_doc(doc: &EnvFile, shown: &str) -> Settings {
-        let mut values = BTreeMap::new();
+    /// The settings of a parsed .env file, interpolated as compose does (`${VAR}` from
+    /// the process environment first, then the lines above); a key set twice keeps its
+    /// last value. A bare `KEY` line takes the process environment's value, if any.
+    pub fn from_doc(doc: &EnvFile, shown: &str) -> Result<Settings, ConfigError> {
+        let mut values: BTreeMap<String, Setting> = BTreeMap::new();
         for e in doc.entries() {
-            if let Some(v) = &e.value {
-                let line = doc.pos_of(e.key_at).line;
-                values.insert(e.key.clone(), Setting { value: v.text.clone(), origin: format!("{shown}:{line}") });
-            }
+            let origin = format!("{shown}:{}", doc.pos_of(e.key_at).line);
+            let value = match &e.value {
+                None => match std::env::var(&e.key) {
+                    Ok(v) => v,
+                    Err(_) => continue,
+                },
+                Some(v) if v.interpolates() => {
+                    let lookup =
+                        |name: &str| std::env::var(name).ok().or_else(|| values.get(name).map(|s| s.value.clone()));
+                    crate::interpolate::resolve(&v.text, &lookup)
+                        .map_err(|err| {
+                            ConfigError::File(format!(
+                                "{}: {}: {err}",
+                                rotate::located(shown, &doc.pos_of(v.span.start)),
+                                e.key
+                            ))
+                        })?
+                        .value
+                }
+                Some(v) => v.text.clone(),
+            };
+            values.insert(e.key.clone(), Setting { value, origin });
         }
-        Settings { values, source: shown.to_string() }
+        Ok(Settings { values, source: shown.to_string() })
     }
 
     /// Adds `other`'s settings over these (a later file wins).
@@ -82,8 +92,8 @@ impl Settings {
         Settings { values, source: "environment".into() }
     }
 
-    /// What the service reads: the .env file through dotenvy (when given, or `./.env`
-    /// when present), with the real environment winning.
+    /// What the service reads: the .env file (when given, or `./.env` when present),
+    /// read as `check` reads it, with the real environment winning.
     pub fn for_service(env_file: Option<&Path>) -> Result<Settings, ConfigError> {
         let default = Path::new(".env");
         let path = match env_file {
@@ -92,37 +102,11 @@ impl Settings {
             None => None,
         };
         let mut settings = match path {
-            Some(p) => Settings::from_dotenvy(p)?,
+            Some(p) => Settings::from_env_file(p)?,
             None => Settings::default(),
         };
         settings.merge(Settings::from_process_env());
         Ok(settings)
-    }
-
-    /// Reads a .env file with dotenvy. Errors name the file and line, never its content.
-    pub fn from_dotenvy(path: &Path) -> Result<Settings, ConfigError> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::File(format!("{shown}: cannot read: {}", rotate::plain_io(&e))))?;
-        let mut values = BTreeMap::new();
-        for item in dotenvy::from_read_iter(text.as_bytes()) {
-            let (k, v) = item.map_err(|e| match e {
-                dotenvy::Error::LineParse(line, at) => {
-                    let n = text
-                        .lines()
-                        .position(|l| l.contains(line.lines().next().unwrap_or(&line)))
-                        .map_or(0, |i| i + 1);
-                    ConfigError::File(format!("{shown}:{n}: dotenvy cannot parse this line (at character {})", at + 1))
-                }
-                other => ConfigError::File(format!("{shown}: dotenvy cannot read it: {}", dotenvy_kind(&other))),
-            })?;
-            let line = text
-                .lines()
-                .position(|l| l.trim_start().trim_start_matches("export ").trim_start().starts_with(&format!("{k}=")))
-                .map_or(0, |i| i + 1);
-            values.insert(k, Setting { value: v, origin: format!("{shown}:{line}") });
-        }
-        Ok(Settings { values, source: shown })
     }
 
     pub fn get(&self, name: &str) -> Option<&Setting> {

@@ -6,7 +6,10 @@
 //! `KEY=value`, `KEY: value` and bare `KEY` (inherited) statements; single and double
 //! quotes that may span lines, with `\` escaping the closing quote; unquoted values
 //! run to the end of the line, and a `#` starts a comment only after a space.
-//! Backticks are not quotes.
+//!
+//! One addition from Node's `dotenv` (which the CRM's backend reads these files with):
+//! a value in backticks, which may span lines, is read as Node reads it (the text
+//! between them, untouched). compose has no backtick quotes, so `check` warns about them.
 
 use std::fmt;
 
@@ -48,6 +51,8 @@ pub enum Quote {
     None,
     Single,
     Double,
+    /// Node's dotenv only.
+    Backtick,
 }
 
 /// The literal value of one assignment.
@@ -56,8 +61,17 @@ pub struct Value {
     /// Byte range of the value's text in the document, quotes included.
     pub span: std::ops::Range<usize>,
     pub quote: Quote,
-    /// The value as compose reads it, before `${VAR}` interpolation.
+    /// The value as compose reads it, before `${VAR}` interpolation (`$$` stands for `$`
+    /// where `interpolates()`).
     pub text: String,
+}
+
+impl Value {
+    /// Whether compose interpolates `${VAR}` in this value: unquoted and double-quoted
+    /// ones only.
+    pub fn interpolates(&self) -> bool {
+        matches!(self.quote, Quote::None | Quote::Double)
+    }
 }
 
 /// One `KEY=value` (or bare `KEY`) statement.
@@ -93,6 +107,8 @@ pub struct EnvFile {
     text: String,
     bom: bool,
     entries: Vec<Entry>,
+    /// Built on the first `pos_of`; dropped by every edit.
+    lines: std::cell::OnceCell<LineIndex>,
 }
 
 impl EnvFile {
@@ -104,12 +120,12 @@ impl EnvFile {
             None => (false, text),
         };
         let entries = Parser { src: text, at: 0 }.entries()?;
-        Ok(EnvFile { text: text.to_string(), bom, entries })
+        Ok(EnvFile { text: text.to_string(), bom, entries, lines: Default::default() })
     }
 
     /// An empty document, for a file about to be created.
     pub fn empty() -> EnvFile {
-        EnvFile { text: String::new(), bom: false, entries: Vec::new() }
+        EnvFile { text: String::new(), bom: false, entries: Vec::new(), lines: Default::default() }
     }
 
     pub fn entries(&self) -> &[Entry] {
@@ -145,7 +161,7 @@ impl EnvFile {
 
     /// Converts a byte offset in the text to a line and column.
     pub fn pos_of(&self, offset: usize) -> Pos {
-        pos_at(&self.text, offset)
+        self.lines.get_or_init(|| LineIndex::new(&self.text)).pos(&self.text, offset)
     }
 
     /// Sets every assignment of `key` to `value`, keeping each one's quote style,
@@ -155,26 +171,21 @@ impl EnvFile {
     /// Only values that read back identically in every quote style and in every
     /// dotenv dialect are accepted: the characters of base64 and base64url.
     pub fn set(&mut self, key: &str, value: &str) -> Result<usize, SetError> {
-        let before = self.clone();
+        let before = self.render();
         let n = self.set_unchecked(key, value)?;
         self.confirm(before, key, value)?;
         Ok(n)
     }
 
-    /// Re-reads the edited text: every other entry must read as before and `key` as
-    /// `value`; otherwise the edit is undone. (compose's dialect has corners, such as a
-    /// trailing bare `export`, where a new line would change how its neighbours read.)
-    fn confirm(&mut self, before: EnvFile, key: &str, value: &str) -> Result<(), SetError> {
-        let view = |d: &EnvFile| -> Vec<(String, Option<String>)> {
-            d.entries
-                .iter()
-                .filter(|e| e.key != key)
-                .map(|e| (e.key.clone(), e.value.as_ref().map(|v| v.text.clone())))
-                .collect()
-        };
+    /// Re-reads the edited text: every other entry must read as before (the edit touched
+    /// only `key`'s entries, so as it does in `self`) and `key` as `value`; otherwise the
+    /// edit is undone by reading `before`, the bytes it was made on, again. (compose's
+    /// dialect has corners, such as a trailing bare `export`, where a new line would
+    /// change how its neighbours read.)
+    fn confirm(&mut self, before: Vec<u8>, key: &str, value: &str) -> Result<(), SetError> {
         let ok = match EnvFile::parse(&self.render()) {
             Ok(again) => {
-                view(&again) == view(&before)
+                first_difference(self, &again, &|k| k == key).is_none()
                     && again
                         .entries
                         .iter()
@@ -187,7 +198,7 @@ impl EnvFile {
         if ok {
             Ok(())
         } else {
-            *self = before;
+            *self = EnvFile::parse(&before).expect("the bytes parsed before the edit");
             Err(SetError::Ambiguous(key.to_string()))
         }
     }
@@ -210,6 +221,7 @@ impl EnvFile {
                         Quote::None => value.to_string(),
                         Quote::Single => format!("'{value}'"),
                         Quote::Double => format!("\"{value}\""),
+                        Quote::Backtick => format!("`{value}`"),
                     };
                     self.replace(v.span.clone(), &new_raw);
                     let entry = &mut self.entries[i];
@@ -259,6 +271,7 @@ impl EnvFile {
             line.push_str(value);
             line.push_str(eol);
             self.text.push_str(&line);
+            self.lines.take();
             self.entries.push(Entry {
                 key: key.to_string(),
                 key_at: start,
@@ -274,7 +287,7 @@ impl EnvFile {
         if self.entries.iter().any(|e| e.key == key) {
             return self.set(key, value);
         }
-        let before = self.clone();
+        let before = self.render();
         let n = self.insert_after(key, value, anchor)?;
         self.confirm(before, key, value)?;
         Ok(n)
@@ -336,6 +349,7 @@ impl EnvFile {
         let moves = |x: usize| if range.is_empty() { x >= at } else { x > at };
         let delta = with.len() as isize - (range.end - range.start) as isize;
         self.text.replace_range(range.clone(), with);
+        self.lines.take();
         for e in &mut self.entries {
             if moves(e.key_at) {
                 e.key_at = shift(e.key_at, delta);
@@ -345,6 +359,23 @@ impl EnvFile {
             {
                 v.span = shift(v.span.start, delta)..shift(v.span.end, delta);
             }
+        }
+    }
+}
+
+/// The first key whose statements read differently in `a` and `b` (in order, values
+/// included), ignoring keys `skip` names; `None` when they read alike. One pass, no copies.
+pub fn first_difference<'a>(a: &'a EnvFile, b: &'a EnvFile, skip: &dyn Fn(&str) -> bool) -> Option<&'a str> {
+    let view = |e: &'a Entry| (e.key.as_str(), e.value.as_ref().map(|v| v.text.as_str()));
+    let mut xs = a.entries.iter().filter(|e| !skip(&e.key)).map(view);
+    let mut ys = b.entries.iter().filter(|e| !skip(&e.key)).map(view);
+    loop {
+        match (xs.next(), ys.next()) {
+            (None, None) => return None,
+            (Some(x), Some(y)) if x == y => {}
+            (Some(x), Some(y)) => return Some(if x.0 == y.0 { x.0 } else { x.0.min(y.0) }),
+            (Some(x), None) => return Some(x.0),
+            (None, Some(y)) => return Some(y.0),
         }
     }
 }
@@ -401,7 +432,29 @@ fn decode_utf8(bytes: &[u8]) -> Result<&str, ParseError> {
     })
 }
 
+/// The byte offset of every line's start, so that positions cost a binary search
+/// instead of a scan from the top (which made checking a long file quadratic).
+#[derive(Debug, Clone, Default)]
+pub struct LineIndex(Vec<usize>);
+
+impl LineIndex {
+    pub fn new(text: &str) -> LineIndex {
+        let mut starts = vec![0];
+        starts.extend(text.bytes().enumerate().filter(|(_, b)| *b == b'\n').map(|(i, _)| i + 1));
+        LineIndex(starts)
+    }
+
+    /// Line and column of byte `offset` in `text`, the text this index was built from.
+    pub fn pos(&self, text: &str, offset: usize) -> Pos {
+        let offset = offset.min(text.len());
+        let line = self.0.partition_point(|&s| s <= offset);
+        let start = self.0[line - 1];
+        Pos { line, col: text.get(start..offset).map_or(offset - start, |s| s.chars().count()) + 1 }
+    }
+}
+
 /// Line and column (1-based, columns in characters) of byte `offset` in `text`.
+/// Scans from the top: for one-off positions (errors); use `LineIndex` for many.
 pub fn pos_at(text: &str, offset: usize) -> Pos {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
@@ -502,6 +555,10 @@ impl Parser<'_> {
         self.at += self.rest().len() - self.rest().trim_start_matches(is_space).len();
         let value = match self.rest().chars().next() {
             Some(q @ ('\'' | '"')) => self.quoted(q)?,
+            Some('`') => match self.backticked() {
+                Some(v) => v,
+                None => self.unquoted(after_sep),
+            },
             _ => self.unquoted(after_sep),
         };
         Ok(Entry { key, key_at: key_start, value: Some(value) })
@@ -522,6 +579,38 @@ impl Parser<'_> {
         let span = start..start + text.len();
         self.at = line_end;
         Value { span, quote: Quote::None, text: text.to_string() }
+    }
+
+    /// A backtick-quoted value as Node's dotenv reads it. Its pattern, `(?:\\`|[^`])*`
+    /// followed by only blanks or a comment to the end of the line, closes at the first
+    /// backtick without a `\` before it, or, when what follows that one is not blank,
+    /// at the last escaped backtick before it that is followed by nothing else. No
+    /// close: Node reads the line unquoted, and so does this.
+    fn backticked(&mut self) -> Option<Value> {
+        let start = self.at;
+        let body = &self.rest()[1..];
+        let mut candidates = Vec::new();
+        let mut prev = '`';
+        for (i, c) in body.char_indices() {
+            if c == '`' {
+                candidates.push(i);
+                if prev != '\\' || i == 0 {
+                    break;
+                }
+            }
+            prev = c;
+        }
+        let close = candidates.into_iter().rev().find(|&i| {
+            let after = &body[i + 1..];
+            let line = after.split('\n').next().unwrap_or("");
+            let line = line.trim_start_matches(char::is_whitespace);
+            line.is_empty() || line.starts_with('#')
+        })?;
+        let end = start + 1 + close + 1;
+        // Node reads the file with CRLF turned into LF.
+        let text = body[..close].replace("\r\n", "\n");
+        self.at = end;
+        Some(Value { span: start..end, quote: Quote::Backtick, text })
     }
 
     fn quoted(&mut self, q: char) -> Result<Value, ParseError> {
@@ -554,8 +643,8 @@ impl Parser<'_> {
     }
 }
 
-/// compose-go's `expandEscapes`: `\n` and `\r` become line breaks, `\x` becomes `x`
-/// except before `$` (kept for interpolation to see).
+/// compose-go's `expandEscapes`: `\n` and `\r` become line breaks, `\x` becomes `x`,
+/// and `\$` becomes `$$`, which interpolation reads as a literal `$`.
 fn unescape_double(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars().peekable();
@@ -567,7 +656,7 @@ fn unescape_double(s: &str) -> String {
         match chars.next() {
             Some('n') => out.push('\n'),
             Some('r') => out.push('\r'),
-            Some('$') => out.push_str("\\$"),
+            Some('$') => out.push_str("$$"),
             Some(other) => out.push(other),
             None => out.push('\\'),
         }
@@ -603,11 +692,34 @@ mod tests {
                 ("G".into(), some("yaml")),
                 ("H".into(), some("")),
                 ("I".into(), some("")),
-                ("J".into(), some("`tick`")),
+                ("J".into(), some("tick")),
             ]
         );
         let f = parse(src);
         assert_eq!(f.pos_of(f.entries()[9].key_at), Pos { line: 11, col: 3 });
+    }
+
+    #[test]
+    fn backticks_read_as_node_reads_them() {
+        let src = "A=`multi\r\nline \"q\" 'q'`\r\nB=`x` # c\nC=`open\nD=`a\\`b` \nE=`a\\`\nF=``\nG= `  sp  `\n";
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            kv(src),
+            vec![
+                ("A".into(), some("multi\nline \"q\" 'q'")),
+                ("B".into(), some("x")),
+                ("C".into(), some("`open")),
+                ("D".into(), some("a\\`b")),
+                ("E".into(), some("a\\")),
+                ("F".into(), some("")),
+                ("G".into(), some("  sp  ")),
+            ]
+        );
+        // Kept byte for byte, and rotated in place with its quotes.
+        let mut f = parse(src);
+        assert_eq!(f.render(), src.as_bytes());
+        f.set("A", "NEW").unwrap();
+        assert!(String::from_utf8(f.render()).unwrap().starts_with("A=`NEW`\r\nB=`x` # c\n"));
     }
 
     #[test]

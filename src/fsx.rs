@@ -3,9 +3,116 @@
 //! written through to its target rather than replaced by a regular file.
 
 use std::fs::{self, File, Permissions};
-use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+/// Why an input file was not read. The caller names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("no such file")]
+    NotFound,
+    #[error("is {0}, not a regular file; aspjwt reads only regular files (or links to them)")]
+    NotRegular(&'static str),
+    #[error("is larger than {max} bytes (ASPJWT_MAX_FILE_SIZE); raise it if this file is really that large")]
+    TooLarge { max: u64 },
+    #[error("{0}")]
+    Limit(String),
+    #[error("cannot read: {0}")]
+    Io(String),
+}
+
+/// The input size limit: `ASPJWT_MAX_FILE_SIZE` (bytes, or with a K/M/G or KiB/MiB/GiB
+/// suffix, all powers of 1024), else 16 MiB.
+pub fn max_file_size() -> Result<u64, InputError> {
+    let name = crate::names::ASPJWT_MAX_FILE_SIZE;
+    match std::env::var(name) {
+        Err(_) => Ok(crate::names::DEFAULT_MAX_FILE_SIZE),
+        Ok(v) => parse_size(&v)
+            .ok_or_else(|| InputError::Limit(format!("{name} {v:?} is not a size (e.g. 16777216, 16MiB, 512K)"))),
+    }
+}
+
+fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let n: u64 = t[..digits].parse().ok()?;
+    let unit: u64 = match t[digits..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(unit).filter(|&n| n > 0)
+}
+
+fn kind_of(t: fs::FileType) -> &'static str {
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Reads an input file whole: a regular file (or a link to one) of at most
+/// `max_file_size()` bytes. Opened non-blocking and checked on the open descriptor, so a
+/// FIFO or device (`/dev/zero`) is refused at once instead of hanging, and a file that
+/// grows while it is read is cut off at the limit and refused.
+pub fn read_input(path: &Path) -> Result<Vec<u8>, InputError> {
+    let max = max_file_size()?;
+    let file =
+        fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => InputError::NotFound,
+            _ => InputError::Io(crate::rotate::plain_io(&e)),
+        })?;
+    let meta = file.metadata().map_err(|e| InputError::Io(crate::rotate::plain_io(&e)))?;
+    if !meta.file_type().is_file() {
+        return Err(InputError::NotRegular(kind_of(meta.file_type())));
+    }
+    if meta.len() > max {
+        return Err(InputError::TooLarge { max });
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max + 1).read_to_end(&mut bytes).map_err(|e| InputError::Io(crate::rotate::plain_io(&e)))?;
+    if bytes.len() as u64 > max {
+        return Err(InputError::TooLarge { max });
+    }
+    Ok(bytes)
+}
+
+/// `read_input`, with the path at the front of the error.
+pub fn read_path(path: &Path) -> Result<Vec<u8>, String> {
+    read_input(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// `read_path` for text: a file that is not UTF-8 is an error naming it.
+pub fn read_text(path: &Path) -> Result<String, String> {
+    String::from_utf8(read_path(path)?).map_err(|_| format!("{}: is not UTF-8 text", path.display()))
+}
+
+/// Reads standard input whole, up to `max_file_size()` bytes.
+pub fn read_stdin() -> Result<Vec<u8>, InputError> {
+    let max = max_file_size()?;
+    let mut bytes = Vec::new();
+    io::stdin()
+        .lock()
+        .take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| InputError::Io(crate::rotate::plain_io(&e)))?;
+    if bytes.len() as u64 > max {
+        return Err(InputError::TooLarge { max });
+    }
+    Ok(bytes)
+}
 
 /// A file written in full next to its destination, not yet in place.
 pub struct Staged {
@@ -93,6 +200,30 @@ fn sync_dir(path: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_parse_in_powers_of_1024() {
+        assert_eq!(parse_size("16MiB"), Some(16 << 20));
+        assert_eq!(parse_size("512k"), Some(512 << 10));
+        assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size(" 2 G "), Some(2 << 30));
+        for bad in ["", "0", "-1", "1.5M", "12 parsecs", "99999999999999999999"] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_regular_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(read_input(dir.path()), Err(InputError::NotRegular("a directory"))));
+        assert!(matches!(read_input(Path::new("/dev/zero")), Err(InputError::NotRegular("a character device"))));
+        assert!(matches!(read_input(&dir.path().join("none")), Err(InputError::NotFound)));
+        let f = dir.path().join("f");
+        fs::write(&f, "A=1\n").unwrap();
+        assert_eq!(read_input(&f).unwrap(), b"A=1\n");
+        // A path through a regular file.
+        assert!(matches!(read_input(&f.join("x")), Err(InputError::Io(_))));
+    }
 
     #[test]
     fn keeps_mode_and_writes_through_symlinks() {

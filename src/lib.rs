@@ -12,6 +12,7 @@ pub mod error;
 pub mod fsx;
 pub mod health;
 pub mod incident;
+pub mod interpolate;
 pub mod names;
 pub mod net;
 pub mod output;

@@ -51,6 +51,11 @@ pub const ASPJWT_RATE_LIMIT_CLIENTS: &str = "ASPJWT_RATE_LIMIT_CLIENTS";
 /// How long the upstream may take to start answering (default 30s).
 pub const UPSTREAM_TIMEOUT: &str = "UPSTREAM_TIMEOUT";
 
+/// Largest input file (`.env`, compose, certificate, token, key) any command reads:
+/// bytes, or with a K/M/G(iB) suffix (default 16 MiB). Read from the process environment.
+pub const ASPJWT_MAX_FILE_SIZE: &str = "ASPJWT_MAX_FILE_SIZE";
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 16 * 1024 * 1024;
+
 /// Every variable the service reads from the environment or `.env`.
 pub const SERVICE_VARS: &[&str] = &[
     AUTH_RATE_BURST,

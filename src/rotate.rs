@@ -267,12 +267,7 @@ pub fn plan_env_mode(
         }
     }
     let new = doc.render();
-    verify_env(&name, old.unwrap_or(b""), &new, &touched, &removed)?;
-    if old.is_some()
-        && let Err(e) = dotenvy_read(old.unwrap_or(b""))
-    {
-        report.warnings.push(format!("dotenvy, which `aspjwt serve` reads .env with, cannot read this file ({e})"));
-    }
+    verify_env(&name, &before, &new, &touched, &removed)?;
     let masked_old = masked(before.text(), env_value_ranges(&before));
     let masked_new = masked(doc.text(), env_value_ranges(&doc));
     Ok(FilePlan {
@@ -285,25 +280,13 @@ pub fn plan_env_mode(
     })
 }
 
-fn dotenvy_read(bytes: &[u8]) -> Result<Vec<(String, String)>, String> {
-    dotenvy::from_read_iter(bytes).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
-}
-
-/// Every key's values, in file order.
-fn values_by_key(doc: &EnvFile) -> BTreeMap<String, Vec<Option<String>>> {
-    let mut m: BTreeMap<String, Vec<Option<String>>> = BTreeMap::new();
-    for e in doc.entries() {
-        m.entry(e.key.clone()).or_default().push(e.value.as_ref().map(|v| v.text.clone()));
-    }
-    m
-}
-
-/// Re-reads the new bytes, with this module's parser and with dotenvy, and checks
-/// that only the `touched` keys changed (each now holding its new value) and that the
-/// `removed` ones are gone.
+/// Re-reads the new bytes from scratch and checks that every other statement reads as
+/// before, in order; that each `touched` key holds its new value everywhere it is set
+/// (as many times as before, or once when it was added); and that the `removed` keys are
+/// gone. An edit that would change how any other line reads is never written.
 fn verify_env(
     path: &str,
-    old: &[u8],
+    before: &EnvFile,
     new: &[u8],
     touched: &BTreeMap<String, String>,
     removed: &[String],
@@ -312,64 +295,21 @@ fn verify_env(
         path: path.to_string(),
         message: format!("verification failed: {message}"),
     };
-    let before = EnvFile::parse(old).map_err(|e| fail(e.to_string()))?;
     let after = EnvFile::parse(new).map_err(|e| fail(format!("the rewritten file does not parse: {e}")))?;
-    let mut expected = values_by_key(&before);
-    for k in removed {
-        expected.remove(k);
-    }
-    for (k, v) in touched {
-        let slot = expected.entry(k.clone()).or_default();
-        if slot.is_empty() {
-            slot.push(None);
-        }
-        for x in slot.iter_mut() {
-            *x = Some(v.clone());
-        }
-    }
-    let got = values_by_key(&after);
-    if let Some(k) = expected.keys().chain(got.keys()).find(|k| expected.get(*k) != got.get(*k)) {
+    let edited = |k: &str| touched.contains_key(k) || removed.iter().any(|r| r == k);
+    if let Some(k) = crate::envfile::first_difference(before, &after, &edited) {
         return Err(fail(format!("{k} does not read back as expected")));
     }
-    // dotenvy is what the service reads: it must see the same thing, where it could read the original.
-    if let Ok(old_vars) = dotenvy_read(old) {
-        let new_vars = dotenvy_read(new).map_err(|e| fail(format!("dotenvy cannot read the rewritten file: {e}")))?;
-        let mut expect: BTreeMap<String, String> = old_vars.into_iter().filter(|(k, _)| !removed.contains(k)).collect();
-        for (k, v) in touched {
-            expect.insert(k.clone(), v.clone());
+    let count = |d: &EnvFile, k: &str| d.entries().iter().filter(|e| e.key == k).count();
+    for (k, v) in touched {
+        let values: Vec<Option<&str>> =
+            after.entries().iter().filter(|e| &e.key == k).map(|e| e.value.as_ref().map(|x| x.text.as_str())).collect();
+        if values.len() != count(before, k).max(1) || values.iter().any(|x| *x != Some(v.as_str())) {
+            return Err(fail(format!("{k} does not read back as expected")));
         }
-        let got: BTreeMap<String, String> = new_vars.into_iter().collect();
-        if expect.keys().ne(got.keys()) {
-            return Err(fail("dotenvy reads a different set of keys after the edit".into()));
-        }
-        for (key, want) in &expect {
-            let have = got.get(key).map(String::as_str).unwrap_or("");
-            if have == want {
-                continue;
-            }
-            if touched.contains_key(key) {
-                // Where dotenvy's dialect reads the line differently from compose
-                // (`KEY="v"#x`), it must still see the new value, if not alone.
-                if !have.contains(touched[key].as_str()) {
-                    return Err(fail(format!("dotenvy does not read the new {key}")));
-                }
-                continue;
-            }
-            // A value that interpolates a changed key changes with it; that is the point.
-            let raw = before
-                .entries()
-                .iter()
-                .rev()
-                .find(|e| &e.key == key)
-                .and_then(|e| e.value.as_ref())
-                .map(|v| v.text.as_str())
-                .unwrap_or("");
-            let interpolates =
-                touched.keys().any(|k| raw.contains(&format!("${k}")) || raw.contains(&format!("${{{k}")));
-            if !interpolates {
-                return Err(fail(format!("dotenvy reads {key} differently after the edit")));
-            }
-        }
+    }
+    if let Some(k) = removed.iter().find(|k| !touched.contains_key(*k) && count(&after, k) > 0) {
+        return Err(fail(format!("{k} does not read back as expected")));
     }
     Ok(())
 }
@@ -455,10 +395,10 @@ pub struct Request {
 }
 
 fn read(path: &Path) -> Result<Option<Vec<u8>>, RotateError> {
-    match fs::read(path) {
+    match fsx::read_input(path) {
         Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_err(path, "cannot read", &e)),
+        Err(fsx::InputError::NotFound) => Ok(None),
+        Err(e) => Err(RotateError::Io { path: path.display().to_string(), message: e.to_string() }),
     }
 }
 

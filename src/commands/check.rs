@@ -24,6 +24,7 @@ fn env_settings(files: &[PathBuf], findings: &mut Vec<Finding>) -> Result<Settin
         let doc = config::read_env_doc(path)?;
         let shown = path.display().to_string();
         findings.extend(check::duplicates(&doc, &shown));
+        findings.extend(check::backticks(&doc, &shown));
         findings.push(check::file_mode(&shown, fs::metadata(path)?.permissions().mode()));
         if git_tracked(path) {
             findings.push(Finding::new(
@@ -32,7 +33,7 @@ fn env_settings(files: &[PathBuf], findings: &mut Vec<Finding>) -> Result<Settin
                 "tracked by git: its secrets are in the repository history; remove it with `git rm --cached` and rotate",
             ));
         }
-        settings.merge(Settings::from_doc(&doc, &shown));
+        settings.merge(Settings::from_doc(&doc, &shown)?);
     }
     Ok(settings)
 }
@@ -62,8 +63,7 @@ pub fn check(out: &Out, args: CheckArgs) -> Result<Exit> {
         findings.extend(check::rollover(&settings.values, now));
     }
     for path in &args.compose_files {
-        let bytes =
-            fs::read(path).map_err(|e| anyhow::anyhow!("{}: cannot read: {}", path.display(), rotate::plain_io(&e)))?;
+        let bytes = crate::fsx::read_path(path).map_err(|e| anyhow::anyhow!(e))?;
         let doc = ComposeFile::parse(&bytes)
             .map_err(|e| anyhow::anyhow!(rotate::located(&path.display().to_string(), &e)))?;
         findings.extend(check::compose(&path.display().to_string(), &doc.environment()));

@@ -20,10 +20,7 @@ fn password(args: &HealthArgs) -> Result<Option<String>> {
     let pw = if let Some(var) = &args.password_env {
         Some(std::env::var(var).map_err(|_| anyhow!("--password-env: environment variable {var} is not set"))?)
     } else if let Some(path) = &args.password_file {
-        Some(trim_newline(
-            std::fs::read_to_string(path)
-                .map_err(|e| anyhow!("{}: cannot read: {}", path.display(), crate::rotate::plain_io(&e)))?,
-        ))
+        Some(trim_newline(crate::fsx::read_text(path).map_err(|e| anyhow!(e))?))
     } else if args.password_stdin {
         if std::io::stdin().is_terminal() {
             bail!("--password-stdin: pipe the password in");
@@ -54,9 +51,7 @@ fn options(args: &HealthArgs) -> Result<Options> {
         None => None,
     };
     let cacert = match &args.cacert {
-        Some(p) => Some(
-            std::fs::read(p).map_err(|e| anyhow!("{}: cannot read: {}", p.display(), crate::rotate::plain_io(&e)))?,
-        ),
+        Some(p) => Some(crate::fsx::read_path(p).map_err(|e| anyhow!(e))?),
         None => None,
     };
     let probe = match (&args.email, password(args)?) {

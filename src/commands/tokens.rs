@@ -1,9 +1,9 @@
 //! `decode`, `verify` and `mint`.
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use colored::Colorize;
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
@@ -15,9 +15,6 @@ use crate::output::{self, Out};
 use crate::token::{self, Check, Failure, Inspected, Kind, Secret, State, Subject, Summary};
 use crate::{duration, names};
 
-/// Input larger than this is not a token; reading stops there.
-const MAX_INPUT: u64 = 16 * 1024 * 1024;
-
 fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
@@ -27,15 +24,20 @@ fn read_stdin(what: &str) -> Result<Vec<u8>> {
     if stdin.is_terminal() {
         bail!("no {what} given: pass it as an argument or pipe it on stdin");
     }
-    let mut buf = Vec::new();
-    stdin.lock().take(MAX_INPUT).read_to_end(&mut buf).context("cannot read stdin")?;
-    Ok(buf)
+    crate::fsx::read_stdin().map_err(|e| anyhow!("stdin: {e}"))
 }
 
-/// The token text from the argument or stdin.
+/// The token text from the argument, `@FILE` or stdin (`-` or no argument).
 fn token_text(input: &TokenInput) -> Result<String> {
     let raw = match input.token.as_deref() {
         None | Some("-") => read_stdin("token")?,
+        Some(t) if t.starts_with('@') => {
+            crate::fsx::read_path(std::path::Path::new(&t[1..])).map_err(|e| anyhow!(e))?
+        }
+        // A file name where a token belongs: say how to read a token from a file.
+        Some(t) if t.matches('.').count() != 2 && std::path::Path::new(t).is_file() => {
+            bail!("{t:?} is a file, not a token; to read the token from it, pass @{t}")
+        }
         Some(t) => t.as_bytes().to_vec(),
     };
     Ok(token::extract(&raw, &input.cookie)?)
@@ -146,8 +148,7 @@ fn resolve_key(key: &KeySource, kind: Kind) -> Result<(Secret, String, Option<Se
         return Ok((Secret::new(v), format!("${var}"), None));
     }
     if let Some(path) = &key.secret_file {
-        let v = std::fs::read_to_string(path)
-            .map_err(|e| anyhow!("{}: cannot read: {}", path.display(), crate::rotate::plain_io(&e)))?;
+        let v = crate::fsx::read_text(path).map_err(|e| anyhow!(e))?;
         let v = super::trim_newline(v);
         if v.is_empty() {
             bail!("{}: the secret file is empty", path.display());

@@ -6,17 +6,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use aspjwt::compose::{ComposeFile, Source};
-use aspjwt::envfile::{EnvFile, is_plain_key};
+use aspjwt::envfile::{EnvFile, Quote, is_plain_key};
 use aspjwt::rotate;
 
-use crate::util::{Dir, corpus};
+use crate::util::{Dir, corpus, node_dotenv};
 
 /// Files docker compose itself refuses, with where our error points.
 const REJECTED_ENV: &[(&str, &str)] = &[
     // UTF-16 with a BOM: refused, never transcoded.
     ("gotenv-utf16le-bom.env", "UTF-16"),
-    // A backtick-quoted multi-line value: compose-go has no backtick quotes, so line 37 starts with `"`.
-    ("motdotla-dotenv-tests-multiline.env", "37:1: unexpected character '\"'"),
     // Quoted key names (`export "EDQUOTED" = 123`).
     ("phpdotenv-exported.env", "4:8: unexpected character '\"'"),
 ];
@@ -217,6 +215,78 @@ fn compose_files_through_the_binary() {
             {
                 assert_eq!(value.len(), 44, "{file}: {} in {}", v.key, v.service);
             }
+        }
+    }
+}
+
+/// Backtick-quoted values (Node's dotenv only) read exactly as Node's dotenv reads them,
+/// in the corpus and in the corners of its pattern.
+#[test]
+fn backtick_values_read_as_node_dotenv_reads_them() {
+    let d = Dir::new();
+    d.write(
+        "corners.env",
+        "A=`multi\r\nline \"q\" 'q'`\r\nB=`x` # c\nC=`open\nD=`a\\`b` \nE=`a\\`\nF=``\nG= `  sp  `\nH=`x`y\nI=`a\\` b` # t\n",
+    );
+    let mut files: Vec<_> =
+        corpus("env").into_iter().filter(|p| !REJECTED_ENV.iter().any(|(f, _)| *f == name(p))).collect();
+    files.push(d.path("corners.env"));
+    let node = node_dotenv(&files);
+    let mut compared = 0;
+    for path in &files {
+        let file = name(path);
+        let doc = EnvFile::parse(&std::fs::read(path).unwrap()).unwrap_or_else(|e| panic!("{file}: {e}"));
+        for e in doc.entries() {
+            // The last assignment of a key is the one both readers keep.
+            let last = doc.entries().iter().rev().find(|x| x.key == e.key).unwrap();
+            if !std::ptr::eq(last, e) {
+                continue;
+            }
+            let Some(v) = &e.value else { continue };
+            if v.quote == Quote::Backtick || (file == "corners.env" && v.text.contains('`')) {
+                assert_eq!(node[&file][&e.key].as_str(), Some(v.text.as_str()), "{file} {}", e.key);
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared >= 15, "only {compared} backtick values compared");
+}
+
+/// `check` and `serve` read every corpus .env file the same way: a file `check` refuses
+/// (exit 2), `serve` refuses with the same reason; a file `check` reads, `serve` reads and starts on.
+#[test]
+fn check_and_serve_agree_on_every_env_file() {
+    for path in corpus("env") {
+        let file = name(&path);
+        let d = Dir::new();
+        d.write(".env", std::fs::read(&path).unwrap());
+        let check = d.run(&["check", "--env-file", ".env"]);
+        let mut serve = d.cmd();
+        serve
+            .args(["serve", "--bind", "127.0.0.1:0", "--env-file", ".env", "--db", "agree.db"])
+            .env("JWT_SECRET", aspjwt::secrets::generate_os(64, aspjwt::secrets::Encoding::Base64))
+            .env("JWT_REFRESH_SECRET", aspjwt::secrets::generate_os(64, aspjwt::secrets::Encoding::Base64))
+            .env("SESSION_SECRET", aspjwt::secrets::generate_os(32, aspjwt::secrets::Encoding::Base64))
+            .env("APP_ENV", "development")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = serve.spawn().unwrap();
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+        let listening = lines.any(|l| l.is_ok_and(|l| l.contains("\"event\":\"listening\"")));
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        if check.code == 2 {
+            assert!(!listening, "{file}: check refused it ({}) but serve started", check.stderr.trim());
+            assert_eq!(status.code(), Some(2), "{file}: {stderr}");
+            let reason = |s: &str| {
+                s.lines().find(|l| l.contains(".env")).map(|l| l.split(".env").nth(1).unwrap_or("").to_string())
+            };
+            assert_eq!(reason(&stderr), reason(&check.stderr), "{file}: check and serve give different reasons");
+        } else {
+            assert!(listening, "{file}: check read it (exit {}) but serve did not start: {stderr}", check.code);
         }
     }
 }

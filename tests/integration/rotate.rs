@@ -159,7 +159,7 @@ fn failures_write_nothing() {
     // A directory where the second file should be.
     fs::create_dir(d.path("dir.env")).unwrap();
     let out = d.run(&["rotate", "--env-file", ".env", "--env-file", "dir.env"]);
-    assert!(out.code(2).stderr.contains("dir.env: cannot read"), "{}", out.stderr);
+    assert!(out.code(2).stderr.contains("dir.env: is a directory, not a regular file"), "{}", out.stderr);
     check_untouched(&d);
     // A second path that runs through a regular file: fails while staging, after the first was staged.
     d.write("plain", "x");
@@ -268,4 +268,70 @@ fn a_known_secret_cannot_be_rotated_below_its_size() {
     assert_eq!(d.read_str(".env"), before);
     d.run(&["rotate", "--env-file", ".env", "--key", "SESSION_SECRET:48", "-q"]).code(0);
     d.run(&["check", "--env-file", ".env"]).code(0);
+}
+
+/// Only regular files (or links to them) of at most ASPJWT_MAX_FILE_SIZE are read: a
+/// device, a FIFO or an oversized file is refused at once with exit 2, naming it.
+#[test]
+fn inputs_are_bounded_regular_files() {
+    let d = Dir::new();
+    let bounded = |cmd: &mut std::process::Command| {
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let started = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > std::time::Duration::from_secs(10) {
+                let _ = child.kill();
+                panic!("hung on a non-regular input");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = bounded(d.cmd().args(["check", "--env-file", "/dev/zero"]));
+    assert_eq!(code, Some(2));
+    assert!(err.contains("/dev/zero: is a character device, not a regular file"), "{err}");
+    let fifo = d.path("pipe.env");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    for args in
+        [&["rotate", "--env-file", "pipe.env"][..], &["check", "--compose", "pipe.env"], &["decode", "@pipe.env"]]
+    {
+        let (code, err) = bounded(d.cmd().args(args));
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains("pipe.env: is a FIFO"), "{args:?}: {err}");
+    }
+    let env = "JWT_SECRET=old\nPORT=8080\n";
+    d.write(".env", env);
+    let (code, err) = bounded(d.cmd().args(["rotate", "--env-file", ".env"]).env("ASPJWT_MAX_FILE_SIZE", "16"));
+    assert_eq!(code, Some(2));
+    assert!(err.contains(".env: is larger than 16 bytes (ASPJWT_MAX_FILE_SIZE)"), "{err}");
+    assert_eq!(d.read_str(".env"), env, "nothing written");
+    let (code, err) = bounded(d.cmd().args(["check", "--env-file", ".env"]).env("ASPJWT_MAX_FILE_SIZE", "lots"));
+    assert_eq!(code, Some(2));
+    assert!(err.contains("ASPJWT_MAX_FILE_SIZE \"lots\" is not a size"), "{err}");
+    // A link to a regular file is read through.
+    std::os::unix::fs::symlink(d.path(".env"), d.path("link.env")).unwrap();
+    assert_eq!(bounded(d.cmd().args(["check", "--env-file", "link.env"])).0, Some(1));
+}
+
+/// Node's backtick quoting (the CRM backend's dotenv reads it): every other byte kept,
+/// a backtick-quoted secret rotated in its quotes, and Node reads the new value.
+#[test]
+fn backtick_quoted_files_rotate_in_place() {
+    let d = Dir::new();
+    let env =
+        "# crm\nPEM=`-----BEGIN KEY-----\nabc\n\"q\" 'q'\n-----END KEY-----`\nJWT_SECRET=`old-value` # note\nTAIL=1\n";
+    d.write(".env", env);
+    d.run(&["rotate", "--env-file", ".env", "--only", "JWT_SECRET", "-q"]).code(0);
+    let new = d.read_str(".env");
+    let secret = value(&new, "JWT_SECRET");
+    assert_eq!(new, env.replace("`old-value`", &format!("`{secret}`")));
+    let node = crate::util::node_dotenv(&[d.path(".env")]);
+    assert_eq!(node[".env"]["JWT_SECRET"], secret.as_str());
+    assert_eq!(node[".env"]["PEM"], "-----BEGIN KEY-----\nabc\n\"q\" 'q'\n-----END KEY-----");
+    assert_eq!(value(&new, "PEM"), node[".env"]["PEM"].as_str().unwrap());
 }

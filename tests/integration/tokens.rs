@@ -376,3 +376,29 @@ fn claims_cannot_drive_the_terminal() {
     let j = d.run(&["--json", "decode", &token]).code(0).json();
     assert_eq!(j["claims"]["sub"], nasty, "--json keeps the value exact");
 }
+
+/// `decode` reads `@FILE`, `-` (stdin) and pasted `Set-Cookie:` lines, and says so when
+/// the argument is a file name rather than a token.
+#[test]
+fn tokens_from_files_stdin_and_set_cookie_lines() {
+    let d = env_dir();
+    let jwt =
+        d.run(&["mint", "--sub", "7", "--email", "a@b.example", "--role", "support"]).code(0).stdout.trim().to_string();
+    d.write("token.txt", format!("{jwt}\n"));
+    let sub = |out: &crate::util::Output| out.json()["claims"]["sub"].clone();
+    assert_eq!(sub(d.run(&["--json", "decode", "@token.txt"]).code(0)), "7");
+    assert_eq!(sub(d.run_stdin(&["--json", "decode", "-"], jwt.as_bytes()).code(0)), "7");
+    let out = d.run(&["decode", "token.txt"]);
+    assert!(
+        out.code(2).stderr.contains("\"token.txt\" is a file, not a token; to read the token from it, pass @token.txt"),
+        "{}",
+        out.stderr
+    );
+    let out = d.run(&["decode", "@missing.txt"]);
+    assert!(out.code(2).stderr.contains("missing.txt: no such file"), "{}", out.stderr);
+    let line = format!("Set-Cookie: access_token={jwt}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=900");
+    assert_eq!(sub(d.run(&["--json", "decode", &line]).code(0)), "7");
+    let curl =
+        format!("HTTP/1.1 200 OK\r\nset-cookie: csrf_token=abc; Path=/\r\nset-cookie: access_token={jwt}; Path=/\r\n");
+    assert_eq!(sub(d.run_stdin(&["--json", "decode"], curl.as_bytes()).code(0)), "7");
+}

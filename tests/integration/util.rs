@@ -94,7 +94,10 @@ pub fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn aspjwt");
     if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input).unwrap();
+        // A command that refuses its arguments exits without reading stdin: a broken pipe is its answer.
+        if let Err(e) = child.stdin.take().unwrap().write_all(input) {
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "writing stdin: {e}");
+        }
     }
     let out = child.wait_with_output().unwrap();
     Output {
@@ -167,4 +170,17 @@ pub fn long_base64_runs(text: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// What Node's dotenv (the CRM backend's loader) reads from each file: file name -> {KEY: value}.
+pub fn node_dotenv(files: &[PathBuf]) -> serde_json::Value {
+    let node_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node");
+    assert!(
+        Path::new(node_dir).join("node_modules/dotenv").is_dir(),
+        "Node's dotenv is missing: run `npm ci --prefix tests/node` (make test does)"
+    );
+    let mut node = Command::new("node");
+    node.arg(format!("{node_dir}/dotenv-parse.js")).args(files);
+    let out = run(&mut node, None);
+    serde_json::from_str(out.code(0).stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", out.stderr))
 }
