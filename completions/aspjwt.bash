@@ -943,7 +943,7 @@ _aspjwt() {
             return 0
             ;;
         aspjwt__subcmd__restore)
-            opts="-q -h -V --force --db --env-file --json --color --quiet --help --version"
+            opts="-q -h -V --force --revoke-sessions --db --env-file --json --color --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -415,6 +415,7 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
             cand --env-file 'The .env file that may name ASPJWT_DB [default: ./.env when present]'
             cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
             cand --force 'Replace everything in a database that already has users'
+            cand --revoke-sessions 'Restore every session as revoked: users log in again, and no session the backup holds (one since stolen, say) comes back'
             cand --json 'Machine-readable JSON on stdout, nothing else there'
             cand -q 'Print only results and errors: no summaries, notices or warnings'
             cand --quiet 'Print only results and errors: no summaries, notices or warnings'

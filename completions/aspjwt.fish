@@ -339,6 +339,7 @@ complete -c aspjwt -n "__fish_aspjwt_using_subcommand restore" -l color -d 'When
 always\t''
 never\t''"
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand restore" -l force -d 'Replace everything in a database that already has users'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand restore" -l revoke-sessions -d 'Restore every session as revoked: users log in again, and no session the backup holds (one since stolen, say) comes back'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand restore" -l json -d 'Machine-readable JSON on stdout, nothing else there'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand restore" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand restore" -s h -l help -d 'Print help'

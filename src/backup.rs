@@ -144,7 +144,10 @@ pub fn decode(bytes: &[u8]) -> Result<(Header, Vec<BackupRow>), BackupError> {
     if found != header.counts {
         return Err(BackupError::Counts { promised: header.counts, found });
     }
-    validate(&rows)?;
+    let taken = crate::check::parse_time(&header.created_at).filter(|t| (0..=LATEST).contains(t)).ok_or_else(|| {
+        BackupError::Line { line: 1, message: "bad header: created_at is not an RFC 3339 time".into() }
+    })?;
+    validate(&rows, taken)?;
     Ok((header, rows))
 }
 
@@ -155,9 +158,11 @@ const LATEST: i64 = 253_402_300_799;
 /// valid and unique emails, unique ids, sessions of users in the backup, times in range,
 /// no control characters where people read them and no NUL anywhere (PostgreSQL refuses
 /// it). Each refusal names the line.
-fn validate(rows: &[BackupRow]) -> Result<(), BackupError> {
-    use std::collections::HashSet;
-    let mut user_ids = HashSet::new();
+fn validate(rows: &[BackupRow], taken: i64) -> Result<(), BackupError> {
+    use std::collections::{HashMap, HashSet};
+    // Each user's email and role: a session must carry its own user's, or a forged row
+    // could restore a support user's session with an admin's role.
+    let mut user_ids: HashMap<&str, (&str, &str)> = HashMap::new();
     let mut emails = HashSet::new();
     let mut session_ids = HashSet::new();
     let time = |t: i64| (0..=LATEST).contains(&t);
@@ -185,13 +190,21 @@ fn validate(rows: &[BackupRow]) -> Result<(), BackupError> {
                 if !time(u.created_at) || !time(u.updated_at) {
                     return bad(format!("user {}: a time out of range", u.email));
                 }
-                if !user_ids.insert(u.id.as_str()) || !emails.insert(u.email.as_str()) {
+                if user_ids.insert(u.id.as_str(), (u.email.as_str(), u.role.as_str())).is_some()
+                    || !emails.insert(u.email.as_str())
+                {
                     return bad(format!("user {}: its id or email appears twice", u.email));
                 }
             }
             BackupRow::Session(s) => {
-                if !user_ids.contains(s.user_id.as_str()) {
+                let Some(&(email, role)) = user_ids.get(s.user_id.as_str()) else {
                     return bad(format!("session {}: its user is not in the backup", crate::audit::escape(&s.id)));
+                };
+                if s.email != email || s.role != role {
+                    return bad(format!(
+                        "session {}: its email or role is not its user's ({email}, {role})",
+                        crate::audit::escape(&s.id)
+                    ));
                 }
                 if !session_ids.insert(s.id.as_str()) {
                     return bad(format!("session {}: appears twice", crate::audit::escape(&s.id)));
@@ -242,6 +255,19 @@ fn validate(rows: &[BackupRow]) -> Result<(), BackupError> {
                 if t.key.is_empty() || t.key.contains('\0') {
                     return bad("an account throttle without a key".into());
                 }
+                // No lock may outlast the longest one the service gives from when the backup
+                // was taken: a forged `locked_until` would lock an account for ever.
+                let counts = (0..=1_000_000).contains(&t.consecutive) && (0..=1_000_000).contains(&t.window_failures);
+                if !counts
+                    || !(0..=taken + crate::throttle::MAX_LOCK_SECS).contains(&t.locked_until)
+                    || !(0..=taken).contains(&t.window_start)
+                {
+                    return bad(format!(
+                        "account throttle {}: a count or time out of range (a lock may end at most {} after the backup was taken)",
+                        crate::audit::escape(&t.key),
+                        crate::duration::human(std::time::Duration::from_secs(crate::throttle::MAX_LOCK_SECS as u64))
+                    ));
+                }
             }
         }
     }
@@ -287,6 +313,35 @@ mod tests {
         ]
     }
 
+    fn session(role: &str) -> BackupRow {
+        let issued = crate::store::Issued {
+            access_jti: "a".into(),
+            access_iat: 1,
+            access_exp: 2,
+            refresh_jti: "r".into(),
+            refresh_iat: 1,
+            refresh_exp: 3,
+        };
+        BackupRow::Session(crate::store::Session {
+            id: "s1".into(),
+            user_id: "u1".into(),
+            email: "a@example.com".into(),
+            role: role.into(),
+            created_at: 1,
+            expires_at: 3,
+            current: issued,
+            prev_refresh_jti: None,
+            prev_rotated_at: None,
+            prev_rotated_ms: None,
+            rotations: 0,
+            revoked_at: None,
+            revoke_reason: None,
+            ip: None,
+            user_agent: None,
+            last_seen_at: 1,
+        })
+    }
+
     #[test]
     fn refuses_rows_that_make_no_sense() {
         let mut bad_role = rows();
@@ -303,7 +358,35 @@ mod tests {
         if let BackupRow::User(u) = &mut upper[0] {
             u.email = "A@example.com".into();
         }
-        for (what, r, at) in [("role", bad_role, 2), ("name", bad_name, 2), ("twice", twice, 3), ("case", upper, 2)] {
+        // A session whose role is not its user's (support user, admin session).
+        let mut promoted = rows();
+        if let BackupRow::User(u) = &mut promoted[0] {
+            u.role = "support".into();
+        }
+        promoted.insert(1, session("admin"));
+        let mut forever = rows();
+        if let BackupRow::Throttle(t) = &mut forever[2] {
+            t.locked_until = 1 << 62;
+        }
+        let mut late = rows();
+        if let BackupRow::Throttle(t) = &mut late[2] {
+            t.locked_until = 1_796_040_000 + 15 * 60 + 1;
+        }
+        let mut ok = rows();
+        ok.insert(1, session("admin"));
+        if let BackupRow::Throttle(t) = &mut ok[3] {
+            t.locked_until = 1_796_040_000 + 15 * 60;
+        }
+        decode(&encode(&ok, "sqlite", "2026-11-30T12:00:00Z")).expect("a lock within the longest one is kept");
+        for (what, r, at) in [
+            ("role", bad_role, 2),
+            ("name", bad_name, 2),
+            ("twice", twice, 3),
+            ("case", upper, 2),
+            ("promoted session", promoted, 3),
+            ("locked forever", forever, 4),
+            ("locked too long", late, 4),
+        ] {
             let bytes = encode(&r, "sqlite", "2026-11-30T12:00:00Z");
             let got = decode(&bytes);
             assert!(matches!(got, Err(BackupError::Invalid { line, .. }) if line == at), "{what}: {got:?}");

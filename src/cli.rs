@@ -463,6 +463,10 @@ pub struct RestoreArgs {
     /// Replace everything in a database that already has users.
     #[arg(long)]
     pub force: bool,
+    /// Restore every session as revoked: users log in again, and no session the backup
+    /// holds (one since stolen, say) comes back.
+    #[arg(long)]
+    pub revoke_sessions: bool,
     #[command(flatten)]
     pub db: DbArgs,
 }

@@ -139,6 +139,94 @@ impl Staged {
     }
 }
 
+/// Temp files an interrupted run (`kill -9`, a power cut) left beside `path`: they hold
+/// the secrets that run drew. Removed by the next run that holds the lock on the folder;
+/// returns what was removed.
+pub fn remove_stale_temps(path: &Path) -> Vec<PathBuf> {
+    let Ok(target) = resolve(path) else { return Vec::new() };
+    let dir = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else { return Vec::new() };
+    let prefix = format!(".{name}.");
+    let Ok(entries) = fs::read_dir(&dir) else { return Vec::new() };
+    let mut removed = Vec::new();
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let ours = file.starts_with(&prefix) && file.ends_with(".aspjwt-tmp");
+        if ours && e.file_type().is_ok_and(|t| t.is_file()) && fs::remove_file(e.path()).is_ok() {
+            removed.push(e.path());
+        }
+    }
+    removed
+}
+
+/// The last of SIGINT, SIGTERM, SIGHUP or SIGQUIT that arrived while a `Held` was alive.
+static HELD_SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn hold(sig: libc::c_int) {
+    HELD_SIGNAL.store(sig, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// While alive, Ctrl-C and `kill` wait: the renames that put a set of files in place are
+/// not cut in half by them (only `kill -9` or a power cut can, and the next run removes
+/// what that leaves). When dropped, the previous handlers come back and a signal that
+/// arrived meanwhile is raised again, so the process ends as it was asked to, after.
+pub struct Held {
+    previous: Vec<(libc::c_int, libc::sigaction)>,
+}
+
+const HELD: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+
+impl Held {
+    pub fn new() -> Held {
+        let mut previous = Vec::new();
+        for sig in HELD {
+            // SAFETY: a plain handler that stores to an atomic; the old action is kept to restore.
+            unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = hold as extern "C" fn(libc::c_int) as libc::sighandler_t;
+                libc::sigemptyset(&mut action.sa_mask);
+                let mut old: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(sig, &action, &mut old) == 0 {
+                    previous.push((sig, old));
+                }
+            }
+        }
+        Held { previous }
+    }
+
+    /// The signal that arrived while held, if any.
+    pub fn pending(&self) -> Option<i32> {
+        Some(HELD_SIGNAL.load(std::sync::atomic::Ordering::SeqCst)).filter(|s| *s != 0)
+    }
+}
+
+impl Default for Held {
+    fn default() -> Self {
+        Held::new()
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        for (sig, old) in &self.previous {
+            // SAFETY: restores the action saved in `new`.
+            unsafe {
+                libc::sigaction(*sig, old, std::ptr::null_mut());
+            }
+        }
+        if let Some(sig) = self.pending() {
+            HELD_SIGNAL.store(0, std::sync::atomic::Ordering::SeqCst);
+            // SAFETY: re-delivers the signal to this process under its restored action.
+            unsafe {
+                libc::raise(sig);
+            }
+        }
+    }
+}
+
 /// The path a write should land on: a symlink's final target, else the path itself.
 pub fn resolve(path: &Path) -> io::Result<PathBuf> {
     match fs::symlink_metadata(path) {
@@ -200,6 +288,35 @@ fn sync_dir(path: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signals_wait_while_held() {
+        // SIGQUIT's previous action here is a no-op handler, so re-raising it on drop is harmless.
+        extern "C" fn nothing(_: libc::c_int) {}
+        unsafe {
+            libc::signal(libc::SIGQUIT, nothing as extern "C" fn(libc::c_int) as libc::sighandler_t);
+        }
+        let held = Held::new();
+        unsafe {
+            libc::raise(libc::SIGQUIT);
+        }
+        assert_eq!(held.pending(), Some(libc::SIGQUIT), "the signal was held, and the process lives");
+        drop(held);
+        assert_eq!(HELD_SIGNAL.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn stale_temps_beside_a_file_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = dir.path().join(".env");
+        fs::write(&env, "A=1\n").unwrap();
+        let stale = dir.path().join("..env.Xy12ab.aspjwt-tmp");
+        fs::write(&stale, "JWT_SECRET=drawn-by-a-killed-run\n").unwrap();
+        let other = dir.path().join(".other.env.Xy12ab.aspjwt-tmp");
+        fs::write(&other, "x").unwrap();
+        assert_eq!(remove_stale_temps(&env), vec![stale.clone()]);
+        assert!(!stale.exists() && other.exists() && env.exists());
+    }
 
     #[test]
     fn sizes_parse_in_powers_of_1024() {

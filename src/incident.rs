@@ -29,6 +29,9 @@ pub struct Affected {
 pub struct Count {
     pub key: String,
     pub count: usize,
+    /// The count includes rate-limited attempts, which the service audits at most 20 a
+    /// second: the real number may be higher.
+    pub at_least: bool,
 }
 
 /// One audit event worth a look.
@@ -81,12 +84,16 @@ pub fn affected(ended: &[Session], all_sessions: &[Session], users: &[User]) -> 
     out
 }
 
-fn counted<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<Count> {
-    let mut m: BTreeMap<&str, usize> = BTreeMap::new();
-    for k in keys {
-        *m.entry(k).or_default() += 1;
+/// Counts by key; `sampled` marks keys whose count includes sampled (rate-limited) events.
+fn counted<'a>(keys: impl Iterator<Item = (&'a str, bool)>) -> Vec<Count> {
+    let mut m: BTreeMap<&str, (usize, bool)> = BTreeMap::new();
+    for (k, sampled) in keys {
+        let e = m.entry(k).or_default();
+        e.0 += 1;
+        e.1 |= sampled;
     }
-    let mut v: Vec<Count> = m.into_iter().map(|(key, count)| Count { key: key.to_string(), count }).collect();
+    let mut v: Vec<Count> =
+        m.into_iter().map(|(key, (count, at_least))| Count { key: key.to_string(), count, at_least }).collect();
     v.sort_by(|a, b| b.count.cmp(&a.count).then(a.key.cmp(&b.key)));
     v
 }
@@ -118,9 +125,12 @@ pub fn suspicious(audit: &[Record], since_ms: i64) -> Suspicious {
     Suspicious {
         since: rfc3339_ms(since_ms),
         failed_logins_by_address: counted(
-            failures.iter().copied().chain(limited).map(|r| r.ip.as_deref().unwrap_or("?")),
+            failures
+                .iter()
+                .map(|r| (r.ip.as_deref().unwrap_or("?"), false))
+                .chain(limited.map(|r| (r.ip.as_deref().unwrap_or("?"), true))),
         ),
-        failed_logins_by_email: counted(failures.iter().map(|r| r.email.as_deref().unwrap_or("?"))),
+        failed_logins_by_email: counted(failures.iter().map(|r| (r.email.as_deref().unwrap_or("?"), false))),
         account_locks: of(Event::AccountLocked).map(|r| sighting(r)).collect(),
         refresh_token_reuse: of(Event::RefreshTokenReuse).map(|r| sighting(r)).collect(),
         logins_from_new_addresses,
@@ -129,12 +139,13 @@ pub fn suspicious(audit: &[Record], since_ms: i64) -> Suspicious {
 
 /// One CSV field (RFC 4180). Control characters and bidirectional overrides are escaped
 /// (they can only have come through a restore, and would run in a terminal or reorder a
-/// spreadsheet cell). A value that starts like a spreadsheet formula (`=`, `+`, `-`, `@`)
-/// gets a leading `'`, except an email address, which the mail merge must read exactly
-/// (emails are validated when users are created: they cannot be formulas that run).
-fn csv_field(v: &str, defuse: bool) -> String {
+/// spreadsheet cell). Any value that starts like a spreadsheet formula (`=`, `+`, `-`,
+/// `@`, tab, CR) gets a leading `'`, email addresses included: an address may legally
+/// start with `=` or `-`, and a report is no place to find out what a spreadsheet does
+/// with one.
+fn csv_field(v: &str) -> String {
     let v = crate::audit::escape(v);
-    let v = if defuse && v.starts_with(['=', '+', '-', '@']) { format!("'{v}") } else { v };
+    let v = if v.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{v}") } else { v };
     if v.contains([',', '"', '\n', '\r']) { format!("\"{}\"", v.replace('"', "\"\"")) } else { v }
 }
 
@@ -149,7 +160,7 @@ pub fn csv(users: &[Affected]) -> String {
             u.last_login.as_deref().unwrap_or(""),
             &u.sessions_ended.to_string(),
         ];
-        out.push_str(&fields.iter().enumerate().map(|(i, f)| csv_field(f, i != 0)).collect::<Vec<_>>().join(","));
+        out.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
         out.push_str("\r\n");
     }
     out
@@ -197,6 +208,8 @@ mod tests {
             [("6.6.6.6".into(), 3), ("7.7.7.7".into(), 1)],
             "a refused login counts"
         );
+        // ... as a floor: the service audits refusals at most 20 a second.
+        assert_eq!(s.failed_logins_by_address.iter().map(|c| c.at_least).collect::<Vec<_>>(), [true, false]);
         assert_eq!(pairs(&s.failed_logins_by_email), [("b@x".into(), 2), ("a@x".into(), 1)]);
         assert_eq!(s.account_locks.len(), 1);
         assert_eq!(s.refresh_token_reuse[0].email.as_deref(), Some("c@x"));
@@ -226,7 +239,7 @@ mod tests {
             csv(&users),
             "email,name,role,last_login,sessions_ended\r\n\
              a@example.com,\"'=HYPERLINK(\"\"x\"\"), Jr.\",admin,,2\r\n\
-             -x@example.com,Eve\\u{1b}]0;pwned\\u{7}\\u{202e},support,,1\r\n"
+             '-x@example.com,Eve\\u{1b}]0;pwned\\u{7}\\u{202e},support,,1\r\n"
         );
     }
 }

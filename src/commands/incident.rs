@@ -157,6 +157,12 @@ pub fn incident(out: &Out, args: IncidentArgs) -> Result<Exit> {
         if r.is_dir() || !parent.is_dir() {
             bail!("--report {}: not a file in an existing folder; nothing was changed", r.display());
         }
+        // The report is written as every file is (a temp file beside it, then a rename):
+        // try exactly that now, so an unwritable folder or a dangling link stops the
+        // incident before anything irreversible. The probe leaves nothing behind.
+        if let Err(e) = crate::fsx::stage(r, b"", 0o600) {
+            bail!("--report {}: cannot be written: {}; nothing was changed", r.display(), rotate::plain_io(&e));
+        }
     }
     let mut env_files = args.env_files.clone();
     if env_files.is_empty() && args.compose_files.is_empty() {
@@ -278,6 +284,9 @@ pub fn incident(out: &Out, args: IncidentArgs) -> Result<Exit> {
             steps.push(Step { step: "report", ok: true, detail: format!("would write {}", r.display()) });
         }
     } else {
+        // Ctrl-C or a TERM waits until the secrets are rotated, the sessions ended and the
+        // incident recorded: never new secrets with every old session still live.
+        let held = crate::fsx::Held::new();
         // 1. Rotate: all files or none. If it fails, nothing else happens.
         rotate::write(&mut plans, None).map_err(|e| anyhow!("{e}; nothing else was done"))?;
         steps.push(Step {
@@ -327,6 +336,7 @@ pub fn incident(out: &Out, args: IncidentArgs) -> Result<Exit> {
             Ok(()) => Step { step: "audit", ok: true, detail: format!("incident_declared recorded (by {who})") },
             Err(e) => Step { step: "audit", ok: false, detail: format!("incident_declared NOT recorded: {e}") },
         });
+        drop(held);
         // 4. Reload the services, and check the ones we can reach.
         for (file, pid) in &pids {
             let sent = std::process::Command::new("kill")
@@ -431,12 +441,18 @@ fn print_report(
         if v.is_empty() {
             out.line(format!("  {title}: none"))?;
         } else {
-            let mut list: Vec<String> =
-                v.iter().take(SHOWN).map(|c| format!("{} ({})", escape(&c.key), c.count)).collect();
+            let mut list: Vec<String> = v
+                .iter()
+                .take(SHOWN)
+                .map(|c| format!("{} ({}{})", escape(&c.key), if c.at_least { "≥" } else { "" }, c.count))
+                .collect();
             if v.len() > SHOWN {
                 list.push(format!("and {} more (--json lists all)", v.len() - SHOWN));
             }
             out.line(format!("  {title}: {}", list.join(", ")))?;
+            if v.iter().take(SHOWN).any(|c| c.at_least) {
+                out.line("    (≥: includes rate-limited attempts, which the service audits at most 20 a second; /metrics counts them all)")?;
+            }
         }
         Ok(())
     };

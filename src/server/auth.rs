@@ -140,7 +140,13 @@ fn check_token(state: &AppState, raw: &str, kind: Kind, leeway: i64) -> Result<A
         return Err(f.code().to_string());
     }
     if by_previous {
-        state.metrics.previous_key_used(kind.secret_var());
+        let until = match kind {
+            Kind::Access => cfg.tokens.access_previous.as_ref(),
+            Kind::Refresh => cfg.tokens.refresh_previous.as_ref(),
+        }
+        .map_or(i64::MAX, |p| p.until);
+        let exp = t.claims.get(claim::EXP).and_then(Value::as_i64).unwrap_or(0);
+        state.metrics.previous_key_used(kind.secret_var(), exp > until);
     }
     for c in [claim::SID, claim::JTI, claim::SUB] {
         match t.claims.get(c).and_then(Value::as_str) {
@@ -462,7 +468,7 @@ pub async fn refresh(state: &AppState, parts: &Parts, ctx: &Ctx) -> Result<Respo
     rate_limit(state, "refresh", ctx).await?;
     let mut rec = record(Event::RefreshFailure, false, ctx);
     let Some(raw) = cookie(&parts.headers, cookies::REFRESH_TOKEN) else {
-        state.metrics.refresh("invalid");
+        state.metrics.refresh("missing");
         return Err(ApiError::unauthorized("missing_token", "no refresh token"));
     };
     let t = match check_token(state, raw, Kind::Refresh, LEEWAY_SECS) {

@@ -16,7 +16,9 @@ const SESSION_AGE: &[f64] =
 const REFRESH_COUNTS: &[f64] = &[0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 250.0, 500.0, 1000.0];
 
 pub const LOGIN_OUTCOMES: [&str; 4] = ["success", "invalid_credentials", "locked", "rate_limited"];
-pub const REFRESH_OUTCOMES: [&str; 5] = ["rotated", "grace", "reuse_revoked", "invalid", "rate_limited"];
+/// `missing`: no refresh cookie at all (a sign-in page asking whether a session exists),
+/// which is not a failed refresh and stays out of the success ratio.
+pub const REFRESH_OUTCOMES: [&str; 6] = ["rotated", "grace", "reuse_revoked", "invalid", "rate_limited", "missing"];
 pub const ROUTE_CLASSES: [&str; 8] =
     ["login", "refresh", "logout", "token_info", "protected", "health", "metrics", "other"];
 pub const REJECTIONS: [&str; 4] = ["missing", "invalid", "revoked", "no_session"];
@@ -73,7 +75,7 @@ fn histograms<const N: usize>(bounds: &'static [f64]) -> [Histogram; N] {
 
 pub struct Metrics {
     logins: [AtomicU64; 4],
-    refreshes: [AtomicU64; 5],
+    refreshes: [AtomicU64; 6],
     access_rejections: [AtomicU64; 4],
     responses: [AtomicU64; 4],
     session_lookups: AtomicU64,
@@ -82,6 +84,7 @@ pub struct Metrics {
     connections_refused: AtomicU64,
     account_locks: AtomicU64,
     previous_key: [AtomicU64; 2],
+    previous_key_outliving: [AtomicU64; 2],
     /// 1 while the last database round trip (the revocation poll) succeeded.
     database_up: AtomicU64,
     latency: [Histogram; 8],
@@ -102,6 +105,7 @@ impl Default for Metrics {
             connections_refused: Default::default(),
             account_locks: Default::default(),
             previous_key: Default::default(),
+            previous_key_outliving: Default::default(),
             database_up: AtomicU64::new(1),
             latency: histograms(LATENCY),
             session_age: histograms(SESSION_AGE),
@@ -158,9 +162,14 @@ impl Metrics {
         self.account_locks.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A token that verified with a rollover's previous secret.
-    pub fn previous_key_used(&self, secret: &str) {
-        self.previous_key[index(&ROLLOVER_SECRETS, secret)].fetch_add(1, Ordering::Relaxed);
+    /// A token that verified with a rollover's previous secret; `outlives` when it would
+    /// still be valid after the window ends (a window shorter than what the secret signed).
+    pub fn previous_key_used(&self, secret: &str, outlives: bool) {
+        let i = index(&ROLLOVER_SECRETS, secret);
+        self.previous_key[i].fetch_add(1, Ordering::Relaxed);
+        if outlives {
+            self.previous_key_outliving[i].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub fn database_up(&self, up: bool) {
@@ -205,13 +214,14 @@ impl Metrics {
             let _ = writeln!(o, "aspjwt_refreshes_total{{outcome=\"{name}\"}} {}", get(&self.refreshes[i]));
         }
         let ok = get(&self.refreshes[0]) + get(&self.refreshes[1]);
-        let all: u64 = self.refreshes.iter().map(get).sum();
+        let missing = get(&self.refreshes[index(&REFRESH_OUTCOMES, "missing")]);
+        let all: u64 = self.refreshes.iter().map(get).sum::<u64>() - missing;
         let ratio = if all == 0 { 1.0 } else { ok as f64 / all as f64 };
         family(
             &mut o,
             "aspjwt_refresh_success_ratio",
             "gauge",
-            "Share of refreshes that succeeded (rotated or grace) since start.",
+            "Share of refreshes that succeeded (rotated or grace) since start; requests without a refresh cookie (outcome missing) are not counted.",
         );
         let _ = writeln!(o, "aspjwt_refresh_success_ratio {ratio}");
         family(&mut o, "aspjwt_access_token_rejections_total", "counter", "Access tokens refused, by reason.");
@@ -259,6 +269,19 @@ impl Metrics {
         }
         family(
             &mut o,
+            "aspjwt_previous_key_outliving_window_total",
+            "counter",
+            "Tokens that verified with a rollover's previous secret and expire after its window ends: their sessions are logged out at the window's end unless they refresh first.",
+        );
+        for (i, name) in ROLLOVER_SECRETS.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "aspjwt_previous_key_outliving_window_total{{secret=\"{name}\"}} {}",
+                get(&self.previous_key_outliving[i])
+            );
+        }
+        family(
+            &mut o,
             "aspjwt_rollover_window_end_timestamp_seconds",
             "gauge",
             "When each secret's rollover window ends (Unix time; 0 when none is open).",
@@ -266,7 +289,12 @@ impl Metrics {
         for (name, end) in g.rollover_ends {
             let _ = writeln!(o, "aspjwt_rollover_window_end_timestamp_seconds{{secret=\"{name}\"}} {end}");
         }
-        family(&mut o, "aspjwt_database_up", "gauge", "1 while the database answers (checked every 500 ms), else 0.");
+        family(
+            &mut o,
+            "aspjwt_database_up",
+            "gauge",
+            "1 while the database answers: reads (the revocation poll, every 500 ms) and writes (probed every 5 s and by every readiness check), else 0.",
+        );
         let _ = writeln!(o, "aspjwt_database_up {}", get(&self.database_up));
         if let Some(n) = g.active_sessions {
             family(&mut o, "aspjwt_active_sessions", "gauge", "Sessions neither revoked nor expired.");

@@ -192,9 +192,8 @@ impl AppState {
     async fn probe_writes(&self) -> bool {
         let ok = self.blocking(|s| s.ping()).await.is_ok();
         self.db_writable.store(ok, std::sync::atomic::Ordering::Relaxed);
-        if !ok {
-            self.metrics.database_up(false);
-        }
+        // A write that went through is the database answering: up at once, not at the next poll.
+        self.metrics.database_up(ok);
         ok
     }
 

@@ -306,6 +306,41 @@ pub struct ThrottleRow {
     pub window_failures: i64,
 }
 
+/// How a restore treats the database it loads into.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Import {
+    /// Delete what the database holds first (`restore --force`).
+    pub replace: bool,
+    /// Restore every session as revoked (`restore --revoke-sessions`): nobody's old
+    /// session comes back, whatever the backup held.
+    pub revoke_sessions: bool,
+    pub now: i64,
+}
+
+/// The sessions a restore publishes on the revocation feed, so that a service still
+/// running on the database drops them at its next poll (their rows are gone or revoked,
+/// and a service keeps live sessions in memory): every session the database held
+/// before, unless the backup brings it back live, and every session the backup holds
+/// revoked (all of them with `revoke_all`).
+pub(crate) fn restore_revocations(before: &[String], rows: &[BackupRow], revoke_all: bool) -> Vec<String> {
+    let mut live = std::collections::HashSet::new();
+    let mut out: Vec<String> = Vec::new();
+    for r in rows {
+        if let BackupRow::Session(s) = r {
+            if s.revoked_at.is_none() && !revoke_all {
+                live.insert(s.id.as_str());
+            } else {
+                out.push(s.id.clone());
+            }
+        }
+    }
+    let restored: std::collections::HashSet<&str> = out.iter().map(String::as_str).collect();
+    let gone: Vec<String> =
+        before.iter().filter(|id| !live.contains(id.as_str()) && !restored.contains(id.as_str())).cloned().collect();
+    out.extend(gone);
+    out
+}
+
 /// One row of a backup (`crate::backup`), the same for both stores.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "table", content = "row")]
@@ -392,8 +427,10 @@ pub trait Store: Send + Sync + 'static {
     /// time order, throttles.
     fn export(&self) -> Result<Vec<BackupRow>>;
     /// Loads `rows` in one transaction. A database that already has users is refused
-    /// (`NotEmpty`) unless `replace`, which first deletes everything in it.
-    fn import(&self, rows: &[BackupRow], replace: bool) -> Result<()>;
+    /// (`NotEmpty`) unless `opts.replace`, which first deletes everything in it. What a
+    /// running service must stop honouring is published on the revocation feed (see
+    /// `restore_revocations`).
+    fn import(&self, rows: &[BackupRow], opts: &Import) -> Result<()>;
     /// Flushes and closes cleanly (on shutdown).
     fn close(&self) -> Result<()>;
     fn audit_query(&self, query: &AuditQuery) -> Result<Vec<Record>>;

@@ -858,7 +858,8 @@ impl Store for PgStore {
         })
     }
 
-    fn import(&self, rows: &[BackupRow], replace: bool) -> Result<()> {
+    fn import(&self, rows: &[BackupRow], opts: &super::Import) -> Result<()> {
+        let opts = *opts;
         self.tx(async |tx| {
             // Locks out a concurrent restore or user creation for the transaction's length.
             tx.batch_execute("LOCK TABLE users, sessions, audit_events, login_throttle, revocations IN EXCLUSIVE MODE")
@@ -875,9 +876,11 @@ impl Store for PgStore {
                     .map_err(pg)?;
                 (r.get(0), r.get(1), r.get(2), r.get(3))
             };
-            if held != (0, 0, 0, 0) && !replace {
+            if held != (0, 0, 0, 0) && !opts.replace {
                 return Err(StoreError::NotEmpty(super::holds(held)));
             }
+            let before: Vec<String> =
+                tx.query("SELECT id FROM sessions", &[]).await.map_err(pg)?.iter().map(|r| r.get(0)).collect();
             tx.batch_execute(
                 "DELETE FROM revocations; DELETE FROM sessions; DELETE FROM users; \
                  DELETE FROM audit_events; DELETE FROM login_throttle;",
@@ -976,6 +979,22 @@ impl Store for PgStore {
                 }
                 tx.execute(&sql, &params).await.map_err(pg)?;
             }
+            if opts.revoke_sessions {
+                tx.execute(
+                    "UPDATE sessions SET revoked_at = $1, revoke_reason = 'restored' WHERE revoked_at IS NULL",
+                    &[&opts.now],
+                )
+                .await
+                .map_err(pg)?;
+            }
+            // The sequence only grows: these follow every revocation the feed has shown.
+            let ids = super::restore_revocations(&before, rows, opts.revoke_sessions);
+            tx.execute(
+                "INSERT INTO revocations (session_id, revoked_at) SELECT id, $2 FROM unnest($1::text[]) AS id",
+                &[&ids, &opts.now],
+            )
+            .await
+            .map_err(pg)?;
             Ok(())
         })
     }

@@ -643,7 +643,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn import(&self, rows: &[BackupRow], replace: bool) -> Result<()> {
+    fn import(&self, rows: &[BackupRow], opts: &super::Import) -> Result<()> {
         self.write(|tx| {
             let held: (i64, i64, i64, i64) = tx
                 .query_row(
@@ -653,9 +653,13 @@ impl Store for SqliteStore {
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
                 .map_err(db)?;
-            if held != (0, 0, 0, 0) && !replace {
+            if held != (0, 0, 0, 0) && !opts.replace {
                 return Err(StoreError::NotEmpty(super::holds(held)));
             }
+            let before: Vec<String> = tx
+                .prepare("SELECT id FROM sessions")
+                .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+                .map_err(db)?;
             tx.execute_batch(
                 "DELETE FROM revocations; DELETE FROM sessions; DELETE FROM users; \
                  DELETE FROM audit_events; DELETE FROM login_throttle;",
@@ -720,6 +724,19 @@ impl Store for SqliteStore {
                         }),
                 }
                 .map_err(db)?;
+            }
+            if opts.revoke_sessions {
+                tx.execute(
+                    "UPDATE sessions SET revoked_at = ?1, revoke_reason = 'restored' WHERE revoked_at IS NULL",
+                    params![opts.now],
+                )
+                .map_err(db)?;
+            }
+            // AUTOINCREMENT: these sequence numbers follow every one the feed has shown.
+            let mut st =
+                tx.prepare_cached("INSERT INTO revocations (session_id, revoked_at) VALUES (?1, ?2)").map_err(db)?;
+            for id in super::restore_revocations(&before, rows, opts.revoke_sessions) {
+                st.execute(params![id, opts.now]).map_err(db)?;
             }
             Ok(())
         })

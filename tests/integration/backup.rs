@@ -15,7 +15,10 @@ use crate::pg::{PgDb, sqlite_and_postgres};
 use crate::service::{Chain, PASSWORD, Service, login_chain, refresh_at, refresher, setup, setup_on};
 use crate::util::Dir;
 
-sqlite_and_postgres!(damaged_backups_are_refused_and_change_nothing);
+sqlite_and_postgres!(
+    damaged_backups_are_refused_and_change_nothing,
+    a_restore_under_a_running_service_ends_what_it_removes
+);
 
 const LOAD: &str = "AUTH_RATE_BURST=100000\nAUTH_RATE_PER_5MIN=1000000\nASPJWT_MAX_CONNECTIONS_PER_IP=1024\n";
 
@@ -197,5 +200,37 @@ fn backup_and_restore_refuse_to_invent_or_half_make_a_database() {
         out.code(2).stderr.contains("not empty (it holds 0 user(s), 0 session(s), 1 audit event(s)"),
         "{}",
         out.stderr
+    );
+}
+
+/// `restore --force` under a running service: a session the backup does not hold stops
+/// working within a poll (it is published on the revocation feed), and with
+/// `--revoke-sessions` no session comes back, not even one ended since the backup.
+fn a_restore_under_a_running_service_ends_what_it_removes(db: Option<&str>) {
+    let s = Service::start(setup_on(db, "", &[("a@example.com", "admin"), ("b@example.com", "support")]));
+    let a = s.login("a@example.com", PASSWORD);
+    assert_eq!(a.status, 200);
+    s.cli(&["backup", "--out", "snap.backup"]).code(0);
+    let b = s.login("b@example.com", PASSWORD);
+    let b_access = b.cookie("access_token").unwrap();
+    let info =
+        |token: &str| crate::service::get(&s.url("/api/auth/token-info"), &[("access_token", token)], &[]).status;
+    assert_eq!(info(&b_access), 200);
+    // Ended after the backup: the restore brings it back (documented; --revoke-sessions does not).
+    assert_eq!(s.logout(&a.cookie("refresh_token").unwrap(), &crate::service::csrf(&a)).status, 204);
+
+    s.cli(&["restore", "--force", "snap.backup"]).code(0);
+    let gone = crate::service::within(Duration::from_secs(5), || info(&b_access) == 401);
+    assert!(gone.is_some(), "a session the restore removed still works on the running service");
+    assert_eq!(refresh_at(&s.base, &b.cookie("refresh_token").unwrap(), &crate::service::csrf(&b)).status, 401);
+
+    let out = s.cli(&["restore", "--force", "--revoke-sessions", "snap.backup"]);
+    assert!(out.code(0).stderr.contains("every restored session is revoked"), "{}", out.stderr);
+    let r = refresh_at(&s.base, &a.cookie("refresh_token").unwrap(), &crate::service::csrf(&a));
+    assert_eq!(r.status, 401, "a session restored with --revoke-sessions refreshed: {}", r.body);
+    let sessions = s.cli(&["--json", "sessions", "list", "--all"]).code(0).json();
+    assert!(
+        sessions.as_array().unwrap().iter().all(|x| !x["revoked_at"].is_null()),
+        "live sessions after --revoke-sessions: {sessions}"
     );
 }

@@ -107,9 +107,19 @@ fn an_incident_rotates_revokes_records_reloads_and_reports(db: Option<&str>) {
     }
     // 5. The suspicious activity of the last 24 hours.
     let sus = &report["suspicious"];
-    assert_eq!(sus["failed_logins_by_address"][0], json!({"key": "203.0.113.6", "count": 10}));
-    assert!(sus["failed_logins_by_address"].as_array().unwrap().contains(&json!({"key": "203.0.113.5", "count": 3})));
-    assert!(sus["failed_logins_by_email"].as_array().unwrap().contains(&json!({"key": "b@example.com", "count": 3})));
+    assert_eq!(sus["failed_logins_by_address"][0], json!({"key": "203.0.113.6", "count": 10, "at_least": false}));
+    assert!(
+        sus["failed_logins_by_address"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"key": "203.0.113.5", "count": 3, "at_least": false}))
+    );
+    assert!(
+        sus["failed_logins_by_email"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"key": "b@example.com", "count": 3, "at_least": false}))
+    );
     assert_eq!(sus["account_locks"][0]["email"], "ghost@example.com");
     assert_eq!(sus["refresh_token_reuse"][0]["email"], "c@example.com");
     let new: Vec<&str> =
@@ -234,6 +244,15 @@ fn an_incident_refuses_what_it_cannot_do_before_it_changes_anything() {
     // A report path that cannot be written, and a window too long to compute.
     std::fs::create_dir_all(s.dir.path("a-folder")).unwrap();
     assert!(incident(&s, &["--yes", "--report", "a-folder"]).code(2).stderr.contains("--report"));
+    // A dangling link, and a folder that takes no new file (a path through a regular
+    // file stands in for an immutable folder: root writes anywhere else), are found
+    // before anything is rotated.
+    std::os::unix::fs::symlink(s.dir.path("no-such-folder/r.csv"), s.dir.path("dangling.csv")).unwrap();
+    let out = incident(&s, &["--yes", "--report", "dangling.csv"]);
+    assert!(out.code(2).stderr.contains("--report dangling.csv: cannot be written"), "{}", out.stderr);
+    s.dir.write("plainfile", "x");
+    let out = incident(&s, &["--yes", "--report", "plainfile/r.csv"]);
+    assert!(out.code(2).stderr.contains("--report plainfile/r.csv"), "{}", out.stderr);
     assert!(incident(&s, &["--yes", "--since", "9223372036854776"]).code(2).stderr.contains("--since"));
     assert_untouched(&s, &env, &access);
 }

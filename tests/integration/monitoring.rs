@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::service::{PASSWORD, Service, csrf, get, setup, within};
+use crate::service::{PASSWORD, Service, csrf, get, post, setup, within};
 
 fn deploy(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy").join(rel)
@@ -121,6 +121,13 @@ fn a_live_scrape_passes_promtool_and_counts_what_happened() {
     assert_eq!(value(&text, "aspjwt_rollover_window_end_timestamp_seconds{secret=\"JWT_SECRET\"}"), 0.0);
     assert!(value(&text, "aspjwt_request_duration_seconds_count{class=\"refresh\"}") >= 2.0);
 
+    // A sign-in page asking for a refresh without any cookie is no failed refresh.
+    let ratio = value(&text, "aspjwt_refresh_success_ratio");
+    assert_eq!(post(&s.url("/api/auth/refresh"), &[], &[]).status, 401);
+    let text = scrape(&s);
+    assert_eq!(value(&text, "aspjwt_refreshes_total{outcome=\"missing\"}"), 1.0);
+    assert_eq!(value(&text, "aspjwt_refresh_success_ratio"), ratio);
+
     // A rollover: its end is exported, and tokens verified by the previous secret counted.
     let token = s.login("b@example.com", PASSWORD).cookie("access_token").unwrap(); // a@ is locked now
     s.dir.run(&["rotate", "--graceful", "--window", "10m"]).code(0);
@@ -137,6 +144,8 @@ fn a_live_scrape_passes_promtool_and_counts_what_happened() {
     assert_eq!(get(&s.url("/api/auth/token-info"), &[("access_token", &token)], &[]).status, 200);
     let after = scrape(&s);
     assert_eq!(value(&after, "aspjwt_previous_key_verifications_total{secret=\"JWT_SECRET\"}"), 1.0);
+    // A 10-minute window under 15-minute access tokens: this one outlives it.
+    assert_eq!(value(&after, "aspjwt_previous_key_outliving_window_total{secret=\"JWT_SECRET\"}"), 1.0);
 }
 
 #[test]

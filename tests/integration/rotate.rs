@@ -335,3 +335,15 @@ fn backtick_quoted_files_rotate_in_place() {
     assert_eq!(node[".env"]["PEM"], "-----BEGIN KEY-----\nabc\n\"q\" 'q'\n-----END KEY-----");
     assert_eq!(value(&new, "PEM"), node[".env"]["PEM"].as_str().unwrap());
 }
+
+/// A run killed between staging and renaming leaves a temp file holding its secrets; the
+/// next run (holding the lock) removes it and says so.
+#[test]
+fn a_killed_runs_temp_files_are_removed_by_the_next() {
+    let d = Dir::new();
+    d.write(".env", "JWT_SECRET=old\n");
+    d.write("..env.Ab12Cd.aspjwt-tmp", "JWT_SECRET=drawn-by-a-killed-run\n");
+    let out = d.run(&["rotate", "--env-file", ".env"]);
+    assert!(out.code(0).stderr.contains("removed 1 temp file(s) an interrupted run left"), "{}", out.stderr);
+    assert!(!d.path("..env.Ab12Cd.aspjwt-tmp").exists());
+}
