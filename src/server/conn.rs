@@ -62,10 +62,11 @@ impl Drop for IpSlot {
 /// when it fires):
 /// - `active`: from the handler's start to the end of its response body; while any is,
 ///   the connection is busy however long the handler or a backend takes;
-/// - `awaiting`: response bodies holding data the client has not taken (not yet asked
-///   for, or just handed over); `body_polls` moves whenever hyper asks a body for more.
-///   A body that waits for the client a whole idle period means the client stopped
-///   reading (or grants no HTTP/2 window): the connection is cut;
+/// - `bodies`: each response body's own progress: whether it holds data the client has
+///   not taken (not yet asked for, or just handed over) and how often hyper asked it for
+///   more. One body that waits for its client a whole idle period means the client
+///   stopped reading it (or grants its HTTP/2 stream no window): the connection is cut,
+///   however busy its other streams keep it;
 /// - `unflushed`: bodies that ended since the last flush (their last bytes may still
 ///   be on their way out);
 /// - `events`: starts and ends, so that a quick request shows as activity.
@@ -75,11 +76,24 @@ pub struct InFlight(Arc<InFlightInner>);
 #[derive(Default)]
 pub struct InFlightInner {
     active: AtomicUsize,
-    awaiting: AtomicUsize,
-    body_polls: AtomicUsize,
+    bodies: Mutex<Vec<Arc<BodyProgress>>>,
     unflushed: AtomicUsize,
     events: AtomicUsize,
 }
+
+/// One response body's progress (see `InFlight`).
+struct BodyProgress {
+    /// Unique for the process's life (an address could be reused).
+    id: u64,
+    polls: AtomicUsize,
+    awaiting: std::sync::atomic::AtomicBool,
+}
+
+/// The largest piece of a response body handed to hyper at once. Smaller pieces make a
+/// body's progress visible: hyper asks for the next one only when the last has gone out
+/// (on HTTP/2, as the stream's window allows), so a slow reader still shows movement
+/// every piece, and a stalled stream shows none.
+const PIECE: usize = 16 * 1024;
 
 /// One request in flight; dropped with its response body (see `Tracked`).
 pub struct Handling(InFlight);
@@ -99,6 +113,16 @@ impl InFlight {
     fn settled(&self) -> bool {
         Self::get(&self.0.active) == 0 && Self::get(&self.0.unflushed) == 0
     }
+
+    /// The bodies waiting on the client now, each as (identity, polls so far).
+    fn awaiting(&self) -> Vec<(u64, usize)> {
+        let bodies = self.0.bodies.lock().unwrap_or_else(|p| p.into_inner());
+        bodies
+            .iter()
+            .filter(|b| b.awaiting.load(Ordering::Relaxed))
+            .map(|b| (b.id, b.polls.load(Ordering::Relaxed)))
+            .collect()
+    }
 }
 
 impl Drop for Handling {
@@ -111,26 +135,14 @@ impl Drop for Handling {
 }
 
 /// A response body that keeps its request in flight until the body is done (sent or
-/// dropped), and tells whether it waits on the client (see `InFlight`).
+/// dropped), hands its data over in pieces of at most `PIECE` bytes, and tells whether
+/// it waits on the client (see `InFlight`).
 struct Tracked {
     inner: super::http::Body,
     handling: Handling,
-    /// Counted in `awaiting`.
-    awaiting: bool,
-}
-
-impl Tracked {
-    fn set_awaiting(&mut self, on: bool) {
-        if on != self.awaiting {
-            let a = &self.handling.0.0.awaiting;
-            if on {
-                a.fetch_add(1, Ordering::Relaxed)
-            } else {
-                a.fetch_sub(1, Ordering::Relaxed)
-            };
-            self.awaiting = on;
-        }
-    }
+    progress: Arc<BodyProgress>,
+    /// The rest of a data frame larger than `PIECE`.
+    rest: bytes::Bytes,
 }
 
 impl hyper::body::Body for Tracked {
@@ -141,47 +153,76 @@ impl hyper::body::Body for Tracked {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
-        self.handling.0.0.body_polls.fetch_add(1, Ordering::Relaxed);
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        self.progress.polls.fetch_add(1, Ordering::Relaxed);
+        let polled = if self.rest.is_empty() {
+            Pin::new(&mut self.inner).poll_frame(cx)
+        } else {
+            Poll::Ready(Some(Ok(hyper::body::Frame::data(std::mem::take(&mut self.rest)))))
+        };
+        let polled = polled.map(|frame| {
+            frame.map(|r| {
+                r.map(|f| match f.into_data() {
+                    Ok(mut data) if data.len() > PIECE => {
+                        self.rest = data.split_off(PIECE);
+                        hyper::body::Frame::data(data)
+                    }
+                    Ok(data) => hyper::body::Frame::data(data),
+                    Err(other) => other,
+                })
+            })
+        });
         // Data handed over waits on the client; a body that waits on its source does not.
-        self.set_awaiting(matches!(polled, Poll::Ready(Some(Ok(_)))));
+        self.progress.awaiting.store(matches!(polled, Poll::Ready(Some(Ok(_)))), Ordering::Relaxed);
         polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.rest.is_empty() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
+        let inner = self.inner.size_hint();
+        let rest = self.rest.len() as u64;
+        let mut hint = hyper::body::SizeHint::new();
+        hint.set_lower(inner.lower() + rest);
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + rest);
+        }
+        hint
     }
 }
 
 impl Drop for Tracked {
     fn drop(&mut self) {
-        self.set_awaiting(false);
+        let mut bodies = self.handling.0.0.bodies.lock().unwrap_or_else(|p| p.into_inner());
+        bodies.retain(|b| !Arc::ptr_eq(b, &self.progress));
     }
 }
 
 /// `resp`, with its request in flight until its body is done.
 pub fn track(resp: hyper::Response<super::http::Body>, handling: Handling) -> hyper::Response<super::http::Body> {
     use http_body_util::BodyExt;
-    resp.map(|inner| {
-        let mut t = Tracked { inner, handling, awaiting: false };
-        t.set_awaiting(true); // not asked for yet: it waits for the client to take it
-        t.boxed()
-    })
+    // Not asked for yet: it waits for the client to take it.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    let progress = Arc::new(BodyProgress { id, polls: AtomicUsize::new(0), awaiting: true.into() });
+    handling.0.0.bodies.lock().unwrap_or_else(|p| p.into_inner()).push(progress.clone());
+    resp.map(|inner| Tracked { inner, handling, progress, rest: bytes::Bytes::new() }.boxed())
 }
 
-/// HTTP/2's client preface starts so; the connection's protocol is known from its first read.
-const H2_PREFACE_START: &[u8] = b"PRI * HTTP/2";
+/// HTTP/2's client preface: the connection is HTTP/2 once all of it has arrived, HTTP/1
+/// from the first byte that differs (however the bytes are split across reads).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// The socket as hyper sees it:
 /// - the connection ends once it has been idle for an `idle` period: no request in
 ///   flight and, on HTTP/1, no byte read or written (bytes of a request's headers
 ///   count); on HTTP/2 control frames (PING, SETTINGS) do not count, only requests do;
-/// - and once a response has waited a whole period for a client that takes nothing
-///   (stopped reading, or grants no HTTP/2 window), however it keeps the connection warm;
+/// - and once one response has waited a whole period for a client that takes none of it
+///   (stopped reading, or grants its HTTP/2 stream no window), however the connection's
+///   other streams keep it warm. On HTTP/1 a response is moving while bytes are written
+///   (a slow reader keeps its connection); on HTTP/2 while hyper asks its body for the
+///   next piece (see `PIECE`);
 /// - activity is counted, not timed: the timer looks when it fires, so this happens
 ///   after one to two periods (HTTP/1's header-read deadline, also `idle`, is exact).
 ///   Reads then end (EOF) and writes fail;
@@ -196,8 +237,14 @@ pub struct Guarded<T> {
     in_flight: InFlight,
     /// HTTP/1 byte activity, counted.
     moved: u64,
-    /// (`moved`, request events, body polls) when the timer last fired.
-    seen: (u64, usize, usize),
+    /// Bytes written to the socket.
+    written: u64,
+    /// (`moved`, request events, `written`) when the timer last fired.
+    seen: (u64, usize, u64),
+    /// The bodies that waited on the client when the timer last fired, with their polls.
+    seen_awaiting: Vec<(u64, usize)>,
+    /// How much of `H2_PREFACE` the first bytes matched, while undecided.
+    preface_matched: usize,
     /// The connection was found idle or stalled: it is ending.
     expired: bool,
     production: bool,
@@ -214,8 +261,11 @@ impl<T> Guarded<T> {
             idle,
             timer: Box::pin(tokio::time::sleep(idle)),
             seen: (0, InFlight::get(&in_flight.0.events), 0),
+            seen_awaiting: Vec::new(),
+            preface_matched: 0,
             in_flight,
             moved: 0,
+            written: 0,
             expired: false,
             production,
             http2: None,
@@ -238,15 +288,21 @@ impl<T> Guarded<T> {
                 return false;
             }
             let c = &self.in_flight.0;
-            let now = (self.moved, InFlight::get(&c.events), InFlight::get(&c.body_polls));
-            self.expired = if InFlight::get(&c.awaiting) > 0 {
-                now.2 == self.seen.2 // a body waited the whole period for the client
+            let now = (self.moved, InFlight::get(&c.events), self.written);
+            let awaiting = self.in_flight.awaiting();
+            // A body that waited on the client at the last tick and has not been asked
+            // for more since: it waited the whole period.
+            let stalled = awaiting.iter().any(|b| self.seen_awaiting.contains(b));
+            self.expired = if !awaiting.is_empty() {
+                // On HTTP/1 one response is on the wire at a time: bytes going out are its.
+                stalled && (self.http2 == Some(true) || now.2 == self.seen.2)
             } else if InFlight::get(&c.active) > 0 {
                 false // a handler, or a body waiting on its source
             } else {
                 now.0 == self.seen.0 && now.1 == self.seen.1
             };
             self.seen = now;
+            self.seen_awaiting = awaiting;
             self.timer.as_mut().reset(tokio::time::Instant::now() + self.idle);
         }
         true
@@ -268,8 +324,15 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
                 let got = &buf.filled()[before..];
                 if !got.is_empty() {
                     if self.http2.is_none() {
-                        let n = got.len().min(H2_PREFACE_START.len());
-                        self.http2 = Some(got[..n] == H2_PREFACE_START[..n]);
+                        let at = self.preface_matched;
+                        let n = got.len().min(H2_PREFACE.len() - at);
+                        if got[..n] != H2_PREFACE[at..at + n] {
+                            self.http2 = Some(false);
+                        } else if at + n == H2_PREFACE.len() {
+                            self.http2 = Some(true);
+                        } else {
+                            self.preface_matched = at + n;
+                        }
                     }
                     self.touch();
                 }
@@ -321,6 +384,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
             Poll::Ready(Ok(n)) => {
                 if n > 0 {
                     self.touch();
+                    self.written = self.written.wrapping_add(n as u64);
                 }
                 Poll::Ready(Ok(n))
             }
@@ -349,6 +413,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
             Poll::Ready(Ok(n)) => {
                 if n > 0 {
                     self.touch();
+                    self.written = self.written.wrapping_add(n as u64);
                 }
                 Poll::Ready(Ok(n))
             }

@@ -29,19 +29,54 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub type Upstream = Client<HttpConnector, Body>;
 
+/// How many requests are forwarded at once: per client address (the per-address
+/// connection cap again, however many HTTP/2 streams carry them) and in all (the
+/// connection cap again). Each holds an upstream connection until its answer is sent.
+pub struct Slots {
+    per_ip: Arc<super::conn::PerIp>,
+    total: Arc<tokio::sync::Semaphore>,
+}
+
+/// One forwarded request's place; dropped with its answer's body.
+pub struct Slot {
+    _ip: super::conn::IpSlot,
+    _total: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Slots {
+    pub fn new(per_ip: usize, total: usize) -> Slots {
+        Slots { per_ip: super::conn::PerIp::new(per_ip), total: Arc::new(tokio::sync::Semaphore::new(total)) }
+    }
+
+    fn acquire(&self, ip: std::net::IpAddr) -> Option<Slot> {
+        let ip_slot = self.per_ip.acquire(ip)?;
+        let total = self.total.clone().try_acquire_owned().ok()?;
+        Some(Slot { _ip: ip_slot, _total: total })
+    }
+}
+
 /// A forwarded request body that fails once no byte has arrived for `idle`: a slow
 /// upload goes through however long it takes, a stalled one does not hold the
-/// connection (or the upstream's) for ever.
+/// connection (or the upstream's) for ever. Once the backend has answered (some answer
+/// before they read a body, or without reading it), the rest must arrive within `idle`
+/// in all: a trickle no longer holds the two connections.
 struct IdleBody<B> {
     inner: B,
     idle: Duration,
     timer: Pin<Box<tokio::time::Sleep>>,
     timed_out: Arc<AtomicBool>,
+    /// Set when the backend's answer arrived: the deadline for the rest of the body.
+    answered: Arc<std::sync::OnceLock<tokio::time::Instant>>,
 }
 
 impl<B> IdleBody<B> {
-    fn new(inner: B, idle: Duration, timed_out: Arc<AtomicBool>) -> IdleBody<B> {
-        IdleBody { inner, idle, timer: Box::pin(tokio::time::sleep(idle)), timed_out }
+    fn new(
+        inner: B,
+        idle: Duration,
+        timed_out: Arc<AtomicBool>,
+        answered: Arc<std::sync::OnceLock<tokio::time::Instant>>,
+    ) -> IdleBody<B> {
+        IdleBody { inner, idle, timer: Box::pin(tokio::time::sleep(idle)), timed_out, answered }
     }
 }
 
@@ -54,9 +89,16 @@ where
     type Error = BoxError;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.answered.get().is_some_and(|d| tokio::time::Instant::now() >= *d) {
+            self.timed_out.store(true, Ordering::Relaxed);
+            return Poll::Ready(Some(Err("the backend answered; the rest of the body did not arrive in time".into())));
+        }
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                let due = tokio::time::Instant::now() + self.idle;
+                let mut due = tokio::time::Instant::now() + self.idle;
+                if let Some(deadline) = self.answered.get() {
+                    due = due.min(*deadline);
+                }
                 self.timer.as_mut().reset(due);
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
@@ -66,6 +108,29 @@ where
             }
             Poll::Pending => Poll::Pending,
         }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A body that holds its request's `Slot` until it is done.
+struct Holding<B> {
+    inner: B,
+    _slot: Slot,
+}
+
+impl<B: hyper::body::Body<Data = Bytes, Error = BoxError> + Unpin> hyper::body::Body for Holding<B> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {
@@ -259,8 +324,17 @@ pub async fn forward(
     headers.insert("x-forwarded-proto", HeaderValue::from_static(if proto == "https" { "https" } else { "http" }));
 
     let cfg = state.cfg();
+    let Some(slot) = state.gateway_slots.acquire(ctx.ip) else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upstream_busy",
+            "too many requests to the CRM backend at once; retry shortly",
+        ));
+    };
     let timed_out = Arc::new(AtomicBool::new(false));
-    let body: Body = IdleBody::new(Limited::new(body, MAX_BODY), cfg.body_timeout, timed_out.clone()).boxed();
+    let answered = Arc::new(std::sync::OnceLock::new());
+    let body: Body =
+        IdleBody::new(Limited::new(body, MAX_BODY), cfg.body_timeout, timed_out.clone(), answered.clone()).boxed();
     let mut req =
         Request::builder().method(parts.method.clone()).uri(uri).body(body).map_err(|_| ApiError::internal())?;
     *req.headers_mut() = headers;
@@ -284,8 +358,11 @@ pub async fn forward(
         }
         Ok(Ok(r)) => r,
     };
+    let _ = answered.set(tokio::time::Instant::now() + cfg.body_timeout);
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     strip_backend_headers(&mut parts.headers);
-    Ok(Response::from_parts(parts, body.map_err(|e| Box::new(e) as super::http::BoxError).boxed()))
+    // The slot goes with the answer's body: held until it is sent or dropped.
+    let body = Holding { inner: body.map_err(|e| Box::new(e) as super::http::BoxError), _slot: slot };
+    Ok(Response::from_parts(parts, body.boxed()))
 }

@@ -81,6 +81,9 @@ pub struct AppState {
     /// Caps how many audit rows floods (rate limits, CSRF refusals) may write.
     noisy_audit: DefaultDirectRateLimiter,
     upstream: gateway::Upstream,
+    /// Requests forwarded to the backend at once, per client and in all (each holds an
+    /// upstream connection and a file descriptor for as long as its answer streams).
+    pub gateway_slots: gateway::Slots,
     hashing: Semaphore,
     /// Verified against for unknown emails, so they cost what a wrong password costs.
     dummy_hash: String,
@@ -99,6 +102,7 @@ impl AppState {
                 std::num::NonZeroU32::new(20).expect("non-zero"),
             )),
             upstream: gateway::client(),
+            gateway_slots: gateway::Slots::new(cfg.max_connections_per_ip, cfg.max_connections),
             metrics: metrics::Metrics::default(),
             cfg: std::sync::RwLock::new(Arc::new(cfg)),
             store,
@@ -507,6 +511,45 @@ async fn serve_metrics(state: Arc<AppState>, listener: TcpListener) {
     }
 }
 
+/// Concurrent HTTP/2 streams per connection.
+pub const MAX_STREAMS: u32 = 32;
+
+/// Descriptors kept aside for the database, listeners, logs and the metrics listener.
+const RESERVED_FDS: u64 = 128;
+
+/// Every client connection and every forwarded request holds a file descriptor: raises
+/// the soft open-files limit to the hard one, and if `ASPJWT_MAX_CONNECTIONS` (clients
+/// plus as many forwarded requests) still does not fit, lowers it to what does, with a
+/// warning. Running out of descriptors would stop accepting everyone, health checks
+/// included.
+fn fit_open_files(cfg: &mut ServiceConfig) {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain getrlimit/setrlimit on this process with a valid struct.
+    let soft = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+        lim.rlim_cur
+    };
+    let fits = (soft.saturating_sub(RESERVED_FDS) / 2) as usize;
+    if cfg.max_connections > fits {
+        tracing::warn!(
+            event = "open_files_limit",
+            limit = soft,
+            max_connections = fits,
+            "the open-files limit ({soft}) fits only {fits} connections and as many forwarded requests; ASPJWT_MAX_CONNECTIONS lowered to {fits} (raise `ulimit -n` to allow more)"
+        );
+        cfg.max_connections = fits.max(1);
+        cfg.max_connections_per_ip = cfg.max_connections_per_ip.min(cfg.max_connections);
+    }
+}
+
 /// Binds, announces the address as a JSON log line, serves until SIGTERM or
 /// SIGINT, drains in-flight requests for up to 10 s and closes the store.
 pub async fn run(
@@ -515,6 +558,8 @@ pub async fn run(
     store: Arc<dyn Store>,
     reload: ReloadSource,
 ) -> anyhow::Result<()> {
+    let mut cfg = cfg;
+    fit_open_files(&mut cfg);
     let state = Arc::new(AppState::new(cfg, store));
     let reloader = tokio::spawn(reload_on_hup(state.clone(), reload));
     {
@@ -551,6 +596,9 @@ pub async fn run(
     drop(cfg);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(idle).max_buf_size(64 * 1024);
+    // Browsers need a handful of streams; hyper's default of 200 a connection would let
+    // a few connections hold thousands of requests.
+    builder.http2().max_concurrent_streams(MAX_STREAMS);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {

@@ -80,9 +80,10 @@ pub fn normalize(raw: &str) -> Result<String, BadPath> {
         i += 3;
     }
     // Segments that are dot segments to some backend though not to RFC 3986: `..;x`
-    // (path parameters), `...`, `.. ` (Windows trims dots and spaces).
+    // (path parameters), `...`, `.. ` (Windows trims dots and spaces), and any of those
+    // under compatibility normalisation (`%EF%BC%8E%EF%BC%8E`, fullwidth `．．`).
     for seg in decoded[1..].split('/').filter(|s| *s != "." && *s != "..") {
-        let seg = seg.replace("%3B", ";").replace("%3b", ";").replace("%20", " ");
+        let seg = nfkc(&unescape(seg));
         let core = seg.split(';').next().unwrap_or("");
         if core.contains('.') && core.chars().all(|c| c == '.' || c == ' ') {
             return Err(BadPath::DotSegment);
@@ -95,15 +96,40 @@ pub fn normalize(raw: &str) -> Result<String, BadPath> {
     Ok(path)
 }
 
-/// Whether `text` turns into a `.`, `/` or `\` under compatibility normalisation
-/// (NFKC: U+FF0E fullwidth full stop, U+2025 two dot leader, U+FE30, U+2026 …), which
-/// some backends and filesystems apply: such a segment could walk past the matrix there.
-/// Also slash look-alikes NFKC leaves alone (U+2215 division slash, U+2044 fraction
-/// slash, U+29F5 reverse solidus operator), which lenient matchers fold anyway.
+/// Whether `text` turns into a `/` or `\` under compatibility normalisation (NFKC:
+/// U+FF0F fullwidth solidus, U+2100 ℀ "a/c", U+2105 ℅ "c/o" …), which some backends
+/// and filesystems apply: it would split a segment in two there, past the matrix. Also
+/// slash look-alikes NFKC leaves alone (U+2215 division slash, U+2044 fraction slash,
+/// U+29F5 reverse solidus operator), which lenient matchers fold anyway. Characters that
+/// fold into dots (U+FF0E, U+2026 …) are refused only where the segment would become a
+/// dot segment (see `normalize`): `Café…` or `１．２` are names, not steps up.
 fn folds_to_separator(text: &str) -> bool {
+    text.chars().any(|c| matches!(c, '\u{2215}' | '\u{2044}' | '\u{29F5}')) || nfkc(text).contains(['/', '\\'])
+}
+
+fn nfkc(text: &str) -> String {
     use unicode_normalization::UnicodeNormalization;
-    text.chars().any(|c| matches!(c, '\u{2215}' | '\u{2044}' | '\u{29F5}'))
-        || text.nfkc().any(|c| matches!(c, '.' | '/' | '\\'))
+    text.nfkc().collect()
+}
+
+/// Every `%XX` of a segment decoded (the escapes were checked to be UTF-8 already).
+fn unescape(seg: &str) -> String {
+    let b = seg.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |x: u8| (x as char).to_digit(16);
+        if b[i] == b'%'
+            && let (Some(h), Some(l)) = (b.get(i + 1).and_then(|x| hex(*x)), b.get(i + 2).and_then(|x| hex(*x)))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// RFC 3986 §5.2.4 for an absolute path: `.` goes, `..` takes the segment before it
@@ -163,18 +189,23 @@ mod tests {
         for bad in ["/a/..;/b", "/a/%2e%2e;/b", "/a/..%3b/b", "/a/.;x/../b", "/a/.../b", "/a/..%20/b", "/a/.%20./b"] {
             assert_eq!(normalize(bad), Err(BadPath::DotSegment), "{bad}");
         }
+        for bad in ["/a/%c0%ae%c0%ae/b", "/a/%ff", "/a/%e2%88%95", "/a/%ef%bc%8f", "/a/%E2%84%85", "/a/x%e2%81%84y"] {
+            assert_eq!(normalize(bad), Err(BadPath::Encoded), "{bad}");
+        }
+        // Look-alike dots are refused where they make a dot segment ．． ‥ ︰ … ︙ ...
         for bad in [
-            "/a/%c0%ae%c0%ae/b",
             "/a/%ef%bc%8e%ef%bc%8e/b",
-            "/a/%ff",
-            "/a/%e2%88%95",
             "/a/%e2%80%a5/b",
             "/a/%ef%b8%b0/b",
             "/a/%e2%80%a6",
             "/a/%ef%b8%99",
-            "/a/%ef%bc%8f",
+            "/a/.%ef%bc%8e;x/b",
         ] {
-            assert_eq!(normalize(bad), Err(BadPath::Encoded), "{bad}");
+            assert_eq!(normalize(bad), Err(BadPath::DotSegment), "{bad}");
+        }
+        // ... and nowhere else: Café…, １．２ are names.
+        for name in ["/api/leads/Caf%C3%A9%E2%80%A6", "/api/leads/%EF%BC%91%EF%BC%8E%EF%BC%92", "/a/x%E2%80%A6y"] {
+            assert_eq!(normalize(name).unwrap(), name, "{name}");
         }
         assert_eq!(normalize("/a/%C3%A9t%C3%A9/v1.2;rev=3").unwrap(), "/a/%C3%A9t%C3%A9/v1.2;rev=3");
     }

@@ -384,3 +384,249 @@ fn the_metrics_listener_has_a_connection_cap() {
     assert!(closed >= 30, "only {closed} of 100 idle metrics connections were turned away");
     assert_eq!(crate::service::get(&s.url("/api/health"), &[], &[]).status, 200);
 }
+
+/// A backend on loopback: each connection's request head goes to `answer`, which writes
+/// whatever it likes (at most 64 connections, each on its own thread).
+fn tiny_backend(answer: impl Fn(&mut TcpStream, &str) + Send + Sync + 'static) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let answer = Arc::new(answer);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(64) {
+            let Ok(mut stream) = stream else { continue };
+            let answer = answer.clone();
+            std::thread::spawn(move || {
+                stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                answer(&mut stream, &String::from_utf8_lossy(&head));
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// A service forwarding to `upstream`, with one sales agent's access token.
+fn gateway_service(upstream: &str, extra: &str) -> (Service, String) {
+    let s = Service::start(setup(&format!("UPSTREAM_URL={upstream}\n{extra}"), &[("m@example.com", "sales_agent")]));
+    let access = s.login("m@example.com", PASSWORD).cookie("access_token").unwrap();
+    (s, access)
+}
+
+/// One HTTP/2 stream whose window the client never opens, while its other streams keep
+/// the connection busy with small requests: the stalled stream still costs the client
+/// its connection (review of issue 14, D1).
+#[test]
+fn one_stalled_http2_stream_ends_the_connection_however_busy_the_others() {
+    let s = Service::start(setup("ASPJWT_IDLE_TIMEOUT=1s\n", &[]));
+    // SETTINGS_INITIAL_WINDOW_SIZE = 0: no stream may send DATA until given a window.
+    let mut c = crate::h2::Conn::open(addr(&s), &[(4, 0)]);
+    let block = crate::h2::request_block("GET", "/api/health", &[]);
+    c.send(&crate::h2::headers(1, &block, true));
+    let started = Instant::now();
+    let mut stream = 3;
+    while started.elapsed() < Duration::from_secs(8) && !c.closed() {
+        // A quick request every 300 ms, given the window it needs.
+        let mut next = crate::h2::headers(stream, &block, true);
+        next.extend(crate::h2::window_update(stream, 65_535));
+        if !c.send(&next) {
+            break;
+        }
+        stream += 2;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let closed = crate::service::within(Duration::from_secs(2), || c.closed());
+    assert!(closed.is_some(), "a stream that took nothing for 8 s kept its connection");
+    assert!(started.elapsed() < Duration::from_secs(6), "cut only after {:?}", started.elapsed());
+    assert!(stream > 5, "the other streams were served meanwhile");
+}
+
+/// A client reading a large forwarded download slowly but steadily keeps its connection,
+/// on HTTP/1 and on HTTP/2 (review of issue 14, D2).
+#[test]
+fn slow_but_steady_readers_keep_their_connection() {
+    const SIZE: usize = 192 * 1024;
+    let upstream = tiny_backend(|s, _| {
+        let _ = write!(
+            s,
+            "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: {SIZE}\r\nconnection: close\r\n\r\n"
+        );
+        let _ = s.write_all(&vec![b'x'; SIZE]);
+    });
+    let (s, access) = gateway_service(&upstream, "ASPJWT_IDLE_TIMEOUT=1s\n");
+    // HTTP/2: the client opens 8 KiB of window every 200 ms (40 KiB/s): about 5 s in all.
+    let mut c = crate::h2::Conn::open(addr(&s), &[(4, 0)]);
+    let auth = format!("Bearer {access}");
+    let block = crate::h2::request_block("GET", "/api/leads/export", &[("authorization", &auth)]);
+    c.send(&crate::h2::headers(1, &block, true));
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(15) && !c.seen.lock().unwrap().ended.contains(&1) && !c.closed() {
+        let mut grant = crate::h2::window_update(1, 8192);
+        grant.extend(crate::h2::window_update(0, 8192));
+        c.send(&grant);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let got = c.seen.lock().unwrap().data.get(&1).map_or(0, Vec::len);
+    assert_eq!(got, SIZE, "HTTP/2: the slow reader was cut after {:?}", started.elapsed());
+    assert!(started.elapsed() > Duration::from_secs(3), "not slow enough to test anything");
+
+    // HTTP/1: a client with a small receive buffer reading 8 KiB every 150 ms.
+    let mut h1 = small_buffer_connect(addr(&s), 8192);
+    write!(h1, "GET /api/leads/export HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {access}\r\n\r\n").unwrap();
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let mut chunk = vec![0u8; 8192];
+    h1.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    while started.elapsed() < Duration::from_secs(30) {
+        match h1.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+        }
+        if got.windows(4).position(|w| w == b"\r\n\r\n").is_some_and(|i| got.len() - i - 4 >= SIZE) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let body = got.windows(4).position(|w| w == b"\r\n\r\n").map_or(0, |i| got.len() - i - 4);
+    assert_eq!(body, SIZE, "HTTP/1: the slow reader was cut after {:?}", started.elapsed());
+}
+
+/// A connection whose receive buffer is `bytes` from the start (set before connecting,
+/// so the window it advertises is small too).
+fn small_buffer_connect(to: SocketAddr, bytes: i32) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    let SocketAddr::V4(v4) = to else { panic!("IPv4 loopback only") };
+    // SAFETY: a fresh socket, configured and connected here, then owned by the TcpStream.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0);
+        let size = bytes;
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            &size as *const i32 as *const libc::c_void,
+            std::mem::size_of::<i32>() as u32,
+        );
+        let sa = libc::sockaddr_in {
+            sin_family: libc::AF_INET as u16,
+            sin_port: v4.port().to_be(),
+            sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(v4.ip().octets()) },
+            sin_zero: [0; 8],
+        };
+        let rc = libc::connect(
+            fd,
+            &sa as *const _ as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as u32,
+        );
+        assert_eq!(rc, 0, "connect");
+        TcpStream::from_raw_fd(fd)
+    }
+}
+
+/// A backend that answers before reading the body (as Express does with a 401 or 404):
+/// the client's trickle of the rest no longer holds the connection (review D3).
+#[test]
+fn a_body_trickled_after_the_backend_answered_does_not_hold_the_connection() {
+    let upstream = tiny_backend(|s, _| {
+        let _ = s.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\nok");
+        // Never reads the body; keeps its end open as a lenient backend would.
+        std::thread::sleep(Duration::from_secs(20));
+    });
+    let (s, access) = gateway_service(&upstream, "ASPJWT_BODY_TIMEOUT=1s\nASPJWT_IDLE_TIMEOUT=1s\n");
+    let mut c = TcpStream::connect(addr(&s)).unwrap();
+    write!(c, "POST /api/leads HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {access}\r\nContent-Length: 100000\r\n\r\n0123456789").unwrap();
+    let r = read_response(&mut c, Duration::from_secs(5), Duration::ZERO).expect("no answer");
+    assert_eq!(r.status, 202);
+    let answered = Instant::now();
+    let mut writer = c.try_clone().unwrap();
+    let trickle = std::thread::spawn(move || {
+        for _ in 0..40 {
+            if writer.write_all(b"x").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    assert!(
+        closes_within(&mut c, Duration::from_secs(8)),
+        "a trickled body held the connection for 8 s after the answer"
+    );
+    assert!(answered.elapsed() < Duration::from_secs(6), "closed only after {:?}", answered.elapsed());
+    trickle.join().unwrap();
+}
+
+/// A malformed request whose first segment is the single byte `P` (the start of the
+/// HTTP/2 preface) still gets the service's JSON error with its headers (review D4).
+#[test]
+fn a_one_byte_first_segment_does_not_pass_for_http2() {
+    let s = Service::start(setup("", &[]));
+    let mut c = TcpStream::connect(addr(&s)).unwrap();
+    c.set_nodelay(true).unwrap();
+    c.write_all(b"P").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    c.write_all(b"OST /api/auth/login HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n").unwrap();
+    let r = read_response(&mut c, Duration::from_secs(3), Duration::from_secs(2)).expect("no answer");
+    assert_json_error_with_headers(&r, 400, "malformed request after a one-byte first segment");
+}
+
+/// Requests forwarded at once are capped per client address, however many HTTP/2
+/// streams carry them (review D1): each holds an upstream connection.
+#[test]
+fn forwarded_requests_in_flight_are_capped_per_address() {
+    let upstream = tiny_backend(|s, _| {
+        std::thread::sleep(Duration::from_secs(2));
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+    });
+    let (s, access) = gateway_service(&upstream, "ASPJWT_MAX_CONNECTIONS_PER_IP=2\n");
+    let mut c = crate::h2::Conn::open(addr(&s), &[]);
+    let auth = format!("Bearer {access}");
+    let block = crate::h2::request_block("GET", "/api/leads", &[("authorization", &auth)]);
+    for stream in [1, 3, 5] {
+        c.send(&crate::h2::headers(stream, &block, true));
+    }
+    let done = crate::service::within(Duration::from_secs(8), || c.seen.lock().unwrap().ended.len() >= 3);
+    assert!(done.is_some(), "the three streams did not all end");
+    let bodies: Vec<String> = [1, 3, 5].iter().map(|&n| c.body(n)).collect();
+    assert_eq!(bodies.iter().filter(|b| *b == "ok").count(), 2, "{bodies:?}");
+    assert_eq!(bodies.iter().filter(|b| b.contains("upstream_busy")).count(), 1, "{bodies:?}");
+}
+
+/// Under an open-files limit too small for ASPJWT_MAX_CONNECTIONS (clients plus as many
+/// forwarded requests), the service lowers it to what fits and says so, rather than
+/// run out of descriptors and stop accepting everyone (review D1).
+#[test]
+fn the_connection_cap_fits_the_open_files_limit() {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let d = setup("", &[]);
+    let mut cmd = d.cmd();
+    cmd.args(["serve", "--bind", "127.0.0.1:0", "--env-file", ".env", "--db", "aspjwt.db"]);
+    // SAFETY: only setrlimit between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit { rlim_cur: 300, rlim_max: 300 };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+        });
+    }
+    let mut child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut warned = None;
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines().map_while(Result::ok) {
+        if line.contains("\"event\":\"open_files_limit\"") {
+            warned = Some(serde_json::from_str::<Value>(&line).unwrap());
+        }
+        if line.contains("\"event\":\"listening\"") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let warned = warned.expect("no open_files_limit warning under a 300-descriptor limit");
+    assert_eq!(warned["max_connections"], (300 - 128) / 2, "{warned}");
+}

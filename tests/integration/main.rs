@@ -1,5 +1,6 @@
 //! One integration crate (one link step): modules grouped by subcommand.
 
+mod h2;
 mod pg;
 mod service;
 mod util;
