@@ -87,7 +87,7 @@ fn benches(c: &mut Criterion) {
         c.bench_function(&format!("check: compose file of {label} lines (parse, environments, judge)"), |b| {
             b.iter(|| {
                 let doc = ComposeFile::parse(black_box(compose.as_bytes())).unwrap();
-                check::compose("dc.yml", &doc.environment())
+                check::compose("dc.yml", &doc.environment(), &|_| None, "the environment")
             })
         });
     }

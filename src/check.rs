@@ -130,8 +130,62 @@ pub fn database(settings: &BTreeMap<String, Setting>) -> Option<Finding> {
     })
 }
 
-/// Compose services that give one key different literal values, and weak literals.
-pub fn compose(path: &str, env: &[EnvVar]) -> Vec<Finding> {
+/// What a compose service's secret resolves to, as docker compose would compute it:
+/// a failure when it is not a string, or resolves to nothing, a placeholder or too
+/// little. `lookup` finds variables as compose does (process environment, then the env
+/// files); `looked` says where, for the message.
+fn compose_secret(
+    v: &EnvVar,
+    min: usize,
+    origin: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    looked: &str,
+) -> Option<Finding> {
+    let fail = |detail: String| Some(Finding::new(v.key.clone(), Status::Fail, format!("{detail} ({origin})")));
+    let template = match &v.source {
+        Source::NotScalar { kind, .. } => {
+            return fail(format!(
+                "a YAML {kind}, not a string: docker compose refuses it (a placeholder? `aspjwt rotate --compose` writes a secret there)"
+            ));
+        }
+        Source::PassThrough => {
+            return match lookup(&v.key) {
+                None => {
+                    fail(format!("passed through from the environment, but {} is not set (looked in {looked})", v.key))
+                }
+                Some(value) => secret_finding(&v.key, &value, min, &format!("{origin}, from the environment"))
+                    .filter_status(Status::Fail),
+            };
+        }
+        Source::Literal(t) | Source::Interpolated(t) => t,
+    };
+    let r = match crate::interpolate::resolve(template, lookup) {
+        Ok(r) => r,
+        Err(e) => return fail(format!("{template:?}: {e}")),
+    };
+    if let Some(var) = r.unset.first() {
+        return fail(format!("{template:?}: {var} is not set (looked in {looked}), so {} would be empty", v.key));
+    }
+    let how = match r.defaulted.first() {
+        Some((var, default)) => format!("{origin}; {var} is not set, so the default {default:?} is used"),
+        None => origin.to_string(),
+    };
+    secret_finding(&v.key, &r.value, min, &how).filter_status(Status::Fail)
+}
+
+trait FilterStatus: Sized {
+    fn filter_status(self, status: Status) -> Option<Self>;
+}
+
+impl FilterStatus for Finding {
+    fn filter_status(self, status: Status) -> Option<Finding> {
+        (self.status == status).then_some(self)
+    }
+}
+
+/// Compose services whose secrets resolve to nothing usable (see `compose_secret`), and
+/// services that give one key different literal values. `lookup` and `looked` as there.
+pub fn compose(path: &str, env: &[EnvVar], lookup: &dyn Fn(&str) -> Option<String>, looked: &str) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut literals: BTreeMap<&str, Vec<(&str, &str, usize)>> = BTreeMap::new();
     for v in env {
@@ -140,17 +194,15 @@ pub fn compose(path: &str, env: &[EnvVar]) -> Vec<Finding> {
         }
     }
     for spec in names::DEFAULT_SECRETS {
-        let Some(uses) = literals.get(spec.name) else { continue };
-        let mut seen: Vec<&str> = Vec::new();
-        for (service, value, line) in uses {
-            if seen.contains(value) {
+        // Each place a value is written once, whichever services reach it.
+        let mut seen: Vec<crate::envfile::Pos> = Vec::new();
+        for v in env.iter().filter(|v| v.key == spec.name) {
+            if seen.contains(&v.pos) {
                 continue;
             }
-            seen.push(value);
-            let f = secret_finding(spec.name, value, spec.bytes, &format!("{path}:{line}, service {service}"));
-            if f.status == Status::Fail {
-                out.push(f);
-            }
+            seen.push(v.pos);
+            let origin = format!("{path}:{}, service {}", v.pos.line, v.service);
+            out.extend(compose_secret(v, spec.bytes, &origin, lookup, looked));
         }
     }
     for (key, uses) in &literals {
@@ -164,14 +216,10 @@ pub fn compose(path: &str, env: &[EnvVar]) -> Vec<Finding> {
         }
     }
     if out.is_empty() {
-        out.push(Finding::new(
-            format!("compose {path}"),
-            Status::Pass,
-            format!(
-                "{} services' environments agree",
-                env.iter().map(|v| &v.service).collect::<std::collections::BTreeSet<_>>().len()
-            ),
-        ));
+        out.push(Finding::new(format!("compose {path}"), Status::Pass, {
+            let n = env.iter().map(|v| &v.service).collect::<std::collections::BTreeSet<_>>().len();
+            format!("{n} {} agree", if n == 1 { "service's environment" } else { "services' environments" })
+        }));
     }
     out
 }

@@ -52,6 +52,11 @@ pub enum Source {
     Interpolated(String),
     /// `- KEY` or `KEY:` with no value: passed through from the environment.
     PassThrough,
+    /// A YAML list or mapping where a string belongs (docker compose refuses it): the
+    /// CRM's deployment document writes `JWT_SECRET: [SECURE_TOKEN]` as a placeholder.
+    /// `item` is the one plain scalar of a one-item flow sequence, which `rotate` may
+    /// replace with a quoted secret.
+    NotScalar { kind: &'static str, item: Option<String> },
 }
 
 /// One key of one service's effective environment.
@@ -78,6 +83,8 @@ pub struct Stray {
 pub struct ComposeFile {
     text: String,
     nodes: Vec<Node>,
+    /// Byte offset where each node starts (its properties included).
+    starts: Vec<usize>,
     root: Option<NodeId>,
     lines: LineIndex,
 }
@@ -120,13 +127,13 @@ impl ComposeFile {
                         return Err(ComposeError::Invalid("file holds more than one YAML document".into()));
                     }
                     let lines = LineIndex::new(&text);
-                    return Ok(ComposeFile { root: b.root, nodes: b.nodes, text, lines });
+                    return Ok(ComposeFile { root: b.root, nodes: b.nodes, starts: b.starts, text, lines });
                 }
-                Err((index, message)) => {
+                Err(failed) => {
                     let chars = copy.get_or_insert_with(|| text.chars().collect());
-                    if message != "invalid indentation" || !lift_closing_bracket(chars, index) {
-                        let at = CharToByte::new(&text).byte(index);
-                        return Err(ComposeError::Syntax { pos: pos_at(&text, at), message });
+                    if failed.message != "invalid indentation" || !lift_closing_bracket(chars, failed.index) {
+                        let at = CharToByte::new(&text).byte(failed.index);
+                        return Err(syntax_error(&text, at, &failed));
                     }
                 }
             }
@@ -185,9 +192,10 @@ impl ComposeFile {
     }
 
     fn pos(&self, id: NodeId) -> Pos {
-        match &self.nodes[self.resolve(id)] {
+        let id = self.resolve(id);
+        match &self.nodes[id] {
             Node::Scalar(s) => self.lines.pos(&self.text, s.start),
-            _ => Pos { line: 0, col: 0 },
+            _ => self.lines.pos(&self.text, self.starts[id]),
         }
     }
 
@@ -202,7 +210,31 @@ impl ComposeFile {
                 Node::Map(_) => {
                     for (key, k, v) in self.merged_pairs(env, 0) {
                         let v = self.resolve(v);
-                        let Some(s) = self.scalar(v) else { continue };
+                        let Some(s) = self.scalar(v) else {
+                            let (kind, item) = match &self.nodes[v] {
+                                Node::Seq(items) => (
+                                    "list",
+                                    match items.as_slice() {
+                                        [one] => self
+                                            .scalar(*one)
+                                            .filter(|s| s.style == ScalarStyle::Plain && !is_null(s))
+                                            .map(|s| s.value.clone()),
+                                        _ => None,
+                                    },
+                                ),
+                                _ => ("mapping", None),
+                            };
+                            let source = Source::NotScalar { kind, item };
+                            out.push(EnvVar {
+                                service: service.clone(),
+                                key,
+                                source,
+                                pos: self.pos(v),
+                                node: v,
+                                list_item: false,
+                            });
+                            continue;
+                        };
                         let source = if is_null(s) {
                             Source::PassThrough
                         } else if is_interpolated(&s.value) {
@@ -237,6 +269,32 @@ impl ComposeFile {
             }
         }
         out
+    }
+
+    /// Byte range of a one-item flow sequence of a plain scalar (`[SECURE_TOKEN]`), from
+    /// its `[` to its `]`, checked character by character: the placeholder `rotate`
+    /// replaces whole with a quoted secret.
+    fn flow_sequence_range(&self, var: &EnvVar) -> Result<std::ops::Range<usize>, &'static str> {
+        let Node::Seq(items) = &self.nodes[var.node] else { return Err("a mapping") };
+        let [item] = items.as_slice() else { return Err("a list of more than one item") };
+        let s = self
+            .scalar(*item)
+            .filter(|s| s.style == ScalarStyle::Plain)
+            .ok_or("a list whose item is not a plain word")?;
+        let open = skip_properties(&self.text, self.starts[var.node]);
+        if !self.text[open..].starts_with('[') {
+            return Err("a block list");
+        }
+        let blanks = |at: usize| at + self.text[at..].len() - self.text[at..].trim_start_matches([' ', '\t']).len();
+        let item_at = blanks(open + 1);
+        if item_at != s.start || !self.text[item_at..].starts_with(s.value.as_str()) {
+            return Err("a list that spans lines or holds comments");
+        }
+        let close = blanks(item_at + s.value.len());
+        if !self.text[close..].starts_with(']') {
+            return Err("a list that spans lines or holds comments");
+        }
+        Ok(open..close + 1)
     }
 
     /// Byte range of the value text of a literal, checked to read back as the parser read it.
@@ -284,6 +342,16 @@ impl ComposeFile {
                 }
                 Source::Interpolated(_) | Source::PassThrough => {
                     rw.from_env.entry(var.key.clone()).or_default().push(var.service.clone());
+                }
+                Source::NotScalar { .. } => {
+                    let range = self.flow_sequence_range(var).map_err(|why| ComposeError::Uneditable {
+                        pos: var.pos,
+                        service: var.service.clone(),
+                        key: var.key.clone(),
+                        why,
+                    })?;
+                    edits.insert(range.start, (range, format!("\"{new}\"")));
+                    rw.rotated.entry(var.key.clone()).or_default().push(var.service.clone());
                 }
             }
         }
@@ -396,17 +464,122 @@ impl<'a> CharToByte<'a> {
 /// Runs the parser over `text`, building the node tree with byte offsets in `original`
 /// (the same characters, give or take a lifted bracket); an error is a character index
 /// and a message.
-fn events(text: &str, original: &str) -> Result<Builder, (usize, String)> {
-    let mut b = Builder { nodes: Vec::new(), anchors: HashMap::new(), stack: Vec::new(), root: None, docs: 0 };
+fn events(text: &str, original: &str) -> Result<Builder, Failed> {
+    let mut b = Builder {
+        nodes: Vec::new(),
+        starts: Vec::new(),
+        anchors: HashMap::new(),
+        stack: Vec::new(),
+        root: None,
+        docs: 0,
+        flows: Vec::new(),
+    };
     let mut parser = Parser::new_from_str(text);
     let mut offsets = CharToByte::new(original);
     while let Some(ev) = parser.next_event() {
-        let (ev, span) = ev.map_err(|e| (e.marker().index(), e.info().to_string()))?;
+        let flows = |b: &Builder| b.flows.iter().flatten().copied().collect();
+        let (ev, span) =
+            ev.map_err(|e| Failed { index: e.marker().index(), message: e.info().to_string(), flows: flows(&b) })?;
         let index = span.start.index();
         let start = offsets.byte(index);
-        b.event(ev, start).map_err(|m| (index, m.to_string()))?;
+        b.event(ev, start, original).map_err(|m| Failed { index, message: m.to_string(), flows: flows(&b) })?;
     }
     Ok(b)
+}
+
+/// A parse that failed: where (a character index), why, and the flow collections open
+/// at that moment (is a sequence, byte offset of its bracket), outermost first.
+struct Failed {
+    index: usize,
+    message: String,
+    flows: Vec<(bool, usize)>,
+}
+
+/// Whether the flow collection whose bracket is at byte `at` is closed anywhere in
+/// `text`: brackets counted, quoted strings and comments skipped.
+fn flow_closes(text: &str, at: usize) -> bool {
+    let mut depth = 0usize;
+    let mut chars = text[at..].char_indices().peekable();
+    let mut prev = ' ';
+    while let Some((_, c)) = chars.next() {
+        match c {
+            '[' | '{' => depth += 1,
+            ']' | '}' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return true;
+                }
+            }
+            '"' | '\'' => {
+                let mut escaped = false;
+                for (_, q) in chars.by_ref() {
+                    if c == '"' && q == '\\' && !escaped {
+                        escaped = true;
+                        continue;
+                    }
+                    if q == c && !escaped {
+                        break;
+                    }
+                    escaped = false;
+                }
+            }
+            '#' if prev.is_whitespace() => {
+                for (_, q) in chars.by_ref() {
+                    if q == '\n' {
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+        prev = c;
+    }
+    false
+}
+
+/// The error for a failed parse: where it was noticed, and, when a flow collection was
+/// open, where that opened (never closed: the error is put there).
+fn syntax_error(text: &str, at: usize, failed: &Failed) -> ComposeError {
+    let noticed = pos_at(text, at);
+    let what = |seq: bool| if seq { "flow sequence" } else { "flow mapping" };
+    if let Some(&(seq, open)) = failed.flows.iter().find(|(_, open)| !flow_closes(text, *open)) {
+        let opened = pos_at(text, open);
+        return ComposeError::Syntax {
+            pos: opened,
+            message: format!(
+                "{} opened at {opened} is never closed (noticed at {noticed}: {})",
+                what(seq),
+                failed.message
+            ),
+        };
+    }
+    // A quoted string that never ends is noticed at its opening quote, or at the end of the file.
+    if let Some(q @ ('"' | '\'')) = text[at..].chars().next() {
+        let closed = if q == '"' {
+            let mut escaped = false;
+            text[at + 1..].chars().any(|c| {
+                let end = c == '"' && !escaped;
+                escaped = c == '\\' && !escaped;
+                end
+            })
+        } else {
+            text[at + 1..].contains('\'')
+        };
+        if !closed {
+            let kind = if q == '"' { "double" } else { "single" };
+            return ComposeError::Syntax {
+                pos: noticed,
+                message: format!("{kind}-quoted string opened at {noticed} is never closed ({})", failed.message),
+            };
+        }
+    }
+    match failed.flows.last() {
+        Some(&(seq, open)) => ComposeError::Syntax {
+            pos: noticed,
+            message: format!("{} (inside the {} opened at {})", failed.message, what(seq), pos_at(text, open)),
+        },
+        None => ComposeError::Syntax { pos: noticed, message: failed.message.clone() },
+    }
 }
 
 /// Moves a closing bracket that stands alone on its line (at `index`) to the end of
@@ -445,6 +618,10 @@ fn lift_closing_bracket(chars: &mut Vec<char>, index: usize) -> bool {
 
 struct Builder {
     nodes: Vec<Node>,
+    starts: Vec<usize>,
+    /// Collections open now that were written in flow style (`[`, `{`): (is a
+    /// sequence, byte offset of the bracket), for an error that names where one opened.
+    flows: Vec<Option<(bool, usize)>>,
     anchors: HashMap<usize, NodeId>,
     /// Open collections: node id, and a pending map key.
     stack: Vec<(NodeId, Option<NodeId>)>,
@@ -453,28 +630,30 @@ struct Builder {
 }
 
 impl Builder {
-    fn event(&mut self, ev: Event<'_>, start: usize) -> Result<(), &'static str> {
+    fn event(&mut self, ev: Event<'_>, start: usize, text: &str) -> Result<(), &'static str> {
         match ev {
             Event::DocumentStart(_) => self.docs += 1,
             Event::Scalar(value, style, anchor, _) => {
-                let id = self.push(Node::Scalar(Scalar { value: value.into_owned(), style, start }), anchor);
+                let id = self.push(Node::Scalar(Scalar { value: value.into_owned(), style, start }), anchor, start);
                 self.attach(id);
             }
             Event::Alias(anchor) => {
                 let target = *self.anchors.get(&anchor).ok_or("alias to an unknown anchor")?;
-                let id = self.push(Node::Alias(target), 0);
+                let id = self.push(Node::Alias(target), 0, start);
                 self.attach(id);
             }
-            Event::SequenceStart(anchor, _) => {
-                let id = self.push(Node::Seq(Vec::new()), anchor);
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                let seq = matches!(ev, Event::SequenceStart(..));
+                let node = if seq { Node::Seq(Vec::new()) } else { Node::Map(Vec::new()) };
+                let id = self.push(node, anchor, start);
                 self.stack.push((id, None));
-            }
-            Event::MappingStart(anchor, _) => {
-                let id = self.push(Node::Map(Vec::new()), anchor);
-                self.stack.push((id, None));
+                let at = skip_properties(text, start.min(text.len()));
+                let flow = text[at..].starts_with(if seq { '[' } else { '{' });
+                self.flows.push(flow.then_some((seq, at)));
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let (id, _) = self.stack.pop().ok_or("unbalanced collection")?;
+                self.flows.pop();
                 self.attach(id);
             }
             _ => {}
@@ -482,7 +661,8 @@ impl Builder {
         Ok(())
     }
 
-    fn push(&mut self, node: Node, anchor: usize) -> NodeId {
+    fn push(&mut self, node: Node, anchor: usize, start: usize) -> NodeId {
+        self.starts.push(start);
         self.nodes.push(node);
         let id = self.nodes.len() - 1;
         if anchor != 0 {
@@ -536,6 +716,7 @@ fn verify(old: &str, new: &[u8], targets: &BTreeMap<String, String>) -> Result<(
                 Value::Mapping(m) => m.get(key.as_str()).is_some_and(|v| match v {
                     Value::String(s) => !is_interpolated(s),
                     Value::Bool(_) | Value::Number(_) => true,
+                    Value::Sequence(items) => items.len() == 1, // a `[PLACEHOLDER]`
                     _ => false,
                 }),
                 Value::Sequence(items) => items.iter().any(|i| {
@@ -685,6 +866,47 @@ services:
         let f = ComposeFile::parse(src.as_bytes()).unwrap();
         let e = f.rotate(&targets(&[("JWT_SECRET", "N")])).unwrap_err();
         assert!(e.to_string().starts_with("4:19: JWT_SECRET of service \"a\""), "{e}");
+    }
+
+    #[test]
+    fn placeholder_lists_are_replaced_with_a_quoted_secret() {
+        // The CRM deployment document's shape.
+        let src = "services:\n  api:\n    environment:\n      JWT_SECRET: [SECURE_TOKEN]   # fill in\n      SESSION_SECRET: [ SECURE_SESSION_TOKEN ]\n      OTHER: [a, b]\n";
+        let f = ComposeFile::parse(src.as_bytes()).unwrap();
+        let env = f.environment();
+        assert_eq!(env[0].source, Source::NotScalar { kind: "list", item: Some("SECURE_TOKEN".into()) });
+        let rw = f.rotate(&targets(&[("JWT_SECRET", "N1"), ("SESSION_SECRET", "N2")])).unwrap();
+        assert_eq!(
+            String::from_utf8(rw.bytes).unwrap(),
+            src.replace("[SECURE_TOKEN]", "\"N1\"").replace("[ SECURE_SESSION_TOKEN ]", "\"N2\"")
+        );
+        // A list that is not one plain word is left to a human, with its position.
+        let e = f.rotate(&targets(&[("OTHER", "N")])).unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "6:14: OTHER of service \"api\" can't be edited losslessly (a list of more than one item)"
+            ),
+            "{e}"
+        );
+        let block = "services:\n  api:\n    environment:\n      JWT_SECRET:\n        - SECURE_TOKEN\n";
+        let e = ComposeFile::parse(block.as_bytes()).unwrap().rotate(&targets(&[("JWT_SECRET", "N")])).unwrap_err();
+        assert!(e.to_string().contains("(a block list)"), "{e}");
+    }
+
+    #[test]
+    fn unclosed_constructs_are_reported_where_they_open() {
+        let e =
+            ComposeFile::parse(b"services:\n  api:\n    environment:\n      JWT_SECRET: [unclosed\n      OTHER: x\n")
+                .err()
+                .unwrap();
+        assert!(e.to_string().starts_with("4:19: flow sequence opened at 4:19 is never closed (noticed at 5:"), "{e}");
+        let e = ComposeFile::parse(b"a:\n  b: {x: 1\n").err().unwrap();
+        assert!(e.to_string().starts_with("2:6: flow mapping opened at 2:6 is never closed"), "{e}");
+        let e = ComposeFile::parse(b"a:\n  b: \"open\n  c: 1\n").err().unwrap();
+        assert!(e.to_string().starts_with("2:6: double-quoted string opened at 2:6 is never closed"), "{e}");
+        // A closed flow collection with an error inside says where it opened.
+        let e = ComposeFile::parse(b"a: [x, y: z: w]\n").err().unwrap();
+        assert!(e.to_string().contains("inside the flow sequence opened at 1:4"), "{e}");
     }
 
     #[test]

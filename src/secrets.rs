@@ -67,7 +67,8 @@ impl std::fmt::Display for Weakness {
 /// Placeholder words seen in example files; matched case-insensitively against the whole
 /// value (after stripping brackets), or as a prefix where the entry ends in `*`.
 const PLACEHOLDERS: &[&str] = &[
-    "secure_token",
+    "secure_*",
+    "secure-*",
     "changeme",
     "change-me",
     "change_me",
@@ -102,6 +103,13 @@ const PLACEHOLDERS: &[&str] = &[
 
 /// True when `value` is a known placeholder or one character repeated.
 pub fn is_placeholder(value: &str) -> bool {
+    // A template slot: `<your-secret>`, `[SECURE_TOKEN]`, `{{ jwt_secret }}` (base64 has no brackets).
+    let v = value.trim();
+    let wrapped =
+        |open: &str, close: &str| v.len() > open.len() + close.len() && v.starts_with(open) && v.ends_with(close);
+    if wrapped("<", ">") || wrapped("[", "]") || wrapped("{{", "}}") || wrapped("${{", "}}") {
+        return true;
+    }
     let trimmed = value.trim().trim_matches(|c| matches!(c, '[' | ']' | '<' | '>' | '{' | '}' | '*'));
     let lower = trimmed.to_ascii_lowercase();
     let mut chars = lower.chars();
@@ -183,6 +191,13 @@ mod tests {
             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
             "CHANGE-THIS! VERY IMPORTANT!",
             "secret1233",
+            "[SECURE_REFRESH_TOKEN]",
+            "SECURE_SESSION_TOKEN",
+            "<your-secret>",
+            "<paste the secret here>",
+            "{{ jwt_secret }}",
+            "CHANGE_ME",
+            "xxx",
         ] {
             assert!(is_placeholder(p), "{p}");
         }

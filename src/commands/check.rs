@@ -38,6 +38,14 @@ fn env_settings(files: &[PathBuf], findings: &mut Vec<Finding>) -> Result<Settin
     Ok(settings)
 }
 
+/// Whether two paths name one file (through links, `./`, …).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (fs::canonicalize(a), fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
 pub fn check(out: &Out, args: CheckArgs) -> Result<Exit> {
     let mut findings = Vec::new();
     let mut env_files = args.env_files.clone();
@@ -66,7 +74,32 @@ pub fn check(out: &Out, args: CheckArgs) -> Result<Exit> {
         let bytes = crate::fsx::read_path(path).map_err(|e| anyhow::anyhow!(e))?;
         let doc = ComposeFile::parse(&bytes)
             .map_err(|e| anyhow::anyhow!(rotate::located(&path.display().to_string(), &e)))?;
-        findings.extend(check::compose(&path.display().to_string(), &doc.environment()));
+        // Interpolation as compose resolves it: the process environment, then the env
+        // files, then the compose file's folder's .env.
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        let folder_env = dir.join(".env");
+        let folder = if folder_env.is_file() && !env_files.iter().any(|f| same_file(f, &folder_env)) {
+            Some(Settings::from_env_file(&folder_env)?)
+        } else {
+            None
+        };
+        let mut looked = vec!["the environment".to_string()];
+        looked.extend(env_files.iter().map(|f| f.display().to_string()));
+        looked.extend(folder.as_ref().map(|_| folder_env.display().to_string()));
+        if !folder_env.is_file() {
+            looked.push(format!("{} (no such file)", folder_env.display()));
+        }
+        let lookup = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .or_else(|| settings.as_ref().and_then(|s| s.get(name)).map(|s| s.value.clone()))
+                .or_else(|| folder.as_ref().and_then(|s| s.get(name)).map(|s| s.value.clone()))
+        };
+        let looked = match looked.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+            _ => looked.join(""),
+        };
+        findings.extend(check::compose(&path.display().to_string(), &doc.environment(), &lookup, &looked));
     }
     let ok = check::passed(&findings, args.strict);
     if out.json {

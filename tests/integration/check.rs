@@ -133,10 +133,11 @@ fn input_errors_exit_2_with_position() {
     d.run(&["check", "--env-file", "missing.env"]).code(2);
     std::fs::remove_file(d.path(".env")).unwrap();
     d.write("c.yml", "services: [\n");
+    let out = d.run(&["check", "--compose", "c.yml"]);
     assert!(
-        d.run(&["check", "--compose", "c.yml"]).code(2).stderr.contains("c.yml:2:1:"),
+        out.code(2).stderr.contains("c.yml:1:11: flow sequence opened at 1:11 is never closed (noticed at 2:1"),
         "{}",
-        d.run(&["check", "--compose", "c.yml"]).stderr
+        out.stderr
     );
 }
 
@@ -175,4 +176,104 @@ fn the_database_setting_is_checked_offline_and_its_password_never_shown() {
     let argv = d.run(&["user", "list", "--db", "postgres://u:pg-s3cr3t@127.0.0.1:1/x"]);
     argv.code(2);
     assert!(argv.stderr.contains("visible to every user") && !argv.stderr.contains("pg-s3cr3t"), "{}", argv.stderr);
+}
+
+/// Interpolation resolved as docker compose resolves it: the process environment, then
+/// the env files, then the compose file's folder's .env; unset, empty, short or
+/// placeholder values fail, naming file:line and the variable.
+#[test]
+fn compose_interpolation_is_resolved_and_judged() {
+    let d = Dir::new();
+    let dc = "services:\n  api:\n    environment:\n      JWT_SECRET: ${JWT_SECRET}\n      JWT_REFRESH_SECRET: ${JWT_REFRESH_SECRET:-changeme}\n      SESSION_SECRET: ${SESSION_SECRET:?set SESSION_SECRET}\n";
+    d.write("dc.yml", dc);
+    let j = d.run(&["--json", "check", "--compose", "dc.yml"]).code(1).json();
+    let detail = |item: &str| -> String {
+        j["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["item"] == item)
+            .map(|c| c["detail"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    };
+    assert!(
+        detail("JWT_SECRET").contains("JWT_SECRET is not set") && detail("JWT_SECRET").contains("dc.yml:4"),
+        "{}",
+        detail("JWT_SECRET")
+    );
+    let refresh = detail("JWT_REFRESH_SECRET");
+    assert!(
+        refresh.contains("placeholder") && refresh.contains("default \"changeme\"") && refresh.contains("dc.yml:5"),
+        "{refresh}"
+    );
+    let session = detail("SESSION_SECRET");
+    assert!(
+        session.contains("required variable SESSION_SECRET is missing a value: set SESSION_SECRET")
+            && session.contains("dc.yml:6"),
+        "{session}"
+    );
+
+    // The folder's .env supplies them: then every one passes.
+    let env = d.run(&["generate"]).code(0).stdout.clone();
+    d.write(".env", &env);
+    fs::set_permissions(d.path(".env"), fs::Permissions::from_mode(0o600)).unwrap();
+    d.run(&["check", "--compose", "dc.yml"]).code(0);
+    // The process environment wins over the file, as in compose: a short one fails.
+    let mut cmd = d.cmd();
+    cmd.args(["--json", "check", "--compose", "dc.yml"]).env("JWT_SECRET", "tooshort");
+    let j = crate::util::run(&mut cmd, None).code(1).json();
+    assert!(j["checks"].to_string().contains("dc.yml:4"), "{}", j["checks"]);
+    // An --env-file first, the folder's .env after it.
+    d.write("other.env", "JWT_SECRET=changeme\n");
+    let out = d.run(&["check", "--env-file", "other.env", "--compose", "dc.yml"]);
+    assert!(out.code(1).stdout.contains("JWT_SECRET") && out.stdout.contains("placeholder"), "{}", out.stdout);
+}
+
+/// The CRM deployment document's shape (`JWT_SECRET: [SECURE_TOKEN]`): check fails it,
+/// rotate writes quoted secrets in place of exactly those bytes, and check then passes.
+#[test]
+fn placeholder_lists_fail_check_and_rotate_fills_them() {
+    let d = Dir::new();
+    let dc = "services:\n  crm:\n    image: crm\n    environment:\n      NODE_ENV: production\n      JWT_SECRET: [SECURE_TOKEN]\n      JWT_REFRESH_SECRET: [SECURE_REFRESH_TOKEN]\n      SESSION_SECRET: [SECURE_SESSION_TOKEN]\n";
+    d.write("dc.yml", dc);
+    let out = d.run(&["check", "--compose", "dc.yml"]);
+    assert_eq!(out.code(1).stdout.matches("a YAML list, not a string").count(), 3, "{}", out.stdout);
+    for placeholder in ["<your-secret>", "CHANGE_ME", "xxx", "secret"] {
+        d.write("p.yml", format!("services:\n  a:\n    environment:\n      JWT_SECRET: \"{placeholder}\"\n"));
+        let out = d.run(&["check", "--compose", "p.yml"]);
+        assert!(out.code(1).stdout.contains("placeholder"), "{placeholder}: {}", out.stdout);
+    }
+    let j = d.run(&["--json", "rotate", "--compose", "dc.yml"]).code(0).json();
+    assert_eq!(j["files"][0]["rotated"].as_array().unwrap().len(), 3, "{j}");
+    let new = d.read_str("dc.yml");
+    let doc: serde_yaml::Value = serde_yaml::from_str(&new).unwrap();
+    let env = &doc["services"]["crm"]["environment"];
+    let mut expected = dc.to_string();
+    for (key, placeholder) in [
+        ("JWT_SECRET", "[SECURE_TOKEN]"),
+        ("JWT_REFRESH_SECRET", "[SECURE_REFRESH_TOKEN]"),
+        ("SESSION_SECRET", "[SECURE_SESSION_TOKEN]"),
+    ] {
+        let v = env[key].as_str().unwrap_or_else(|| panic!("{key} is not a string: {new}"));
+        assert!(v.len() >= 44, "{key}");
+        expected = expected.replace(placeholder, &format!("\"{v}\""));
+    }
+    assert_eq!(new, expected, "bytes outside the placeholders changed");
+    d.run(&["check", "--compose", "dc.yml"]).code(0);
+}
+
+/// An unclosed construct names where it opened, in check and rotate alike.
+#[test]
+fn an_unclosed_yaml_construct_is_reported_where_it_opened() {
+    let d = Dir::new();
+    d.write("dc.yml", "services:\n  api:\n    environment:\n      JWT_SECRET: [unclosed\n      OTHER: x\n");
+    for cmd in ["check", "rotate"] {
+        let out = d.run(&[cmd, "--compose", "dc.yml"]);
+        assert!(
+            out.code(2).stderr.contains("dc.yml:4:19: flow sequence opened at 4:19 is never closed"),
+            "{cmd}: {}",
+            out.stderr
+        );
+    }
 }
