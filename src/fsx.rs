@@ -277,6 +277,27 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     staged.commit()
 }
 
+/// Writes a new owner-only file at `path`, or at `path-2`, `path-3`… when that name is
+/// taken: never replaces a file (two backups in one second both survive). Returns the
+/// path written.
+pub fn write_private_new(path: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
+    let staged = stage(path, bytes, 0o600)?;
+    fs::set_permissions(staged.temp_path(), Permissions::from_mode(0o600))?;
+    let mut temp = staged.temp;
+    for n in 1..=1000 {
+        let candidate = if n == 1 { path.to_path_buf() } else { PathBuf::from(format!("{}-{n}", path.display())) };
+        match temp.persist_noclobber(&candidate) {
+            Ok(()) => {
+                sync_dir(&candidate)?;
+                return Ok(candidate);
+            }
+            Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => temp = e.path,
+            Err(e) => return Err(e.error),
+        }
+    }
+    Err(io::Error::new(io::ErrorKind::AlreadyExists, "1000 files of that name exist already"))
+}
+
 fn sync_dir(path: &Path) -> io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,

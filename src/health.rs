@@ -25,6 +25,8 @@ pub struct Outcome {
     pub name: String,
     pub status: Status,
     pub millis: u64,
+    /// The same time, exact below a millisecond (a local check takes a few hundred µs).
+    pub micros: u64,
     pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expected: Option<String>,
@@ -38,6 +40,7 @@ impl Outcome {
             name: name.into(),
             status,
             millis: took.as_millis() as u64,
+            micros: took.as_micros() as u64,
             detail: detail.into(),
             expected: None,
             got: None,
@@ -94,19 +97,42 @@ pub fn describe(e: &reqwest::Error, timeout: Duration) -> String {
         || chain.contains("name or service not known")
     {
         "DNS failure: the host name does not resolve".into()
-    } else if chain.contains("unknownissuer") || chain.contains("unknown issuer") {
-        "TLS failure: the certificate is signed by an unknown authority (pass --cacert)".into()
-    } else if chain.contains("notvalidforname") {
-        "TLS failure: the certificate is not valid for this host name".into()
-    } else if chain.contains("expired") {
-        "TLS failure: the certificate has expired".into()
+    } else if let Some(why) = tls_cause(&chain) {
+        format!("TLS failure: {why}")
     } else if chain.contains("certificate") || chain.contains("tls") || chain.contains("handshake") {
-        format!("TLS failure: {}", chain.rsplit(": ").next().unwrap_or("handshake failed"))
+        format!("TLS failure: the handshake failed ({})", chain.rsplit(": ").next().unwrap_or("no detail"))
     } else if e.is_connect() {
         "cannot connect".into()
     } else {
         format!("request failed: {}", chain.rsplit(": ").next().unwrap_or("unknown error"))
     }
+}
+
+/// rustls names its errors in Debug form ("other(othererror(causedasendentity))");
+/// each known one is said here as an operator would, with what to do about it.
+fn tls_cause(chain: &str) -> Option<&'static str> {
+    const CAUSES: &[(&[&str], &str)] = &[
+        (&["unknownissuer", "unknown issuer"], "the certificate is signed by an unknown authority (pass --cacert)"),
+        (
+            &["causedasendentity", "caused as end entity", "ca used as end entity"],
+            "the server presents a CA certificate as its own; it must serve a certificate issued for its host name",
+        ),
+        (&["notvalidforname"], "the certificate is not valid for this host name"),
+        (&["expired"], "the certificate has expired"),
+        (&["notvalidyet"], "the certificate is not valid yet (is a clock wrong?)"),
+        (&["revoked"], "the certificate has been revoked"),
+        (&["badsignature", "invalidsignature"], "the certificate's signature does not verify"),
+        (&["badencoding", "unsupportedcertversion"], "the server's certificate cannot be parsed"),
+        (
+            &["invalidcontenttype", "corrupt message", "corruptmessage", "invalidmessage"],
+            "the server does not speak TLS on this port (try http://)",
+        ),
+        (
+            &["peerincompatible", "handshakefailure", "protocolversion", "nociphersuitesincommon"],
+            "the server and aspjwt share no TLS version or cipher suite (aspjwt speaks TLS 1.2 and 1.3)",
+        ),
+    ];
+    CAUSES.iter().find(|(needles, _)| needles.iter().any(|n| chain.contains(n))).map(|(_, why)| *why)
 }
 
 /// The value of a cookie set by a response, with its attributes.
@@ -189,6 +215,27 @@ impl Runner {
     }
 }
 
+/// The certificates of a --cacert file: at least one, each a parseable X.509 certificate.
+/// reqwest alone accepts any bytes (a key, a text file) and trusts nothing.
+pub fn ca_certificates(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let ders: Vec<CertificateDer> = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("not a readable PEM file ({e})"))?;
+    if ders.is_empty() {
+        return Err("no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)".into());
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    ders.iter()
+        .enumerate()
+        .map(|(i, der)| {
+            roots.add(der.clone()).map_err(|_| format!("certificate {} is not a valid X.509 certificate", i + 1))?;
+            reqwest::Certificate::from_der(der).map_err(|e| format!("certificate {}: {e}", i + 1))
+        })
+        .collect()
+}
+
 /// Runs every check in order and returns the checklist.
 pub fn run(opts: &Options) -> Vec<Outcome> {
     let mut builder = Client::builder()
@@ -196,16 +243,9 @@ pub fn run(opts: &Options) -> Vec<Outcome> {
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("aspjwt-health/", env!("CARGO_PKG_VERSION")));
     if let Some(pem) = &opts.cacert {
-        match reqwest::Certificate::from_pem(pem) {
-            Ok(c) => builder = builder.add_root_certificate(c),
-            Err(_) => {
-                return vec![Outcome::new(
-                    "CA certificate",
-                    Status::Fail,
-                    Duration::ZERO,
-                    "--cacert is not a PEM certificate",
-                )];
-            }
+        // Validated when the options were read; an error here cannot happen.
+        for c in ca_certificates(pem).unwrap_or_default() {
+            builder = builder.add_root_certificate(c);
         }
     }
     let client = match builder.build() {
@@ -393,8 +433,29 @@ fn signed_locally(settings: &Settings, raw: &str, kind: Kind) -> Result<(), Stri
     failures.first().map_or(Ok(()), |f| Err(f.to_string()))
 }
 
+/// The probe account's session while the deep check holds it.
+struct ProbeSession {
+    access: String,
+    refresh: String,
+    csrf: String,
+    ended: bool,
+}
+
 /// login → token-info → refresh → logout → refresh again, with the probe account.
+/// Once logged in, the session is ended before returning whatever failed: a check
+/// that stops early (or runs every minute under --watch) never leaves sessions behind.
 fn deep(r: &mut Runner, probe: &Probe, settings: Option<&Settings>, https: bool) {
+    let Some((mut session, ok)) = login(r, probe, https) else { return };
+    if ok {
+        exercise(r, &mut session, settings);
+    }
+    if !session.ended {
+        end_probe_session(r, &session);
+    }
+}
+
+/// Logs the probe in; the session (when the service opened one) and whether the login check passed.
+fn login(r: &mut Runner, probe: &Probe, https: bool) -> Option<(ProbeSession, bool)> {
     let (took, res) = r.send(
         r.client
             .post(r.url("/api/auth/login"))
@@ -402,7 +463,7 @@ fn deep(r: &mut Runner, probe: &Probe, settings: Option<&Settings>, https: bool)
     );
     let resp = match res {
         Err(e) => return void(r.push(Outcome::new("login", Status::Fail, took, e))),
-        Ok(resp) if r.rate_limited("login", took, &resp) => return,
+        Ok(resp) if r.rate_limited("login", took, &resp) => return None,
         Ok(resp) => resp,
     };
     if resp.status().as_u16() != 200 {
@@ -414,20 +475,26 @@ fn deep(r: &mut Runner, probe: &Probe, settings: Option<&Settings>, https: bool)
         )));
     }
     let headers = resp.headers().clone();
-    let (Some(access_c), Some(refresh_c), Some(csrf_c)) = (
+    let value = |name| set_cookie(&headers, name).map(|c| cookie_value(c).to_string());
+    let session = ProbeSession {
+        access: value(cookie::ACCESS_TOKEN).unwrap_or_default(),
+        refresh: value(cookie::REFRESH_TOKEN).unwrap_or_default(),
+        csrf: value(cookie::CSRF_TOKEN).unwrap_or_default(),
+        ended: false,
+    };
+    let (Some(access_c), Some(refresh_c), Some(_)) = (
         set_cookie(&headers, cookie::ACCESS_TOKEN),
         set_cookie(&headers, cookie::REFRESH_TOKEN),
         set_cookie(&headers, cookie::CSRF_TOKEN),
     ) else {
-        return void(r.push(Outcome::fail(
+        let ok = r.push(Outcome::fail(
             "login",
             took,
             "access_token, refresh_token and csrf_token cookies",
             "not all of them",
-        )));
+        ));
+        return Some((session, ok));
     };
-    let (access, refresh, csrf) =
-        (cookie_value(access_c).to_string(), cookie_value(refresh_c).to_string(), cookie_value(csrf_c).to_string());
     let mut problems: Vec<String> = Vec::new();
     for (name, c) in [(cookie::ACCESS_TOKEN, access_c), (cookie::REFRESH_TOKEN, refresh_c)] {
         let missing = cookie_problems(c, https);
@@ -435,7 +502,7 @@ fn deep(r: &mut Runner, probe: &Probe, settings: Option<&Settings>, https: bool)
             problems.push(format!("{name} lacks {}", missing.join(", ")));
         }
     }
-    if !r.push(if problems.is_empty() {
+    let ok = r.push(if problems.is_empty() {
         Outcome::new(
             "login",
             Status::Pass,
@@ -449,19 +516,22 @@ fn deep(r: &mut Runner, probe: &Probe, settings: Option<&Settings>, https: bool)
             "HttpOnly, SameSite (and Secure over https) on the token cookies",
             problems.join("; "),
         )
-    }) {
-        return;
-    }
-    if let Some(s) = settings {
+    });
+    Some((session, ok))
+}
+
+/// Everything after login, stopping at the first failure; `s` follows each rotation.
+fn exercise(r: &mut Runner, s: &mut ProbeSession, settings: Option<&Settings>) {
+    if let Some(settings) = settings {
         let t = Instant::now();
-        let verdict =
-            signed_locally(s, &access, Kind::Access).and_then(|()| signed_locally(s, &refresh, Kind::Refresh));
+        let verdict = signed_locally(settings, &s.access, Kind::Access)
+            .and_then(|()| signed_locally(settings, &s.refresh, Kind::Refresh));
         if !r.push(match verdict {
             Ok(()) => Outcome::new(
                 "tokens match the configuration",
                 Status::Pass,
                 t.elapsed(),
-                format!("both verify with the secrets in {}", s.source),
+                format!("both verify with the secrets in {}", settings.source),
             ),
             Err(e) => Outcome::new("tokens match the configuration", Status::Fail, t.elapsed(), e),
         }) {
@@ -470,44 +540,71 @@ fn deep(r: &mut Runner, probe: &Probe, settings: Option<&Settings>, https: bool)
     }
 
     let ttl = settings.and_then(|s| s.ttl(Kind::Access).ok()).unwrap_or(Duration::from_secs(15 * 60)).as_secs() as i64;
-    if !token_info(r, &access, "token-info", Some(ttl)) {
+    if !token_info(r, &s.access, "token-info", Some(ttl)) {
         return;
     }
 
-    let cookies = format!("{}={refresh}; {}={csrf}", cookie::REFRESH_TOKEN, cookie::CSRF_TOKEN);
-    let (took, res) =
-        r.send(r.client.post(r.url("/api/auth/refresh")).header("cookie", &cookies).header(names::CSRF_HEADER, &csrf));
+    let (took, res) = r.send(
+        r.client
+            .post(r.url("/api/auth/refresh"))
+            .header("cookie", refresh_cookies(s))
+            .header(names::CSRF_HEADER, &s.csrf),
+    );
     let resp = match res {
-        Err(e) => return void(r.push(Outcome::new("refresh", Status::Fail, took, e))),
+        Err(e) => {
+            r.push(Outcome::new("refresh", Status::Fail, took, e));
+            return;
+        }
         Ok(resp) if r.rate_limited("refresh", took, &resp) => return,
         Ok(resp) => resp,
     };
     if resp.status().as_u16() != 200 {
-        return void(r.push(Outcome::fail("refresh", took, "200", resp.status().as_u16().to_string())));
+        r.push(Outcome::fail("refresh", took, "200", resp.status().as_u16().to_string()));
+        return;
     }
     let h = resp.headers().clone();
     let new_refresh = set_cookie(&h, cookie::REFRESH_TOKEN).map(|c| cookie_value(c).to_string()).unwrap_or_default();
-    let new_access = set_cookie(&h, cookie::ACCESS_TOKEN).map(|c| cookie_value(c).to_string()).unwrap_or_default();
-    let new_csrf = set_cookie(&h, cookie::CSRF_TOKEN).map(|c| cookie_value(c).to_string()).unwrap_or(csrf);
-    if new_refresh.is_empty() || new_refresh == refresh {
-        return void(r.push(Outcome::fail("refresh", took, "a new refresh token (rotation)", "the same one, or none")));
+    if let Some(c) = set_cookie(&h, cookie::ACCESS_TOKEN) {
+        s.access = cookie_value(c).to_string();
     }
+    if let Some(c) = set_cookie(&h, cookie::CSRF_TOKEN) {
+        s.csrf = cookie_value(c).to_string();
+    }
+    if new_refresh.is_empty() || new_refresh == s.refresh {
+        r.push(Outcome::fail("refresh", took, "a new refresh token (rotation)", "the same one, or none"));
+        return;
+    }
+    s.refresh = new_refresh;
     r.push(Outcome::new("refresh", Status::Pass, took, "200, refresh token rotated"));
-    if !token_info(r, &new_access, "token-info after refresh", None) {
+    if !token_info(r, &s.access, "token-info after refresh", None) {
         return;
     }
 
-    let cookies = format!("{}={new_refresh}; {}={new_csrf}", cookie::REFRESH_TOKEN, cookie::CSRF_TOKEN);
     let (took, res) = r.send(
-        r.client.post(r.url("/api/auth/logout")).header("cookie", &cookies).header(names::CSRF_HEADER, &new_csrf),
+        r.client
+            .post(r.url("/api/auth/logout"))
+            .header("cookie", refresh_cookies(s))
+            .header(names::CSRF_HEADER, &s.csrf),
     );
     match res {
-        Err(e) => return void(r.push(Outcome::new("logout", Status::Fail, took, e))),
-        Ok(resp) if resp.status().as_u16() == 204 => r.push(Outcome::new("logout", Status::Pass, took, "204")),
-        Ok(resp) => return void(r.push(Outcome::fail("logout", took, "204", resp.status().as_u16().to_string()))),
+        Err(e) => {
+            r.push(Outcome::new("logout", Status::Fail, took, e));
+            return;
+        }
+        Ok(resp) if resp.status().as_u16() == 204 => {
+            s.ended = true;
+            r.push(Outcome::new("logout", Status::Pass, took, "204"))
+        }
+        Ok(resp) => {
+            r.push(Outcome::fail("logout", took, "204", resp.status().as_u16().to_string()));
+            return;
+        }
     };
     let (took, res) = r.send(
-        r.client.post(r.url("/api/auth/refresh")).header("cookie", &cookies).header(names::CSRF_HEADER, &new_csrf),
+        r.client
+            .post(r.url("/api/auth/refresh"))
+            .header("cookie", refresh_cookies(s))
+            .header(names::CSRF_HEADER, &s.csrf),
     );
     match res {
         Err(e) => r.push(Outcome::new("refresh after logout", Status::Fail, took, e)),
@@ -519,7 +616,29 @@ fn deep(r: &mut Runner, probe: &Probe, settings: Option<&Settings>, https: bool)
     };
 }
 
-fn void(_: bool) {}
+fn refresh_cookies(s: &ProbeSession) -> String {
+    format!("{}={}; {}={}", cookie::REFRESH_TOKEN, s.refresh, cookie::CSRF_TOKEN, s.csrf)
+}
+
+/// Ends a probe session the checks left open. Not a check of the service (that failed
+/// already), but said when it cannot be done, since a session is then left behind.
+fn end_probe_session(r: &mut Runner, s: &ProbeSession) {
+    let cookies = format!("{}={}; {}", cookie::ACCESS_TOKEN, s.access, refresh_cookies(s));
+    let (took, res) =
+        r.send(r.client.post(r.url("/api/auth/logout")).header("cookie", cookies).header(names::CSRF_HEADER, &s.csrf));
+    let ended = matches!(&res, Ok(resp) if resp.status().is_success());
+    let detail = match res {
+        Ok(resp) if ended => format!("{}: the probe session was ended", resp.status().as_u16()),
+        Ok(resp) => format!("got {}: the probe session may stay open until it expires", resp.status().as_u16()),
+        Err(e) => format!("{e}: the probe session may stay open until it expires"),
+    };
+    r.push(Outcome::new("cleanup logout", if ended { Status::Pass } else { Status::Warn }, took, detail));
+}
+
+/// Records an outcome where a function returns early with nothing.
+fn void<T>(_: bool) -> Option<T> {
+    None
+}
 
 /// token-info with `access`; with `ttl`, expiresInSeconds must be near it.
 fn token_info(r: &mut Runner, access: &str, name: &str, ttl: Option<i64>) -> bool {

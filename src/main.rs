@@ -8,7 +8,8 @@ fn main() -> ExitCode {
         Ok(code) => code.into(),
         Err(e) if aspjwt::error::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("aspjwt: error: {e:#}");
+            // Errors quote input (file names, keys, server answers): never raw to a terminal.
+            eprintln!("aspjwt: error: {}", aspjwt::output::escape(&format!("{e:#}")));
             aspjwt::error::Exit::Usage.into()
         }
     }

@@ -6,6 +6,7 @@ use std::io::{self, IsTerminal, Write};
 use colored::Colorize;
 use serde::Serialize;
 
+pub use crate::audit::escape;
 use crate::check::{Finding, Status};
 use crate::cli::ColorChoice;
 
@@ -48,16 +49,24 @@ impl Out {
         w.flush()
     }
 
+    /// Notes and warnings often quote file names, keys or server answers: escaped here,
+    /// once, so none of them can move the cursor or retitle the terminal.
     pub fn note(&self, text: impl AsRef<str>) {
         if !self.quiet {
-            eprintln!("{} {}", "note:".cyan().bold(), text.as_ref());
+            eprintln!("{} {}", "note:".cyan().bold(), escape(text.as_ref()));
         }
     }
 
     pub fn warn(&self, text: impl AsRef<str>) {
         if !self.quiet {
-            eprintln!("{} {}", "warning:".yellow().bold(), text.as_ref());
+            eprintln!("{} {}", "warning:".yellow().bold(), escape(text.as_ref()));
         }
+    }
+
+    /// Why a command exits non-zero: printed to stderr even with -q, which drops only
+    /// summaries and notes, so a quiet CI step that fails still says why.
+    pub fn reason(&self, text: impl AsRef<str>) {
+        eprintln!("aspjwt: {}", escape(text.as_ref()));
     }
 
     /// Prints aligned columns; the header row is dimmed.
@@ -84,9 +93,10 @@ impl Out {
 
     /// Prints ✔/⚠/✖ lines with aligned items.
     pub fn checklist(&self, findings: &[Finding]) -> io::Result<()> {
-        let w = findings.iter().map(|f| f.item.chars().count()).max().unwrap_or(0);
+        let w = findings.iter().map(|f| escape(&f.item).chars().count()).max().unwrap_or(0);
         for f in findings {
-            self.line(format!("{} {:<w$}  {}", mark(f.status), f.item, f.detail))?;
+            let (item, detail) = (escape(&f.item), escape(&f.detail));
+            self.line(format!("{} {item:<w$}  {detail}", mark(f.status)))?;
         }
         Ok(())
     }
@@ -96,6 +106,8 @@ impl Out {
         let diff = similar::TextDiff::from_lines(old, new);
         let text = diff.unified_diff().context_radius(2).header(&format!("a/{path}"), &format!("b/{path}")).to_string();
         for line in text.lines() {
+            let line = escape(line);
+            let line = line.as_str();
             let shown = if line.starts_with("+++") || line.starts_with("---") {
                 line.bold().to_string()
             } else if line.starts_with('+') {

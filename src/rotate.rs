@@ -520,8 +520,9 @@ pub fn write(plans: &mut [FilePlan], backup_suffix: Option<&str>) -> Result<(), 
             let target = fsx::resolve(&p.path).map_err(|e| io_err(&p.path, "cannot resolve", &e))?;
             let backup = PathBuf::from(format!("{}{suffix}", target.display()));
             // A backup holds the old secrets: owner-only, whatever the original's mode.
-            fsx::write_private(&backup, &p.old).map_err(|e| io_err(&backup, "cannot write backup", &e))?;
-            p.report.backup = Some(backup.display().to_string());
+            let written =
+                fsx::write_private_new(&backup, &p.old).map_err(|e| io_err(&backup, "cannot write backup", &e))?;
+            p.report.backup = Some(written.display().to_string());
         }
     }
     let mut staged = Vec::new();

@@ -114,6 +114,11 @@ pub fn check(out: &Out, args: CheckArgs) -> Result<Exit> {
         out.checklist(&findings)?;
         let verdict = if ok { "configuration OK".green().bold() } else { "configuration has problems".red().bold() };
         out.line(format!("{verdict}: {}", output::tally(&findings)))?;
+    } else if !ok {
+        let failing = |f: &&check::Finding| f.status == Status::Fail || (args.strict && f.status == Status::Warn);
+        for f in findings.iter().filter(failing) {
+            out.reason(format!("check failed: {}: {}", f.item, f.detail));
+        }
     }
     Ok(if ok { Exit::Ok } else { Exit::Failed })
 }

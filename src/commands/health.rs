@@ -51,7 +51,11 @@ fn options(args: &HealthArgs) -> Result<Options> {
         None => None,
     };
     let cacert = match &args.cacert {
-        Some(p) => Some(crate::fsx::read_path(p).map_err(|e| anyhow!(e))?),
+        Some(p) => {
+            let pem = crate::fsx::read_path(p).map_err(|e| anyhow!(e))?;
+            health::ca_certificates(&pem).map_err(|e| anyhow!("--cacert {}: {e}", p.display()))?;
+            Some(pem)
+        }
         None => None,
     };
     let probe = match (&args.email, password(args)?) {
@@ -65,23 +69,34 @@ fn healthy(outcomes: &[Outcome]) -> bool {
     !outcomes.is_empty() && outcomes.iter().all(|o| o.status != Status::Fail)
 }
 
-fn total_ms(outcomes: &[Outcome]) -> u64 {
-    outcomes.iter().map(|o| o.millis).sum()
+/// "850 µs" below a millisecond, "12 ms" above: a local check is never "0 ms".
+fn took(micros: u64) -> String {
+    if micros < 1000 { format!("{micros} µs") } else { format!("{} ms", micros / 1000) }
+}
+
+/// "2 of 9 checks failed; first: NAME: DETAIL", or None when all pass.
+fn failures(outcomes: &[Outcome]) -> Option<String> {
+    let failed: Vec<&Outcome> = outcomes.iter().filter(|o| o.status == Status::Fail).collect();
+    let first = failed.first()?;
+    Some(format!(
+        "{} of {} checks failed; first: {}: {}",
+        failed.len(),
+        outcomes.len(),
+        output::escape(&first.name),
+        output::escape(&first.detail)
+    ))
 }
 
 fn verdict(outcomes: &[Outcome]) -> String {
-    let failed: Vec<&Outcome> = outcomes.iter().filter(|o| o.status == Status::Fail).collect();
-    if failed.is_empty() {
-        format!("{}: {} checks passed in {} ms", "healthy".green().bold(), outcomes.len(), total_ms(outcomes))
-    } else {
-        format!(
-            "{}: {} of {} checks failed; first: {}: {}",
-            "unhealthy".red().bold(),
-            failed.len(),
+    match failures(outcomes) {
+        Some(f) => format!("{}: {f}", "unhealthy".red().bold()),
+        None if outcomes.is_empty() => format!("{}: no checks ran", "unhealthy".red().bold()),
+        None => format!(
+            "{}: {} checks passed in {}",
+            "healthy".green().bold(),
             outcomes.len(),
-            failed[0].name,
-            failed[0].detail
-        )
+            took(outcomes.iter().map(|o| o.micros).sum())
+        ),
     }
 }
 
@@ -97,16 +112,19 @@ pub fn health(out: &Out, args: HealthArgs) -> Result<Exit> {
             out.json(&json!({"url": opts.url, "healthy": healthy(&outcomes), "checks": outcomes}))?;
         } else if !out.quiet {
             let w = outcomes.iter().map(|o| o.name.chars().count()).max().unwrap_or(0);
+            let tw = outcomes.iter().map(|o| took(o.micros).chars().count()).max().unwrap_or(0);
             for o in &outcomes {
                 out.line(format!(
-                    "{} {:<w$}  {:>5}  {}",
+                    "{} {:<w$}  {}  {}",
                     output::mark(o.status),
                     o.name,
-                    format!("{} ms", o.millis).dimmed(),
-                    o.detail
+                    format!("{:>tw$}", took(o.micros)).dimmed(),
+                    output::escape(&o.detail)
                 ))?;
             }
             out.line(verdict(&outcomes))?;
+        } else if !healthy(&outcomes) {
+            out.reason(format!("unhealthy: {}", failures(&outcomes).unwrap_or_else(|| "no checks ran".into())));
         }
         return Ok(if healthy(&outcomes) { Exit::Ok } else { Exit::Failed });
     };

@@ -210,9 +210,14 @@ pub fn rotate(out: &Out, args: RotateArgs) -> Result<Exit> {
         });
         rotate::write(&mut plans, suffix.as_deref())?;
         for p in &plans {
-            if let Some(b) = &p.report.backup
-                && git_ignored(Path::new(b)) == Some(false)
-            {
+            let Some(b) = &p.report.backup else { continue };
+            if !out.json {
+                out.note(format!(
+                    "{}: the old file is kept in {b} (owner-only; delete it once the new secrets are live)",
+                    p.report.path
+                ));
+            }
+            if git_ignored(Path::new(b)) == Some(false) {
                 out.warn(format!(
                     "backup {b} holds the old secrets and is not ignored by git; add `*.bak-*` to .gitignore"
                 ));

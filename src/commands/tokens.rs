@@ -220,7 +220,7 @@ pub fn verify(out: &Out, args: VerifyArgs) -> Result<Exit> {
             failures.iter().map(|f| json!({"code": f.code(), "message": f.to_string()})).collect::<Vec<_>>().into(),
         );
         out.json(&m)?;
-    } else {
+    } else if !out.quiet {
         let sig = if signature_ok {
             format!("{} with {key_desc}", "verified".green())
         } else {
@@ -232,16 +232,14 @@ pub fn verify(out: &Out, args: VerifyArgs) -> Result<Exit> {
             out.line(format!("{} {}", output::mark(crate::check::Status::Pass), "valid".green().bold()))?;
         }
         for f in &failures {
-            out.line(format!("{} {}", output::mark(crate::check::Status::Fail), f))?;
+            out.line(format!("{} {}", output::mark(crate::check::Status::Fail), output::escape(&f.to_string())))?;
         }
     }
     if failures.is_empty() {
         return Ok(Exit::Ok);
     }
-    if !out.quiet {
-        let reasons: Vec<String> = failures.iter().map(ToString::to_string).collect();
-        eprintln!("aspjwt: token rejected: {}", reasons.join("; "));
-    }
+    let reasons: Vec<String> = failures.iter().map(ToString::to_string).collect();
+    out.reason(format!("token rejected: {}", reasons.join("; ")));
     Ok(Exit::Failed)
 }
 

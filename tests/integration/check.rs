@@ -148,7 +148,11 @@ fn quiet_and_colour() {
     let quiet = d.run(&["-q", "check"]);
     assert!(quiet.code(0).stdout.is_empty() && quiet.stderr.is_empty());
     d.write(".env", "JWT_SECRET=changeme\n");
-    assert!(d.run(&["-q", "check"]).code(1).stdout.is_empty());
+    // -q drops the checklist and the summary, never the reason for exit 1.
+    let failed = d.run(&["-q", "check"]);
+    assert!(failed.code(1).stdout.is_empty(), "{}", failed.stdout);
+    assert!(failed.stderr.contains("aspjwt: check failed: JWT_SECRET"), "{}", failed.stderr);
+    assert!(failed.stderr.contains("aspjwt: check failed: SESSION_SECRET"), "{}", failed.stderr);
     // Not a terminal: no colour unless asked for.
     assert!(!d.run(&["check"]).stdout.contains('\x1b'));
     assert!(d.run(&["--color", "always", "check"]).stdout.contains("\x1b["));
@@ -276,4 +280,30 @@ fn an_unclosed_yaml_construct_is_reported_where_it_opened() {
             out.stderr
         );
     }
+}
+
+/// File contents are input: a service name or key holding terminal escapes or bidi
+/// overrides is shown escaped in the checklist and in error messages, never raw.
+#[test]
+fn values_from_files_are_escaped_for_the_terminal() {
+    let d = Dir::new();
+    d.write(
+        "dc.yml",
+        "services:\n  \"a\\u001b]0;pwned\\u0007\\u202epi\":\n    environment:\n      JWT_SECRET: \"short\"\n",
+    );
+    let out = d.run(&["check", "--compose", "dc.yml"]);
+    out.code(1);
+    for s in [&out.stdout, &out.stderr] {
+        assert!(!s.contains('\x1b') && !s.contains('\x07') && !s.contains('\u{202e}'), "raw control in {s:?}");
+    }
+    assert!(out.stdout.contains("service a\\u{1b}]0;pwned\\u{7}\\u{202e}pi"), "{}", out.stdout);
+    // The same with -q: the reason is escaped too.
+    let quiet = d.run(&["-q", "check", "--compose", "dc.yml"]);
+    assert!(quiet.code(1).stderr.contains("\\u{1b}]0;pwned"), "{}", quiet.stderr);
+    assert!(!quiet.stderr.contains('\x1b'));
+    // An error that quotes the file's bytes.
+    d.write("bad.env", "A=1\n\u{1b}[2J\u{202e}=x\n");
+    let err = d.run(&["check", "--env-file", "bad.env"]);
+    assert!(err.code(2).stderr.contains("bad.env:2:1"), "{}", err.stderr);
+    assert!(!err.stderr.contains('\x1b') && !err.stderr.contains('\u{202e}'), "{:?}", err.stderr);
 }

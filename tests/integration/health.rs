@@ -66,7 +66,7 @@ fn a_healthy_service_passes_every_check() {
         ]
     );
     for c in j["checks"].as_array().unwrap() {
-        assert!(c["millis"].is_u64() && c["detail"].is_string());
+        assert!(c["millis"].is_u64() && c["micros"].is_u64() && c["detail"].is_string());
     }
     // Human output: a checklist and a one-line verdict; run twice, it never trips reuse detection.
     let human = health(
@@ -75,6 +75,12 @@ fn a_healthy_service_passes_every_check() {
     );
     assert!(human.code(0).stdout.lines().last().unwrap().starts_with("healthy: 14 checks passed"), "{}", human.stdout);
     assert!(human.stdout.contains("✔ refresh "));
+    // A local check takes well under a millisecond: shown in µs, never "0 ms".
+    assert!(!human.stdout.contains(" 0 ms"), "{}", human.stdout);
+    assert!(human.stdout.contains(" µs"), "{}", human.stdout);
+    // -q: nothing when healthy.
+    let quiet = health(&s.dir, &["-q", "health", "--url", &s.base, "--quick"]);
+    assert!(quiet.code(0).stdout.is_empty() && quiet.stderr.is_empty(), "{} {}", quiet.stdout, quiet.stderr);
     assert_eq!(
         s.cli(&["--json", "audit", "--event", "refresh_token_reuse"]).code(0).json().as_array().unwrap().len(),
         0
@@ -130,6 +136,17 @@ fn a_service_with_other_secrets_than_the_env_file() {
         .unwrap()
         .to_string();
     assert_eq!(detail, "service signs with a different JWT_SECRET than other.env");
+    // It stopped early, after logging in: the probe session is ended all the same.
+    let cleanup = j["checks"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!((cleanup["name"].as_str(), cleanup["status"].as_str()), (Some("cleanup logout"), Some("pass")), "{j}");
+    // Run again (as --watch would): still no session left behind.
+    health(
+        &s.dir,
+        &["health", "--url", &s.base, "--env-file", "other.env", "--email", PROBE, "--password-env", "PROBE_PW"],
+    )
+    .code(1);
+    let live = s.cli(&["--json", "sessions", "list"]).code(0).json();
+    assert_eq!(live.as_array().unwrap().len(), 0, "probe sessions left open: {live}");
 }
 
 /// What a fake answers: status, extra headers, body.
@@ -256,6 +273,15 @@ fn broken_services_fail_the_named_check() {
     let url = serve_fake(fake("hang"), None);
     let j = deep(&d, &url, &[]).json();
     assert!(j["checks"][0]["detail"].as_str().unwrap().contains("timed out after 1s"), "{j}");
+    // -q drops the checklist, never the reason for exit 1.
+    let url = serve_fake(fake("no_headers"), None);
+    let quiet = health(&d, &["-q", "health", "--url", &url, "--quick"]);
+    assert!(quiet.code(1).stdout.is_empty(), "{}", quiet.stdout);
+    assert!(
+        quiet.stderr.starts_with("aspjwt: unhealthy: 1 of 5 checks failed; first: security headers"),
+        "{}",
+        quiet.stderr
+    );
     let url = serve_fake(fake("500"), None);
     let j = deep(&d, &url, &[]).json();
     assert_eq!((j["checks"][0]["expected"].as_str(), j["checks"][0]["got"].as_str()), (Some("200"), Some("500")));
@@ -322,6 +348,36 @@ fn https_with_a_private_ca() {
         .with_single_cert(certs, key)
         .unwrap();
     let url = serve_fake(fake("ok"), Some(Arc::new(cfg)));
+    // A server that presents its CA certificate as its own: one clear line.
+    let ca_certs = rustls_pki_types::CertificateDer::pem_file_iter(d.path("ca.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let ca_key = rustls_pki_types::PrivateKeyDer::from_pem_file(d.path("ca.key")).unwrap();
+    let ca_cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(ca_certs, ca_key)
+        .unwrap();
+    let ca_url = serve_fake(fake("ok"), Some(Arc::new(ca_cfg)));
+    let j = health(&d, &["--json", "health", "--url", &ca_url, "--quick", "--cacert", "ca.pem"]).code(1).json();
+    assert_eq!(
+        j["checks"][0]["detail"],
+        "TLS failure: the server presents a CA certificate as its own; it must serve a certificate issued for its host name"
+    );
+    // https:// to a port that speaks plain http.
+    let plain = serve_fake(fake("ok"), None).replace("http://", "https://");
+    let j = health(&d, &["--json", "health", "--url", &plain, "--quick"]).code(1).json();
+    assert_eq!(j["checks"][0]["detail"], "TLS failure: the server does not speak TLS on this port (try http://)");
+    // --cacert must be a PEM certificate: anything else is a usage error, before any request.
+    d.write("not.pem", "hello\n");
+    for bad in ["not.pem", "key.pem"] {
+        let out = health(&d, &["health", "--url", &url, "--quick", "--cacert", bad]);
+        assert!(out.code(2).stderr.contains(&format!("--cacert {bad}: no PEM certificate in it")), "{}", out.stderr);
+    }
+    let out = health(&d, &["health", "--url", &url, "--quick", "--cacert", "nothere.pem"]);
+    assert!(out.code(2).stderr.contains("nothere.pem"), "{}", out.stderr);
     let untrusted = health(&d, &["--json", "health", "--url", &url, "--quick"]).code(1).json();
     assert_eq!(
         untrusted["checks"][0]["detail"],

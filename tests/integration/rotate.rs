@@ -123,8 +123,54 @@ fn backup_is_owner_only_and_warned_about_when_not_ignored() {
     assert_eq!(fs::read_to_string(&backups[0]).unwrap(), "JWT_SECRET=old\n");
     assert_eq!(fs::metadata(&backups[0]).unwrap().permissions().mode() & 0o777, 0o600);
     assert!(out.stderr.contains("not ignored by git"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!(".env: the old file is kept in {}", backups[0].file_name().unwrap().to_string_lossy())),
+        "{}",
+        out.stderr
+    );
     d.write(".gitignore", "*.bak-*\n");
     assert!(!d.run(&["rotate", "--backup"]).code(0).stderr.contains("not ignored by git"));
+}
+
+/// Backups made in the same second never overwrite each other: each run's original
+/// secrets stay somewhere, and --json names every backup.
+#[test]
+fn backups_in_the_same_second_all_survive() {
+    let d = Dir::new();
+    d.write(".env", "JWT_SECRET=first\n");
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let before = d.read_str(".env");
+        let j = d.run(&["--json", "rotate", "--backup", "--only", "JWT_SECRET"]).code(0).json();
+        let b = j["files"][0]["backup"].as_str().unwrap().to_string();
+        assert_eq!(d.read_str(&b), before, "{b} does not hold what the run replaced");
+        seen.push((b, before));
+    }
+    let names: std::collections::BTreeSet<&String> = seen.iter().map(|(b, _)| b).collect();
+    assert_eq!(names.len(), 4, "a backup was overwritten: {seen:?}");
+    for (b, before) in &seen {
+        assert_eq!(&d.read_str(b), before);
+    }
+    // Concurrent runs too (they queue on the lock, and may share a second).
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            d.cmd()
+                .args(["rotate", "--backup", "--only", "JWT_SECRET"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    let backups = fs::read_dir(d.tmp.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".env.bak-"))
+        .count();
+    assert_eq!(backups, 8);
 }
 
 #[test]

@@ -87,6 +87,10 @@ fn verify_messages_and_every_reason() {
     assert_eq!(failures(&out), ["bad_signature", "wrong_type"]);
     // Leeway forgives a little skew, not a lot.
     d.run(&["verify", "--leeway", "400d", &token("access_expired")]).code(0);
+    // -q drops the summary, never the reason for exit 1.
+    let quiet = d.run(&["-q", "verify", &token("access_expired")]);
+    assert!(quiet.code(1).stdout.is_empty(), "{}", quiet.stdout);
+    assert!(quiet.stderr.starts_with("aspjwt: token rejected: expired at"), "{}", quiet.stderr);
 }
 
 #[test]
