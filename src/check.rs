@@ -20,6 +20,8 @@ pub enum Status {
 /// One line of the checklist.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
+    /// What was checked; "name" in JSON, as in every other checklist.
+    #[serde(rename = "name")]
     pub item: String,
     pub status: Status,
     pub detail: String,

@@ -10,6 +10,51 @@ Exit status:
   1  a check or verification failed
   2  usage or input error (bad flag, unreadable or invalid file)";
 
+/// clap's default help layout; the examples follow it as literal template text.
+const HELP_TEMPLATE: &str = "{before-help}{about-with-newline}\n{usage-heading} {usage}\n\n{all-args}";
+
+/// The command line with every example kept on one line: clap wraps `after_help` to
+/// the terminal's width, which breaks an example in the middle and makes it unsafe to
+/// copy. Literal template text is never wrapped, so the examples move there.
+pub fn command() -> clap::Command {
+    fn unwrap_examples(cmd: clap::Command) -> clap::Command {
+        let mut cmd = match cmd.get_after_help().map(|h| h.to_string()) {
+            Some(text) => cmd.help_template(format!("{HELP_TEMPLATE}\n\n{text}")).after_help(None::<&str>),
+            None => cmd,
+        };
+        let names: Vec<String> = cmd.get_subcommands().map(|s| s.get_name().to_string()).collect();
+        for name in names {
+            cmd = cmd.mut_subcommand(name, unwrap_examples);
+        }
+        cmd
+    }
+    use clap::CommandFactory;
+    unwrap_examples(Cli::command())
+}
+
+impl Cli {
+    /// Parses argv with [`command`]'s help.
+    pub fn parse_args() -> Cli {
+        use clap::FromArgMatches;
+        let matches = command().try_get_matches().unwrap_or_else(|e| usage_error(e));
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| usage_error(e))
+    }
+}
+
+/// Exits on a command-line error as clap does (message on stderr, exit 2); with --json
+/// anywhere on the line, the error is also a JSON document on stdout.
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    let shown = !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+        && !matches!(e.kind(), ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand);
+    if shown && std::env::args_os().any(|a| a == "--json") {
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or("").trim_start_matches("error: ");
+        println!("{}", crate::output::json_error("usage", first));
+    }
+    e.exit()
+}
+
 /// Generate, rotate and check JWT secrets; decode, verify and mint tokens.
 #[derive(Debug, Parser)]
 #[command(name = "aspjwt", version, about, after_help = EXIT_CODES, propagate_version = true)]
@@ -93,7 +138,7 @@ pub enum Command {
     )]
     User(UserArgs),
 
-    /// List or revoke sessions: the incident-response \"clear all user sessions\".
+    /// List or revoke sessions: the incident-response "clear all user sessions".
     #[command(
         after_help = "Examples:\n  aspjwt sessions list --user ops@aspcranes.example\n  aspjwt sessions revoke --all\n  aspjwt sessions revoke --id 3fQ2..."
     )]
@@ -610,6 +655,22 @@ mod tests {
     #[test]
     fn clap_invariants() {
         Cli::command().debug_assert();
+    }
+
+    /// However narrow the terminal, each example line is printed whole.
+    #[test]
+    fn examples_are_never_wrapped() {
+        let mut root = command().term_width(40);
+        root.build();
+        for sub in Cli::command().get_subcommands() {
+            let text = sub.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+            let help = root.find_subcommand_mut(sub.get_name()).unwrap().render_help().to_string();
+            for line in text.lines().filter(|l| l.trim_start().starts_with("aspjwt ")) {
+                assert!(help.lines().any(|h| h == line), "{}: {line:?} is wrapped in\n{help}", sub.get_name());
+            }
+        }
+        let top = command().term_width(40).render_help().to_string();
+        assert!(!top.contains('\\'), "a stray backslash in the top-level help:\n{top}");
     }
 
     #[test]

@@ -10,6 +10,17 @@ pub use crate::audit::escape;
 use crate::check::{Finding, Status};
 use crate::cli::ColorChoice;
 
+/// The version of the JSON shapes: raised when a field changes meaning or goes away
+/// (new fields may appear without it).
+pub const JSON_VERSION: u64 = 1;
+
+/// The JSON an error is with --json, on stdout as well as the line on stderr, so a
+/// script reading stdout never parses an empty document. `code` is "usage" (bad flags
+/// or arguments) or "input" (anything else that exits 2).
+pub fn json_error(code: &str, message: &str) -> String {
+    serde_json::json!({"version": JSON_VERSION, "error": {"code": code, "message": message}}).to_string()
+}
+
 pub struct Out {
     pub json: bool,
     pub quiet: bool,
@@ -41,8 +52,23 @@ impl Out {
         w.flush()
     }
 
-    /// Writes a JSON document to stdout.
+    /// Writes a command's JSON result to stdout; an object gets `"version"` (see
+    /// [`JSON_VERSION`]) so a script can tell which shape it reads.
     pub fn json<T: Serialize>(&self, value: &T) -> io::Result<()> {
+        let v = match serde_json::to_value(value)? {
+            serde_json::Value::Object(m) if !m.contains_key("version") => {
+                let mut first = serde_json::Map::from_iter([("version".to_string(), JSON_VERSION.into())]);
+                first.extend(m);
+                serde_json::Value::Object(first)
+            }
+            v => v,
+        };
+        self.json_document(&v)
+    }
+
+    /// Writes a JSON document as it is: for data a user asked for in JSON (generate
+    /// --format json), where an added key would end up in their configuration.
+    pub fn json_document<T: Serialize>(&self, value: &T) -> io::Result<()> {
         let mut w = io::stdout().lock();
         serde_json::to_writer_pretty(&mut w, value)?;
         writeln!(w)?;

@@ -69,9 +69,14 @@ fn healthy(outcomes: &[Outcome]) -> bool {
     !outcomes.is_empty() && outcomes.iter().all(|o| o.status != Status::Fail)
 }
 
-/// "850 µs" below a millisecond, "12 ms" above: a local check is never "0 ms".
+/// "850 µs" below a millisecond, "12 ms" above: a local check is never "0 ms". A check
+/// that only reads an earlier answer (headers, clock) was not timed: "-".
 fn took(micros: u64) -> String {
-    if micros < 1000 { format!("{micros} µs") } else { format!("{} ms", micros / 1000) }
+    match micros {
+        0 => "-".into(),
+        1..1000 => format!("{micros} µs"),
+        _ => format!("{} ms", micros / 1000),
+    }
 }
 
 /// "2 of 9 checks failed; first: NAME: DETAIL", or None when all pass.
@@ -109,7 +114,7 @@ pub fn health(out: &Out, args: HealthArgs) -> Result<Exit> {
     let Some(interval) = interval else {
         let outcomes = health::run(&opts);
         if out.json {
-            out.json(&json!({"url": opts.url, "healthy": healthy(&outcomes), "checks": outcomes}))?;
+            out.json(&json!({"ok": healthy(&outcomes), "url": opts.url, "checks": outcomes}))?;
         } else if !out.quiet {
             let w = outcomes.iter().map(|o| o.name.chars().count()).max().unwrap_or(0);
             let tw = outcomes.iter().map(|o| took(o.micros).chars().count()).max().unwrap_or(0);
@@ -133,7 +138,7 @@ pub fn health(out: &Out, args: HealthArgs) -> Result<Exit> {
         let at = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
         if out.json {
             let line = serde_json::to_string(
-                &json!({"at": at.to_string(), "url": opts.url, "healthy": healthy(&outcomes), "checks": outcomes}),
+                &json!({"version": output::JSON_VERSION, "at": at.to_string(), "ok": healthy(&outcomes), "url": opts.url, "checks": outcomes}),
             )?;
             out.line(line)?;
         } else {

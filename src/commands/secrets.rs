@@ -61,7 +61,7 @@ pub fn generate(out: &Out, args: GenerateArgs) -> Result<Exit> {
         Format::Json => {
             let map: serde_json::Map<String, serde_json::Value> =
                 values.into_iter().map(|(k, v)| (k, v.into())).collect();
-            out.json(&map)?;
+            out.json_document(&map)?;
         }
         Format::Yaml => {
             out.line("environment:")?;
@@ -255,7 +255,8 @@ pub fn rotate(out: &Out, args: RotateArgs) -> Result<Exit> {
         for w in &r.warnings {
             out.warn(format!("{}: {w}", r.path));
         }
-        for k in &r.appended {
+        // A file just created holds nothing but what was appended: the table says so.
+        for k in r.appended.iter().filter(|_| !r.created) {
             let what = if args.dry_run { "would be appended" } else { "has been appended" };
             out.note(format!("{}: {k} was missing and {what}", r.path));
         }
@@ -274,6 +275,11 @@ pub fn rotate(out: &Out, args: RotateArgs) -> Result<Exit> {
         }
     }
     let changed = reports.iter().any(|r| !r.rotated.is_empty() || !r.appended.is_empty());
+    // Only the signing secrets end sessions; a database password does not.
+    let signing_changed = reports
+        .iter()
+        .flat_map(|r| r.rotated.iter().chain(&r.appended))
+        .any(|k| crate::names::DEFAULT_SECRETS.iter().any(|d| d.name == k));
     if args.dry_run {
         out.note("dry run: nothing was written");
     } else if args.finish {
@@ -282,8 +288,10 @@ pub fn rotate(out: &Out, args: RotateArgs) -> Result<Exit> {
         }
     } else if args.graceful && changed {
         out.note("routine rollover: send SIGHUP to the service (or restart it); tokens signed with the previous secrets keep working until their windows end; then run `aspjwt rotate --finish`");
-    } else if changed {
+    } else if changed && signing_changed {
         out.note("restart every service that reads these files (or send it SIGHUP); every session ends and every token signed with the old secrets stops working");
+    } else if changed {
+        out.note("restart every service that reads these files so that it uses the new values");
     }
     Ok(Exit::Ok)
 }

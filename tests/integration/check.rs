@@ -14,7 +14,7 @@ fn statuses(j: &serde_json::Value) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["item"].as_str().unwrap().to_string(), c["status"].as_str().unwrap().to_string()))
+        .map(|c| (c["name"].as_str().unwrap().to_string(), c["status"].as_str().unwrap().to_string()))
         .collect()
 }
 
@@ -109,7 +109,7 @@ fn compose_literals_must_agree_and_be_strong() {
     let j = d.run(&["--json", "check", "--env-file", ".env", "--compose", "c.yml"]).code(1).json();
     assert_eq!(status_of(&j, "JWT_SECRET consistent"), "fail");
     assert_eq!(status_of(&j, "JWT_SECRET"), "pass");
-    assert!(j["checks"].as_array().unwrap().iter().any(|c| c["item"] == "JWT_SECRET"
+    assert!(j["checks"].as_array().unwrap().iter().any(|c| c["name"] == "JWT_SECRET"
         && c["status"] == "fail"
         && c["detail"].as_str().unwrap().contains("c.yml:7")));
 }
@@ -196,7 +196,7 @@ fn compose_interpolation_is_resolved_and_judged() {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|c| c["item"] == item)
+            .filter(|c| c["name"] == item)
             .map(|c| c["detail"].as_str().unwrap().to_string())
             .collect::<Vec<_>>()
             .join(" | ")
@@ -306,4 +306,28 @@ fn values_from_files_are_escaped_for_the_terminal() {
     let err = d.run(&["check", "--env-file", "bad.env"]);
     assert!(err.code(2).stderr.contains("bad.env:2:1"), "{}", err.stderr);
     assert!(!err.stderr.contains('\x1b') && !err.stderr.contains('\u{202e}'), "{:?}", err.stderr);
+}
+
+/// With --json, every outcome is a JSON document on stdout that carries "version":
+/// results, input errors and usage errors alike (the line on stderr stays).
+#[test]
+fn json_results_and_errors_carry_a_version() {
+    let d = Dir::new();
+    good_env(&d);
+    let ok = d.run(&["--json", "check"]).code(0).json();
+    assert_eq!((ok["version"].as_u64(), ok["ok"].as_bool()), (Some(1), Some(true)), "{ok}");
+    assert!(ok["checks"][0]["name"].is_string(), "{ok}");
+    let missing = d.run(&["--json", "check", "--env-file", "nothere.env"]);
+    assert!(missing.code(2).stderr.contains("nothere.env"), "{}", missing.stderr);
+    let j = missing.json();
+    assert_eq!(j["version"], 1);
+    assert_eq!(j["error"]["code"], "input");
+    assert!(j["error"]["message"].as_str().unwrap().contains("nothere.env"), "{j}");
+    let usage = d.run(&["--json", "check", "--no-such-flag"]);
+    assert!(usage.code(2).stderr.contains("--no-such-flag"), "{}", usage.stderr);
+    let j = usage.json();
+    assert_eq!(j["error"]["code"], "usage");
+    assert!(j["error"]["message"].as_str().unwrap().contains("--no-such-flag"), "{j}");
+    // Without --json, stdout stays empty on error.
+    assert!(d.run(&["check", "--env-file", "nothere.env"]).code(2).stdout.is_empty());
 }

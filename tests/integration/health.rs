@@ -37,7 +37,7 @@ fn a_healthy_service_passes_every_check() {
         &["--json", "health", "--url", &s.base, "--env-file", ".env", "--email", PROBE, "--password-env", "PROBE_PW"],
     );
     let j = out.code(0).json();
-    assert_eq!(j["healthy"], true);
+    assert_eq!(j["ok"], true);
     assert_eq!(j["url"], s.base.as_str());
     let names: Vec<String> = checks(&j)
         .into_iter()
@@ -384,7 +384,7 @@ fn https_with_a_private_ca() {
         "TLS failure: the certificate is signed by an unknown authority (pass --cacert)"
     );
     let trusted = health(&d, &["--json", "health", "--url", &url, "--quick", "--cacert", "ca.pem"]).code(0).json();
-    assert_eq!(trusted["healthy"], true);
+    assert_eq!(trusted["ok"], true);
     // Over https the token cookies must be Secure: the fake's are not.
     let j = deep(&d, &url, &["--cacert", "ca.pem"]).code(1).json();
     assert_eq!(failed(&j), ["login"]);

@@ -76,7 +76,7 @@ fn graceful_rotation_keeps_previous_values_next_to_their_keys() {
     std::thread::sleep(Duration::from_millis(2100));
     let late = d.run(&["--json", "check"]);
     let checks = late.code(0).json();
-    assert!(checks["checks"].as_array().unwrap().iter().any(|c| c["item"] == "JWT_SECRET rollover"
+    assert!(checks["checks"].as_array().unwrap().iter().any(|c| c["name"] == "JWT_SECRET rollover"
         && c["status"] == "warn"
         && c["detail"].as_str().unwrap().contains("rotate --finish")));
     d.run(&["check", "--strict"]).code(1);
@@ -106,7 +106,7 @@ fn check_validates_rollover_pairs() {
             .as_array()
             .unwrap()
             .iter()
-            .find(|c| c["item"] == "JWT_SECRET rollover")
+            .find(|c| c["name"] == "JWT_SECRET rollover")
             .map(|c| c["status"].as_str().unwrap().to_string())
     };
     d.write(".env", format!("{base}JWT_SECRET_PREVIOUS={jwt}\nJWT_SECRET_PREVIOUS_UNTIL=2999-01-01T00:00:00Z\n"));

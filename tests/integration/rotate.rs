@@ -89,13 +89,32 @@ fn dry_run_writes_nothing_and_masks() {
     assert!(out.stderr.contains("dry run"));
 }
 
+/// A database password is not a signing secret: rotating it alone ends no session,
+/// and rotate does not say it does.
+#[test]
+fn rotating_only_a_database_password_ends_no_session() {
+    let d = Dir::new();
+    d.write(".env", "POSTGRES_PASSWORD=oldoldoldoldoldoldold\n");
+    let out = d.run(&["rotate", "--env-file", ".env", "--key", "POSTGRES_PASSWORD:24", "--only", "POSTGRES_PASSWORD"]);
+    out.code(0);
+    assert!(!d.read_str(".env").contains("oldold"));
+    assert!(!out.stderr.contains("every session ends"), "{}", out.stderr);
+    assert!(out.stderr.contains("so that it uses the new values"), "{}", out.stderr);
+    // The signing secrets still say it.
+    let out = d.run(&["rotate", "--env-file", ".env", "--only", "JWT_SECRET"]);
+    assert!(out.code(0).stderr.contains("every session ends"), "{}", out.stderr);
+}
+
 #[test]
 fn create_makes_an_owner_only_file() {
     let d = Dir::new();
-    d.run(&["rotate", "--env-file", ".env"]).code(2).stderr.contains("--create");
+    assert!(d.run(&["rotate", "--env-file", ".env"]).code(2).stderr.contains("--create"));
     assert!(!d.path(".env").exists());
     let out = d.run(&["rotate", "--env-file", ".env", "--create"]);
     out.code(0);
+    // The table says the file was created; no "was missing" note for each key of it.
+    assert!(out.stdout.contains(".env (created)"), "{}", out.stdout);
+    assert!(!out.stderr.contains("was missing"), "{}", out.stderr);
     assert_eq!(fs::metadata(d.path(".env")).unwrap().permissions().mode() & 0o777, 0o600);
     let text = d.read_str(".env");
     assert_eq!(
