@@ -2,11 +2,14 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin aspjwt
+# Static glibc, still PIE (see `make release`): a short command starts ~0.3 ms sooner.
+RUN RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked \
+      --target "$(rustc -vV | sed -n 's/^host: //p')" --bin aspjwt \
+ && cp target/*/release/aspjwt /aspjwt
 
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --home-dir /var/lib/aspjwt --create-home aspjwt
-COPY --from=build /src/target/release/aspjwt /usr/local/bin/aspjwt
+COPY --from=build /aspjwt /usr/local/bin/aspjwt
 USER aspjwt
 WORKDIR /var/lib/aspjwt
 ENV ASPJWT_DB=/var/lib/aspjwt/aspjwt.db

@@ -4,10 +4,19 @@ CARGO ?= cargo
 BIN := target/debug/aspjwt
 SHELLS := bash:aspjwt.bash zsh:_aspjwt fish:aspjwt.fish powershell:_aspjwt.ps1 elvish:aspjwt.elv
 
-.PHONY: build test lint completions demo clean-demo postgres
+.PHONY: build release test lint completions demo clean-demo postgres
 
 build:
 	$(CARGO) build
+
+# The binary to ship: glibc linked statically (still position-independent, so ASLR
+# holds). A dynamically linked aspjwt spends most of a short command's time in the
+# dynamic loader; static, `aspjwt generate` starts about 0.3 ms sooner (README,
+# Performance). --target keeps the flag off build scripts and proc-macros.
+HOST := $(shell rustc -vV | sed -n 's/^host: //p')
+release:
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --locked --target $(HOST) --bin aspjwt
+	@echo "target/$(HOST)/release/aspjwt"
 
 # Node's jsonwebtoken, dotenv and playwright-core (npm registry, pinned by
 # package-lock.json) for the interop and browser tests.

@@ -36,7 +36,15 @@ impl Cli {
     /// Parses argv with [`command`]'s help.
     pub fn parse_args() -> Cli {
         use clap::FromArgMatches;
-        let matches = command().try_get_matches().unwrap_or_else(|e| usage_error(e));
+        // Moving the examples costs a walk over every subcommand: only when help is shown.
+        let help = std::env::args_os().skip(1).any(|a| a == "-h" || a == "--help" || a == "help");
+        let cmd = if help {
+            command()
+        } else {
+            use clap::CommandFactory;
+            Cli::command()
+        };
+        let matches = cmd.try_get_matches().unwrap_or_else(|e| usage_error(e));
         Cli::from_arg_matches(&matches).unwrap_or_else(|e| usage_error(e))
     }
 }
