@@ -316,7 +316,14 @@ async fn read_json(parts: &Parts, body: Incoming, limit: usize, deadline: Durati
     let bytes = tokio::time::timeout(deadline, Limited::new(body, limit).collect())
         .await
         .map_err(|_| ApiError::request_timeout())?
-        .map_err(|_| too_large())?
+        .map_err(|e| {
+            // Over the limit is 413; anything else (bad chunked encoding) is the client's 400.
+            if e.is::<http_body_util::LengthLimitError>() {
+                too_large()
+            } else {
+                ApiError::bad_request("bad_body", "the request body is malformed (chunked encoding)")
+            }
+        })?
         .to_bytes();
     serde_json::from_slice(&bytes).map_err(|_| ApiError::bad_request("invalid_json", "the body is not valid JSON"))
 }
@@ -430,7 +437,9 @@ pub async fn login(state: &AppState, parts: &Parts, body: Incoming, ctx: &Ctx) -
         role: user.role.clone(),
         created_at: now,
         expires_at: end,
-        issued: next_pair(state, now),
+        // Capped from the first pair on: login reports (and the cookie lives for) the
+        // session's real end, not one the store would only enforce at the first refresh.
+        issued: next_pair(state, now).capped_at(end),
         ip: Some(ctx.ip.to_string()),
         user_agent: ctx.user_agent.clone(),
         password_hash: user.password_hash.clone(),

@@ -15,6 +15,13 @@ use hyper::StatusCode;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
+/// The per-address cap that applies under a global cap of `total`: never so high that
+/// one address can hold every slot (a quarter stays for the others), whatever was
+/// configured or the open-files limit left.
+pub fn per_ip_cap(configured: usize, total: usize) -> usize {
+    if total <= 1 { configured.min(total).max(1) } else { configured.min((total * 3 / 4).max(1)) }
+}
+
 /// Open connections per TCP peer address, capped (`ASPJWT_MAX_CONNECTIONS_PER_IP`), so
 /// that one address cannot hold every slot of `ASPJWT_MAX_CONNECTIONS`.
 pub struct PerIp {
@@ -489,6 +496,16 @@ pub async fn refuse(mut stream: tokio::net::TcpStream, production: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_address_never_holds_every_slot() {
+        assert_eq!(per_ip_cap(64, 4), 3);
+        assert_eq!(per_ip_cap(64, 2), 1);
+        assert_eq!(per_ip_cap(64, 1), 1);
+        assert_eq!(per_ip_cap(64, 1024), 64);
+        assert_eq!(per_ip_cap(4, 8), 4);
+        assert_eq!(per_ip_cap(100_000, 64), 48);
+    }
 
     #[test]
     fn recognises_only_the_parsers_own_error_heads() {

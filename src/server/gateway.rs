@@ -67,6 +67,15 @@ struct IdleBody<B> {
     timed_out: Arc<AtomicBool>,
     /// Set when the backend's answer arrived: the deadline for the rest of the body.
     answered: Arc<std::sync::OnceLock<tokio::time::Instant>>,
+    /// Set when the client's body itself failed (too large, bad chunked encoding).
+    client_fault: Arc<std::sync::OnceLock<ClientFault>>,
+}
+
+/// How a client's request body failed while it was being forwarded.
+#[derive(Debug, Clone, Copy)]
+enum ClientFault {
+    TooLarge,
+    Malformed,
 }
 
 impl<B> IdleBody<B> {
@@ -75,8 +84,9 @@ impl<B> IdleBody<B> {
         idle: Duration,
         timed_out: Arc<AtomicBool>,
         answered: Arc<std::sync::OnceLock<tokio::time::Instant>>,
+        client_fault: Arc<std::sync::OnceLock<ClientFault>>,
     ) -> IdleBody<B> {
-        IdleBody { inner, idle, timer: Box::pin(tokio::time::sleep(idle)), timed_out, answered }
+        IdleBody { inner, idle, timer: Box::pin(tokio::time::sleep(idle)), timed_out, answered, client_fault }
     }
 }
 
@@ -100,7 +110,20 @@ where
                     due = due.min(*deadline);
                 }
                 self.timer.as_mut().reset(due);
-                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+                Poll::Ready(frame.map(|f| {
+                    f.map_err(|e| {
+                        // The client's body failed, not the backend: remembered so the
+                        // answer is the client's fault (413 or 400), never a 502.
+                        let e: BoxError = e.into();
+                        let fault = if e.is::<http_body_util::LengthLimitError>() {
+                            ClientFault::TooLarge
+                        } else {
+                            ClientFault::Malformed
+                        };
+                        let _ = self.client_fault.set(fault);
+                        e
+                    })
+                }))
             }
             Poll::Pending if self.timer.as_mut().poll(cx).is_ready() => {
                 self.timed_out.store(true, Ordering::Relaxed);
@@ -204,6 +227,11 @@ fn is_spoofable(name: &str) -> bool {
                 | "x-http-method-override"
                 | "x-http-method"
                 | "x-method-override"
+                | "x-original-method"
+                | "x-url-scheme"
+                | "x-scheme"
+                | "front-end-https"
+                | "x-original-proto"
         )
 }
 
@@ -235,22 +263,25 @@ fn strip_backend_headers(headers: &mut HeaderMap) {
     for k in owned {
         headers.remove(k);
     }
-    let ours = [cookies::ACCESS_TOKEN, cookies::REFRESH_TOKEN, cookies::CSRF_TOKEN];
-    let kept: Vec<HeaderValue> = headers
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter(|v| {
-            let bytes = v.as_bytes();
-            let Some(eq) = bytes.iter().position(|b| *b == b'=') else { return false }; // not a cookie
-            let name = bytes[..eq].trim_ascii();
-            !ours.iter().any(|c| c.as_bytes().eq_ignore_ascii_case(name))
-        })
-        .cloned()
-        .collect();
+    let kept: Vec<HeaderValue> =
+        headers.get_all(header::SET_COOKIE).iter().filter(|v| backend_may_set(v.as_bytes())).cloned().collect();
     headers.remove(header::SET_COOKIE);
     for v in kept {
         headers.append(header::SET_COOKIE, v);
     }
+}
+
+/// Whether a backend's `Set-Cookie` may reach the client: not one of this service's
+/// cookies, in any spelling a browser would store under that name, and not a nameless
+/// cookie (`=refresh_token=x`, `csrf_token;Path=/`): RFC 6265bis stores those and sends
+/// them back as `refresh_token=x`, which would plant a session.
+fn backend_may_set(set_cookie: &[u8]) -> bool {
+    let pair = set_cookie.split(|b| *b == b';').next().unwrap_or_default();
+    let Some(eq) = pair.iter().position(|b| *b == b'=') else { return false };
+    let name = pair[..eq].trim_ascii();
+    let unquoted = name.strip_prefix(b"\"").and_then(|n| n.strip_suffix(b"\"")).unwrap_or(name).trim_ascii();
+    let ours = [cookies::ACCESS_TOKEN, cookies::REFRESH_TOKEN, cookies::CSRF_TOKEN];
+    !unquoted.is_empty() && !ours.iter().any(|c| c.as_bytes().eq_ignore_ascii_case(unquoted))
 }
 
 /// The client's cookies minus this service's own.
@@ -333,8 +364,15 @@ pub async fn forward(
     };
     let timed_out = Arc::new(AtomicBool::new(false));
     let answered = Arc::new(std::sync::OnceLock::new());
-    let body: Body =
-        IdleBody::new(Limited::new(body, MAX_BODY), cfg.body_timeout, timed_out.clone(), answered.clone()).boxed();
+    let client_fault = Arc::new(std::sync::OnceLock::new());
+    let body: Body = IdleBody::new(
+        Limited::new(body, MAX_BODY),
+        cfg.body_timeout,
+        timed_out.clone(),
+        answered.clone(),
+        client_fault.clone(),
+    )
+    .boxed();
     let mut req =
         Request::builder().method(parts.method.clone()).uri(uri).body(body).map_err(|_| ApiError::internal())?;
     *req.headers_mut() = headers;
@@ -348,6 +386,16 @@ pub async fn forward(
             ));
         }
         Ok(Err(_)) if timed_out.load(Ordering::Relaxed) => return Err(ApiError::request_timeout()),
+        Ok(Err(_)) if client_fault.get().is_some() => {
+            return Err(match client_fault.get() {
+                Some(ClientFault::TooLarge) => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("the body is over {MAX_BODY} bytes"),
+                ),
+                _ => ApiError::bad_request("bad_body", "the request body is malformed (chunked encoding)"),
+            });
+        }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, request_id = %ctx.request_id, "upstream request failed");
             return Err(ApiError::new(

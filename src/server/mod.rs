@@ -546,7 +546,19 @@ fn fit_open_files(cfg: &mut ServiceConfig) {
             "the open-files limit ({soft}) fits only {fits} connections and as many forwarded requests; ASPJWT_MAX_CONNECTIONS lowered to {fits} (raise `ulimit -n` to allow more)"
         );
         cfg.max_connections = fits.max(1);
-        cfg.max_connections_per_ip = cfg.max_connections_per_ip.min(cfg.max_connections);
+    }
+    let per_ip = conn::per_ip_cap(cfg.max_connections_per_ip, cfg.max_connections);
+    if per_ip != cfg.max_connections_per_ip {
+        tracing::warn!(
+            event = "per_ip_cap_lowered",
+            max_connections = cfg.max_connections,
+            configured = cfg.max_connections_per_ip,
+            max_connections_per_ip = per_ip,
+            "ASPJWT_MAX_CONNECTIONS_PER_IP ({}) would let one address hold all {} connections; lowered to {per_ip}, leaving the rest to other addresses",
+            cfg.max_connections_per_ip,
+            cfg.max_connections
+        );
+        cfg.max_connections_per_ip = per_ip;
     }
 }
 

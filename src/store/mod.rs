@@ -73,6 +73,13 @@ pub struct Issued {
     pub refresh_exp: i64,
 }
 
+impl Issued {
+    /// No token outlives the session it belongs to (`SESSION_MAX_LIFETIME`).
+    pub fn capped_at(self, session_end: i64) -> Issued {
+        Issued { access_exp: self.access_exp.min(session_end), refresh_exp: self.refresh_exp.min(session_end), ..self }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Session {
     pub id: String,
@@ -184,11 +191,7 @@ impl Plan {
             return Plan::Expire;
         }
         if presented == s.current.refresh_jti {
-            return Plan::Rotate(Issued {
-                access_exp: next.access_exp.min(s.expires_at),
-                refresh_exp: next.refresh_exp.min(s.expires_at),
-                ..next
-            });
+            return Plan::Rotate(next.capped_at(s.expires_at));
         }
         // Rows rotated before milliseconds were kept count from the start of their second.
         let rotated_ms = s.prev_rotated_ms.or(s.prev_rotated_at.map(|at| at.saturating_mul(1000)));

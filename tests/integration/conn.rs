@@ -161,6 +161,26 @@ fn stalled_connections_from_one_address_leave_room_for_others() {
     drop(held);
 }
 
+/// The issue's own example: only ASPJWT_MAX_CONNECTIONS=4, the per-address cap left at
+/// its default (64). One address must still not take every slot.
+#[test]
+fn a_small_global_cap_still_leaves_room_for_other_addresses() {
+    let s = Service::start(setup("ASPJWT_MAX_CONNECTIONS=4\nASPJWT_BODY_TIMEOUT=30s\n", &[]));
+    let held: Vec<TcpStream> = (0..6).map(|_| stalled_login(addr(&s))).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let other = reqwest::blocking::Client::builder()
+        .local_address(Some("127.0.0.2".parse().unwrap()))
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let health = other.get(s.url("/api/health")).send().expect("/api/health from 127.0.0.2 did not answer");
+    assert_eq!(health.status().as_u16(), 200);
+    // The service said it lowered the per-address cap.
+    let log = s.logs();
+    assert!(log.contains("\"event\":\"per_ip_cap_lowered\""), "{log}");
+    drop(held);
+}
+
 /// A tiny upstream that reads each request's whole body (however slowly it comes)
 /// and answers 200 with the number of bytes it got; a body that never completes is
 /// recorded as `None`.
@@ -629,4 +649,24 @@ fn the_connection_cap_fits_the_open_files_limit() {
     let _ = child.wait();
     let warned = warned.expect("no open_files_limit warning under a 300-descriptor limit");
     assert_eq!(warned["max_connections"], (300 - 128) / 2, "{warned}");
+}
+
+/// A body with broken chunked encoding is the client's malformed request: 400 `bad_body`,
+/// not 413 "over 16384 bytes" (login) nor a 502 that blames the backend (gateway).
+#[test]
+fn malformed_chunked_bodies_are_400() {
+    let (url, _seen) = counting_upstream();
+    let (s, access) = gateway_service(&url, "");
+    let bad_chunks = "zz\r\n{}\r\n0\r\n\r\n";
+    for (what, head) in [
+        ("login", "POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n".to_string()),
+        ("gateway", format!("POST /api/leads HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {access}\r\n")),
+    ] {
+        let mut c = TcpStream::connect(addr(&s)).unwrap();
+        write!(c, "{head}Transfer-Encoding: chunked\r\n\r\n{bad_chunks}").unwrap();
+        let r = read_response(&mut c, Duration::from_secs(5), Duration::ZERO).expect("no answer");
+        assert_json_error_with_headers(&r, 400, what);
+        assert_eq!(r.json()["error"]["code"], "bad_body", "{what}: {}", r.body);
+    }
+    assert!(!s.logs().contains("upstream request failed"), "a client's bad body was logged as a backend failure");
 }

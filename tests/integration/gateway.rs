@@ -155,7 +155,7 @@ fn dot_segments_and_encodings_cannot_walk_past_the_role_matrix() {
 #[test]
 fn backend_and_client_headers_do_not_cross() {
     let (url, seen) = backend(
-        "x-powered-by: Express\r\nserver: nginx/1.25\r\nvia: 1.1 backend\r\nx-aspnet-version: 4.0\r\nset-cookie: access_token=forged; Path=/\r\nset-cookie: refresh_token=forged; Path=/api/auth\r\nset-cookie: csrf_token=forged; Path=/\r\nSet-Cookie:  Access_Token=forged\r\nset-cookie: access_token=planted; Path=/; Comment=\u{e9}\r\nset-cookie2: access_token=old-style\r\nset-cookie: theme=dark; Path=/\r\ncontent-security-policy: default-src *\r\nx-frame-options: ALLOWALL\r\nreferrer-policy: unsafe-url\r\naccess-control-allow-origin: *\r\naccess-control-allow-credentials: true\r\nx-backend: kept\r\n",
+        "x-powered-by: Express\r\nserver: nginx/1.25\r\nvia: 1.1 backend\r\nx-aspnet-version: 4.0\r\nset-cookie: access_token=forged; Path=/\r\nset-cookie: refresh_token=forged; Path=/api/auth\r\nset-cookie: csrf_token=forged; Path=/\r\nSet-Cookie:  Access_Token=forged\r\nset-cookie: access_token=planted; Path=/; Comment=\u{e9}\r\nset-cookie2: access_token=old-style\r\nset-cookie: =access_token=evil1; Path=/\r\nset-cookie: =refresh_token=evil6; Path=/api/auth\r\nset-cookie: csrf_token;Path=/\r\nset-cookie: \"access_token\"=evil3\r\nset-cookie:  = x; Path=/\r\nset-cookie: theme=dark; Path=/\r\ncontent-security-policy: default-src *\r\nx-frame-options: ALLOWALL\r\nreferrer-policy: unsafe-url\r\naccess-control-allow-origin: *\r\naccess-control-allow-credentials: true\r\nx-backend: kept\r\n",
     );
     let s = Service::start(setup(&format!("UPSTREAM_URL={url}\n"), &[("m@example.com", "sales_agent")]));
     let token = s.login("m@example.com", PASSWORD).cookie("access_token").unwrap();
@@ -173,6 +173,9 @@ fn backend_and_client_headers_do_not_cross() {
         .header("cf-connecting-ip", "6.6.6.6")
         .header("x-http-method-override", "DELETE")
         .header("x-original-url", "/api/jobs/1")
+        .header("x-url-scheme", "https")
+        .header("front-end-https", "on")
+        .header("x-original-method", "DELETE")
         .header("origin", "https://not-allowed.example")
         .send()
         .unwrap();
@@ -207,6 +210,9 @@ fn backend_and_client_headers_do_not_cross() {
         "cf-connecting-ip:",
         "x-http-method-override:",
         "x-original-url:",
+        "x-url-scheme:",
+        "front-end-https:",
+        "x-original-method:",
     ] {
         assert!(!head.contains(h), "{h} reached the backend:\n{head}");
     }

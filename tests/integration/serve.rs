@@ -61,6 +61,31 @@ fn login_sets_exact_cookies_and_token_info_reads_them() {
     s.dir.run(&["verify", "--env-file", ".env", &refresh]).code(0);
 }
 
+/// A session shorter than the refresh lifetime: login already reports, and sets the
+/// cookies for, the session's real end, not the refresh lifetime the first refresh would cap.
+#[test]
+fn login_reports_the_session_end_when_it_comes_before_the_refresh_expiry() {
+    let s = Service::start(setup("SESSION_MAX_LIFETIME=2d\n", &[(ADMIN, "admin")]));
+    let r = s.login(ADMIN, PASSWORD);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let age = |name: &str| -> i64 {
+        let c = r.set_cookie(name).unwrap();
+        c.split("; ").find_map(|a| a.strip_prefix("Max-Age=")).unwrap().parse().unwrap()
+    };
+    assert!((172_799..=172_800).contains(&age("refresh_token")), "{:?}", r.set_cookie("refresh_token"));
+    assert!((172_799..=172_800).contains(&age("csrf_token")), "{:?}", r.set_cookie("csrf_token"));
+    let (access, refresh) = tokens(&r);
+    let exp = |t: &str| s.dir.run(&["--json", "decode", t]).code(0).json()["claims"]["exp"].as_i64().unwrap();
+    let iat = s.dir.run(&["--json", "decode", &refresh]).json()["claims"]["iat"].as_i64().unwrap();
+    assert_eq!(exp(&refresh) - iat, 172_800);
+    let j = r.json();
+    let info = get(&s.url("/api/auth/token-info"), &[], &[("authorization", &format!("Bearer {access}"))]).json();
+    assert_eq!(info["refreshTokenExpiresAt"], j["refreshTokenExpiresAt"]);
+    let at = humantime::parse_rfc3339(j["refreshTokenExpiresAt"].as_str().unwrap()).unwrap();
+    let secs = at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    assert_eq!(secs, exp(&refresh));
+}
+
 #[test]
 fn production_cookies_are_secure() {
     let s = Service::start(setup("APP_ENV=production\n", &[(ADMIN, "admin")]));
