@@ -84,6 +84,11 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// The backup file for `rows`, taken now from `source`.
+/// Whether a file's first bytes are an aspjwt backup's (a backup may replace only another).
+pub fn looks_like_backup(head: &[u8]) -> bool {
+    head.starts_with(format!("{{\"format\":\"{FORMAT}\"").as_bytes())
+}
+
 pub fn encode(rows: &[BackupRow], source: &str, created_at: &str) -> Vec<u8> {
     let header = Header {
         format: FORMAT.into(),

@@ -277,6 +277,34 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     staged.commit()
 }
 
+/// Checks that `path` may receive an output this tool produces (a backup, a report):
+/// not a symbolic link (writing through one replaced its target), not something other
+/// than a regular file, and, when a file is there, one that `ours` recognises as an
+/// earlier output of the same kind (or empty). A mistyped `--out .env` or `--report
+/// data/aspjwt.db` is refused instead of replacing the file it names.
+pub fn check_output(path: &Path, ours: impl Fn(&[u8]) -> bool, kind: &str) -> Result<(), String> {
+    let shown = path.display();
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("{shown}: {e}")),
+        Ok(m) if m.file_type().is_symlink() => {
+            Err(format!("{shown}: is a symbolic link; name the file itself (it would be written through)"))
+        }
+        Ok(m) if !m.is_file() => Err(format!("{shown}: exists and is not a regular file")),
+        Ok(_) => {
+            let mut head = [0u8; 256];
+            let n = File::open(path).and_then(|mut f| f.read(&mut head)).map_err(|e| format!("{shown}: {e}"))?;
+            if n == 0 || ours(&head[..n]) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{shown}: exists and is not {kind}; refusing to replace it (remove it or choose another name)"
+                ))
+            }
+        }
+    }
+}
+
 /// Writes a new owner-only file at `path`, or at `path-2`, `path-3`… when that name is
 /// taken: never replaces a file (two backups in one second both survive). Returns the
 /// path written.

@@ -150,8 +150,11 @@ fn csv_field(v: &str) -> String {
 }
 
 /// The affected users as CSV, header first, for a mail merge.
+/// The report's first line: a report may replace only an earlier report.
+pub const CSV_HEADER: &str = "email,name,role,last_login,sessions_ended\r\n";
+
 pub fn csv(users: &[Affected]) -> String {
-    let mut out = String::from("email,name,role,last_login,sessions_ended\r\n");
+    let mut out = String::from(CSV_HEADER);
     for u in users {
         let fields = [
             u.email.as_str(),

@@ -25,6 +25,9 @@ fn summary(c: &Counts) -> String {
 }
 
 pub fn backup(out: &Out, args: BackupArgs) -> Result<Exit> {
+    // Checked before the database is opened: `--out data/aspjwt.db` must not replace it.
+    crate::fsx::check_output(&args.out, backup::looks_like_backup, "an aspjwt backup")
+        .map_err(|e| anyhow!("--out {e}"))?;
     let (store, target) = open_existing(&args.db)?;
     let rows = store.export().map_err(|e| anyhow!("{target}: {e}"))?;
     let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();

@@ -9,7 +9,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use serde::Serialize;
 
 use crate::audit::{Event, Record, escape};
@@ -53,23 +53,24 @@ struct Report<'a> {
     suspicious: &'a Suspicious,
 }
 
-/// Who runs this, for the audit log: the OS user and the host.
+/// Who runs this, for the audit log: the OS user and the host. The user is the real
+/// uid's name (USER and LOGNAME are whatever the caller exported); sudo's SUDO_USER is
+/// added, labelled as the environment's word, when the real user is root.
 fn actor() -> String {
-    let user = ["SUDO_USER", "USER", "LOGNAME"]
-        .iter()
-        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
-        .or_else(|| {
-            // No login variables (cron, a container): the real uid, by name when /etc/passwd has it.
-            let status = std::fs::read_to_string("/proc/self/status").ok()?;
-            let uid = status.lines().find_map(|l| l.strip_prefix("Uid:"))?.split_whitespace().next()?.to_string();
-            let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-            let name = passwd.lines().find_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                (f.len() > 2 && f[2] == uid).then(|| f[0].to_string())
-            });
-            Some(name.unwrap_or(format!("uid {uid}")))
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() }.to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let name = passwd
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 2 && f[2] == uid).then(|| f[0].to_string())
         })
-        .unwrap_or_else(|| "unknown".into());
+        .unwrap_or(format!("uid {uid}"));
+    let user = match std::env::var("SUDO_USER").ok().filter(|v| !v.is_empty()) {
+        Some(sudo) if uid == "0" => format!("{name} (SUDO_USER={sudo})"),
+        _ => name,
+    };
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|h| h.trim().to_string())
@@ -80,7 +81,8 @@ fn actor() -> String {
 /// The pid a pid file names, if that process is a running `aspjwt serve`: a stale pid
 /// file must not send SIGHUP (which ends most programs) to whatever has the number now.
 fn read_pid(path: &PathBuf) -> Result<u32> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("--pid-file {}: cannot read", path.display()))?;
+    // A regular file of bounded size: /dev/zero or a FIFO must not hang or fill memory.
+    let text = crate::fsx::read_text(path).map_err(|e| anyhow!("--pid-file {e}; nothing was changed"))?;
     let pid = text
         .trim()
         .parse::<u32>()
@@ -112,22 +114,45 @@ fn serves_new_keys(url: &str, kids: &BTreeMap<String, String>) -> (bool, String)
         [("access", names::JWT_SECRET), ("refresh", names::JWT_REFRESH_SECRET), ("session", names::SESSION_SECRET)];
     let deadline = Instant::now() + RELOAD_WAIT;
     loop {
-        let last = match client
-            .get(format!("{}/api/health", url.trim_end_matches('/')))
-            .send()
-            .and_then(|r| r.json::<serde_json::Value>())
-        {
-            Ok(j) if want.iter().all(|(k, name)| j["keys"][*k].as_str() == kids.get(*name).map(String::as_str)) => {
-                return (true, "serves the new key ids".into());
+        let last = match health_document(&client, url) {
+            Ok(j) => {
+                let keys_new =
+                    want.iter().all(|(k, name)| j["keys"][*k].as_str() == kids.get(*name).map(String::as_str));
+                // An incident leaves no graceful window: a service that still lists one
+                // still accepts a (possibly compromised) previous secret.
+                let rollover = j["rollover"].as_array().filter(|r| !r.is_empty());
+                match (keys_new, rollover) {
+                    (true, None) => return (true, "serves the new key ids, no previous secret open".into()),
+                    (true, Some(r)) => format!(
+                        "serves the new key ids but still accepts previous secrets: {}",
+                        serde_json::Value::from(r.clone())
+                    ),
+                    (false, _) => format!("still serves key ids {}", j["keys"]),
+                }
             }
-            Ok(j) => format!("still serves key ids {}", j["keys"]),
-            Err(e) => crate::health::describe(&e, Duration::from_secs(3)),
+            Err(e) => e,
         };
         if Instant::now() >= deadline {
-            return (false, format!("{last} after {}s", RELOAD_WAIT.as_secs()));
+            return (false, format!("{last} (after waiting {}s)", RELOAD_WAIT.as_secs()));
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// GET /api/health as JSON, reading at most 64 KiB: a hostile or broken endpoint
+/// cannot make the incident command read without end.
+fn health_document(client: &reqwest::blocking::Client, url: &str) -> Result<serde_json::Value, String> {
+    use std::io::Read;
+    let resp = client
+        .get(format!("{}/api/health", url.trim_end_matches('/')))
+        .send()
+        .map_err(|e| crate::health::describe(&e, Duration::from_secs(3)))?;
+    let mut body = Vec::new();
+    resp.take(64 * 1024 + 1).read_to_end(&mut body).map_err(|e| format!("reading /api/health: {e}"))?;
+    if body.len() > 64 * 1024 {
+        return Err("/api/health answered more than 64 KiB: not aspjwt's health document".into());
+    }
+    serde_json::from_slice(&body).map_err(|_| "/api/health did not answer JSON".into())
 }
 
 fn confirm(out: &Out, what: &str) -> Result<bool> {
@@ -157,6 +182,8 @@ pub fn incident(out: &Out, args: IncidentArgs) -> Result<Exit> {
         if r.is_dir() || !parent.is_dir() {
             bail!("--report {}: not a file in an existing folder; nothing was changed", r.display());
         }
+        crate::fsx::check_output(r, |head| head.starts_with(incident::CSV_HEADER.as_bytes()), "an incident report")
+            .map_err(|e| anyhow!("--report {e}; nothing was changed"))?;
         // The report is written as every file is (a temp file beside it, then a rename):
         // try exactly that now, so an unwritable folder or a dangling link stops the
         // incident before anything irreversible. The probe leaves nothing behind.

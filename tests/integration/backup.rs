@@ -144,6 +144,34 @@ fn backup_refuses_a_database_that_is_not_there() {
     assert!(!d.path("typo.db").exists() && !d.path("x.backup").exists());
 }
 
+/// A backup replaces only an earlier backup: never the database it reads (review of
+/// issue 19), an .env, or the target of a symbolic link.
+#[test]
+fn a_backup_never_replaces_what_is_not_a_backup() {
+    let s = crate::service::Service::start(crate::service::setup("", &[("a@example.com", "admin")]));
+    let d = &s.dir;
+    let env = d.read_str(".env");
+    let db = std::fs::read(d.path("aspjwt.db")).unwrap();
+    for (out, why) in [
+        ("aspjwt.db", "aspjwt.db: exists and is not an aspjwt backup"),
+        (".env", ".env: exists and is not an aspjwt backup"),
+    ] {
+        let r = d.run(&["backup", "--db", "aspjwt.db", "--out", out]);
+        assert!(r.code(2).stderr.contains(why), "{}", r.stderr);
+    }
+    d.write("victim.txt", "keep me\n");
+    std::os::unix::fs::symlink(d.path("victim.txt"), d.path("link.backup")).unwrap();
+    let r = d.run(&["backup", "--db", "aspjwt.db", "--out", "link.backup"]);
+    assert!(r.code(2).stderr.contains("link.backup: is a symbolic link"), "{}", r.stderr);
+    assert_eq!(d.read_str("victim.txt"), "keep me\n");
+    assert_eq!(d.read_str(".env"), env);
+    assert_eq!(std::fs::read(d.path("aspjwt.db")).unwrap().len(), db.len());
+    s.cli(&["user", "list"]).code(0);
+    // Yesterday's backup may be replaced by today's.
+    d.run(&["backup", "--db", "aspjwt.db", "--out", "nightly.backup"]).code(0);
+    d.run(&["backup", "--db", "aspjwt.db", "--out", "nightly.backup"]).code(0);
+}
+
 /// The other direction: a PostgreSQL backup restores into SQLite, byte for byte the same
 /// rows (exported again, the two backups hold the same rows).
 #[test]

@@ -164,6 +164,25 @@ fn it_asks_first_and_dry_run_changes_nothing() {
     // --dry-run: the whole report, nothing done.
     let dry = incident(&s, &["--json", "--dry-run", "--report", "would.csv"]).code(0).json();
     assert_eq!(dry["dry_run"], true);
+    // Who declared it is the real user, whatever USER or LOGNAME say (review of issue 19).
+    let spoofed = crate::service::run_env(
+        &s.dir,
+        &["--json", "incident", "--env-file", ".env", "--db", "aspjwt.db", "--dry-run"],
+        &[("USER", "mallory"), ("LOGNAME", "mallory")],
+    )
+    .code(0)
+    .json();
+    let by = spoofed["declared_by"].as_str().unwrap();
+    let real = String::from_utf8(std::process::Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
+    assert!(by.starts_with(&format!("{}@", real.trim())), "{by}");
+    assert!(!by.contains("mallory"), "{by}");
+    // A pid file that is a device or a FIFO is refused at once, not read for ever.
+    let out = incident(&s, &["--dry-run", "--pid-file", "/dev/zero"]);
+    assert!(
+        out.code(2).stderr.contains("--pid-file /dev/zero: is a character device, not a regular file"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(dry["affected_users"][0]["email"], "a@example.com");
     assert!(dry["steps"][0]["detail"].as_str().unwrap().starts_with("would rotate"));
     assert!(!s.dir.path("would.csv").exists());
@@ -249,7 +268,17 @@ fn an_incident_refuses_what_it_cannot_do_before_it_changes_anything() {
     // before anything is rotated.
     std::os::unix::fs::symlink(s.dir.path("no-such-folder/r.csv"), s.dir.path("dangling.csv")).unwrap();
     let out = incident(&s, &["--yes", "--report", "dangling.csv"]);
-    assert!(out.code(2).stderr.contains("--report dangling.csv: cannot be written"), "{}", out.stderr);
+    assert!(out.code(2).stderr.contains("--report dangling.csv: is a symbolic link"), "{}", out.stderr);
+    // A report must never replace the files it rotates, the database, or any file that
+    // is not an earlier report (review of issue 19: --report .env lost the new secrets).
+    for precious in [".env", "aspjwt.db"] {
+        let out = incident(&s, &["--yes", "--report", precious]);
+        assert!(
+            out.code(2).stderr.contains(&format!("--report {precious}: exists and is not an incident report")),
+            "{}",
+            out.stderr
+        );
+    }
     s.dir.write("plainfile", "x");
     let out = incident(&s, &["--yes", "--report", "plainfile/r.csv"]);
     assert!(out.code(2).stderr.contains("--report plainfile/r.csv"), "{}", out.stderr);
@@ -311,4 +340,21 @@ fn affected_users_are_exactly_those_whose_sessions_this_incident_ended() {
     let jwt = s.dir.read_str(".env").lines().find_map(|l| l.strip_prefix("JWT_SECRET=").map(str::to_string)).unwrap();
     let kid = aspjwt::token::key_id(&aspjwt::token::Secret::new(jwt));
     assert!(k1 == kid.as_str() || k2 == kid.as_str(), "the .env holds neither run's secret");
+}
+
+/// A service whose real environment keeps a previous secret open still accepts tokens
+/// signed with it after the reload: the incident's verification must say so, not pass
+/// on the new key ids alone (review of issue 19).
+#[test]
+fn an_open_graceful_window_fails_the_reload_check() {
+    let dir = crate::service::setup_on(None, ENV, &[("a@example.com", "admin")]);
+    let generated = dir.run(&["generate"]).code(0).stdout.clone();
+    let previous = generated.lines().find_map(|l| l.strip_prefix("JWT_SECRET=")).unwrap().to_string();
+    let until = humantime::format_rfc3339_seconds(std::time::SystemTime::now() + Duration::from_secs(600)).to_string();
+    let s = Service::start_with(dir, &[("JWT_SECRET_PREVIOUS", &previous), ("JWT_SECRET_PREVIOUS_UNTIL", &until)]);
+    s.dir.write("svc.pid", format!("{}\n", pid(&s)));
+    let report = incident(&s, &["--json", "--yes", "--pid-file", "svc.pid", "--url", &s.base]).code(1).json();
+    let last = report["steps"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!((last["step"].as_str(), last["ok"].as_bool()), (Some("reload"), Some(false)), "{report}");
+    assert!(last["detail"].as_str().unwrap().contains("still accepts previous secrets"), "{last}");
 }
