@@ -207,6 +207,7 @@ pub fn compose(path: &str, env: &[EnvVar], lookup: &dyn Fn(&str) -> Option<Strin
             out.extend(compose_secret(v, spec.bytes, &origin, lookup, looked));
         }
     }
+    out.extend(compose_rollovers(path, env, lookup));
     for (key, uses) in &literals {
         let first = uses[0].1;
         if let Some((service, _, line)) = uses.iter().find(|u| u.1 != first) {
@@ -222,6 +223,47 @@ pub fn compose(path: &str, env: &[EnvVar], lookup: &dyn Fn(&str) -> Option<Strin
             let n = env.iter().map(|v| &v.service).collect::<std::collections::BTreeSet<_>>().len();
             format!("{n} {} agree", if n == 1 { "service's environment" } else { "services' environments" })
         }));
+    }
+    out
+}
+
+/// The rollover rules (`rollover`) for each service's environment as compose would
+/// resolve it: a `JWT_SECRET_PREVIOUS: changeme` in a compose file is as weak as in a
+/// `.env` (review of issue 14).
+fn compose_rollovers(path: &str, env: &[EnvVar], lookup: &dyn Fn(&str) -> Option<String>) -> Vec<Finding> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let relevant = |k: &str| {
+        k == names::JWT_ACCESS_TOKEN_EXPIRY
+            || k == names::JWT_REFRESH_TOKEN_EXPIRY
+            || names::DEFAULT_SECRETS
+                .iter()
+                .any(|d| k == d.name || k == names::previous_of(d.name) || k == names::previous_until_of(d.name))
+    };
+    let mut services: BTreeMap<&str, BTreeMap<String, Setting>> = BTreeMap::new();
+    for v in env.iter().filter(|v| relevant(&v.key)) {
+        let value = match &v.source {
+            Source::Literal(t) | Source::Interpolated(t) => {
+                crate::interpolate::resolve(t, lookup).ok().map(|r| r.value)
+            }
+            Source::PassThrough => lookup(&v.key),
+            Source::NotScalar { .. } => None,
+        };
+        if let Some(value) = value {
+            let origin = format!("{path}:{}, service {}", v.pos.line, v.service);
+            services.entry(&v.service).or_default().insert(v.key.clone(), Setting { value, origin });
+        }
+    }
+    let mut out: Vec<Finding> = Vec::new();
+    for values in services.values() {
+        let has_rollover = values.keys().any(|k| k.ends_with("_PREVIOUS") || k.ends_with("_PREVIOUS_UNTIL"));
+        if !has_rollover {
+            continue;
+        }
+        for f in rollover(values, now).into_iter().filter(|f| f.status != Status::Pass) {
+            if !out.contains(&f) {
+                out.push(f);
+            }
+        }
     }
     out
 }

@@ -85,8 +85,15 @@ impl Settings {
 
     /// The process environment's settings for this system.
     pub fn from_process_env() -> Settings {
+        // Every rollover entry too, SESSION_SECRET's included: one ignored here would be
+        // neither judged nor honoured (review of issue 14).
+        let rollover = |k: &str| {
+            names::DEFAULT_SECRETS
+                .iter()
+                .any(|d| k == names::previous_of(d.name) || k == names::previous_until_of(d.name))
+        };
         let values = std::env::vars()
-            .filter(|(k, _)| names::SERVICE_VARS.contains(&k.as_str()) || k.starts_with("JWT_"))
+            .filter(|(k, _)| names::SERVICE_VARS.contains(&k.as_str()) || k.starts_with("JWT_") || rollover(k))
             .map(|(k, v)| (k, Setting { value: v, origin: "environment".into() }))
             .collect();
         Settings { values, source: "environment".into() }
@@ -147,7 +154,17 @@ impl Settings {
     }
 
     /// The previous value of secret `name` and the end of its window, during a rollover.
+    /// The previous secret of `name` and its window, only when the rollover passes every
+    /// rule of `check` (a weak or over-long one verifies nothing, as `serve` refuses it).
     pub fn previous(&self, name: &str) -> Option<crate::token::Previous> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let item = format!("{name} rollover");
+        if crate::check::rollover(&self.values, now)
+            .iter()
+            .any(|f| f.item == item && f.status == crate::check::Status::Fail)
+        {
+            return None;
+        }
         let secret = crate::check::rollover_entry(&self.values, &names::previous_of(name))?;
         let until = crate::check::parse_time(
             &crate::check::rollover_entry(&self.values, &names::previous_until_of(name))?.value,

@@ -80,7 +80,7 @@ fn actor() -> String {
 
 /// The pid a pid file names, if that process is a running `aspjwt serve`: a stale pid
 /// file must not send SIGHUP (which ends most programs) to whatever has the number now.
-fn read_pid(path: &PathBuf) -> Result<u32> {
+fn read_pid(path: &Path) -> Result<u32> {
     // A regular file of bounded size: /dev/zero or a FIFO must not hang or fill memory.
     let text = crate::fsx::read_text(path).map_err(|e| anyhow!("--pid-file {e}; nothing was changed"))?;
     let pid = text

@@ -205,7 +205,16 @@ pub fn verify(out: &Out, args: VerifyArgs) -> Result<Exit> {
         current: secret,
         previous: settings.as_ref().and_then(|s| s.previous(kind.secret_var())),
     };
-    let failures = t.verify_ring(&ring, &check, now);
+    let (failures, by_previous) = t.verify_ring_by(&ring, &check, now);
+    // Say which secret verified it: a rollover's previous one is not the current one.
+    let key_desc = match (&settings, by_previous) {
+        (Some(s), true) => {
+            let name = crate::names::previous_of(kind.secret_var());
+            let origin = s.get(&name).map_or_else(|| s.source.clone(), |v| v.origin.clone());
+            format!("{name} from {origin} (a rollover window still open)")
+        }
+        _ => key_desc,
+    };
     let signature_ok = !failures
         .iter()
         .any(|f| matches!(f, Failure::BadSignature | Failure::AlgNone | Failure::WrongAlgorithm { .. }));

@@ -422,3 +422,62 @@ fn a_blank_previous_secret_is_no_rollover() {
     let forged = node_style(&claims, "   ");
     assert_eq!(get(&s.url("/api/users"), &[], &[("authorization", &format!("Bearer {forged}"))]).status, 401);
 }
+
+/// A weak previous secret is weak wherever it is written: in the process environment
+/// (SESSION_SECRET's included), in a compose file, and `verify` does not honour it
+/// (review of issue 14). A strong one that verifies is named as the previous secret.
+#[test]
+fn weak_previous_secrets_are_refused_everywhere() {
+    let d = Dir::new();
+    d.write(".env.good", d.run(&["generate"]).code(0).stdout.clone());
+    let good = std::fs::read_to_string(d.path(".env.good")).unwrap();
+    let value = |k: &str| good.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).unwrap().to_string();
+    let far = "2999-01-01T00:00:00Z";
+    // The process environment, no files.
+    let mut env: Vec<(&str, String)> =
+        ["JWT_SECRET", "JWT_REFRESH_SECRET", "SESSION_SECRET"].iter().map(|k| (*k, value(k))).collect();
+    env.push(("SESSION_SECRET_PREVIOUS", "changeme".into()));
+    env.push(("SESSION_SECRET_PREVIOUS_UNTIL", far.into()));
+    let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = crate::service::run_env(&d, &["check"], &env_ref);
+    assert!(out.code(1).stdout.contains("SESSION_SECRET rollover"), "{}", out.stdout);
+    // A compose file.
+    d.write(
+        "dc.yml",
+        format!(
+            "services:\n  api:\n    environment:\n      JWT_SECRET: \"{}\"\n      JWT_SECRET_PREVIOUS: changeme\n      JWT_SECRET_PREVIOUS_UNTIL: \"{far}\"\n",
+            value("JWT_SECRET")
+        ),
+    );
+    let out = d.run(&["check", "--env-file", ".env.good", "--compose", "dc.yml"]);
+    assert!(out.code(1).stdout.contains("JWT_SECRET rollover"), "{}", out.stdout);
+    assert!(out.stdout.contains("dc.yml:5, service api"), "{}", out.stdout);
+    // verify with an .env whose previous secret is weak: a token signed with it is not valid.
+    d.write(".env", format!("{good}JWT_SECRET_PREVIOUS=changeme\nJWT_SECRET_PREVIOUS_UNTIL={far}\n"));
+    let forged = crate::service::run_env(
+        &d,
+        &["mint", "--sub", "1", "--email", "a@b.c", "--role", "admin", "--secret-env", "WEAK"],
+        &[("WEAK", "changeme")],
+    )
+    .code(0)
+    .stdout
+    .trim()
+    .to_string();
+    let out = d.run(&["--json", "verify", "--env-file", ".env", &forged]).code(1).json();
+    assert_eq!(out["signature_verified"], false, "{out}");
+    // A strong previous secret inside its window verifies, and says it was the previous one.
+    let prev = URL_SAFE_NO_PAD.encode([7u8; 64]);
+    let until = humantime::format_rfc3339_seconds(std::time::SystemTime::now() + Duration::from_secs(600));
+    d.write(".env", format!("{good}JWT_SECRET_PREVIOUS={prev}\nJWT_SECRET_PREVIOUS_UNTIL={until}\n"));
+    let old = crate::service::run_env(
+        &d,
+        &["mint", "--sub", "1", "--email", "a@b.c", "--role", "admin", "--secret-env", "OLD"],
+        &[("OLD", &prev)],
+    )
+    .code(0)
+    .stdout
+    .trim()
+    .to_string();
+    let out = d.run(&["--json", "verify", "--env-file", ".env", &old]).code(0).json();
+    assert!(out["key"].as_str().unwrap().starts_with("JWT_SECRET_PREVIOUS from .env:"), "{out}");
+}
