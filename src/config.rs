@@ -262,7 +262,34 @@ impl ServiceConfig {
             .into_iter()
             .filter(|(_, d)| d.is_zero())
             .map(|(name, _)| format!("{name}: must be longer than zero"));
-        let zero: Vec<String> = zero.collect();
+        let mut zero: Vec<String> = zero.collect();
+        // Upper bounds where a huge value quietly switches a defence off: a day of grace
+        // is reuse detection off; a stalled body or an idle socket held for days is the
+        // slot exhaustion these deadlines exist to stop.
+        for (name, value, max, why) in [
+            (
+                names::REFRESH_REUSE_GRACE,
+                reuse_grace,
+                Duration::from_secs(60),
+                "a longer grace lets a stolen refresh token be replayed unnoticed",
+            ),
+            (
+                names::ASPJWT_BODY_TIMEOUT,
+                Some(body_timeout),
+                Duration::from_secs(600),
+                "a stalled body holds a slot that long",
+            ),
+            (
+                names::ASPJWT_IDLE_TIMEOUT,
+                Some(idle_timeout),
+                Duration::from_secs(3600),
+                "an idle socket holds a slot that long",
+            ),
+        ] {
+            if value.is_some_and(|v| v > max) {
+                zero.push(format!("{name}: at most {} ({why})", duration::human(max)));
+            }
+        }
         // Unset, the threshold is 5 minutes, or a third of a shorter access lifetime.
         let access = s.ttl(Kind::Access).unwrap_or(Duration::from_secs(900));
         let refresh_threshold = match s.get(names::JWT_REFRESH_THRESHOLD) {

@@ -69,6 +69,17 @@ pub fn check(out: &Out, args: CheckArgs) -> Result<Exit> {
         findings.extend(check::database(&settings.values));
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
         findings.extend(check::rollover(&settings.values, now));
+        // Everything else `serve` would refuse, by the very validator it uses: check and
+        // serve cannot disagree on a setting (ASPJWT_BODY_TIMEOUT=abc, TRUSTED_PROXIES=foo…).
+        if let Err(problems) = config::ServiceConfig::from_settings(settings, None) {
+            let said: Vec<String> = findings.iter().map(|f| format!("{}: {}", f.item, f.detail)).collect();
+            for p in problems.into_iter().filter(|p| !said.contains(p)) {
+                let (item, detail) = p.split_once(": ").unwrap_or(("service setting", p.as_str()));
+                if !findings.iter().any(|f| f.status == Status::Fail && f.item == item) {
+                    findings.push(Finding::new(item, Status::Fail, format!("{detail} (aspjwt serve refuses this)")));
+                }
+            }
+        }
     }
     for path in &args.compose_files {
         let bytes = crate::fsx::read_path(path).map_err(|e| anyhow::anyhow!(e))?;

@@ -358,6 +358,28 @@ fn refuses_to_start_on_bad_configuration() {
         assert!(!out.stdout.contains("listening"));
         assert!(long_base64_runs(&out.stderr).is_empty(), "{}", out.stderr);
     }
+    // check and serve judge every setting by one validator: what serve refuses, check
+    // fails, naming the same variable (review of issue 14: check passed these).
+    for (line, name) in [
+        ("ASPJWT_BODY_TIMEOUT=abc", "ASPJWT_BODY_TIMEOUT"),
+        ("ASPJWT_MAX_CONNECTIONS_PER_IP=0", "ASPJWT_MAX_CONNECTIONS_PER_IP"),
+        ("REFRESH_REUSE_GRACE=abc", "REFRESH_REUSE_GRACE"),
+        ("REFRESH_REUSE_GRACE=1d", "REFRESH_REUSE_GRACE"),
+        ("ASPJWT_BODY_TIMEOUT=100000d", "ASPJWT_BODY_TIMEOUT"),
+        ("ASPJWT_IDLE_TIMEOUT=100000d", "ASPJWT_IDLE_TIMEOUT"),
+        ("TRUSTED_PROXIES=garbage", "TRUSTED_PROXIES"),
+        ("ASPJWT_RATE_LIMIT_CLIENTS=1", "ASPJWT_RATE_LIMIT_CLIENTS"),
+        ("UPSTREAM_URL=https://x", "UPSTREAM_URL"),
+        ("SESSION_MAX_LIFETIME=bogus", "SESSION_MAX_LIFETIME"),
+    ] {
+        d.write(".env", format!("{env}{line}\n"));
+        let served = run_env(&d, &["serve", "--bind", "127.0.0.1:0", "--env-file", ".env", "--db", "aspjwt.db"], &[]);
+        assert_eq!(served.code, 2, "{line}: serve started: {}", served.stderr);
+        assert!(served.stderr.contains(name), "{line}: {}", served.stderr);
+        let checked = d.run(&["check", "--env-file", ".env"]);
+        assert_eq!(checked.code, 1, "{line}: check passed what serve refuses:\n{}", checked.stdout);
+        assert!(checked.stdout.contains(&format!("✖ {name}")), "{line}:\n{}", checked.stdout);
+    }
     // The real environment wins over the file.
     d.write(".env", &env);
     let out = run_env(&d, &["serve", "--bind", "127.0.0.1:0", "--env-file", ".env"], &[("JWT_SECRET", "changeme")]);
