@@ -192,6 +192,10 @@ fn validate(rows: &[BackupRow], taken: i64) -> Result<(), BackupError> {
                 if u.id.is_empty() || crate::users::has_control(&u.id) || crate::users::has_control(&u.password_hash) {
                     return bad(format!("user {}: bad id or password hash", u.email));
                 }
+                // A hash that is no PHC string would lock its user out without a word.
+                if argon2::password_hash::PasswordHash::new(&u.password_hash).is_err() {
+                    return bad(format!("user {}: the password hash is not a PHC string ($argon2id$…)", u.email));
+                }
                 if !time(u.created_at) || !time(u.updated_at) {
                     return bad(format!("user {}: a time out of range", u.email));
                 }
@@ -292,7 +296,8 @@ mod tests {
                 email: "a@example.com".into(),
                 name: "Ä \"quoted\", name".into(),
                 role: "admin".into(),
-                password_hash: "$argon2id$v=19$m=19456,t=2,p=1$x$y".into(),
+                password_hash:
+                    "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g".into(),
                 disabled: false,
                 created_at: 1,
                 updated_at: 2,

@@ -130,7 +130,7 @@ pub enum Command {
 
     /// Run the auth service (login, refresh with rotation, logout, token-info).
     #[command(
-        after_help = "Examples:\n  aspjwt serve\n  aspjwt serve --bind 0.0.0.0:8080 --env-file /etc/aspjwt/.env --db /var/lib/aspjwt/aspjwt.db\n\nIt refuses to start on any configuration `aspjwt check` fails. Logs and audit events are JSON lines on stdout."
+        after_help = "Examples:\n  aspjwt serve\n  aspjwt serve --bind 0.0.0.0:8080 --env-file /etc/aspjwt/.env --db /var/lib/aspjwt/aspjwt.db\n\nIt refuses to start on any configuration `aspjwt check` fails. Logs and audit events are JSON lines on stdout.\nSIGHUP re-reads the configuration (new secrets, rollover windows) without dropping sessions; SIGTERM drains and stops.\nPrometheus metrics: GET /metrics with an admin's token on the main port, or without auth on METRICS_BIND (then only there)."
     )]
     Serve(ServeArgs),
 

@@ -480,6 +480,19 @@ pub fn plan(req: &Request, values: &BTreeMap<String, String>) -> Result<Vec<File
         }
         plans.push(plan);
     }
+    // New secrets into a file others can read: said, as `check` says it.
+    for p in plans.iter_mut().filter(|p| p.changed() && !p.report.created) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fsx::resolve(&p.path).and_then(fs::metadata).map(|m| m.permissions().mode() & 0o777);
+        if let Ok(mode) = mode
+            && mode & 0o077 != 0
+        {
+            p.report.warnings.push(format!(
+                "readable by group or others (mode {mode:04o}) and now holds new secrets; run chmod 600 {}",
+                p.path.display()
+            ));
+        }
+    }
     let mut seen = Vec::new();
     for p in &plans {
         let real = fsx::resolve(&p.path).ok().and_then(|r| fs::canonicalize(r).ok()).unwrap_or_else(|| p.path.clone());

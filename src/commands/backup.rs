@@ -1,9 +1,9 @@
 //! `backup` and `restore`: the database to one portable file and back (the format is
 //! `crate::backup`; the consistency is each store's).
 
-use std::io::Read;
+use std::io::{IsTerminal, Read, Write};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use serde_json::json;
 
 use super::operator::{open, open_existing};
@@ -25,17 +25,35 @@ fn summary(c: &Counts) -> String {
 }
 
 pub fn backup(out: &Out, args: BackupArgs) -> Result<Exit> {
+    // `--out -` streams to stdout (to encrypt or ship it), as `restore -` reads stdin.
+    let to_stdout = args.out.as_os_str() == "-";
+    if to_stdout && std::io::stdout().is_terminal() {
+        bail!("--out -: stdout is a terminal; pipe it somewhere (the backup holds password hashes)");
+    }
     // Checked before the database is opened: `--out data/aspjwt.db` must not replace it.
-    crate::fsx::check_output(&args.out, backup::looks_like_backup, "an aspjwt backup")
-        .map_err(|e| anyhow!("--out {e}"))?;
+    if !to_stdout {
+        crate::fsx::check_output(&args.out, backup::looks_like_backup, "an aspjwt backup")
+            .map_err(|e| anyhow!("--out {e}"))?;
+    }
     let (store, target) = open_existing(&args.db)?;
     let rows = store.export().map_err(|e| anyhow!("{target}: {e}"))?;
     let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let bytes = backup::encode(&rows, source(&target), &created);
+    let counts = Counts::of(&rows);
+    if to_stdout {
+        let mut w = std::io::stdout().lock();
+        w.write_all(&bytes)?;
+        w.flush()?;
+        out.note(format!("backed up {} from {target} to stdout", summary(&counts)));
+        return Ok(Exit::Ok);
+    }
+    // A killed earlier backup's temp file holds password hashes: removed first.
+    for stale in crate::fsx::remove_stale_temps(&args.out) {
+        out.note(format!("removed {}, left by an interrupted backup", stale.display()));
+    }
     // Password hashes and session ids: owner-only, whatever a file there had.
     crate::fsx::write_private(&args.out, &bytes)
         .with_context(|| format!("{}: cannot write the backup", args.out.display()))?;
-    let counts = Counts::of(&rows);
     if out.json {
         out.json(&json!({"version": 1, "file": args.out, "database": target.to_string(), "counts": counts, "bytes": bytes.len()}))?;
     } else if !out.quiet {

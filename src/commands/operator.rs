@@ -270,5 +270,12 @@ pub fn audit(out: &Out, args: AuditArgs) -> Result<Exit> {
         })
         .collect();
     out.table(&["TIME", "EVENT", "OUTCOME", "EMAIL", "IP", "REASON"], &rows)?;
+    // A full page may not be everything: say so, or a reviewer reads 100 rows as all of them.
+    if records.len() as u64 >= args.limit as u64 {
+        out.note(format!(
+            "showing the newest {}; there may be more (--limit N, or narrow with --since/--event/--user)",
+            records.len()
+        ));
+    }
     Ok(Exit::Ok)
 }

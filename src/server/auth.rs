@@ -26,6 +26,11 @@ use crate::token::{self, Check, Claims, Inspected, Kind};
 pub const MAX_LOGIN_BODY: usize = 16 * 1024;
 /// Clock skew allowed when checking tokens (exp, nbf, iat).
 pub const LEEWAY_SECS: i64 = 60;
+/// The skew allowed on a refresh token's expiry when it is used: only this service (or
+/// another instance of it, whose clock is hours-synchronised) ever reads one, and the
+/// browser drops the cookie at that moment anyway; a minute more was a minute in which
+/// an expired refresh token still renewed a session (review of issue 19).
+pub const REFRESH_LEEWAY_SECS: i64 = 5;
 /// The longest `sid`, `jti` or `sub` a token may carry (ours are 22 characters).
 const MAX_ID_LEN: usize = 128;
 
@@ -480,9 +485,12 @@ pub async fn refresh(state: &AppState, parts: &Parts, ctx: &Ctx) -> Result<Respo
         state.metrics.refresh("missing");
         return Err(ApiError::unauthorized("missing_token", "no refresh token"));
     };
-    let t = match check_token(state, raw, Kind::Refresh, LEEWAY_SECS) {
+    let t = match check_token(state, raw, Kind::Refresh, REFRESH_LEEWAY_SECS) {
         Ok(t) => t,
         Err(reason) => {
+            if reason == "expired" {
+                end_if_expired(state, raw).await;
+            }
             rec.reason = Some(reason);
             state.metrics.refresh("invalid");
             state.audit(rec).await;
@@ -536,6 +544,34 @@ pub async fn refresh(state: &AppState, parts: &Parts, ctx: &Ctx) -> Result<Respo
     }
 }
 
+/// A refresh token presented after its expiry that is still its session's current one
+/// (signature checked: "expired" is only reported for a token this service signed): the
+/// session is over, since nothing can refresh it any more. It is ended in the store with
+/// reason `expired` and observed in the session-age histogram, which otherwise never
+/// hears of sessions that lapse. An old token of a session that went on is left alone.
+async fn end_if_expired(state: &AppState, raw: &str) {
+    let Ok(t) = token::inspect(raw) else { return };
+    let (sid, jti) = (str_claim(&t, claim::SID).to_string(), str_claim(&t, claim::JTI).to_string());
+    let now = now();
+    let ended = state
+        .blocking(move |s| match s.session(&sid)? {
+            Some(session)
+                if session.revoked_at.is_none()
+                    && session.current.refresh_jti == jti
+                    && session.current.refresh_exp <= now =>
+            {
+                Ok(s.revoke_session(&sid, "expired", now)?.then_some(session))
+            }
+            _ => Ok(None),
+        })
+        .await;
+    if let Ok(Some(s)) = ended {
+        state.revoked.insert(&s.id, now);
+        state.live.end(&s.id);
+        state.metrics.session_ended("expired", now - s.created_at, s.rotations);
+    }
+}
+
 /// Revokes a session here and in the store, and audits it. `reason` is `logout` or
 /// `new_login` (also its label in `aspjwt_session_age_seconds`).
 async fn end_session(state: &AppState, sid: &str, reason: &'static str, ctx: &Ctx) -> Result<bool, ApiError> {
@@ -555,6 +591,10 @@ async fn end_session(state: &AppState, sid: &str, reason: &'static str, ctx: &Ct
     if revoked {
         let mut r = record(if reason == "logout" { Event::Logout } else { Event::SessionRevoked }, true, ctx);
         r.reason = Some(format!("{reason} (session {sid})"));
+        // Whose session it was: `aspjwt audit --user` must find logouts too.
+        if let Some(s) = &session {
+            (r.user_id, r.email) = (Some(s.user_id.clone()), Some(s.email.clone()));
+        }
         state.audit(r).await;
     }
     Ok(revoked)

@@ -180,15 +180,47 @@ impl AppState {
         match tokio::task::spawn_blocking(move || revoked.poll(&*store, now(), keep)).await {
             Ok(Ok(ended)) => {
                 self.metrics.database_up(self.db_writable.load(std::sync::atomic::Ordering::Relaxed));
-                for sid in ended {
-                    self.live.end(&sid);
+                for sid in &ended {
+                    self.live.end(sid);
                 }
+                self.observe_operator_revocations(ended).await;
             }
             Ok(Err(e)) => {
                 self.metrics.database_up(false);
                 tracing::warn!(error = %e, "revocation poll failed");
             }
             Err(_) => {}
+        }
+    }
+
+    /// Sessions ended outside any service's request path (`sessions revoke`, `incident`,
+    /// a user disabled, demoted or given a new password, here or by the CLI) reach the
+    /// session-age histogram as `revoked` when this instance reads them from the feed.
+    /// Endings a service records itself (logout, new login, reuse, expiry) are skipped, so
+    /// they are not counted twice. Every instance reads the whole feed: with several
+    /// instances, each counts every such revocation (aggregate with max, not sum).
+    async fn observe_operator_revocations(&self, sids: Vec<String>) {
+        const BY_OPERATORS: &[&str] =
+            &["revoked_by_operator", "incident", "user_disabled", "password_changed", "role_changed", "restored"];
+        if sids.is_empty() {
+            return;
+        }
+        let sessions = self
+            .blocking(move |s| {
+                let mut found = Vec::new();
+                for sid in &sids {
+                    found.extend(s.session(sid)?);
+                }
+                Ok(found)
+            })
+            .await
+            .unwrap_or_default();
+        for s in sessions {
+            if let (Some(at), Some(reason)) = (s.revoked_at, s.revoke_reason.as_deref())
+                && BY_OPERATORS.contains(&reason)
+            {
+                self.metrics.session_ended("revoked", at - s.created_at, s.rotations);
+            }
         }
     }
 

@@ -54,7 +54,7 @@ impl Revocations {
     }
 
     /// Applies new revocations from the feed, drops entries older than `keep`, and
-    /// returns the sessions newly revoked.
+    /// returns the sessions newly revoked: those this instance had not already ended itself.
     pub fn poll(&self, store: &dyn Store, now: i64, keep: Duration) -> crate::store::Result<Vec<String>> {
         let cursor = self.inner.read().unwrap_or_else(|p| p.into_inner()).cursor;
         let new = store.revocations_since(cursor)?;
@@ -62,8 +62,9 @@ impl Revocations {
         let mut ended = Vec::with_capacity(new.len());
         for r in new {
             inner.cursor = inner.cursor.max(r.seq);
-            inner.revoked.insert(r.session_id.clone(), r.revoked_at);
-            ended.push(r.session_id);
+            if inner.revoked.insert(r.session_id.clone(), r.revoked_at).is_none() {
+                ended.push(r.session_id);
+            }
         }
         let oldest = now - keep.as_secs() as i64;
         inner.revoked.retain(|_, at| *at >= oldest);

@@ -105,9 +105,6 @@ pub async fn handle(state: &AppState, parts: Parts, body: Incoming, ctx: &Ctx) -
                     return Err(user_error(UserError::Store(crate::store::StoreError::LastAdmin(user.email.clone()))));
                 }
             }
-            // The sessions this change may end, for the session-age metrics.
-            let (uid, now_secs) = (user.id.clone(), now());
-            let live = state.blocking(move |s| s.list_sessions(Some(&uid), false, now_secs)).await?;
             let store = state.store.clone();
             let (user, ended) = tokio::task::spawn_blocking(move || -> Result<_, UserError> {
                 let mut ended = 0;
@@ -132,11 +129,9 @@ pub async fn handle(state: &AppState, parts: Parts, body: Incoming, ctx: &Ctx) -
             .map_err(|_| ApiError::internal())?
             .map_err(user_error)?;
             if ended > 0 {
-                // Out at once here, not at the next poll of the revocation feed.
+                // Out at once here, not at the next poll of the revocation feed (which
+                // also observes them in the session-age histogram, as for the CLI's).
                 state.sync_revocations().await;
-                for s in &live {
-                    state.metrics.session_ended("revoked", now_secs - s.created_at, s.rotations);
-                }
             }
             Ok(json_response(StatusCode::OK, &json!({"user": users::public(&user), "sessionsEnded": ended})))
         }

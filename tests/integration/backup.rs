@@ -262,3 +262,39 @@ fn a_restore_under_a_running_service_ends_what_it_removes(db: Option<&str>) {
         "live sessions after --revoke-sessions: {sessions}"
     );
 }
+
+/// `backup --out -` streams to stdout (as `restore -` reads stdin), and a restore refuses
+/// a password hash that is not a PHC string instead of locking its user out silently.
+#[test]
+fn backups_stream_to_stdout_and_bad_hashes_are_refused() {
+    let s = crate::service::Service::start(crate::service::setup("", &[("a@example.com", "admin")]));
+    let d = &s.dir;
+    let out = d.run(&["backup", "--db", "aspjwt.db", "--out", "-"]);
+    assert!(
+        out.code(0).stdout.starts_with("{\"format\":\"aspjwt-backup\""),
+        "{}",
+        &out.stdout[..80.min(out.stdout.len())]
+    );
+    assert!(!d.path("-").exists(), "a file named - was written");
+    // The streamed backup restores.
+    let fresh = Dir::new();
+    fresh.write("streamed.backup", &out.stdout);
+    fresh.run(&["restore", "--db", "new.db", "streamed.backup"]).code(0);
+    // A hash that is no PHC string, under a checksum that holds: refused, naming the user.
+    let body: String = out.stdout.lines().filter(|l| !l.starts_with("{\"sha256\"")).map(|l| format!("{l}\n")).collect();
+    let tampered = regex_free_replace_hash(&body);
+    let sum: String =
+        <sha2::Sha256 as sha2::Digest>::digest(tampered.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    fresh.write("tampered.backup", format!("{tampered}{{\"sha256\":\"{sum}\"}}\n"));
+    let r = fresh.run(&["restore", "--db", "other.db", "tampered.backup"]);
+    assert!(r.code(2).stderr.contains("user a@example.com: the password hash is not a PHC string"), "{}", r.stderr);
+    assert!(!fresh.path("other.db").exists());
+}
+
+/// Replaces the first `"password_hash":"…"` value with "hunter2".
+fn regex_free_replace_hash(text: &str) -> String {
+    let key = "\"password_hash\":\"";
+    let start = text.find(key).expect("a password hash") + key.len();
+    let end = start + text[start..].find('"').unwrap();
+    format!("{}hunter2{}", &text[..start], &text[end..])
+}

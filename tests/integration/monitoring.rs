@@ -246,3 +246,31 @@ fn the_dashboard_and_the_rules_name_only_exported_metrics() {
         assert!(titles.iter().any(|t| t.contains(want)), "no panel for {want}: {titles:?}");
     }
 }
+
+/// Sessions ended by an operator (the CLI, here a separate process) and sessions whose
+/// refresh token lapsed reach the session-age histogram too, once each (review of issue 19).
+#[test]
+fn revoked_and_expired_sessions_are_observed() {
+    let s = Service::start(setup(
+        "METRICS_BIND=127.0.0.1:0\nJWT_ACCESS_TOKEN_EXPIRY=1s\nJWT_REFRESH_TOKEN_EXPIRY=2s\nJWT_REFRESH_THRESHOLD=500ms\nAUTH_RATE_BURST=1000\n",
+        &[("a@example.com", "admin"), ("b@example.com", "support")],
+    ));
+    let count = |reason: &str| value(&scrape(&s), &format!("aspjwt_session_age_seconds_count{{reason=\"{reason}\"}}"));
+    // Two sessions of b ended by the CLI.
+    s.login("b@example.com", PASSWORD);
+    s.login("b@example.com", PASSWORD);
+    s.cli(&["sessions", "revoke", "--user", "b@example.com"]).code(0);
+    assert!(within(Duration::from_secs(5), || count("revoked") == 2.0).is_some(), "revoked: {}", count("revoked"));
+    // a's refresh token lapses (2 s, plus the service's 5 s leeway for refresh tokens);
+    // presented afterwards, its session ends as expired, once.
+    let l = s.login("a@example.com", PASSWORD);
+    let (r, c) = (l.cookie("refresh_token").unwrap(), csrf(&l));
+    std::thread::sleep(Duration::from_millis(7500));
+    assert_eq!(s.refresh(&r, &c).status, 401);
+    assert_eq!(count("expired"), 1.0);
+    assert_eq!(s.refresh(&r, &c).status, 401);
+    let live = s.cli(&["--json", "sessions", "list", "--user", "a@example.com"]).code(0).json();
+    assert_eq!(live.as_array().unwrap().len(), 0, "{live}");
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!((count("expired"), count("revoked")), (1.0, 2.0), "counted twice");
+}

@@ -89,6 +89,18 @@ fn dry_run_writes_nothing_and_masks() {
     assert!(out.stderr.contains("dry run"));
 }
 
+/// New secrets written into a file others can read: rotate says so (review of issue 19).
+#[test]
+fn a_group_readable_file_is_warned_about() {
+    let d = Dir::new();
+    d.write(".env", "JWT_SECRET=old\n");
+    fs::set_permissions(d.path(".env"), fs::Permissions::from_mode(0o644)).unwrap();
+    let out = d.run(&["rotate", "--only", "JWT_SECRET"]);
+    assert!(out.code(0).stderr.contains("readable by group or others (mode 0644)"), "{}", out.stderr);
+    fs::set_permissions(d.path(".env"), fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(!d.run(&["rotate", "--only", "JWT_SECRET"]).code(0).stderr.contains("readable by group"));
+}
+
 /// A database password is not a signing secret: rotating it alone ends no session,
 /// and rotate does not say it does.
 #[test]

@@ -413,3 +413,17 @@ fn no_secret_password_or_token_leaks_into_output_or_audit() {
         assert!(haystacks[0].contains(&format!("\"event\":\"{e}\"")), "{e} missing from the JSON log");
     }
 }
+
+/// A logout's audit row names whose session it was, so `audit --user` finds it; a full
+/// page of `audit` says there may be more (review of issue 19).
+#[test]
+fn logouts_are_audited_with_their_user() {
+    let s = Service::start(setup("", &[(ADMIN, "admin")]));
+    let l = s.login(ADMIN, PASSWORD);
+    assert_eq!(s.logout(&l.cookie("refresh_token").unwrap(), &csrf(&l)).status, 204);
+    let rows = s.cli(&["--json", "audit", "--user", ADMIN, "--event", "logout"]).code(0).json();
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
+    assert_eq!(rows[0]["email"], ADMIN);
+    let page = s.cli(&["audit", "--limit", "1"]);
+    assert!(page.code(0).stderr.contains("showing the newest 1; there may be more"), "{}", page.stderr);
+}
