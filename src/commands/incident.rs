@@ -139,6 +139,58 @@ fn serves_new_keys(url: &str, kids: &BTreeMap<String, String>) -> (bool, String)
     }
 }
 
+/// Whether service `pid` recorded, after `since_ms`, a reload that serves `kids` with no
+/// rollover window open; waits up to `RELOAD_WAIT` for its audit row.
+fn reload_recorded(
+    store: &dyn crate::store::Store,
+    pid: u32,
+    since_ms: i64,
+    kids: &BTreeMap<String, String>,
+) -> (bool, String) {
+    let deadline = Instant::now() + RELOAD_WAIT;
+    let tag = format!("pid {pid}; ");
+    loop {
+        for event in [Event::ConfigReloaded, Event::ConfigReloadRefused] {
+            let rows = store
+                .audit_query(&AuditQuery {
+                    since_ms: Some(since_ms),
+                    event: Some(event.as_str().into()),
+                    user: None,
+                    limit: 100,
+                })
+                .unwrap_or_default();
+            let Some(reason) = rows.iter().find_map(|r| r.reason.as_deref()?.strip_prefix(&tag)) else { continue };
+            if event == Event::ConfigReloadRefused {
+                return (false, format!("SIGHUP sent; the service refused the new configuration: {reason}"));
+            }
+            let all_new = kids.values().all(|k| reason.contains(k.as_str()));
+            let open = !reason.ends_with("rollover []");
+            return match (all_new, open) {
+                (true, false) => (true, "SIGHUP sent; reloaded with the new key ids (its audit record)".into()),
+                (true, true) => {
+                    (false, format!("SIGHUP sent; reloaded, but a previous secret is still open: {reason}"))
+                }
+                (false, _) => (
+                    false,
+                    format!(
+                        "SIGHUP sent; reloaded, but not with these files' secrets (its environment or another file wins?): {reason}"
+                    ),
+                ),
+            };
+        }
+        if Instant::now() >= deadline {
+            return (
+                false,
+                format!(
+                    "SIGHUP sent, but no reload was recorded within {}s (stopped, or on another database?)",
+                    RELOAD_WAIT.as_secs()
+                ),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// GET /api/health as JSON, reading at most 64 KiB: a hostile or broken endpoint
 /// cannot make the incident command read without end.
 fn health_document(client: &reqwest::blocking::Client, url: &str) -> Result<serde_json::Value, String> {
@@ -364,7 +416,10 @@ pub fn incident(out: &Out, args: IncidentArgs) -> Result<Exit> {
             Err(e) => Step { step: "audit", ok: false, detail: format!("incident_declared NOT recorded: {e}") },
         });
         drop(held);
-        // 4. Reload the services, and check the ones we can reach.
+        // 4. Reload the services, and check the ones we can reach: each records its
+        // reload (or refusal) with its pid in this database, so a signal delivered to a
+        // service that read other files, or is stopped, is not taken for a reload.
+        let signalled_ms = crate::server::now_ms();
         for (file, pid) in &pids {
             let sent = std::process::Command::new("kill")
                 .args(["-HUP", &pid.to_string()])
@@ -372,7 +427,8 @@ pub fn incident(out: &Out, args: IncidentArgs) -> Result<Exit> {
                 .status();
             steps.push(match sent {
                 Ok(s) if s.success() => {
-                    Step { step: "reload", ok: true, detail: format!("SIGHUP sent to pid {pid} ({})", file.display()) }
+                    let (ok, detail) = reload_recorded(&*store, *pid, signalled_ms, &kids);
+                    Step { step: "reload", ok, detail: format!("pid {pid} ({}): {detail}", file.display()) }
                 }
                 _ => Step {
                     step: "reload",

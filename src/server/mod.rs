@@ -469,7 +469,9 @@ async fn reload_on_hup(state: Arc<AppState>, source: ReloadSource) {
                 *state.cfg.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
                 // Not needed for safety (a hit needs the current kid), but frees the memory.
                 state.verified.clear();
-                r.reason = Some(format!("keys {}; rollover {}", keys["keys"], keys["rollover"]));
+                // The pid lets `aspjwt incident` find this instance's answer to its SIGHUP.
+                r.reason =
+                    Some(format!("pid {}; keys {}; rollover {}", std::process::id(), keys["keys"], keys["rollover"]));
                 tracing::info!(event = "config_reloaded", "configuration reloaded on SIGHUP");
             }
             Err(problems) => {
@@ -478,7 +480,7 @@ async fn reload_on_hup(state: Arc<AppState>, source: ReloadSource) {
                     outcome: "failure".into(),
                     ..r
                 };
-                r.reason = Some(problems.join("; "));
+                r.reason = Some(format!("pid {}; {}", std::process::id(), problems.join("; ")));
                 tracing::warn!(
                     event = "config_reload_refused",
                     "SIGHUP reload refused; the running configuration stays"

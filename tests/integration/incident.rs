@@ -358,3 +358,25 @@ fn an_open_graceful_window_fails_the_reload_check() {
     assert_eq!((last["step"].as_str(), last["ok"].as_bool()), (Some("reload"), Some(false)), "{report}");
     assert!(last["detail"].as_str().unwrap().contains("still accepts previous secrets"), "{last}");
 }
+
+/// Without --url, a SIGHUP delivered is not a reload: the service records its reload
+/// with its pid, and a service whose real environment overrides the rotated file reloads
+/// the old secret, which the incident reports as a failure (review of issue 19).
+#[test]
+fn a_reload_that_keeps_the_old_secrets_fails_without_a_url() {
+    let dir = crate::service::setup_on(None, ENV, &[("a@example.com", "admin")]);
+    let env = dir.read_str(".env");
+    let jwt = env.lines().find_map(|l| l.strip_prefix("JWT_SECRET=")).unwrap().to_string();
+    let s = Service::start_with(dir, &[("JWT_SECRET", &jwt)]);
+    s.dir.write("svc.pid", format!("{}\n", pid(&s)));
+    let report = incident(&s, &["--json", "--yes", "--pid-file", "svc.pid"]).code(1).json();
+    let reload = report["steps"].as_array().unwrap().iter().find(|st| st["step"] == "reload").unwrap().clone();
+    assert_eq!(reload["ok"], false, "{report}");
+    assert!(reload["detail"].as_str().unwrap().contains("not with these files' secrets"), "{reload}");
+    // A service that reads the rotated file reloads them: ok, from its own audit record.
+    let plain = sqlite_service();
+    plain.dir.write("svc.pid", format!("{}\n", pid(&plain)));
+    let report = incident(&plain, &["--json", "--yes", "--pid-file", "svc.pid"]).code(0).json();
+    let reload = report["steps"].as_array().unwrap().iter().find(|st| st["step"] == "reload").unwrap().clone();
+    assert!(reload["detail"].as_str().unwrap().contains("reloaded with the new key ids"), "{reload}");
+}
