@@ -39,6 +39,9 @@ pub enum RotateError {
     Verify { path: String, message: String },
     #[error("{path}: {message}")]
     Io { path: String, message: String },
+    /// An env file that is not there: `rotate` offers `--create`, `incident` does not.
+    #[error("{path}: no such file")]
+    Missing { path: String },
 }
 
 /// `path:line:col: message` when the error has a position, else `path: message`.
@@ -460,10 +463,7 @@ pub fn plan(req: &Request, values: &BTreeMap<String, String>) -> Result<Vec<File
     for path in &req.env_files {
         let old = read(path)?;
         if old.is_none() && !req.create {
-            return Err(RotateError::Io {
-                path: path.display().to_string(),
-                message: "no such file (pass --create to create it)".into(),
-            });
+            return Err(RotateError::Missing { path: path.display().to_string() });
         }
         plans.push(plan_env_mode(path, old.as_deref(), values, &req.mode)?);
     }

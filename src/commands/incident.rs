@@ -301,15 +301,16 @@ pub fn incident(out: &Out, args: IncidentArgs) -> Result<Exit> {
             missing.join(", ")
         );
     }
+    // Every named file is accounted for: one that holds none of the secrets says so.
     let rotated_where: Vec<String> = plans
         .iter()
-        .filter(|p| !p.report.rotated.is_empty() || !p.report.appended.is_empty())
         .map(|p| {
-            format!(
-                "{}: {}",
-                p.report.path,
-                p.report.rotated.iter().chain(&p.report.appended).cloned().collect::<Vec<_>>().join(", ")
-            )
+            let keys: Vec<String> = p.report.rotated.iter().chain(&p.report.appended).cloned().collect();
+            if keys.is_empty() {
+                format!("{}: nothing to rotate (no service sets a secret there)", p.report.path)
+            } else {
+                format!("{}: {}", p.report.path, keys.join(", "))
+            }
         })
         .collect();
     let kids: BTreeMap<String, String> =
@@ -357,6 +358,13 @@ pub fn incident(out: &Out, args: IncidentArgs) -> Result<Exit> {
                 step: "reload",
                 ok: true,
                 detail: format!("would send SIGHUP to pid {pid} ({})", file.display()),
+            });
+        }
+        for u in &args.urls {
+            steps.push(Step {
+                step: "reload",
+                ok: true,
+                detail: format!("would check that {u} serves the new key ids with no previous secret open"),
             });
         }
         if let Some(r) = &args.report {

@@ -195,7 +195,10 @@ pub fn rotate(out: &Out, args: RotateArgs) -> Result<Exit> {
         req.mode = rotate::Mode::Graceful { windows, now };
     }
     let values = rotate::draw(&targets, encoding(args.url_safe));
-    let mut plans = rotate::plan(&req, &values)?;
+    let mut plans = rotate::plan(&req, &values).map_err(|e| match e {
+        rotate::RotateError::Missing { .. } => anyhow::anyhow!("{e} (pass --create to create it)"),
+        e => e.into(),
+    })?;
 
     if args.dry_run {
         if !out.json && !out.quiet {

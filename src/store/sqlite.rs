@@ -117,6 +117,8 @@ fn db(e: rusqlite::Error) -> StoreError {
         {
             StoreError::Unavailable(f.to_string())
         }
+        // SQLite quotes the whole statement after " in ": one line, not our schema.
+        rusqlite::Error::SqlInputError { msg, .. } => StoreError::Db(msg),
         other => StoreError::Db(other.to_string()),
     }
 }

@@ -380,3 +380,21 @@ fn a_reload_that_keeps_the_old_secrets_fails_without_a_url() {
     let reload = report["steps"].as_array().unwrap().iter().find(|st| st["step"] == "reload").unwrap().clone();
     assert!(reload["detail"].as_str().unwrap().contains("reloaded with the new key ids"), "{reload}");
 }
+
+/// The dry run shows every step, the --url check included; a file with nothing to rotate
+/// is named as such; a missing .env is not met with a flag incident does not have.
+#[test]
+fn the_dry_run_shows_every_step_and_every_file() {
+    let s = sqlite_service();
+    s.dir.write("other.yml", "services:\n  web:\n    environment:\n      LOG_LEVEL: info\n");
+    let dry = incident(&s, &["--json", "--dry-run", "--compose", "other.yml", "--url", &s.base]).code(0).json();
+    let details: Vec<String> =
+        dry["steps"].as_array().unwrap().iter().map(|st| st["detail"].as_str().unwrap().to_string()).collect();
+    assert!(details.iter().any(|d| d.contains(&format!("would check that {}", s.base))), "{details:?}");
+    assert!(details[0].contains("other.yml: nothing to rotate"), "{details:?}");
+    let missing = s.dir.run(&["incident", "--env-file", "nothere.env", "--db", "aspjwt.db", "--yes"]);
+    assert!(missing.code(2).stderr.contains("nothere.env: no such file"), "{}", missing.stderr);
+    assert!(!missing.stderr.contains("--create"), "{}", missing.stderr);
+    // rotate still offers it.
+    assert!(s.dir.run(&["rotate", "--env-file", "nothere.env"]).code(2).stderr.contains("pass --create"));
+}
