@@ -23,10 +23,12 @@ pub enum Event {
     ConfigReloaded,
     ConfigReloadRefused,
     IncidentDeclared,
+    BackupTaken,
+    BackupRestored,
 }
 
 impl Event {
-    pub const ALL: [Event; 18] = [
+    pub const ALL: [Event; 20] = [
         Event::LoginSuccess,
         Event::LoginFailure,
         Event::Refresh,
@@ -45,6 +47,8 @@ impl Event {
         Event::ConfigReloaded,
         Event::ConfigReloadRefused,
         Event::IncidentDeclared,
+        Event::BackupTaken,
+        Event::BackupRestored,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +71,8 @@ impl Event {
             Event::ConfigReloaded => "config_reloaded",
             Event::ConfigReloadRefused => "config_reload_refused",
             Event::IncidentDeclared => "incident_declared",
+            Event::BackupTaken => "backup_taken",
+            Event::BackupRestored => "backup_restored",
         }
     }
 

@@ -45,6 +45,7 @@ pub fn backup(out: &Out, args: BackupArgs) -> Result<Exit> {
         w.write_all(&bytes)?;
         w.flush()?;
         out.note(format!("backed up {} from {target} to stdout", summary(&counts)));
+        record_backup(out, &*store, "stdout", &counts);
         return Ok(Exit::Ok);
     }
     // A killed earlier backup's temp file holds password hashes: removed first.
@@ -54,12 +55,24 @@ pub fn backup(out: &Out, args: BackupArgs) -> Result<Exit> {
     // Password hashes and session ids: owner-only, whatever a file there had.
     crate::fsx::write_private(&args.out, &bytes)
         .with_context(|| format!("{}: cannot write the backup", args.out.display()))?;
+    record_backup(out, &*store, &args.out.display().to_string(), &counts);
     if out.json {
         out.json(&json!({"version": 1, "file": args.out, "database": target.to_string(), "counts": counts, "bytes": bytes.len()}))?;
     } else if !out.quiet {
         out.line(format!("backed up {} from {target} to {} (mode 0600)", summary(&counts), args.out.display()))?;
     }
     Ok(Exit::Ok)
+}
+
+/// A copy of every password hash left the database: on the record. A database that takes
+/// no writes (a read-only replica) still backs up, with a warning.
+fn record_backup(out: &Out, store: &dyn crate::store::Store, to: &str, counts: &Counts) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let mut r = crate::users::Actor::cli().record(crate::audit::Event::BackupTaken, None, now);
+    r.reason = Some(format!("to {to}: {}", summary(counts)));
+    if let Err(e) = store.audit(&r) {
+        out.warn(format!("the backup is written, but its audit record was not: {e}"));
+    }
 }
 
 pub fn restore(out: &Out, args: RestoreArgs) -> Result<Exit> {
@@ -78,10 +91,10 @@ pub fn restore(out: &Out, args: RestoreArgs) -> Result<Exit> {
         Target::Sqlite(p) if !p.exists() => Some(p.clone()),
         _ => None,
     };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let result = open(&args.db).and_then(|store| {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
         let opts = crate::store::Import { replace: args.force, revoke_sessions: args.revoke_sessions, now };
-        store.import(&rows, &opts).map_err(|e| match e {
+        store.import(&rows, &opts).map(|()| store).map_err(|e| match e {
             e @ StoreError::NotEmpty(_) => anyhow!("{target}: {e}; nothing was restored"),
             e => anyhow!("{target}: {e}; nothing was restored (the transaction was rolled back)"),
         })
@@ -91,7 +104,20 @@ pub fn restore(out: &Out, args: RestoreArgs) -> Result<Exit> {
             let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
         }
     }
-    result?;
+    let store = result?;
+    // The restore itself goes on the record, after the rows it brought back.
+    let mut r = crate::users::Actor::cli().record(crate::audit::Event::BackupRestored, None, now);
+    r.reason = Some(format!(
+        "from {shown} (a {} backup taken {}): {}{}{}",
+        header.source,
+        header.created_at,
+        summary(&header.counts),
+        if args.force { "; --force replaced what was there" } else { "" },
+        if args.revoke_sessions { "; sessions restored revoked" } else { "" }
+    ));
+    if let Err(e) = store.audit(&r) {
+        out.warn(format!("the restore is done, but its audit record was not written: {e}"));
+    }
     if out.json {
         out.json(&json!({"version": 1, "file": shown, "database": target.to_string(), "source": header.source, "created_at": header.created_at, "counts": header.counts}))?;
     } else if !out.quiet {

@@ -186,11 +186,20 @@ fn a_postgres_backup_restores_into_sqlite_with_the_same_rows() {
     d.write("pg.backup", s.dir.read("pg.backup"));
     d.run(&["restore", "--db", "copy.db", "pg.backup"]).code(0);
     d.run(&["backup", "--db", "copy.db", "--out", "again.backup"]).code(0);
+    // The same rows, plus the restore's own audit record (and nothing else).
     let rows = |b: Vec<u8>| -> Vec<String> {
         let text = String::from_utf8(b).unwrap();
         text.lines().skip(1).filter(|l| !l.starts_with("{\"sha256\"")).map(str::to_string).collect()
     };
-    assert_eq!(rows(d.read("again.backup")), rows(s.dir.read("pg.backup")), "the rows changed on the way");
+    let (again, original) = (rows(d.read("again.backup")), rows(s.dir.read("pg.backup")));
+    let restored: Vec<&String> = again.iter().filter(|l| l.contains("\"event\":\"backup_restored\"")).collect();
+    assert_eq!(restored.len(), 1, "{again:?}");
+    assert!(restored[0].contains("from pg.backup (a postgres backup taken"), "{}", restored[0]);
+    let again: Vec<String> = again.into_iter().filter(|l| !l.contains("\"event\":\"backup_restored\"")).collect();
+    assert_eq!(again, original, "the rows changed on the way");
+    // The source recorded that a copy of its password hashes left it.
+    let taken = s.cli(&["--json", "audit", "--event", "backup_taken"]).code(0).json();
+    assert!(taken[0]["reason"].as_str().unwrap().starts_with("to pg.backup: 2 user(s)"), "{taken}");
 }
 
 #[test]
