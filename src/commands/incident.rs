@@ -380,8 +380,14 @@ pub fn incident(out: &Out, args: IncidentArgs) -> Result<Exit> {
             step: "rotate",
             ok: true,
             detail: format!(
-                "rotated {}; previous secrets removed; new key ids {}",
+                "rotated {}; previous secrets removed{}; new key ids {}",
                 rotated_where.join("; "),
+                // Compose keys are emptied in place, not deleted: an empty one verifies nothing.
+                if plans.iter().any(|p| p.report.kind == Some(rotate::Kind::Compose) && !p.report.removed.is_empty()) {
+                    " (emptied in compose files)"
+                } else {
+                    ""
+                },
                 kids_text(&kids)
             ),
         });

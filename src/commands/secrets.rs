@@ -269,7 +269,13 @@ pub fn rotate(out: &Out, args: RotateArgs) -> Result<Exit> {
             out.note(format!("{}: {n}", r.path));
         }
         if !r.removed.is_empty() {
-            let what = if args.dry_run { "would remove" } else { "removed" };
+            // Compose keys are emptied in place (the file's layout untouched), not deleted.
+            let what = match (args.dry_run, r.kind == Some(rotate::Kind::Compose)) {
+                (true, false) => "would remove",
+                (false, false) => "removed",
+                (true, true) => "would empty",
+                (false, true) => "emptied",
+            };
             out.note(format!(
                 "{}: {what} {}: tokens signed with the previous secrets stop working at once",
                 r.path,

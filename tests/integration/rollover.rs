@@ -383,6 +383,27 @@ fn a_plain_rotate_ends_every_rollover_window() {
     assert_eq!(r.status, 401, "a token signed with the old secret still works");
 }
 
+/// A plain rotate of a compose file empties its literal previous entries in place (the
+/// file's layout untouched) and says "emptied", not "removed" (review of issue 14).
+#[test]
+fn a_plain_rotate_empties_compose_previous_entries_and_says_so() {
+    let d = Dir::new();
+    let prev = URL_SAFE_NO_PAD.encode([9u8; 64]);
+    d.write(
+        "dc.yml",
+        format!("services:\n  api:\n    environment:\n      JWT_SECRET: \"old\"\n      JWT_SECRET_PREVIOUS: \"{prev}\"\n      JWT_SECRET_PREVIOUS_UNTIL: \"2999-01-01T00:00:00Z\"\n"),
+    );
+    let out = d.run(&["rotate", "--compose", "dc.yml", "--only", "JWT_SECRET"]);
+    assert!(
+        out.code(0).stderr.contains("dc.yml: emptied JWT_SECRET_PREVIOUS, JWT_SECRET_PREVIOUS_UNTIL"),
+        "{}",
+        out.stderr
+    );
+    let text = d.read_str("dc.yml");
+    assert!(!text.contains(&prev), "{text}");
+    assert!(text.contains("JWT_SECRET_PREVIOUS: \"\""), "{text}");
+}
+
 /// Compose hands an emptied literal (what a plain rotate leaves of a compose file's
 /// `*_PREVIOUS`) to the service as an empty variable: no rollover, not a broken one.
 #[test]
