@@ -237,7 +237,7 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 ///   `connection: close`, `content-length: 0`, `date` head, with no request in flight and
 ///   every response flushed) is replaced by the service's JSON error with the security
 ///   headers.
-pub struct Guarded<T> {
+pub struct Guarded<T: AsyncWrite + Unpin> {
     inner: T,
     idle: Duration,
     timer: Pin<Box<Sleep>>,
@@ -259,9 +259,13 @@ pub struct Guarded<T> {
     http2: Option<bool>,
     /// A replacement answer still being written, and how far.
     rewrite: Option<(Vec<u8>, usize)>,
+    /// HTTP/1: bytes of a request head arrived while no request was in flight, when
+    /// `events` stood at this count. Still equal when the connection ends: the head never
+    /// became a request (it stalled, trickled past the header deadline, or was cut).
+    head_pending: Option<usize>,
 }
 
-impl<T> Guarded<T> {
+impl<T: AsyncWrite + Unpin> Guarded<T> {
     pub fn new(inner: T, idle: Duration, in_flight: InFlight, production: bool) -> Guarded<T> {
         Guarded {
             inner,
@@ -277,6 +281,7 @@ impl<T> Guarded<T> {
             production,
             http2: None,
             rewrite: None,
+            head_pending: None,
         }
     }
 
@@ -320,7 +325,7 @@ impl<T> Guarded<T> {
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<T> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         if self.expired {
             return Poll::Ready(Ok(())); // EOF
@@ -342,6 +347,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
                         }
                     }
                     self.touch();
+                    if self.http2 == Some(false) && self.in_flight.settled() {
+                        let events = InFlight::get(&self.in_flight.0.events);
+                        if self.head_pending != Some(events) {
+                            self.head_pending = Some(events);
+                        }
+                    }
                 }
                 Poll::Ready(r)
             }
@@ -449,6 +460,24 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         ready!(self.poll_rewrite(cx))?;
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// hyper ends a connection whose request head missed the header deadline without a
+/// word (and drops it). The service answers it as it answers a stalled body: 408 with
+/// the JSON error shape and the security headers, written once, best effort, without
+/// waiting (the socket is idle, so its buffer has room; a peer that is gone just drops it).
+impl<T: AsyncWrite + Unpin> Drop for Guarded<T> {
+    fn drop(&mut self) {
+        let unanswered = self.http2 == Some(false)
+            && self.rewrite.is_none()
+            && self.in_flight.settled()
+            && self.head_pending == Some(InFlight::get(&self.in_flight.0.events));
+        if unanswered {
+            let bytes = super::http::raw_error(StatusCode::REQUEST_TIMEOUT, self.production);
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            let _ = Pin::new(&mut self.inner).poll_write(&mut cx, &bytes);
+        }
     }
 }
 

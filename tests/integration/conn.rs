@@ -670,3 +670,44 @@ fn malformed_chunked_bodies_are_400() {
     }
     assert!(!s.logs().contains("upstream request failed"), "a client's bad body was logged as a backend failure");
 }
+
+/// A request head that stalls, or trickles in without ever ending, gets 408 with the JSON
+/// error shape and the security headers when the header deadline (ASPJWT_IDLE_TIMEOUT)
+/// ends it, as a stalled body does; it used to be closed with no answer at all.
+#[test]
+fn a_stalled_request_head_gets_408() {
+    let s = Service::start(setup("ASPJWT_IDLE_TIMEOUT=1s\n", &[]));
+    let mut stalled = TcpStream::connect(addr(&s)).unwrap();
+    stalled.write_all(b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: appl").unwrap();
+    let r = read_response(&mut stalled, Duration::from_secs(4), Duration::from_secs(2))
+        .expect("no answer to a stalled head");
+    assert_json_error_with_headers(&r, 408, "stalled head");
+    assert_eq!(r.json()["error"]["code"], "request_timeout");
+    // Trickled: a byte every 200 ms, never the blank line.
+    let mut trickle = TcpStream::connect(addr(&s)).unwrap();
+    trickle.write_all(b"GET /api/health HTTP/1.1\r\nX-A: ").unwrap();
+    let writer = {
+        let mut w = trickle.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for _ in 0..15 {
+                if w.write_all(b"a").is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    let r = read_response(&mut trickle, Duration::from_secs(4), Duration::from_secs(2))
+        .expect("no answer to a trickled head");
+    assert_json_error_with_headers(&r, 408, "trickled head");
+    writer.join().unwrap();
+    // A keep-alive connection that goes quiet after a whole exchange is closed without one.
+    let mut quiet = TcpStream::connect(addr(&s)).unwrap();
+    quiet.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let r = read_response(&mut quiet, Duration::from_secs(2), Duration::ZERO).expect("health");
+    assert_eq!(r.status, 200);
+    let mut rest = Vec::new();
+    let _ = quiet.set_read_timeout(Some(Duration::from_secs(4)));
+    let _ = std::io::Read::read_to_end(&mut quiet, &mut rest);
+    assert!(rest.is_empty(), "an idle keep-alive connection got {:?}", String::from_utf8_lossy(&rest));
+}
