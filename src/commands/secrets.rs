@@ -54,9 +54,8 @@ pub fn generate(out: &Out, args: GenerateArgs) -> Result<Exit> {
     match format {
         Format::Env | Format::Shell => {
             let prefix = if format == Format::Shell { "export " } else { "" };
-            for (k, v) in &values {
-                out.line(format!("{prefix}{k}={v}"))?;
-            }
+            let lines: Vec<String> = values.iter().map(|(k, v)| format!("{prefix}{k}={v}")).collect();
+            out.line(lines.join("\n"))?; // one write
         }
         Format::Json => {
             let map: serde_json::Map<String, serde_json::Value> =
@@ -64,10 +63,8 @@ pub fn generate(out: &Out, args: GenerateArgs) -> Result<Exit> {
             out.json_document(&map)?;
         }
         Format::Yaml => {
-            out.line("environment:")?;
-            for (k, v) in &values {
-                out.line(format!("  {k}: \"{v}\""))?;
-            }
+            let lines: Vec<String> = values.iter().map(|(k, v)| format!("  {k}: \"{v}\"")).collect();
+            out.line(format!("environment:\n{}", lines.join("\n")))?;
         }
     }
     Ok(Exit::Ok)

@@ -95,20 +95,23 @@ fn summary_rows(s: &Summary) -> Vec<(&'static str, String)> {
     rows
 }
 
+/// The human summary, written in one piece: one write, not one per line (a short
+/// command's time is mostly start-up and system calls).
 fn print_token(out: &Out, t: &Inspected, s: &Summary, signature: String) -> Result<()> {
-    out.line("Header".bold().to_string())?;
-    out.line(output::json_pretty(&Value::Object(t.header.clone())))?;
-    out.line("Claims".bold().to_string())?;
-    out.line(output::json_pretty(&Value::Object(t.claims.clone())))?;
-    out.line("")?;
+    let mut lines = vec![
+        "Header".bold().to_string(),
+        output::json_pretty(&Value::Object(t.header.clone())),
+        "Claims".bold().to_string(),
+        output::json_pretty(&Value::Object(t.claims.clone())),
+        String::new(),
+    ];
     let mut rows = summary_rows(s);
     rows.push(("signature", signature));
-    for line in output::fields(&rows) {
-        out.line(line)?;
-    }
+    lines.extend(output::fields(&rows));
     for w in &s.warnings {
-        out.line(format!("{} {}", "⚠".red().bold(), crate::audit::escape(w).red()))?;
+        lines.push(format!("{} {}", "⚠".red().bold(), crate::audit::escape(w).red()));
     }
+    out.line(lines.join("\n"))?;
     Ok(())
 }
 
