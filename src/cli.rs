@@ -28,8 +28,7 @@ pub fn command() -> clap::Command {
         }
         cmd
     }
-    use clap::CommandFactory;
-    unwrap_examples(Cli::command())
+    unwrap_examples(full_command())
 }
 
 impl Cli {
@@ -61,6 +60,74 @@ fn usage_error(e: clap::Error) -> ! {
         println!("{}", crate::output::json_error("usage", first));
     }
     e.exit()
+}
+
+/// A subcommand's arguments, built only when that subcommand is the one parsed (or its
+/// help, completions or the man page are asked for): building all eighteen was most of
+/// what a short command like `decode` spent before its work. clap applies the deferred
+/// part whenever it builds the subcommand, so parsing, help and completions are unchanged.
+#[derive(Debug)]
+pub struct Lazy<T>(pub T);
+
+/// Runs `augment` keeping what the subcommand's variant said about it: the derive sets a
+/// struct's doc comment as `about` inside `augment_args`, which normally runs before the
+/// variant's own text is applied, and now runs after it.
+fn keeping_texts(cmd: clap::Command, augment: fn(clap::Command) -> clap::Command) -> clap::Command {
+    let about = cmd.get_about().cloned();
+    let long_about = cmd.get_long_about().cloned();
+    let mut cmd = augment(cmd);
+    if let Some(a) = about {
+        cmd = cmd.about(a);
+    }
+    match long_about {
+        Some(l) => cmd.long_about(l),
+        None => cmd.long_about(None::<&str>),
+    }
+}
+
+/// Build every subcommand at once: for completions, the man page and help, which walk
+/// the whole tree (clap's generated `help` subcommand lists nested subcommands only if
+/// they exist when the root is built).
+static EAGER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The whole command line, nothing deferred.
+pub fn full_command() -> clap::Command {
+    use clap::CommandFactory;
+    EAGER.store(true, std::sync::atomic::Ordering::Relaxed);
+    Cli::command()
+}
+
+impl<T: Args> Args for Lazy<T> {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        if EAGER.load(std::sync::atomic::Ordering::Relaxed) {
+            return T::augment_args(cmd);
+        }
+        cmd.defer(|c| keeping_texts(c, T::augment_args))
+    }
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        if EAGER.load(std::sync::atomic::Ordering::Relaxed) {
+            return T::augment_args_for_update(cmd);
+        }
+        cmd.defer(|c| keeping_texts(c, T::augment_args_for_update))
+    }
+    fn group_id() -> Option<clap::Id> {
+        T::group_id()
+    }
+}
+
+impl<T: clap::FromArgMatches> clap::FromArgMatches for Lazy<T> {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches(m).map(Lazy)
+    }
+    fn from_arg_matches_mut(m: &mut clap::ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches_mut(m).map(Lazy)
+    }
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(m)
+    }
+    fn update_from_arg_matches_mut(&mut self, m: &mut clap::ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches_mut(m)
+    }
 }
 
 /// Generate, rotate and check JWT secrets; decode, verify and mint tokens.
@@ -96,67 +163,67 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  aspjwt generate > .env\n  aspjwt generate --format yaml\n  aspjwt generate --name POSTGRES_PASSWORD --bytes 24 --url-safe"
     )]
-    Generate(GenerateArgs),
+    Generate(Lazy<GenerateArgs>),
 
     /// Replace secrets in place across .env and compose files, all or nothing.
     #[command(
         after_help = "Examples:\n  aspjwt rotate --env-file .env --compose docker-compose.yml\n  aspjwt rotate --env-file .env --dry-run\n  aspjwt rotate --env-file .env --create\n  aspjwt rotate --env-file .env --key POSTGRES_PASSWORD:24 --backup\n  aspjwt rotate --env-file .env --graceful && kill -HUP $(pidof aspjwt)\n  aspjwt rotate --env-file .env --finish\n\nWithout --graceful, every session and token signed with the old secrets stops working at once."
     )]
-    Rotate(RotateArgs),
+    Rotate(Lazy<RotateArgs>),
 
     /// Validate a configuration offline: secrets, expiries, file permissions.
     #[command(
         after_help = "Examples:\n  aspjwt check --env-file .env\n  aspjwt check --env-file .env --compose docker-compose.yml --strict --json\n\nWithout files it checks ./.env when present, else the process environment."
     )]
-    Check(CheckArgs),
+    Check(Lazy<CheckArgs>),
 
     /// Show a token's header, claims and times. Never checks the signature.
     #[command(
         after_help = "Examples:\n  aspjwt decode eyJhbGciOi...\n  pbpaste | aspjwt decode\n  echo 'access_token=eyJ...; refresh_token=eyJ...' | aspjwt decode --cookie refresh_token\n  aspjwt --json decode \"Bearer $TOKEN\""
     )]
-    Decode(DecodeArgs),
+    Decode(Lazy<DecodeArgs>),
 
     /// Verify a token's signature and claims with the configured secret.
     #[command(
         after_help = "Examples:\n  aspjwt verify --env-file .env \"$TOKEN\"\n  echo \"$TOKEN\" | aspjwt verify --secret-env JWT_SECRET --typ access\n  aspjwt verify --secret-file /run/secrets/jwt --leeway 60 \"$TOKEN\"\n\nExit status: 0 valid, 1 rejected (every reason is listed), 2 not a JWT or no key."
     )]
-    Verify(VerifyArgs),
+    Verify(Lazy<VerifyArgs>),
 
     /// Print a token signed exactly as the service signs it.
     #[command(
         after_help = "Examples:\n  aspjwt mint --sub 42 --email ops@example.com --role admin --env-file .env\n  curl -H \"Authorization: Bearer $(aspjwt mint --sub 1 --email a@b.c --role support)\" http://127.0.0.1:8080/api/auth/token-info"
     )]
-    Mint(MintArgs),
+    Mint(Lazy<MintArgs>),
 
     /// Run the auth service (login, refresh with rotation, logout, token-info).
     #[command(
         after_help = "Examples:\n  aspjwt serve\n  aspjwt serve --bind 0.0.0.0:8080 --env-file /etc/aspjwt/.env --db /var/lib/aspjwt/aspjwt.db\n\nIt refuses to start on any configuration `aspjwt check` fails. Logs and audit events are JSON lines on stdout.\nSIGHUP re-reads the configuration (new secrets, rollover windows) without dropping sessions; SIGTERM drains and stops.\nPrometheus metrics: GET /metrics with an admin's token on the main port, or without auth on METRICS_BIND (then only there)."
     )]
-    Serve(ServeArgs),
+    Serve(Lazy<ServeArgs>),
 
     /// Check a live service: liveness, configuration, and a full login-refresh-logout round.
     #[command(
         after_help = "Examples:\n  aspjwt health --url http://127.0.0.1:8080 --quick\n  ASPJWT_PROBE_PASSWORD=… aspjwt health --url https://auth.example.com --env-file .env --email probe@example.com --password-env ASPJWT_PROBE_PASSWORD\n  aspjwt health --url http://127.0.0.1:8080 --watch 30s\n\nExit status: 0 healthy, 1 unhealthy, 2 usage error."
     )]
-    Health(HealthArgs),
+    Health(Lazy<HealthArgs>),
 
     /// Manage users (works with or without the service running).
     #[command(
         after_help = "Examples:\n  aspjwt user add --email ops@aspcranes.example --name 'Ops Desk' --role operations_manager\n  printf '%s\\n' \"$PW\" | aspjwt user passwd --email ops@aspcranes.example --password-stdin\n  aspjwt user disable --email leaver@aspcranes.example\n  aspjwt user list"
     )]
-    User(UserArgs),
+    User(Lazy<UserArgs>),
 
     /// List or revoke sessions: the incident-response "clear all user sessions".
     #[command(
         after_help = "Examples:\n  aspjwt sessions list --user ops@aspcranes.example\n  aspjwt sessions revoke --all\n  aspjwt sessions revoke --id 3fQ2..."
     )]
-    Sessions(SessionsArgs),
+    Sessions(Lazy<SessionsArgs>),
 
     /// Read the audit log.
     #[command(
         after_help = "Examples:\n  aspjwt audit --since 1h\n  aspjwt audit --event refresh_token_reuse --json\n  aspjwt audit --user ops@aspcranes.example --since 7d"
     )]
-    Audit(AuditArgs),
+    Audit(Lazy<AuditArgs>),
 
     /// Respond to a suspected token compromise in one go: rotate every secret, end every
     /// session, record the incident, reload the services, report who is affected and what
@@ -164,20 +231,20 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  aspjwt incident --env-file .env --compose docker-compose.yml --pid-file /run/aspjwt.pid --url http://127.0.0.1:8080\n  aspjwt incident --env-file .env --dry-run\n  aspjwt incident --env-file .env --yes --since 72h --report affected-users.csv --json\n\nExit status: 0 every step done, 1 a step after the rotation failed (the report says which), 2 nothing was changed (bad input, no confirmation, or the rotation failed)."
     )]
-    Incident(IncidentArgs),
+    Incident(Lazy<IncidentArgs>),
 
     /// Take a consistent snapshot of the database (users with their password hashes,
     /// sessions, audit log, account throttles) into one checksummed file, written 0600.
     #[command(
         after_help = "Examples:\n  aspjwt backup --db ./data/aspjwt.db --out aspjwt-$(date +%F).backup\n  ASPJWT_DB=postgres://aspjwt@db/aspjwt aspjwt backup --out nightly.backup\n\nThe service may keep running: the snapshot is one read transaction."
     )]
-    Backup(BackupArgs),
+    Backup(Lazy<BackupArgs>),
 
     /// Load a backup into a database (SQLite or PostgreSQL) in one transaction.
     #[command(
         after_help = "Examples:\n  aspjwt restore --db ./data/aspjwt.db nightly.backup\n  ASPJWT_DB=postgres://aspjwt@db/aspjwt aspjwt restore aspjwt.backup   # one instance grows into several\n\nThe file's checksum and version are checked first; a database that already has users is refused unless --force."
     )]
-    Restore(RestoreArgs),
+    Restore(Lazy<RestoreArgs>),
 
     /// Print a shell completion script.
     #[command(after_help = "Example:\n  aspjwt completions bash > /etc/bash_completion.d/aspjwt")]
