@@ -284,6 +284,17 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// data/aspjwt.db` is refused instead of replacing the file it names.
 pub fn check_output(path: &Path, ours: impl Fn(&[u8]) -> bool, kind: &str) -> Result<(), String> {
     let shown = path.display();
+    // A SQLite database's companions are part of it even when empty or absent (after a
+    // checkpoint): writing there corrupts the database beside it.
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    for suffix in ["-wal", "-shm", "-journal"] {
+        if let Some(db) = name.strip_suffix(suffix)
+            && !db.is_empty()
+            && path.with_file_name(db).is_file()
+        {
+            return Err(format!("{shown}: is part of the SQLite database {db}; refusing to write there"));
+        }
+    }
     match fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(format!("{shown}: {e}")),

@@ -87,6 +87,26 @@ pub fn hash(password: &str) -> String {
     )
 }
 
+/// Whether a stored hash (from a backup, say) is one the service can verify at a bounded
+/// cost: argon2id with a salt and a hash, memory 8–256 MiB, 1–10 passes, 1–8 lanes. A
+/// hash asking for 2 GiB or 2^32 passes would make each login an outage; a weak one
+/// would make the password cheap to guess.
+pub fn check_stored(phc: &str) -> Result<(), String> {
+    let parsed = PasswordHash::new(phc).map_err(|_| "not a PHC string ($argon2id$…)".to_string())?;
+    if parsed.algorithm.as_str() != "argon2id" {
+        return Err(format!("{} is not argon2id", parsed.algorithm.as_str()));
+    }
+    let params = Params::try_from(&parsed).map_err(|e| format!("bad argon2 parameters ({e})"))?;
+    if parsed.salt.is_none() || parsed.hash.is_none() {
+        return Err("the salt or the hash part is missing".into());
+    }
+    let (m, t, p) = (params.m_cost(), params.t_cost(), params.p_cost());
+    if !(8 * 1024..=256 * 1024).contains(&m) || !(1..=10).contains(&t) || !(1..=8).contains(&p) {
+        return Err(format!("argon2 parameters m={m}, t={t}, p={p} are outside m=8192–262144, t=1–10, p=1–8"));
+    }
+    Ok(())
+}
+
 /// Checks a password against a PHC string (with the parameters it records);
 /// false for a malformed hash. The comparison is constant-time.
 pub fn verify(password: &str, phc: &str) -> bool {
@@ -131,6 +151,22 @@ pub fn generate() -> String {
 mod tests {
     use super::*;
     use argon2::password_hash::{PasswordHasher, SaltString};
+
+    #[test]
+    fn stored_hashes_must_be_argon2id_at_a_bounded_cost() {
+        assert_eq!(check_stored(&hash("a long enough password")), Ok(()));
+        assert_eq!(check_stored(DUMMY_HASH), Ok(()));
+        for bad in [
+            "hunter2",
+            "$argon2i$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0",
+            "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+            "$argon2id$v=19$m=2097152,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+            "$argon2id$v=19$m=19456,t=4294967295,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+        ] {
+            assert!(check_stored(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn hash_and_verify() {

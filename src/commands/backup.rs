@@ -41,9 +41,12 @@ pub fn backup(out: &Out, args: BackupArgs) -> Result<Exit> {
     let bytes = backup::encode(&rows, source(&target), &created);
     let counts = Counts::of(&rows);
     if to_stdout {
+        // A reader that stops early (`| head`) leaves a partial backup: a failure, not the
+        // quiet end a closed pipe is for other commands.
         let mut w = std::io::stdout().lock();
-        w.write_all(&bytes)?;
-        w.flush()?;
+        w.write_all(&bytes)
+            .and_then(|()| w.flush())
+            .map_err(|e| anyhow!("stdout: the backup was not written whole ({e}); do not keep what was received"))?;
         out.note(format!("backed up {} from {target} to stdout", summary(&counts)));
         record_backup(out, &*store, "stdout", &counts);
         return Ok(Exit::Ok);

@@ -83,12 +83,9 @@ fn actor() -> String {
 fn read_pid(path: &Path) -> Result<u32> {
     // A regular file of bounded size: /dev/zero or a FIFO must not hang or fill memory.
     let text = crate::fsx::read_text(path).map_err(|e| anyhow!("--pid-file {e}; nothing was changed"))?;
-    let pid = text
-        .trim()
-        .parse::<u32>()
-        .ok()
-        .filter(|p| *p > 1)
-        .ok_or_else(|| anyhow!("--pid-file {}: {:?} is not a process id", path.display(), escape(text.trim())))?;
+    let pid = text.trim().parse::<u32>().ok().filter(|p| *p >= 1).ok_or_else(|| {
+        anyhow!("--pid-file {}: {:?} is not a process id; nothing was changed", path.display(), escape(text.trim()))
+    })?;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let args: Vec<String> =
         cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).filter(|a| !a.is_empty()).collect();
@@ -137,6 +134,19 @@ fn serves_new_keys(url: &str, kids: &BTreeMap<String, String>) -> (bool, String)
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The pid a process knows itself by: in a container (another PID namespace) that is
+/// not the number it has here, and it records its own in its reload audit row. The
+/// kernel lists both in `NSpid` (outermost first).
+fn pid_as_seen_by(pid: u32) -> u32 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find_map(|l| l.strip_prefix("NSpid:"))?.to_string();
+            line.split_whitespace().last()?.parse().ok()
+        })
+        .unwrap_or(pid)
 }
 
 /// Whether service `pid` recorded, after `since_ms`, a reload that serves `kids` with no
@@ -276,6 +286,12 @@ pub fn incident(out: &Out, args: IncidentArgs) -> Result<Exit> {
     let _locks = rotate::lock(&all_files, lock_timeout)?;
     let mut plans = rotate::plan(&req, &values).map_err(|e| anyhow!("{e}; nothing was changed"))?;
     let files: Vec<String> = plans.iter().map(|p| p.path.display().to_string()).collect();
+    // What rotate would warn about (a file others can read, literals outside services…).
+    for p in &plans {
+        for w in &p.report.warnings {
+            out.warn(format!("{}: {w}", p.report.path));
+        }
+    }
     // Every secret must really be replaced somewhere: a compose file that takes them from
     // an .env it was not given would otherwise "rotate" nothing.
     let missing: Vec<String> = names::DEFAULT_SECRETS
@@ -441,7 +457,7 @@ pub fn incident(out: &Out, args: IncidentArgs) -> Result<Exit> {
                 .status();
             steps.push(match sent {
                 Ok(s) if s.success() => {
-                    let (ok, detail) = reload_recorded(&*store, *pid, signalled_ms, &kids);
+                    let (ok, detail) = reload_recorded(&*store, pid_as_seen_by(*pid), signalled_ms, &kids);
                     Step { step: "reload", ok, detail: format!("pid {pid} ({}): {detail}", file.display()) }
                 }
                 _ => Step {

@@ -315,7 +315,7 @@ impl Metrics {
             &mut o,
             "aspjwt_session_age_seconds",
             "histogram",
-            "Age of the sessions this instance ended, by how they ended.",
+            "Age of ended sessions, by how they ended: those this instance ended, and (revoked) those an operator ended, seen by every instance (aggregate revoked with max).",
         );
         for (i, how) in SESSION_ENDS.iter().enumerate() {
             self.session_age[i].render(&mut o, "aspjwt_session_age_seconds", "reason", how);
@@ -324,7 +324,7 @@ impl Metrics {
             &mut o,
             "aspjwt_session_refreshes",
             "histogram",
-            "Refreshes of the sessions this instance ended, by how they ended.",
+            "Refreshes of ended sessions, by how they ended: those this instance ended, and (revoked) those an operator ended, seen by every instance (aggregate revoked with max).",
         );
         for (i, how) in SESSION_ENDS.iter().enumerate() {
             self.session_refreshes[i].render(&mut o, "aspjwt_session_refreshes", "reason", how);

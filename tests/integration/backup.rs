@@ -159,6 +159,11 @@ fn a_backup_never_replaces_what_is_not_a_backup() {
         let r = d.run(&["backup", "--db", "aspjwt.db", "--out", out]);
         assert!(r.code(2).stderr.contains(why), "{}", r.stderr);
     }
+    // The database's companions, even empty or absent (after a checkpoint): part of it.
+    for companion in ["aspjwt.db-wal", "aspjwt.db-shm", "aspjwt.db-journal"] {
+        let r = d.run(&["backup", "--db", "aspjwt.db", "--out", companion]);
+        assert!(r.code(2).stderr.contains("is part of the SQLite database aspjwt.db"), "{companion}: {}", r.stderr);
+    }
     d.write("victim.txt", "keep me\n");
     std::os::unix::fs::symlink(d.path("victim.txt"), d.path("link.backup")).unwrap();
     let r = d.run(&["backup", "--db", "aspjwt.db", "--out", "link.backup"]);
@@ -285,6 +290,15 @@ fn backups_stream_to_stdout_and_bad_hashes_are_refused() {
         &out.stdout[..80.min(out.stdout.len())]
     );
     assert!(!d.path("-").exists(), "a file named - was written");
+    // A reader that stops early leaves a partial backup: that is a failure, not exit 0.
+    let mut cmd = d.cmd();
+    cmd.args(["backup", "--db", "aspjwt.db", "--out", "-"]).stdout(std::process::Stdio::piped());
+    cmd.stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    drop(child.stdout.take()); // closed before a byte is read
+    let done = child.wait_with_output().unwrap();
+    assert_eq!(done.status.code(), Some(2), "{}", String::from_utf8_lossy(&done.stderr));
+    assert!(String::from_utf8_lossy(&done.stderr).contains("the backup was not written whole"));
     // The streamed backup restores.
     let fresh = Dir::new();
     fresh.write("streamed.backup", &out.stdout);
@@ -296,7 +310,7 @@ fn backups_stream_to_stdout_and_bad_hashes_are_refused() {
         <sha2::Sha256 as sha2::Digest>::digest(tampered.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
     fresh.write("tampered.backup", format!("{tampered}{{\"sha256\":\"{sum}\"}}\n"));
     let r = fresh.run(&["restore", "--db", "other.db", "tampered.backup"]);
-    assert!(r.code(2).stderr.contains("user a@example.com: the password hash is not a PHC string"), "{}", r.stderr);
+    assert!(r.code(2).stderr.contains("user a@example.com: the password hash: not a PHC string"), "{}", r.stderr);
     assert!(!fresh.path("other.db").exists());
 }
 

@@ -665,6 +665,7 @@ fn malformed_chunked_bodies_are_400() {
         let mut c = TcpStream::connect(addr(&s)).unwrap();
         write!(c, "{head}Transfer-Encoding: chunked\r\n\r\n{bad_chunks}").unwrap();
         let r = read_response(&mut c, Duration::from_secs(5), Duration::ZERO).expect("no answer");
+        assert_eq!(r.status, 400, "{what}: {}{}\n{}", r.head, r.body, s.logs());
         assert_json_error_with_headers(&r, 400, what);
         assert_eq!(r.json()["error"]["code"], "bad_body", "{what}: {}", r.body);
     }

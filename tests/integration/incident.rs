@@ -161,6 +161,12 @@ fn it_asks_first_and_dry_run_changes_nothing() {
     assert_eq!(no.code, 2, "{}", no.stdout);
     assert!(no.stdout.contains("Type \"yes\""), "{}", no.stdout);
     assert_untouched(&s, &env, &access);
+    // A file others can read gets the warning rotate gives.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(s.dir.path(".env"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let warned = incident(&s, &["--dry-run"]);
+    assert!(warned.code(0).stderr.contains("readable by group or others (mode 0644)"), "{}", warned.stderr);
+    std::fs::set_permissions(s.dir.path(".env"), std::fs::Permissions::from_mode(0o600)).unwrap();
     // --dry-run: the whole report, nothing done.
     let dry = incident(&s, &["--json", "--dry-run", "--report", "would.csv"]).code(0).json();
     assert_eq!(dry["dry_run"], true);
@@ -271,13 +277,14 @@ fn an_incident_refuses_what_it_cannot_do_before_it_changes_anything() {
     assert!(out.code(2).stderr.contains("--report dangling.csv: is a symbolic link"), "{}", out.stderr);
     // A report must never replace the files it rotates, the database, or any file that
     // is not an earlier report (review of issue 19: --report .env lost the new secrets).
-    for precious in [".env", "aspjwt.db"] {
+    for precious in [".env", "aspjwt.db", "aspjwt.db-wal", "aspjwt.db-journal"] {
         let out = incident(&s, &["--yes", "--report", precious]);
-        assert!(
-            out.code(2).stderr.contains(&format!("--report {precious}: exists and is not an incident report")),
-            "{}",
-            out.stderr
-        );
+        let why = if precious.contains("db-") {
+            "is part of the SQLite database"
+        } else {
+            "exists and is not an incident report"
+        };
+        assert!(out.code(2).stderr.contains(&format!("--report {precious}: {why}")), "{}", out.stderr);
     }
     s.dir.write("plainfile", "x");
     let out = incident(&s, &["--yes", "--report", "plainfile/r.csv"]);
@@ -397,4 +404,40 @@ fn the_dry_run_shows_every_step_and_every_file() {
     assert!(!missing.stderr.contains("--create"), "{}", missing.stderr);
     // rotate still offers it.
     assert!(s.dir.run(&["rotate", "--env-file", "nothere.env"]).code(2).stderr.contains("pass --create"));
+}
+
+/// A service in its own PID namespace (a container) knows itself as another pid than
+/// the one the host signals; its reload record is still recognised (review of issue 19).
+#[test]
+fn a_service_in_another_pid_namespace_is_confirmed() {
+    use std::io::BufRead;
+    let dir = crate::service::setup_on(None, ENV, &[("a@example.com", "admin")]);
+    let mut child = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", crate::util::BIN, "serve", "--bind", "127.0.0.1:0", "--db", "aspjwt.db"])
+        .current_dir(dir.path(""))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("unshare (util-linux) is required");
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let listening = lines.by_ref().map_while(Result::ok).find(|l| l.contains("\"event\":\"listening\"")).unwrap();
+    assert!(listening.contains("\"pid\":1,"), "not in its own namespace: {listening}");
+    std::thread::spawn(move || lines.for_each(drop));
+    // Its pid here: the child of unshare.
+    let host_pid = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/status"))
+                .is_ok_and(|s| s.lines().any(|l| l == format!("PPid:\t{}", child.id())))
+        })
+        .expect("the service under unshare");
+    dir.write("svc.pid", format!("{host_pid}\n"));
+    let out =
+        dir.run(&["--json", "incident", "--env-file", ".env", "--db", "aspjwt.db", "--yes", "--pid-file", "svc.pid"]);
+    let _ = std::process::Command::new("kill").arg(host_pid.to_string()).status();
+    let _ = child.wait();
+    let report = out.code(0).json();
+    let reload = report["steps"].as_array().unwrap().iter().find(|st| st["step"] == "reload").unwrap().clone();
+    assert!(reload["detail"].as_str().unwrap().contains("reloaded with the new key ids"), "{reload}");
 }
