@@ -231,6 +231,21 @@ pub struct ServiceConfig {
     pub upstream_timeout: Duration,
 }
 
+/// Checks an `ASPJWT_LOG` value: levels (`off`, `error`, `warn`, `info`, `debug`,
+/// `trace`) and `target=level` directives. A bare word that is neither is a target
+/// filter to tracing, which then logs nothing of the service: no start-up line, no
+/// audit lines, silently. Refused instead.
+pub fn log_filter(value: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    for d in value.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let level = d.rsplit_once('=').map_or(d, |(_, l)| l);
+        if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Err(format!("{d:?} is not a level ({}) or a target=level directive", LEVELS.join(", ")));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(value).map(drop).map_err(|e| e.to_string())
+}
+
 impl ServiceConfig {
     /// Builds the configuration, or every reason it is unacceptable, one line each:
     /// the rules of `aspjwt check`, with no development bypass.
@@ -267,6 +282,12 @@ impl ServiceConfig {
         // is reuse detection off; a stalled body or an idle socket held for days is the
         // slot exhaustion these deadlines exist to stop.
         for (name, value, max, why) in [
+            (
+                names::UPSTREAM_TIMEOUT,
+                Some(upstream_timeout),
+                Duration::from_secs(600),
+                "a backend that never answers holds a slot that long",
+            ),
             (
                 names::REFRESH_REUSE_GRACE,
                 reuse_grace,
@@ -306,6 +327,11 @@ impl ServiceConfig {
             }
         };
         problems.extend(zero);
+        if let Some(v) = s.get(names::ASPJWT_LOG)
+            && let Err(e) = log_filter(&v.value)
+        {
+            problems.push(format!("ASPJWT_LOG: {e} ({})", v.origin));
+        }
         let list = |name: &str| -> Vec<String> {
             s.get(name).map_or_else(Vec::new, |v| {
                 v.value.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_string).collect()
@@ -333,7 +359,7 @@ impl ServiceConfig {
         let rate_per_5min =
             number(names::AUTH_RATE_PER_5MIN, names::DEFAULT_RATE_PER_5MIN.into(), 1..=100_000_000) as u32;
         let max_connections =
-            number(names::ASPJWT_MAX_CONNECTIONS, names::DEFAULT_MAX_CONNECTIONS as u64, 1..=1_000_000) as usize;
+            number(names::ASPJWT_MAX_CONNECTIONS, names::DEFAULT_MAX_CONNECTIONS as u64, 4..=1_000_000) as usize;
         let max_connections_per_ip =
             number(names::ASPJWT_MAX_CONNECTIONS_PER_IP, names::DEFAULT_MAX_CONNECTIONS_PER_IP as u64, 1..=1_000_000)
                 as usize;

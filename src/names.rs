@@ -56,8 +56,12 @@ pub const UPSTREAM_TIMEOUT: &str = "UPSTREAM_TIMEOUT";
 pub const ASPJWT_MAX_FILE_SIZE: &str = "ASPJWT_MAX_FILE_SIZE";
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 16 * 1024 * 1024;
 
+/// The service's log filter: a level or `target=level` directives (default `info`).
+pub const ASPJWT_LOG: &str = "ASPJWT_LOG";
+
 /// Every variable the service reads from the environment or `.env`.
 pub const SERVICE_VARS: &[&str] = &[
+    ASPJWT_LOG,
     AUTH_RATE_BURST,
     AUTH_RATE_PER_5MIN,
     TRUSTED_PROXIES,

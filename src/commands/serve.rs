@@ -23,7 +23,7 @@ pub fn serve(args: ServeArgs) -> Result<Exit> {
     };
     let bind: SocketAddr =
         args.bind.parse().map_err(|_| anyhow!("--bind: {:?} is not an address like 127.0.0.1:8080", args.bind))?;
-    init_logging();
+    init_logging(settings.get(crate::names::ASPJWT_LOG).map(|s| s.value.clone()));
     let store = crate::store::open(&cfg.db).map_err(|e| anyhow!("{}: {e}", cfg.db))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let reload = crate::server::ReloadSource { env_file: args.env_file.clone(), db: args.db.clone() };
@@ -31,9 +31,12 @@ pub fn serve(args: ServeArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// JSON lines on stdout; `ASPJWT_LOG` (or `RUST_LOG`) sets the level, default info.
-fn init_logging() {
-    let filter = std::env::var("ASPJWT_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".into());
+/// JSON lines on stdout; `ASPJWT_LOG` (environment or `.env`, checked like every
+/// setting) or else `RUST_LOG` sets the level, default info.
+fn init_logging(configured: Option<String>) {
+    let filter = configured
+        .or_else(|| std::env::var("RUST_LOG").ok().filter(|v| crate::config::log_filter(v).is_ok()))
+        .unwrap_or_else(|| "info".into());
     let _ = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)

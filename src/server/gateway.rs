@@ -5,7 +5,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -153,7 +153,14 @@ impl<B: hyper::body::Body<Data = Bytes, Error = BoxError> + Unpin> hyper::body::
     type Error = BoxError;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        // A backend's trailers are headers too, unfiltered: HTTP/2 clients would get its
+        // Set-Cookie and X-Powered-By there. Nothing the service forwards needs them.
+        loop {
+            match ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
+                Some(Ok(frame)) if frame.is_trailers() => continue,
+                other => return Poll::Ready(other),
+            }
+        }
     }
 
     fn is_end_stream(&self) -> bool {
@@ -232,6 +239,24 @@ fn is_spoofable(name: &str) -> bool {
                 | "x-scheme"
                 | "front-end-https"
                 | "x-original-proto"
+                | "x-arr-ssl"
+                | "x-original-uri"
+                | "x-envoy-original-path"
+                | "remote-user"
+                | "x-remote-user"
+                | "x-user"
+                | "x-user-id"
+                | "x-role"
+                | "x-authenticated-user"
+                | "x-authenticated-userid"
+                | "x-consumer-id"
+                | "x-forwarded"
+                | "forwarded-for"
+                | "x-originating-ip"
+                | "x-remote-ip"
+                | "x-remote-addr"
+                | "x-proxyuser-ip"
+                | "x-envoy-external-address"
         )
 }
 

@@ -548,6 +548,10 @@ async fn serve_metrics(state: Arc<AppState>, listener: TcpListener) {
 /// Concurrent HTTP/2 streams per connection.
 pub const MAX_STREAMS: u32 = 32;
 
+/// The fewest connections the service runs with (`ASPJWT_MAX_CONNECTIONS` is at least
+/// this too): with three quarters per address, one address leaves others a slot.
+pub const MIN_CONNECTIONS: usize = 4;
+
 /// Descriptors kept aside for the database, listeners, logs and the metrics listener.
 const RESERVED_FDS: u64 = 128;
 
@@ -556,12 +560,12 @@ const RESERVED_FDS: u64 = 128;
 /// plus as many forwarded requests) still does not fit, lowers it to what does, with a
 /// warning. Running out of descriptors would stop accepting everyone, health checks
 /// included.
-fn fit_open_files(cfg: &mut ServiceConfig) {
+fn fit_open_files(cfg: &mut ServiceConfig) -> anyhow::Result<()> {
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: plain getrlimit/setrlimit on this process with a valid struct.
     let soft = unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return;
+            return Ok(());
         }
         if lim.rlim_cur < lim.rlim_max {
             let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
@@ -572,6 +576,13 @@ fn fit_open_files(cfg: &mut ServiceConfig) {
         lim.rlim_cur
     };
     let fits = (soft.saturating_sub(RESERVED_FDS) / 2) as usize;
+    // Fewer than four connections cannot keep one address from holding them all.
+    if fits < MIN_CONNECTIONS {
+        anyhow::bail!(
+            "the open-files limit ({soft}) fits only {fits} connections; aspjwt needs at least {MIN_CONNECTIONS}, so that one address never holds them all: raise `ulimit -n` to {} or more",
+            RESERVED_FDS + 2 * MIN_CONNECTIONS as u64
+        );
+    }
     if cfg.max_connections > fits {
         tracing::warn!(
             event = "open_files_limit",
@@ -594,6 +605,7 @@ fn fit_open_files(cfg: &mut ServiceConfig) {
         );
         cfg.max_connections_per_ip = per_ip;
     }
+    Ok(())
 }
 
 /// Binds, announces the address as a JSON log line, serves until SIGTERM or
@@ -605,7 +617,7 @@ pub async fn run(
     reload: ReloadSource,
 ) -> anyhow::Result<()> {
     let mut cfg = cfg;
-    fit_open_files(&mut cfg);
+    fit_open_files(&mut cfg)?;
     let state = Arc::new(AppState::new(cfg, store));
     let reloader = tokio::spawn(reload_on_hup(state.clone(), reload));
     {

@@ -649,6 +649,20 @@ fn the_connection_cap_fits_the_open_files_limit() {
     let _ = child.wait();
     let warned = warned.expect("no open_files_limit warning under a 300-descriptor limit");
     assert_eq!(warned["max_connections"], (300 - 128) / 2, "{warned}");
+    // A limit that fits fewer than four connections: one address would hold them all.
+    // Refused at start, with what to do (review of issue 14).
+    let mut cmd = d.cmd();
+    cmd.args(["serve", "--bind", "127.0.0.1:0", "--env-file", ".env", "--db", "aspjwt.db"]);
+    // SAFETY: only setrlimit between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit { rlim_cur: 132, rlim_max: 132 };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+        });
+    }
+    let out = crate::util::run(&mut cmd, None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("raise `ulimit -n` to 136 or more"), "{}", out.stderr);
 }
 
 /// A body with broken chunked encoding is the client's malformed request: 400 `bad_body`,
@@ -711,4 +725,27 @@ fn a_stalled_request_head_gets_408() {
     let _ = quiet.set_read_timeout(Some(Duration::from_secs(4)));
     let _ = std::io::Read::read_to_end(&mut quiet, &mut rest);
     assert!(rest.is_empty(), "an idle keep-alive connection got {:?}", String::from_utf8_lossy(&rest));
+}
+
+/// A backend's response trailers are headers the filter never saw (Set-Cookie,
+/// X-Powered-By): HTTP/2 clients used to receive them. None reach the client now.
+#[test]
+fn backend_trailers_do_not_reach_http2_clients() {
+    let upstream = tiny_backend(|stream, _head| {
+        let _ = stream.write_all(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: set-cookie, x-powered-by\r\n\r\n2\r\nok\r\n0\r\nset-cookie: refresh_token=trailer1\r\nx-powered-by: Express\r\n\r\n",
+        );
+    });
+    let (s, access) = gateway_service(&upstream, "");
+    let mut c = crate::h2::Conn::open(addr(&s), &[]);
+    let block = crate::h2::request_block("GET", "/api/leads/1", &[("authorization", &format!("Bearer {access}"))]);
+    c.send(&crate::h2::headers(1, &block, true));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !c.seen.lock().unwrap().ended.contains(&1) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let seen = c.seen.lock().unwrap();
+    assert!(seen.ended.contains(&1), "the stream did not end");
+    assert_eq!(String::from_utf8_lossy(&seen.data[&1]), "ok");
+    assert_eq!(seen.headers.get(&1), Some(&1), "a trailer HEADERS frame reached the client");
 }

@@ -176,6 +176,13 @@ fn backend_and_client_headers_do_not_cross() {
         .header("x-url-scheme", "https")
         .header("front-end-https", "on")
         .header("x-original-method", "DELETE")
+        .header("x-arr-ssl", "on")
+        .header("x-original-uri", "/api/jobs/1")
+        .header("remote-user", "admin")
+        .header("x-user-id", "1")
+        .header("x-authenticated-user", "admin")
+        .header("x-originating-ip", "6.6.6.6")
+        .header("x-envoy-external-address", "6.6.6.6")
         .header("origin", "https://not-allowed.example")
         .send()
         .unwrap();
@@ -213,6 +220,13 @@ fn backend_and_client_headers_do_not_cross() {
         "x-url-scheme:",
         "front-end-https:",
         "x-original-method:",
+        "x-arr-ssl:",
+        "x-original-uri:",
+        "remote-user:",
+        "x-user-id:",
+        "x-authenticated-user:",
+        "x-originating-ip:",
+        "x-envoy-external-address:",
     ] {
         assert!(!head.contains(h), "{h} reached the backend:\n{head}");
     }

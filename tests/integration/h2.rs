@@ -96,6 +96,8 @@ pub struct Seen {
     pub ended: Vec<u32>,
     /// When the connection closed (EOF or error), counted from `Conn::open`.
     pub closed_after: Option<Duration>,
+    /// HEADERS frames per stream: 1 for a response without trailers.
+    pub headers: HashMap<u32, usize>,
 }
 
 pub struct Conn {
@@ -130,6 +132,9 @@ impl Conn {
                     let pad = if flags & 0x8 != 0 { payload[0] as usize + 1 } else { 0 };
                     let body = &payload[pad.min(len)..len - pad.saturating_sub(1).min(len)];
                     s.data.entry(stream).or_default().extend_from_slice(body);
+                }
+                if kind == HEADERS {
+                    *s.headers.entry(stream).or_default() += 1;
                 }
                 if (kind == DATA || kind == HEADERS) && flags & 0x1 != 0 {
                     s.ended.push(stream);

@@ -371,6 +371,9 @@ fn refuses_to_start_on_bad_configuration() {
         ("ASPJWT_RATE_LIMIT_CLIENTS=1", "ASPJWT_RATE_LIMIT_CLIENTS"),
         ("UPSTREAM_URL=https://x", "UPSTREAM_URL"),
         ("SESSION_MAX_LIFETIME=bogus", "SESSION_MAX_LIFETIME"),
+        ("ASPJWT_MAX_CONNECTIONS=1", "ASPJWT_MAX_CONNECTIONS"),
+        ("ASPJWT_LOG=garbage", "ASPJWT_LOG"),
+        ("UPSTREAM_TIMEOUT=100000d", "UPSTREAM_TIMEOUT"),
     ] {
         d.write(".env", format!("{env}{line}\n"));
         let served = run_env(&d, &["serve", "--bind", "127.0.0.1:0", "--env-file", ".env", "--db", "aspjwt.db"], &[]);
