@@ -221,6 +221,10 @@ pub struct ServiceConfig {
     pub max_connections: usize,
     /// Connections one peer address may hold (restart to change).
     pub max_connections_per_ip: usize,
+    /// The values as configured, before start-up fitted them to the open-files limit
+    /// and the global cap: what a reload compares against.
+    pub max_connections_configured: usize,
+    pub max_connections_per_ip_configured: usize,
     /// The whole-body deadline for bodies the service reads, the idle deadline for
     /// bodies it forwards.
     pub body_timeout: Duration,
@@ -433,6 +437,8 @@ impl ServiceConfig {
                     metrics_bind,
                     max_connections,
                     max_connections_per_ip,
+                    max_connections_configured: max_connections,
+                    max_connections_per_ip_configured: max_connections_per_ip,
                     body_timeout,
                     idle_timeout,
                     rate_limit_clients,

@@ -36,6 +36,7 @@ use governor::{DefaultDirectRateLimiter, Quota};
 
 pub use self::http::{ApiError, Body};
 pub use self::revocations::Revocations;
+use crate::names;
 use crate::audit::Record;
 use crate::config::ServiceConfig;
 use crate::store::Store;
@@ -457,6 +458,31 @@ async fn reload_on_hup(state: Arc<AppState>, source: ReloadSource) {
         match loaded {
             Ok(mut new) => {
                 let old = state.cfg();
+                // Settings bound at start (listeners, caps, limiters) keep their values
+                // until a restart: said, not silently ignored.
+                let fixed: Vec<&str> = [
+                    (names::ASPJWT_DB, new.db.to_string() != old.db.to_string()),
+                    (names::METRICS_BIND, new.metrics_bind != old.metrics_bind),
+                    (names::ASPJWT_MAX_CONNECTIONS, new.max_connections != old.max_connections_configured),
+                    (names::ASPJWT_MAX_CONNECTIONS_PER_IP, new.max_connections_per_ip != old.max_connections_per_ip_configured),
+                    (names::ASPJWT_IDLE_TIMEOUT, new.idle_timeout != old.idle_timeout),
+                    (names::AUTH_RATE_BURST, new.rate_burst != old.rate_burst),
+                    (names::AUTH_RATE_PER_5MIN, new.rate_per_5min != old.rate_per_5min),
+                    (names::ASPJWT_RATE_LIMIT_CLIENTS, new.rate_limit_clients != old.rate_limit_clients),
+                ]
+                .into_iter()
+                .filter_map(|(name, changed)| changed.then_some(name))
+                .collect();
+                if !fixed.is_empty() {
+                    tracing::warn!(
+                        event = "reload_needs_restart",
+                        settings = %fixed.join(", "),
+                        "SIGHUP cannot change {}: they take effect at the next restart",
+                        fixed.join(", ")
+                    );
+                }
+                new.max_connections_configured = old.max_connections_configured;
+                new.max_connections_per_ip_configured = old.max_connections_per_ip_configured;
                 new.db = old.db.clone();
                 new.metrics_bind = old.metrics_bind;
                 new.max_connections = old.max_connections;
@@ -470,8 +496,13 @@ async fn reload_on_hup(state: Arc<AppState>, source: ReloadSource) {
                 // Not needed for safety (a hit needs the current kid), but frees the memory.
                 state.verified.clear();
                 // The pid lets `aspjwt incident` find this instance's answer to its SIGHUP.
-                r.reason =
-                    Some(format!("pid {}; keys {}; rollover {}", std::process::id(), keys["keys"], keys["rollover"]));
+                r.reason = Some(format!(
+                    "pid {}; {}keys {}; rollover {}",
+                    std::process::id(),
+                    if fixed.is_empty() { String::new() } else { format!("unchanged until a restart: {}; ", fixed.join(", ")) },
+                    keys["keys"],
+                    keys["rollover"]
+                ));
                 tracing::info!(event = "config_reloaded", "configuration reloaded on SIGHUP");
             }
             Err(problems) => {

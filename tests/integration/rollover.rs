@@ -502,3 +502,20 @@ fn weak_previous_secrets_are_refused_everywhere() {
     let out = d.run(&["--json", "verify", "--env-file", ".env", &old]).code(0).json();
     assert!(out["key"].as_str().unwrap().starts_with("JWT_SECRET_PREVIOUS from .env:"), "{out}");
 }
+
+/// Settings bound at start (connection caps, limiters, listeners) cannot change on
+/// SIGHUP: the reload says which were left for a restart, in the log and the audit row.
+#[test]
+fn a_reload_says_what_needs_a_restart() {
+    let s = Service::start(setup("", &[(ADMIN, "admin")]));
+    s.dir.write(".env", format!("{}ASPJWT_MAX_CONNECTIONS=16\nAUTH_RATE_BURST=99\n", s.dir.read_str(".env")));
+    hup(&s);
+    assert!(
+        within(Duration::from_secs(3), || s.logs().contains("\"event\":\"reload_needs_restart\"")).is_some(),
+        "{}",
+        s.logs()
+    );
+    let rows = s.cli(&["--json", "audit", "--event", "config_reloaded"]).code(0).json();
+    let reason = rows[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("unchanged until a restart: ASPJWT_MAX_CONNECTIONS, AUTH_RATE_BURST"), "{reason}");
+}
