@@ -203,6 +203,19 @@ pub fn verify(out: &Out, args: VerifyArgs) -> Result<Exit> {
         typ: args.typ.map(kind_of).or(settings.as_ref().map(|_| kind)),
     };
     let now = now();
+    // A key `check` fails proves little: said, so "valid" is not taken at face value.
+    if let Some(settings) = &settings {
+        let name = kind.secret_var();
+        let problems = crate::check::secrets(&settings.values)
+            .into_iter()
+            .chain(crate::check::rollover(&settings.values, now))
+            .filter(|f| f.status == crate::check::Status::Fail && f.item.starts_with(name))
+            .filter(|f| f.item == name || f.item == format!("{name} rollover"));
+        for f in problems {
+            let what = if f.item == name { "serve refuses it" } else { "its previous secret is not used" };
+            out.warn(format!("{}: {} ({what})", f.item, f.detail));
+        }
+    }
     // With a .env file, a rollover's previous secret verifies too, inside its window.
     let ring = crate::token::KeyRing {
         current: secret,

@@ -484,8 +484,15 @@ fn weak_previous_secrets_are_refused_everywhere() {
     .stdout
     .trim()
     .to_string();
-    let out = d.run(&["--json", "verify", "--env-file", ".env", &forged]).code(1).json();
+    let verified = d.run(&["--json", "verify", "--env-file", ".env", &forged]);
+    assert!(verified.stderr.contains("(its previous secret is not used)"), "{}", verified.stderr);
+    let out = verified.code(1).json();
     assert_eq!(out["signature_verified"], false, "{out}");
+    // A weak current secret: the token verifies, and verify says serve refuses that key.
+    d.write("weak.env", "JWT_SECRET=changeme\n");
+    let weak = d.run(&["verify", "--env-file", "weak.env", &forged]);
+    assert!(weak.stderr.contains("JWT_SECRET: is a placeholder"), "{}", weak.stderr);
+    assert!(weak.stderr.contains("(serve refuses it)"), "{}", weak.stderr);
     // A strong previous secret inside its window verifies, and says it was the previous one.
     let prev = URL_SAFE_NO_PAD.encode([7u8; 64]);
     let until = humantime::format_rfc3339_seconds(std::time::SystemTime::now() + Duration::from_secs(600));
