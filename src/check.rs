@@ -233,8 +233,7 @@ pub fn compose(path: &str, env: &[EnvVar], lookup: &dyn Fn(&str) -> Option<Strin
 fn compose_rollovers(path: &str, env: &[EnvVar], lookup: &dyn Fn(&str) -> Option<String>) -> Vec<Finding> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let relevant = |k: &str| {
-        k == names::JWT_ACCESS_TOKEN_EXPIRY
-            || k == names::JWT_REFRESH_TOKEN_EXPIRY
+        names::SERVICE_VARS.contains(&k)
             || names::DEFAULT_SECRETS
                 .iter()
                 .any(|d| k == d.name || k == names::previous_of(d.name) || k == names::previous_until_of(d.name))
@@ -254,14 +253,35 @@ fn compose_rollovers(path: &str, env: &[EnvVar], lookup: &dyn Fn(&str) -> Option
         }
     }
     let mut out: Vec<Finding> = Vec::new();
+    let mut push = |f: Finding| {
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    };
     for values in services.values() {
         let has_rollover = values.keys().any(|k| k.ends_with("_PREVIOUS") || k.ends_with("_PREVIOUS_UNTIL"));
-        if !has_rollover {
-            continue;
+        if has_rollover {
+            rollover(values, now).into_iter().filter(|f| f.status != Status::Pass).for_each(&mut push);
         }
-        for f in rollover(values, now).into_iter().filter(|f| f.status != Status::Pass) {
-            if !out.contains(&f) {
-                out.push(f);
+        // The service's other settings, by the validator `serve` runs (its secrets and
+        // expiries are judged above): a service that sets JWT_SECRET is aspjwt's.
+        if values.contains_key(names::JWT_SECRET)
+            && let Err(problems) = crate::config::ServiceConfig::from_settings(
+                &crate::config::Settings { values: values.clone(), source: path.to_string() },
+                None,
+            )
+        {
+            for p in problems {
+                let Some((item, detail)) = p.split_once(": ") else { continue };
+                let judged_above = names::DEFAULT_SECRETS.iter().any(|d| item.starts_with(d.name))
+                    || item.starts_with("JWT_ACCESS_TOKEN_EXPIRY")
+                    || item.starts_with("JWT_REFRESH_TOKEN_EXPIRY")
+                    || item == "expiry order"
+                    || item == "secrets distinct"
+                    || item == names::ASPJWT_DB;
+                if !judged_above && names::SERVICE_VARS.contains(&item) {
+                    push(Finding::new(item, Status::Fail, format!("{detail} (aspjwt serve refuses this)")));
+                }
             }
         }
     }

@@ -36,9 +36,9 @@ use governor::{DefaultDirectRateLimiter, Quota};
 
 pub use self::http::{ApiError, Body};
 pub use self::revocations::Revocations;
-use crate::names;
 use crate::audit::Record;
 use crate::config::ServiceConfig;
+use crate::names;
 use crate::store::Store;
 
 /// Password hashes running at once; each holds ~19 MiB.
@@ -464,7 +464,10 @@ async fn reload_on_hup(state: Arc<AppState>, source: ReloadSource) {
                     (names::ASPJWT_DB, new.db.to_string() != old.db.to_string()),
                     (names::METRICS_BIND, new.metrics_bind != old.metrics_bind),
                     (names::ASPJWT_MAX_CONNECTIONS, new.max_connections != old.max_connections_configured),
-                    (names::ASPJWT_MAX_CONNECTIONS_PER_IP, new.max_connections_per_ip != old.max_connections_per_ip_configured),
+                    (
+                        names::ASPJWT_MAX_CONNECTIONS_PER_IP,
+                        new.max_connections_per_ip != old.max_connections_per_ip_configured,
+                    ),
                     (names::ASPJWT_IDLE_TIMEOUT, new.idle_timeout != old.idle_timeout),
                     (names::AUTH_RATE_BURST, new.rate_burst != old.rate_burst),
                     (names::AUTH_RATE_PER_5MIN, new.rate_per_5min != old.rate_per_5min),
@@ -499,7 +502,11 @@ async fn reload_on_hup(state: Arc<AppState>, source: ReloadSource) {
                 r.reason = Some(format!(
                     "pid {}; {}keys {}; rollover {}",
                     std::process::id(),
-                    if fixed.is_empty() { String::new() } else { format!("unchanged until a restart: {}; ", fixed.join(", ")) },
+                    if fixed.is_empty() {
+                        String::new()
+                    } else {
+                        format!("unchanged until a restart: {}; ", fixed.join(", "))
+                    },
                     keys["keys"],
                     keys["rollover"]
                 ));

@@ -331,3 +331,27 @@ fn json_results_and_errors_carry_a_version() {
     // Without --json, stdout stays empty on error.
     assert!(d.run(&["check", "--env-file", "nothere.env"]).code(2).stdout.is_empty());
 }
+
+/// A compose service's environment is judged by serve's own validator too: what serve
+/// would refuse in that container, check --compose fails (review of issue 14).
+#[test]
+fn compose_service_settings_are_judged_as_serve_judges_them() {
+    let d = Dir::new();
+    let generated = d.run(&["generate"]).code(0).stdout.clone();
+    let v = |k: &str| generated.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).unwrap().to_string();
+    d.write(
+        "dc.yml",
+        format!(
+            "services:\n  api:\n    environment:\n      JWT_SECRET: \"{}\"\n      JWT_REFRESH_SECRET: \"{}\"\n      SESSION_SECRET: \"{}\"\n      ASPJWT_BODY_TIMEOUT: abc\n      TRUSTED_PROXIES: garbage\n      REFRESH_REUSE_GRACE: 1d\n  web:\n    environment:\n      TRUSTED_PROXIES: not-ours-to-judge\n",
+            v("JWT_SECRET"),
+            v("JWT_REFRESH_SECRET"),
+            v("SESSION_SECRET")
+        ),
+    );
+    let out = d.run(&["check", "--compose", "dc.yml"]);
+    out.code(1);
+    for name in ["ASPJWT_BODY_TIMEOUT", "TRUSTED_PROXIES", "REFRESH_REUSE_GRACE"] {
+        assert!(out.stdout.contains(&format!("✖ {name}")), "{name}:\n{}", out.stdout);
+    }
+    assert!(!out.stdout.contains("not-ours-to-judge"), "{}", out.stdout);
+}
