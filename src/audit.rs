@@ -113,13 +113,13 @@ impl Record {
     }
 }
 
-/// Escapes control characters (C0, DEL, C1) and bidirectional overrides and isolates
-/// (U+202A–U+202E, U+2066–U+2069), so a field shown to a person can't forge lines,
+/// Escapes control characters (C0, DEL, C1), line and paragraph separators (U+2028,
+/// U+2029) and bidirectional overrides and isolates (U+202A–U+202E, U+2066–U+2069), so a field shown to a person can't forge lines,
 /// colours or the order of what it is next to.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        if c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}') {
+        if c.is_control() || matches!(c, '\u{2028}'..='\u{202E}' | '\u{2066}'..='\u{2069}') {
             out.extend(c.escape_default());
         } else {
             out.push(c);

@@ -84,6 +84,9 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// The backup file for `rows`, taken now from `source`.
+/// The largest backup `restore` reads (it is checked whole, in memory, first).
+pub const MAX_BACKUP_SIZE: u64 = 4 * 1024 * 1024 * 1024;
+
 /// Whether a file's first bytes are an aspjwt backup's (a backup may replace only another).
 pub fn looks_like_backup(head: &[u8]) -> bool {
     head.starts_with(format!("{{\"format\":\"{FORMAT}\"").as_bytes())

@@ -54,12 +54,19 @@ fn usage_error(e: clap::Error) -> ! {
     use clap::error::ErrorKind;
     let shown = !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
         && !matches!(e.kind(), ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand);
-    if shown && std::env::args_os().any(|a| a == "--json") {
-        let text = e.to_string();
+    if !shown {
+        e.exit()
+    }
+    let text = e.to_string();
+    if std::env::args_os().any(|a| a == "--json") {
         let first = text.lines().next().unwrap_or("").trim_start_matches("error: ");
         println!("{}", crate::output::json_error("usage", first));
     }
-    e.exit()
+    // clap quotes the offending argument as typed: escaped here, line by line, so an
+    // argument cannot retitle the terminal (the message is printed without clap's colour).
+    let escaped: Vec<String> = text.lines().map(crate::output::escape).collect();
+    eprintln!("{}", escaped.join("\n"));
+    std::process::exit(crate::error::Exit::Usage as i32)
 }
 
 /// A subcommand's arguments, built only when that subcommand is the one parsed (or its

@@ -68,7 +68,11 @@ fn kind_of(t: fs::FileType) -> &'static str {
 /// FIFO or device (`/dev/zero`) is refused at once instead of hanging, and a file that
 /// grows while it is read is cut off at the limit and refused.
 pub fn read_input(path: &Path) -> Result<Vec<u8>, InputError> {
-    let max = max_file_size()?;
+    read_input_max(path, max_file_size()?)
+}
+
+/// `read_input` with another limit (a backup may be far larger than any configuration).
+pub fn read_input_max(path: &Path, max: u64) -> Result<Vec<u8>, InputError> {
     let file =
         fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => InputError::NotFound,
@@ -101,7 +105,11 @@ pub fn read_text(path: &Path) -> Result<String, String> {
 
 /// Reads standard input whole, up to `max_file_size()` bytes.
 pub fn read_stdin() -> Result<Vec<u8>, InputError> {
-    let max = max_file_size()?;
+    read_stdin_max(max_file_size()?)
+}
+
+/// `read_stdin` with another limit.
+pub fn read_stdin_max(max: u64) -> Result<Vec<u8>, InputError> {
     let mut bytes = Vec::new();
     io::stdin()
         .lock()
@@ -112,6 +120,21 @@ pub fn read_stdin() -> Result<Vec<u8>, InputError> {
         return Err(InputError::TooLarge { max });
     }
     Ok(bytes)
+}
+
+/// One line of standard input (a password, a confirmation), at most `max` bytes before
+/// its newline: `cat /dev/zero | aspjwt user passwd --password-stdin` is refused, not
+/// read into gigabytes.
+pub fn read_stdin_line(max: usize) -> Result<String, String> {
+    let mut line = Vec::new();
+    let stdin = io::stdin();
+    let mut limited = stdin.lock().take(max as u64 + 1);
+    io::BufRead::read_until(&mut io::BufReader::new(&mut limited), b'\n', &mut line)
+        .map_err(|e| format!("stdin: {}", crate::rotate::plain_io(&e)))?;
+    if line.len() > max && !line.ends_with(b"\n") {
+        return Err(format!("stdin: more than {max} bytes before the end of the line"));
+    }
+    String::from_utf8(line).map_err(|_| "stdin: is not UTF-8 text".into())
 }
 
 /// A file written in full next to its destination, not yet in place.

@@ -44,6 +44,12 @@ fn zero(buf: &mut [u8]) {
 pub enum Weakness {
     Empty,
     Placeholder,
+    /// Holds control characters (a CR-only file read as one line, say).
+    Control,
+    /// Far fewer distinct characters than a random string of its length has: typed, not drawn.
+    NotRandom {
+        distinct: usize,
+    },
     /// Too short: `have` against `need`, counted in `unit`.
     TooShort {
         have: usize,
@@ -57,6 +63,12 @@ impl std::fmt::Display for Weakness {
         match self {
             Weakness::Empty => write!(f, "is empty"),
             Weakness::Placeholder => write!(f, "is a placeholder, not a secret"),
+            Weakness::Control => {
+                write!(f, "holds control characters (a file with CR-only line endings read as one line?)")
+            }
+            Weakness::NotRandom { distinct } => {
+                write!(f, "has only {distinct} distinct characters: typed, not drawn at random (use `aspjwt generate`)")
+            }
             Weakness::TooShort { have, need, unit } => {
                 write!(f, "is too short: {have} {unit}, needs at least {need}")
             }
@@ -118,6 +130,12 @@ pub fn is_placeholder(value: &str) -> bool {
     {
         return true;
     }
+    // Instructions left in the value: "your-super-secret-jwt-key-change-this-in-production".
+    const TELLS: [&str; 8] =
+        ["change-this", "change_this", "changethis", "change-me", "changeme", "change_me", "replace-me", "replace_me"];
+    if TELLS.iter().any(|t| lower.contains(t)) || lower.starts_with("your-") || lower.starts_with("your_") {
+        return true;
+    }
     PLACEHOLDERS.iter().any(|p| match p.strip_suffix('*') {
         Some(prefix) => lower.starts_with(prefix),
         None => lower == *p,
@@ -141,6 +159,14 @@ pub fn weakness(value: &str, min: usize) -> Option<Weakness> {
     }
     if is_placeholder(value) {
         return Some(Weakness::Placeholder);
+    }
+    if value.chars().any(char::is_control) {
+        return Some(Weakness::Control);
+    }
+    // 32 random base64 characters hold about 25 distinct ones; 64 digits hold ten.
+    let distinct = value.chars().collect::<std::collections::BTreeSet<_>>().len();
+    if value.chars().count() >= 32 && distinct < 16 {
+        return Some(Weakness::NotRandom { distinct });
     }
     let (have, unit) = match base64_len(value) {
         Some(n) => (n, "decoded bytes"),
@@ -179,6 +205,19 @@ mod tests {
     #[test]
     fn os_secrets_differ() {
         assert_ne!(generate_os(32, Encoding::Base64), generate_os(32, Encoding::Base64));
+    }
+
+    #[test]
+    fn typed_and_broken_values_are_weak() {
+        let long = "your-super-secret-jwt-key-change-this-in-production-please-0123456789";
+        assert_eq!(weakness(long, 64), Some(Weakness::Placeholder));
+        assert_eq!(weakness(&"0123456789".repeat(7), 32), Some(Weakness::NotRandom { distinct: 10 }));
+        assert_eq!(weakness("abc\rJWT_REFRESH_SECRET=xyz", 8), Some(Weakness::Control));
+        // Drawn secrets pass, however many times.
+        for _ in 0..200 {
+            assert_eq!(weakness(&generate_os(32, Encoding::Base64), 32), None);
+            assert_eq!(weakness(&generate_os(64, Encoding::Base64Url), 64), None);
+        }
     }
 
     #[test]

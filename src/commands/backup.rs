@@ -1,7 +1,7 @@
 //! `backup` and `restore`: the database to one portable file and back (the format is
 //! `crate::backup`; the consistency is each store's).
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::json;
@@ -80,12 +80,14 @@ fn record_backup(out: &Out, store: &dyn crate::store::Store, to: &str, counts: &
 
 pub fn restore(out: &Out, args: RestoreArgs) -> Result<Exit> {
     let shown = args.file.display().to_string();
-    let mut bytes = Vec::new();
-    if shown == "-" {
-        std::io::stdin().read_to_end(&mut bytes).context("stdin: cannot read the backup")?;
+    // A regular file (a FIFO or /dev/zero is refused at once) or stdin, of at most
+    // MAX_BACKUP_SIZE: the whole backup is checked in memory before anything is written.
+    let bytes = if shown == "-" {
+        crate::fsx::read_stdin_max(backup::MAX_BACKUP_SIZE).map_err(|e| anyhow!("stdin: {e}; nothing was restored"))?
     } else {
-        bytes = std::fs::read(&args.file).with_context(|| format!("{shown}: cannot read the backup"))?;
-    }
+        crate::fsx::read_input_max(&args.file, backup::MAX_BACKUP_SIZE)
+            .map_err(|e| anyhow!("{shown}: {e}; nothing was restored"))?
+    };
     // Everything is checked before the database is even opened.
     let (header, rows) = backup::decode(&bytes).map_err(|e| anyhow!("{shown}: {e}; nothing was restored"))?;
     let target = super::operator::target(&args.db)?;

@@ -1,6 +1,6 @@
 //! `health`: reads the probe password and configuration, runs the checks, prints.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
@@ -25,8 +25,7 @@ fn password(args: &HealthArgs) -> Result<Option<String>> {
         if std::io::stdin().is_terminal() {
             bail!("--password-stdin: pipe the password in");
         }
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line)?;
+        let line = crate::fsx::read_stdin_line(crate::password::MAX_BYTES + 2).map_err(|e| anyhow!(e))?;
         Some(trim_newline(line))
     } else {
         None

@@ -5,7 +5,7 @@
 //! serve the new keys, 5. report who is affected and what looks suspicious.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -227,8 +227,7 @@ fn confirm(out: &Out, what: &str) -> Result<bool> {
     out.warn("this is the incident path: every user is logged out at once");
     eprint!("{what}\nType \"yes\" to go on: ");
     std::io::stderr().flush()?;
-    let mut line = String::new();
-    stdin.lock().read_line(&mut line)?;
+    let line = crate::fsx::read_stdin_line(64).map_err(|e| anyhow!(e))?;
     Ok(line.trim() == "yes")
 }
 

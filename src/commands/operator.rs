@@ -2,7 +2,7 @@
 //! directly, with or without the service running (SQLite's locking and the
 //! service's revocation feed keep both views consistent).
 
-use std::io::{BufRead, IsTerminal};
+use std::io::IsTerminal;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, anyhow, bail};
@@ -69,8 +69,7 @@ fn read_password() -> Result<String> {
     if stdin.is_terminal() {
         bail!("--password-stdin: pipe the password in (it is never read from the command line)");
     }
-    let mut line = String::new();
-    stdin.lock().read_line(&mut line)?;
+    let line = crate::fsx::read_stdin_line(crate::password::MAX_BYTES + 2).map_err(|e| anyhow!(e))?;
     let pw = super::trim_newline(line);
     users::check_password(&pw)?;
     Ok(pw)

@@ -321,3 +321,39 @@ fn regex_free_replace_hash(text: &str) -> String {
     let end = start + text[start..].find('"').unwrap();
     format!("{}hunter2{}", &text[..start], &text[end..])
 }
+
+/// Unbounded inputs are refused at once, never read into memory: a device or a FIFO
+/// as the backup, /dev/zero as a password (review of issue 15).
+#[test]
+fn restore_and_passwords_read_bounded_inputs() {
+    let d = Dir::new();
+    let started = std::time::Instant::now();
+    let r = d.run(&["restore", "--db", "r.db", "/dev/zero"]);
+    assert!(r.code(2).stderr.contains("/dev/zero: is a character device"), "{}", r.stderr);
+    let fifo = d.path("pipe");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let r = d.run(&["restore", "--db", "r.db", "pipe"]);
+    assert!(r.code(2).stderr.contains("pipe: is a FIFO"), "{}", r.stderr);
+    assert!(!d.path("r.db").exists());
+    // A password on stdin that never ends its line.
+    let zeros = vec![b'x'; 1 << 20];
+    let mut cmd = d.cmd();
+    cmd.args([
+        "user",
+        "add",
+        "--db",
+        "u.db",
+        "--email",
+        "a@example.com",
+        "--name",
+        "A",
+        "--role",
+        "admin",
+        "--password-stdin",
+    ]);
+    let r = crate::util::run(&mut cmd, Some(&zeros));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("more than"), "{}", r.stderr);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
