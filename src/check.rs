@@ -168,11 +168,40 @@ fn compose_secret(
     if let Some(var) = r.unset.first() {
         return fail(format!("{template:?}: {var} is not set (looked in {looked}), so {} would be empty", v.key));
     }
+    let vars = referenced(template);
     let how = match r.defaulted.first() {
         Some((var, default)) => format!("{origin}; {var} is not set, so the default {default:?} is used"),
+        None if !vars.is_empty() => format!("{origin}; the value of {} from {looked}", vars.join(", ")),
         None => origin.to_string(),
     };
     secret_finding(&v.key, &r.value, min, &how).filter_status(Status::Fail)
+}
+
+/// The variables a compose value interpolates (`${NAME…}`, `$NAME`; `$$` is no variable).
+fn referenced(template: &str) -> Vec<String> {
+    let b = template.as_bytes();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'$' {
+            i += 1;
+            continue;
+        }
+        if b.get(i + 1) == Some(&b'$') {
+            i += 2;
+            continue;
+        }
+        let start = i + 1 + usize::from(b.get(i + 1) == Some(&b'{'));
+        let len = b[start..].iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'_').count();
+        if len > 0 {
+            let name = template[start..start + len].to_string();
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+        i = start + len.max(1);
+    }
+    out
 }
 
 trait FilterStatus: Sized {
@@ -221,7 +250,11 @@ pub fn compose(path: &str, env: &[EnvVar], lookup: &dyn Fn(&str) -> Option<Strin
     if out.is_empty() {
         out.push(Finding::new(format!("compose {path}"), Status::Pass, {
             let n = env.iter().map(|v| &v.service).collect::<std::collections::BTreeSet<_>>().len();
-            format!("{n} {} agree", if n == 1 { "service's environment" } else { "services' environments" })
+            if n == 1 {
+                "1 service's environment agrees".to_string()
+            } else {
+                format!("{n} services' environments agree")
+            }
         }));
     }
     out

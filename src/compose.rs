@@ -687,6 +687,33 @@ impl Builder {
     }
 }
 
+/// What docker compose itself refuses, read independently with serde_yaml: duplicate
+/// keys, aliases that recurse, and shapes that are no compose file (no `services`
+/// mapping, a service or an `environment:` that is neither a mapping nor a list). `check`
+/// fails these rather than call them "configuration OK" (and `rotate` refuses them anyway).
+pub fn compose_shape(bytes: &[u8]) -> Result<(), String> {
+    use serde_yaml::Value;
+    let mut doc: Value = serde_yaml::from_slice(bytes).map_err(|e| e.to_string())?;
+    doc.apply_merge().map_err(|e| format!("merge keys: {e}"))?;
+    let services = match doc.get("services") {
+        Some(Value::Mapping(m)) => m,
+        Some(Value::Null) | None => return Err("no `services:` mapping: not a compose file".into()),
+        Some(_) => return Err("`services:` is not a mapping".into()),
+    };
+    for (name, service) in services {
+        let name = name.as_str().unwrap_or("?");
+        match service {
+            Value::Mapping(m) => match m.get("environment") {
+                None | Some(Value::Mapping(_) | Value::Sequence(_) | Value::Null) => {}
+                Some(_) => return Err(format!("service {name}: `environment:` is neither a mapping nor a list")),
+            },
+            Value::Null => {}
+            _ => return Err(format!("service {name} is not a mapping")),
+        }
+    }
+    Ok(())
+}
+
 /// Reads old and new with serde_yaml and checks that (a) the only leaves that
 /// differ are values of target keys, each now holding that key's new value, and
 /// (b) every service that had a literal value for a target key now has the new one.

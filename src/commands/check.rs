@@ -85,6 +85,7 @@ pub fn check(out: &Out, args: CheckArgs) -> Result<Exit> {
         let bytes = crate::fsx::read_path(path).map_err(|e| anyhow::anyhow!(e))?;
         let doc = ComposeFile::parse(&bytes)
             .map_err(|e| anyhow::anyhow!(rotate::located(&path.display().to_string(), &e)))?;
+        crate::compose::compose_shape(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         // Interpolation as compose resolves it: the process environment, then the env
         // files, then the compose file's folder's .env.
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));

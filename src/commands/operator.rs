@@ -80,7 +80,10 @@ fn when(epoch: i64) -> String {
 }
 
 pub fn user(out: &Out, args: UserArgs) -> Result<Exit> {
-    let store = open(&args.db)?;
+    // Only adding the first user may create the database: every other command on a
+    // mistyped path must say so, not answer from an empty database it just made.
+    let store =
+        if matches!(args.command, UserCommand::Add { .. }) { open(&args.db)? } else { open_existing(&args.db)?.0 };
     let actor = Actor::cli();
     match args.command {
         UserCommand::Add { email, name, role, password_stdin } => {
@@ -154,7 +157,7 @@ fn report(out: &Out, user: &User, text: &str) -> Result<()> {
 }
 
 pub fn sessions(out: &Out, args: SessionsArgs) -> Result<Exit> {
-    let store = open(&args.db)?;
+    let store = open_existing(&args.db)?.0;
     let user_id = |email: &str| -> Result<String> {
         store.user_by_email(email)?.map(|u| u.id).ok_or_else(|| anyhow!("no user with email {:?}", escape(email)))
     };
@@ -230,7 +233,7 @@ pub fn sessions(out: &Out, args: SessionsArgs) -> Result<Exit> {
 }
 
 pub fn audit(out: &Out, args: AuditArgs) -> Result<Exit> {
-    let store = open(&args.db)?;
+    let store = open_existing(&args.db)?.0;
     if let Some(e) = &args.event
         && Event::parse(e).is_none()
     {

@@ -355,3 +355,35 @@ fn compose_service_settings_are_judged_as_serve_judges_them() {
     }
     assert!(!out.stdout.contains("not-ours-to-judge"), "{}", out.stdout);
 }
+
+/// What docker compose refuses is not "configuration OK": duplicate keys, aliases that
+/// recurse, and shapes that are no compose file (review of issue 15).
+#[test]
+fn compose_files_compose_would_refuse_are_input_errors() {
+    let d = Dir::new();
+    for (text, why) in [
+        (
+            "services:\n  api:\n    environment:\n      JWT_SECRET: a\n      JWT_SECRET: b\n",
+            "duplicate entry with key \"JWT_SECRET\"",
+        ),
+        ("", "no `services:` mapping"),
+        ("just a string\n", "no `services:` mapping"),
+        ("services: 5\n", "`services:` is not a mapping"),
+        ("services:\n  api:\n    environment: 5\n", "service api: `environment:` is neither a mapping nor a list"),
+        ("a: &x\n  b: *x\n", "recursion limit exceeded"),
+    ] {
+        d.write("dc.yml", text);
+        let out = d.run(&["check", "--compose", "dc.yml"]);
+        assert!(out.code(2).stderr.contains(why), "{text:?}: {}", out.stderr);
+    }
+}
+
+/// A resolved value that is too short names the variable it came from and where that
+/// was looked up, as the unset and default cases do (review of issue 15).
+#[test]
+fn a_weak_interpolated_value_names_its_variable() {
+    let d = Dir::new();
+    d.write("dc.yml", "services:\n  a:\n    environment:\n      JWT_SECRET: ${MY_VAR}\n");
+    let out = crate::service::run_env(&d, &["check", "--compose", "dc.yml"], &[("MY_VAR", "short")]);
+    assert!(out.code(1).stdout.contains("the value of MY_VAR from the environment"), "{}", out.stdout);
+}

@@ -194,3 +194,21 @@ fn audit_filters_and_escapes(db: Option<&str>) {
     );
     assert!(s.cli(&["audit", "--event", "nope"]).code(2).stderr.contains("unknown event"));
 }
+
+/// During an incident a mistyped --db must not answer "revoked 0 session(s)" from an
+/// empty database it just made: only `user add` may create one (review of issue 15).
+#[test]
+fn read_and_revoke_commands_never_create_a_database() {
+    let d = crate::util::Dir::new();
+    for args in [
+        &["sessions", "revoke", "--all", "--db", "typo.db"][..],
+        &["sessions", "list", "--db", "typo.db"],
+        &["user", "list", "--db", "typo.db"],
+        &["audit", "--db", "typo.db"],
+        &["user", "list", "--db", "no-such-folder/x.db"],
+    ] {
+        let out = d.run(args);
+        assert!(out.code(2).stderr.contains("no such database file"), "{args:?}: {}", out.stderr);
+    }
+    assert!(!d.path("typo.db").exists() && !d.path("no-such-folder").exists());
+}
