@@ -445,9 +445,12 @@ struct ProbeSession {
 /// Once logged in, the session is ended before returning whatever failed: a check
 /// that stops early (or runs every minute under --watch) never leaves sessions behind.
 fn deep(r: &mut Runner, probe: &Probe, settings: Option<&Settings>, https: bool) {
+    // Ctrl-C or a TERM from the login on waits for the logout: the checks stop at the
+    // next step, the session is ended, then the process ends as it was asked to.
+    let held = crate::fsx::Held::new();
     let Some((mut session, ok)) = login(r, probe, https) else { return };
-    if ok {
-        exercise(r, &mut session, settings);
+    if ok && held.pending().is_none() {
+        exercise(r, &mut session, settings, &|| held.pending().is_some());
     }
     if !session.ended {
         end_probe_session(r, &session);
@@ -521,7 +524,7 @@ fn login(r: &mut Runner, probe: &Probe, https: bool) -> Option<(ProbeSession, bo
 }
 
 /// Everything after login, stopping at the first failure; `s` follows each rotation.
-fn exercise(r: &mut Runner, s: &mut ProbeSession, settings: Option<&Settings>) {
+fn exercise(r: &mut Runner, s: &mut ProbeSession, settings: Option<&Settings>, interrupted: &dyn Fn() -> bool) {
     if let Some(settings) = settings {
         let t = Instant::now();
         let verdict = signed_locally(settings, &s.access, Kind::Access)
@@ -540,7 +543,7 @@ fn exercise(r: &mut Runner, s: &mut ProbeSession, settings: Option<&Settings>) {
     }
 
     let ttl = settings.and_then(|s| s.ttl(Kind::Access).ok()).unwrap_or(Duration::from_secs(15 * 60)).as_secs() as i64;
-    if !token_info(r, &s.access, "token-info", Some(ttl)) {
+    if interrupted() || !token_info(r, &s.access, "token-info", Some(ttl)) || interrupted() {
         return;
     }
 
@@ -576,7 +579,7 @@ fn exercise(r: &mut Runner, s: &mut ProbeSession, settings: Option<&Settings>) {
     }
     s.refresh = new_refresh;
     r.push(Outcome::new("refresh", Status::Pass, took, "200, refresh token rotated"));
-    if !token_info(r, &s.access, "token-info after refresh", None) {
+    if interrupted() || !token_info(r, &s.access, "token-info after refresh", None) || interrupted() {
         return;
     }
 

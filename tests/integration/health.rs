@@ -409,3 +409,37 @@ fn watch_prints_one_line_per_run() {
         assert!(l.contains("healthy: 5 checks passed"), "{l}");
     }
 }
+
+/// Ctrl-C or a TERM after login waits for the logout: the run stops at the next step,
+/// ends the probe session, then ends as it was asked to (review of issue 15).
+#[test]
+fn a_signal_after_login_still_logs_out() {
+    let logouts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = logouts.clone();
+    let good = fake("ok");
+    let url = serve_fake(
+        move |method, path, head| {
+            if (method, path) == ("POST", "/api/auth/logout") {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            if (method, path) == ("GET", "/api/auth/token-info") && head.to_ascii_lowercase().contains("cookie:") {
+                std::thread::sleep(Duration::from_secs(2)); // the signal arrives meanwhile
+            }
+            good(method, path, head)
+        },
+        None,
+    );
+    let d = Dir::new();
+    let mut cmd = d.cmd();
+    cmd.args(["health", "--url", &url, "--email", PROBE, "--password-env", "PROBE_PW", "--timeout", "5s"])
+        .env("PROBE_PW", PASSWORD)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(15), "it should end by the signal it was sent: {status:?}");
+    assert_eq!(logouts.load(std::sync::atomic::Ordering::SeqCst), 1, "the probe session was not ended");
+}
