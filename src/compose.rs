@@ -337,7 +337,12 @@ impl ComposeFile {
                         key: var.key.clone(),
                         why,
                     })?;
-                    edits.insert(range.start, (range, new.clone()));
+                    // A plain placeholder (`JWT_SECRET: <your-secret>`) becomes a quoted
+                    // secret, as a placeholder list does; other values keep their style.
+                    let plain = self.scalar(var.node).is_some_and(|s| s.style == ScalarStyle::Plain);
+                    let placeholder = matches!(&var.source, Source::Literal(v) if crate::secrets::is_placeholder(v));
+                    let text = if plain && placeholder && !var.list_item { format!("\"{new}\"") } else { new.clone() };
+                    edits.insert(range.start, (range, text));
                     rw.rotated.entry(var.key.clone()).or_default().push(var.service.clone());
                 }
                 Source::Interpolated(_) | Source::PassThrough => {
@@ -893,6 +898,17 @@ services:
         let f = ComposeFile::parse(src.as_bytes()).unwrap();
         let e = f.rotate(&targets(&[("JWT_SECRET", "N")])).unwrap_err();
         assert!(e.to_string().starts_with("4:19: JWT_SECRET of service \"a\""), "{e}");
+    }
+
+    #[test]
+    fn plain_placeholders_are_replaced_with_a_quoted_secret() {
+        let doc = ComposeFile::parse(b"services:\n  a:\n    environment:\n      JWT_SECRET: <your-secret>\n      SESSION_SECRET: keep-style-0123\n").unwrap();
+        let targets: BTreeMap<String, String> =
+            [("JWT_SECRET", "NEW1"), ("SESSION_SECRET", "NEW2")].map(|(k, v)| (k.to_string(), v.to_string())).into();
+        let rw = doc.rotate(&targets).unwrap();
+        let text = String::from_utf8(rw.bytes).unwrap();
+        assert!(text.contains("JWT_SECRET: \"NEW1\"\n"), "{text}");
+        assert!(text.contains("SESSION_SECRET: NEW2\n"), "{text}");
     }
 
     #[test]
