@@ -28,7 +28,22 @@ fn key_id(v: &str) -> String {
 #[test]
 fn graceful_rotation_keeps_previous_values_next_to_their_keys() {
     let d = Dir::new();
-    d.write(".env", "# CRM\nJWT_SECRET=old-jwt-0000000000000000000000000000000000000000000000000000000000000000000000000000000000\nPORT=8080\nJWT_REFRESH_SECRET=old-refresh-000000000000000000000000000000000000000000000000000000000000000000000000000000\nSESSION_SECRET=old-session-0000000000000000000000000000000000\nJWT_ACCESS_TOKEN_EXPIRY=10m\n");
+    // Old values as a random secret looks (many distinct characters), with a readable prefix.
+    let old = |prefix: &str, seed: u8, n: usize| {
+        format!(
+            "{prefix}{}",
+            URL_SAFE_NO_PAD.encode((0..n as u8).map(|i| i.wrapping_mul(37).wrapping_add(seed)).collect::<Vec<u8>>())
+        )
+    };
+    d.write(
+        ".env",
+        format!(
+            "# CRM\nJWT_SECRET={}\nPORT=8080\nJWT_REFRESH_SECRET={}\nSESSION_SECRET={}\nJWT_ACCESS_TOKEN_EXPIRY=10m\n",
+            old("old-jwt-", 1, 64),
+            old("old-refresh-", 2, 64),
+            old("old-session-", 3, 32)
+        ),
+    );
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(d.path(".env"), std::fs::Permissions::from_mode(0o600)).unwrap();
     let before = d.read_str(".env");
@@ -494,7 +509,7 @@ fn weak_previous_secrets_are_refused_everywhere() {
     assert!(weak.stderr.contains("JWT_SECRET: is a placeholder"), "{}", weak.stderr);
     assert!(weak.stderr.contains("(serve refuses it)"), "{}", weak.stderr);
     // A strong previous secret inside its window verifies, and says it was the previous one.
-    let prev = URL_SAFE_NO_PAD.encode([7u8; 64]);
+    let prev = URL_SAFE_NO_PAD.encode((0..64u8).map(|i| i.wrapping_mul(29).wrapping_add(7)).collect::<Vec<u8>>());
     let until = humantime::format_rfc3339_seconds(std::time::SystemTime::now() + Duration::from_secs(600));
     d.write(".env", format!("{good}JWT_SECRET_PREVIOUS={prev}\nJWT_SECRET_PREVIOUS_UNTIL={until}\n"));
     let old = crate::service::run_env(
