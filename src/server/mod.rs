@@ -225,6 +225,31 @@ impl AppState {
         }
     }
 
+    /// Sessions whose refresh token expired unused (the client never came back) or whose
+    /// absolute end passed are over though nothing ended them: every 30 s they are
+    /// ended in the store as `expired` and observed in the session-age histogram. The
+    /// store ends each once, so with several instances exactly one instance counts it.
+    async fn end_lapsed_sessions(&self) {
+        let now = now();
+        let refresh_before = now - auth::REFRESH_LEEWAY_SECS;
+        let ended = self
+            .blocking(move |s| {
+                let mut ended = Vec::new();
+                for session in s.lapsed_sessions(now, refresh_before, 1000)? {
+                    if s.revoke_session(&session.id, "expired", now)? {
+                        ended.push(session);
+                    }
+                }
+                Ok(ended)
+            })
+            .await;
+        for s in ended.unwrap_or_default() {
+            self.revoked.insert(&s.id, now);
+            self.live.end(&s.id);
+            self.metrics.session_ended("expired", now - s.created_at, s.rotations);
+        }
+    }
+
     /// Writes the readiness heartbeat: whether the database takes writes now.
     async fn probe_writes(&self) -> bool {
         let ok = self.blocking(|s| s.ping()).await.is_ok();
@@ -773,6 +798,10 @@ async fn poll_revocations(state: Arc<AppState>) {
         ticks += 1;
         // Once a minute, forget clients whose buckets are full again, and give back
         // the password-hashing memory after a minute without logins.
+        // Every 30 s, sessions that lapsed with nobody to end them.
+        if ticks.is_multiple_of(60) {
+            state.end_lapsed_sessions().await;
+        }
         if ticks.is_multiple_of(120) {
             state.live.prune(now());
             state.login_limiter.forget_idle();

@@ -409,6 +409,9 @@ pub trait Store: Send + Sync + 'static {
     fn revoke_all_sessions(&self, reason: &str, now: i64) -> Result<Vec<String>>;
     /// Sessions, newest first; only live ones unless `all`.
     fn list_sessions(&self, user_id: Option<&str>, all: bool, now: i64) -> Result<Vec<Session>>;
+    /// Sessions not revoked whose refresh token expired at or before `refresh_before`, or
+    /// whose absolute end has passed by `now`: over, though nothing ended them. At most `limit`.
+    fn lapsed_sessions(&self, now: i64, refresh_before: i64, limit: i64) -> Result<Vec<Session>>;
     fn revocations_since(&self, seq: i64) -> Result<Vec<Revocation>>;
     /// Revocations at or after `since` (epoch seconds), to seed a fresh cache.
     fn revocations_after(&self, since: i64) -> Result<Vec<Revocation>>;

@@ -701,6 +701,16 @@ impl Store for PgStore {
         })
     }
 
+    fn lapsed_sessions(&self, now: i64, refresh_before: i64, limit: i64) -> Result<Vec<Session>> {
+        self.run(async |c| {
+            let sql = format!(
+                "SELECT {SESSION_COLS} FROM sessions WHERE revoked_at IS NULL AND (refresh_exp <= $1 OR expires_at <= $2) \
+                 ORDER BY refresh_exp LIMIT $3"
+            );
+            c.query(&sql, &[&refresh_before, &now, &limit]).await.map_err(pg)?.iter().map(session_row).collect()
+        })
+    }
+
     fn revocations_since(&self, seq: i64) -> Result<Vec<Revocation>> {
         self.run(async |c| {
             let stmt = c

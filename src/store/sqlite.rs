@@ -538,6 +538,17 @@ impl Store for SqliteStore {
         })
     }
 
+    fn lapsed_sessions(&self, now: i64, refresh_before: i64, limit: i64) -> Result<Vec<Session>> {
+        self.read(|c| {
+            let sql = format!(
+                "SELECT {SESSION_COLS} FROM sessions WHERE revoked_at IS NULL AND (refresh_exp <= ?1 OR expires_at <= ?2) \
+                 ORDER BY refresh_exp LIMIT ?3"
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            stmt.query_map(params![refresh_before, now, limit], session_row)?.collect()
+        })
+    }
+
     fn revocations_since(&self, seq: i64) -> Result<Vec<Revocation>> {
         self.read(|c| {
             let mut stmt =

@@ -380,6 +380,7 @@ sqlite_and_postgres!(
     failed_logins_are_counted_exactly_across_handles,
     audit_queries_filter,
     concurrent_start_up_migrates_once,
+    lapsed_sessions_are_found_and_ended_once,
 );
 
 #[test]
@@ -413,4 +414,29 @@ fn postgres_outage_is_unavailable_and_heals() {
     assert!(db.terminate_backends() >= 1);
     let healed = crate::service::within(std::time::Duration::from_secs(10), || store.ping().is_ok());
     assert!(healed.is_some(), "the pool did not replace terminated connections");
+}
+
+/// Sessions nobody ended though they are over (refresh token expired, or past their
+/// absolute end) are found, and two handles racing to end one end it once.
+fn lapsed_sessions_are_found_and_ended_once(url: Option<&str>) {
+    let b = Backend::new(url);
+    let (one, two) = (b.open(), b.open());
+    session_for(&*one, "a@example.com", "live");
+    session_for(&*one, "b@example.com", "lapsed");
+    session_for(&*one, "c@example.com", "revoked");
+    one.revoke_session("revoked", "logout", NOW).unwrap();
+    let refresh_end = NOW + 7 * 86400;
+    let ids = |v: Vec<aspjwt::store::Session>| v.into_iter().map(|s| s.id).collect::<Vec<_>>();
+    assert!(one.lapsed_sessions(NOW, refresh_end - 1, 100).unwrap().is_empty());
+    // Every live one has lapsed once its refresh token expired; the revoked one is not listed.
+    let mut lapsed = ids(one.lapsed_sessions(NOW, refresh_end, 100).unwrap());
+    lapsed.sort();
+    assert_eq!(lapsed, ["lapsed", "live"]);
+    assert_eq!(one.lapsed_sessions(NOW, refresh_end, 1).unwrap().len(), 1, "the limit holds");
+    // Past the absolute end, whatever the refresh token says.
+    assert_eq!(one.lapsed_sessions(NOW + 30 * 86400, 0, 100).unwrap().len(), 2);
+    // Two instances sweeping at once end it once.
+    assert!(one.revoke_session("lapsed", "expired", NOW).unwrap());
+    assert!(!two.revoke_session("lapsed", "expired", NOW).unwrap());
+    assert_eq!(ids(two.lapsed_sessions(NOW, refresh_end, 100).unwrap()), ["live"]);
 }
