@@ -251,7 +251,19 @@ pub fn audit(out: &Out, args: AuditArgs) -> Result<Exit> {
         limit: args.limit,
     })?;
     if out.json {
-        out.json(&records)?;
+        // Each row also carries `at`, the RFC 3339 time every other command shows.
+        let rows: Vec<serde_json::Value> = records
+            .iter()
+            .map(|r| {
+                let mut v = serde_json::to_value(r).unwrap_or_default();
+                if let serde_json::Value::Object(m) = &mut v {
+                    let at = crate::token::Time::new(r.at_ms / 1000, r.at_ms / 1000).rfc3339.unwrap_or_default();
+                    m.insert("at".into(), at.into());
+                }
+                v
+            })
+            .collect();
+        out.json(&rows)?;
         return Ok(Exit::Ok);
     }
     let rows: Vec<Vec<String>> = records

@@ -427,6 +427,13 @@ fn logouts_are_audited_with_their_user() {
     let rows = s.cli(&["--json", "audit", "--user", ADMIN, "--event", "logout"]).code(0).json();
     assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
     assert_eq!(rows[0]["email"], ADMIN);
+    // The RFC 3339 time other commands show, beside the milliseconds.
+    let at = rows[0]["at"].as_str().unwrap();
+    assert!(at.ends_with('Z') && at.len() == 20, "{at}");
+    assert_eq!(
+        humantime::parse_rfc3339(at).unwrap().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64,
+        rows[0]["at_ms"].as_i64().unwrap() / 1000
+    );
     let page = s.cli(&["audit", "--limit", "1"]);
     assert!(page.code(0).stderr.contains("showing the newest 1; there may be more"), "{}", page.stderr);
 }
