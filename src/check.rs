@@ -321,6 +321,17 @@ fn compose_rollovers(path: &str, env: &[EnvVar], lookup: &dyn Fn(&str) -> Option
     out
 }
 
+/// The secrets an `env_file:` of a compose service holds, judged as a `.env`'s are
+/// (those it holds; the others may come from elsewhere), with their rollovers.
+pub fn env_file_secrets(settings: &BTreeMap<String, Setting>, now: i64) -> Vec<Finding> {
+    let mut out: Vec<Finding> = names::DEFAULT_SECRETS
+        .iter()
+        .filter_map(|spec| settings.get(spec.name).map(|s| secret_finding(spec.name, &s.value, spec.bytes, &s.origin)))
+        .collect();
+    out.extend(rollover(settings, now));
+    out
+}
+
 /// Parses an RFC 3339 time to epoch seconds.
 pub fn parse_time(text: &str) -> Option<i64> {
     let t = humantime::parse_rfc3339_weak(text.trim()).ok()?;

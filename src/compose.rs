@@ -692,6 +692,34 @@ impl Builder {
     }
 }
 
+/// The `env_file:` entries of each service (`env_file: a.env`, a list of paths, or a
+/// list of `{path, required}`), as (service, path as written). Compose reads secrets
+/// from these too, so `check` judges them and `rotate` says where to point it.
+pub fn env_files(bytes: &[u8]) -> Vec<(String, String)> {
+    use serde_yaml::Value;
+    let Ok(mut doc) = serde_yaml::from_slice::<Value>(bytes) else { return Vec::new() };
+    let _ = doc.apply_merge();
+    let Some(Value::Mapping(services)) = doc.get("services") else { return Vec::new() };
+    let mut out = Vec::new();
+    for (name, service) in services {
+        let name = name.as_str().unwrap_or("?").to_string();
+        let entries = match service.get("env_file") {
+            Some(Value::String(p)) => vec![p.clone()],
+            Some(Value::Sequence(items)) => items
+                .iter()
+                .filter_map(|i| match i {
+                    Value::String(p) => Some(p.clone()),
+                    Value::Mapping(m) => m.get("path").and_then(Value::as_str).map(str::to_string),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        out.extend(entries.into_iter().map(|p| (name.clone(), p)));
+    }
+    out
+}
+
 /// What docker compose itself refuses, read independently with serde_yaml: duplicate
 /// keys, aliases that recurse, and shapes that are no compose file (no `services`
 /// mapping, a service or an `environment:` that is neither a mapping nor a list). `check`

@@ -39,7 +39,7 @@ fn env_settings(files: &[PathBuf], findings: &mut Vec<Finding>) -> Result<Settin
 }
 
 /// Whether two paths name one file (through links, `./`, …).
-fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+pub(crate) fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
     match (fs::canonicalize(a), fs::canonicalize(b)) {
         (Ok(x), Ok(y)) => x == y,
         _ => a == b,
@@ -112,6 +112,29 @@ pub fn check(out: &Out, args: CheckArgs) -> Result<Exit> {
             _ => looked.join(""),
         };
         findings.extend(check::compose(&path.display().to_string(), &doc.environment(), &lookup, &looked));
+        // Files the services read with `env_file:` (relative to the compose file's folder).
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let mut seen_files: Vec<std::path::PathBuf> = Vec::new();
+        for (service, file) in crate::compose::env_files(&bytes) {
+            let p = dir.join(&file);
+            if seen_files.contains(&p) || env_files.iter().any(|f| same_file(f, &p)) {
+                continue;
+            }
+            seen_files.push(p.clone());
+            if !p.exists() {
+                findings.push(Finding::new(
+                    format!("env_file {file}"),
+                    Status::Fail,
+                    format!(
+                        "service {service} reads {}, which is not there (compose refuses to start it)",
+                        p.display()
+                    ),
+                ));
+                continue;
+            }
+            let s = Settings::from_env_file(&p)?;
+            findings.extend(check::env_file_secrets(&s.values, now));
+        }
     }
     let ok = check::passed(&findings, args.strict);
     if out.json {

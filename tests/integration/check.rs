@@ -387,3 +387,29 @@ fn a_weak_interpolated_value_names_its_variable() {
     let out = crate::service::run_env(&d, &["check", "--compose", "dc.yml"], &[("MY_VAR", "short")]);
     assert!(out.code(1).stdout.contains("the value of MY_VAR from the environment"), "{}", out.stdout);
 }
+
+/// Secrets compose hands a service through `env_file:` are judged like a .env's, a
+/// missing env_file fails, and rotate says which file to point it at (review of issue 15).
+#[test]
+fn env_files_named_by_compose_are_judged() {
+    let d = Dir::new();
+    d.write(
+        "dc.yml",
+        "services:\n  api:\n    env_file:\n      - app.env\n      - path: gone.env\n        required: true\n",
+    );
+    d.write(
+        "app.env",
+        "JWT_SECRET=changeme\nJWT_SECRET_PREVIOUS=changeme2\nJWT_SECRET_PREVIOUS_UNTIL=2999-01-01T00:00:00Z\n",
+    );
+    let out = d.run(&["check", "--compose", "dc.yml"]);
+    out.code(1);
+    assert!(out.stdout.contains("✖ JWT_SECRET") && out.stdout.contains("app.env:1"), "{}", out.stdout);
+    assert!(out.stdout.contains("✖ JWT_SECRET rollover"), "{}", out.stdout);
+    assert!(out.stdout.contains("✖ env_file gone.env"), "{}", out.stdout);
+    let rotate = d.run(&["rotate", "--compose", "dc.yml", "--dry-run"]);
+    assert!(
+        rotate.stderr.contains("service api reads env_file app.env; pass --env-file ./app.env"),
+        "{}",
+        rotate.stderr
+    );
+}
