@@ -291,12 +291,13 @@ fn backups_stream_to_stdout_and_bad_hashes_are_refused() {
     );
     assert!(!d.path("-").exists(), "a file named - was written");
     // A reader that stops early leaves a partial backup: that is a failure, not exit 0.
+    // The pipe's reading end is closed before the backup starts: no race with its writes.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
     let mut cmd = d.cmd();
-    cmd.args(["backup", "--db", "aspjwt.db", "--out", "-"]).stdout(std::process::Stdio::piped());
+    cmd.args(["backup", "--db", "aspjwt.db", "--out", "-"]).stdout(writer);
     cmd.stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    drop(child.stdout.take()); // closed before a byte is read
-    let done = child.wait_with_output().unwrap();
+    let done = cmd.spawn().unwrap().wait_with_output().unwrap();
     assert_eq!(done.status.code(), Some(2), "{}", String::from_utf8_lossy(&done.stderr));
     assert!(String::from_utf8_lossy(&done.stderr).contains("the backup was not written whole"));
     // The streamed backup restores.
