@@ -437,21 +437,29 @@ pub fn rollover(settings: &BTreeMap<String, Setting>, now: i64) -> Vec<Finding> 
     out
 }
 
-/// Keys a .env file sets more than once (compose takes the last).
+/// Keys a .env file sets more than once (compose takes the last): one warning a key,
+/// however often it repeats (a million repeats are one line, not a million).
 pub fn duplicates(doc: &crate::envfile::EnvFile, shown: &str) -> Vec<Finding> {
-    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut out = Vec::new();
+    let mut lines: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for e in doc.entries() {
-        let line = doc.pos_of(e.key_at).line;
-        if let Some(first) = seen.insert(&e.key, line) {
-            out.push(Finding::new(
-                format!("{} unique", e.key),
-                Status::Warn,
-                format!("{shown}: set on lines {first} and {line}; the last one wins"),
-            ));
-        }
+        lines.entry(&e.key).or_default().push(doc.pos_of(e.key_at).line);
     }
-    out
+    lines
+        .into_iter()
+        .filter(|(_, at)| at.len() > 1)
+        .map(|(key, at)| {
+            let shown_lines = match at.as_slice() {
+                [a, b] => format!("lines {a} and {b}"),
+                [first, .., last] => format!("{} lines ({first} … {last})", at.len()),
+                _ => unreachable!("two or more"),
+            };
+            Finding::new(
+                format!("{key} unique"),
+                Status::Warn,
+                format!("{shown}: set on {shown_lines}; the last one wins"),
+            )
+        })
+        .collect()
 }
 
 /// Backtick-quoted values: Node's dotenv (and aspjwt) read them; docker compose does not

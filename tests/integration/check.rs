@@ -413,3 +413,20 @@ fn env_files_named_by_compose_are_judged() {
         rotate.stderr
     );
 }
+
+/// A key set more than once is one warning, however often it repeats: a file of a
+/// hundred thousand `A=1` lines is one line of output, not a hundred thousand.
+#[test]
+fn a_repeated_key_is_one_warning() {
+    let d = Dir::new();
+    good_env(&d);
+    let env = d.read_str(".env");
+    d.write(".env", format!("{env}A=1\nA=2\n"));
+    let out = d.run(&["check"]);
+    assert!(out.code(0).stdout.contains("⚠ A unique") && out.stdout.contains("set on lines"), "{}", out.stdout);
+    d.write(".env", format!("{env}{}", "A=1\n".repeat(100_000)));
+    let out = d.run(&["check"]);
+    let warnings: Vec<&str> = out.code(0).stdout.lines().filter(|l| l.contains("A unique")).collect();
+    assert_eq!(warnings.len(), 1, "{}", &out.stdout[..out.stdout.len().min(500)]);
+    assert!(warnings[0].contains("set on 100000 lines"), "{}", warnings[0]);
+}
