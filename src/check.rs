@@ -73,9 +73,9 @@ pub fn secret_finding(name: &str, value: &str, min_bytes: usize, origin: &str) -
     match secrets::weakness(value, min_bytes) {
         Some(w) => Finding::new(name, Status::Fail, format!("{w} ({origin})")),
         None => {
-            let size = match secrets::base64_len(value) {
-                Some(n) => format!("{} chars, {n} bytes", value.chars().count()),
-                None => format!("{} chars", value.chars().count()),
+            let size = match secrets::strength(value) {
+                (n, "characters") => format!("{n} chars"),
+                (n, unit) => format!("{} chars, {n} {}", value.chars().count(), unit.trim_start_matches("decoded ")),
             };
             Finding::new(name, Status::Pass, format!("{size} ({origin})"))
         }

@@ -163,16 +163,33 @@ pub fn weakness(value: &str, min: usize) -> Option<Weakness> {
     if value.chars().any(char::is_control) {
         return Some(Weakness::Control);
     }
-    // 32 random base64 characters hold about 25 distinct ones; 64 digits hold ten.
+    // A handful of characters repeated ("abab…", "0101…"): typed, not drawn. Random text
+    // over even the smallest alphabet in use (hex) shows far more: 32 random hex digits
+    // use fewer than 8 of the 16 once in ~25 million.
     let distinct = value.chars().collect::<std::collections::BTreeSet<_>>().len();
-    if value.chars().count() >= 32 && distinct < 16 {
+    if value.chars().count() >= 32 && distinct < 8 {
         return Some(Weakness::NotRandom { distinct });
     }
-    let (have, unit) = match base64_len(value) {
-        Some(n) => (n, "decoded bytes"),
-        None => (value.chars().count(), "characters"),
-    };
+    let (have, unit) = strength(value);
     (have < min).then_some(Weakness::TooShort { have, need: min, unit })
+}
+
+/// How much a secret holds, by the alphabet it is written in: hex (`openssl rand -hex`)
+/// carries a byte per two digits, decimal digits 3.3 bits each, base64 its decoded
+/// bytes; anything else is counted in characters. Hex and digits are also valid base64,
+/// which would overstate them by half.
+pub fn strength(value: &str) -> (usize, &'static str) {
+    let n = value.chars().count();
+    if n >= 2 && value.bytes().all(|b| b.is_ascii_digit()) {
+        return (n * 332 / 800, "bytes (decimal digits)");
+    }
+    if n >= 2 && n.is_multiple_of(2) && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return (n / 2, "bytes (hex)");
+    }
+    match base64_len(value) {
+        Some(b) => (b, "decoded bytes"),
+        None => (n, "characters"),
+    }
 }
 
 /// What may be shown of a secret: its first four characters, and only when that
@@ -211,7 +228,20 @@ mod tests {
     fn typed_and_broken_values_are_weak() {
         let long = "your-super-secret-jwt-key-change-this-in-production-please-0123456789";
         assert_eq!(weakness(long, 64), Some(Weakness::Placeholder));
-        assert_eq!(weakness(&"0123456789".repeat(7), 32), Some(Weakness::NotRandom { distinct: 10 }));
+        // 70 decimal digits hold 29 bytes: short of 32 (and no longer read as 52 base64 bytes).
+        assert_eq!(
+            weakness(&"0123456789".repeat(7), 32),
+            Some(Weakness::TooShort { have: 29, need: 32, unit: "bytes (decimal digits)" })
+        );
+        assert_eq!(weakness(&"ab".repeat(40), 32), Some(Weakness::NotRandom { distinct: 2 }));
+        // Random hex (openssl rand -hex 32) passes, always, and counts as 32 bytes.
+        for _ in 0..500 {
+            let mut b = [0u8; 32];
+            rand::rngs::OsRng.try_fill_bytes(&mut b).unwrap();
+            let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+            assert_eq!(weakness(&hex, 32), None, "{hex}");
+            assert_eq!(strength(&hex), (32, "bytes (hex)"));
+        }
         assert_eq!(weakness("abc\rJWT_REFRESH_SECRET=xyz", 8), Some(Weakness::Control));
         // Drawn secrets pass, however many times.
         for _ in 0..200 {

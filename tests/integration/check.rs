@@ -430,3 +430,24 @@ fn a_repeated_key_is_one_warning() {
     assert_eq!(warnings.len(), 1, "{}", &out.stdout[..out.stdout.len().min(500)]);
     assert!(warnings[0].contains("set on 100000 lines"), "{}", warnings[0]);
 }
+
+/// Random hex (`openssl rand -hex 32`) is a drawn secret: it passes, counted as the bytes
+/// it holds, every time (an earlier rule failed a quarter of them as "typed").
+#[test]
+fn random_hex_secrets_pass_and_count_as_bytes() {
+    let d = Dir::new();
+    good_env(&d);
+    let env = d.read_str(".env");
+    for _ in 0..40 {
+        let hex: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
+        let with_hex: String = env
+            .lines()
+            .map(
+                |l| if l.starts_with("SESSION_SECRET=") { format!("SESSION_SECRET={hex}\n") } else { format!("{l}\n") },
+            )
+            .collect();
+        d.write(".env", with_hex);
+        let out = d.run(&["check"]);
+        assert!(out.code(0).stdout.contains("64 chars, 32 bytes (hex)"), "{hex}:\n{}", out.stdout);
+    }
+}
