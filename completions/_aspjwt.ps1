@@ -366,7 +366,7 @@ Register-ArgumentCompleter -Native -CommandName 'aspjwt' -ScriptBlock {
         }
         'aspjwt;sessions;revoke' {
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Every session of this user')
-            [CompletionResult]::new('--id', '--id', [CompletionResultType]::ParameterName, 'One session')
+            [CompletionResult]::new('--id', '--id', [CompletionResultType]::ParameterName, 'One session. Ids are base64url and may start with `-`: taken as they are')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]')
             [CompletionResult]::new('--env-file', '--env-file', [CompletionResultType]::ParameterName, 'The .env file that may name ASPJWT_DB [default: ./.env when present]')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout')

@@ -337,7 +337,7 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
         }
         &'aspjwt;sessions;revoke'= {
             cand --user 'Every session of this user'
-            cand --id 'One session'
+            cand --id 'One session. Ids are base64url and may start with `-`: taken as they are'
             cand --db 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
             cand --env-file 'The .env file that may name ASPJWT_DB [default: ./.env when present]'
             cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'

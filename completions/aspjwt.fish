@@ -279,7 +279,7 @@ complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from revoke" -l user -d 'Every session of this user' -r
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from revoke" -l id -d 'One session' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from revoke" -l id -d 'One session. Ids are base64url and may start with `-`: taken as they are' -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from revoke" -l db -d 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from revoke" -l env-file -d 'The .env file that may name ASPJWT_DB [default: ./.env when present]' -r -F
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and __fish_seen_subcommand_from revoke" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''

@@ -468,7 +468,7 @@ pub struct MintArgs {
     pub ttl: Option<String>,
 
     /// Session id [default: a fresh random one].
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", allow_hyphen_values = true)]
     pub sid: Option<String>,
 
     /// An extra claim; VALUE is read as JSON when it parses, else as a string (repeatable).
@@ -690,8 +690,8 @@ pub enum SessionsCommand {
         /// Every session of this user.
         #[arg(long, value_name = "EMAIL", group = "which")]
         user: Option<String>,
-        /// One session.
-        #[arg(long, value_name = "SESSION", group = "which")]
+        /// One session. Ids are base64url and may start with `-`: taken as they are.
+        #[arg(long, value_name = "SESSION", group = "which", allow_hyphen_values = true)]
         id: Option<String>,
     },
 }

@@ -155,6 +155,9 @@ fn sessions_list_and_revoke_one(db: Option<&str>) {
     assert!(human.contains("revoked (revoked_by_operator)"), "{human}");
     assert_eq!(s.cli(&["--json", "sessions", "list"]).code(0).json().as_array().unwrap().len(), 2);
     s.cli(&["sessions", "revoke"]).code(2);
+    // One session id in 64 starts with '-' (base64url): it is an id, not a flag.
+    let out = s.cli(&["sessions", "revoke", "--id", "-3fQ2notasession"]);
+    assert!(out.code(0).stdout.contains("revoked 0 session"), "{}{}", out.stdout, out.stderr);
 }
 
 fn audit_filters_and_escapes(db: Option<&str>) {
