@@ -231,7 +231,8 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 ///   (a slow reader keeps its connection); on HTTP/2 while hyper asks its body for the
 ///   next piece (see `PIECE`);
 /// - activity is counted, not timed: the timer looks when it fires, so this happens
-///   after one to two periods (HTTP/1's header-read deadline, also `idle`, is exact).
+///   after one to two periods (HTTP/1's header deadline, `idle` from a head's first byte,
+///   is exact: the timer is set for it).
 ///   Reads then end (EOF) and writes fail;
 /// - on HTTP/1, hyper's own answer to a request it could not parse (exactly its
 ///   `connection: close`, `content-length: 0`, `date` head, with no request in flight and
@@ -263,6 +264,10 @@ pub struct Guarded<T: AsyncWrite + Unpin> {
     /// `events` stood at this count. Still equal when the connection ends: the head never
     /// became a request (it stalled, trickled past the header deadline, or was cut).
     head_pending: Option<usize>,
+    /// When the first byte of that head arrived: the head must be whole within `idle` of
+    /// it (not of the previous response, as hyper's own header timer counts on a reused
+    /// connection, which turned a quiet keep-alive client's next request into a 408).
+    head_started: Option<tokio::time::Instant>,
 }
 
 impl<T: AsyncWrite + Unpin> Guarded<T> {
@@ -282,6 +287,7 @@ impl<T: AsyncWrite + Unpin> Guarded<T> {
             http2: None,
             rewrite: None,
             head_pending: None,
+            head_started: None,
         }
     }
 
@@ -300,6 +306,15 @@ impl<T: AsyncWrite + Unpin> Guarded<T> {
                 return false;
             }
             let c = &self.in_flight.0;
+            // A request head that is not whole within `idle` of its first byte, however
+            // it trickles: the connection ends (and is answered 408 as it drops).
+            let head_late = self.head_pending == Some(InFlight::get(&c.events))
+                && self.in_flight.settled()
+                && self.head_started.is_some_and(|t| t.elapsed() >= self.idle);
+            if head_late {
+                self.expired = true;
+                break;
+            }
             let now = (self.moved, InFlight::get(&c.events), self.written);
             let awaiting = self.in_flight.awaiting();
             // A body that waited on the client at the last tick and has not been asked
@@ -315,7 +330,16 @@ impl<T: AsyncWrite + Unpin> Guarded<T> {
             };
             self.seen = now;
             self.seen_awaiting = awaiting;
-            self.timer.as_mut().reset(tokio::time::Instant::now() + self.idle);
+            let mut due = tokio::time::Instant::now() + self.idle;
+            // (Settled and pending here means the head is not yet late: were it, the
+            // check above would have ended the connection, so this is in the future.)
+            if self.head_pending == Some(now.1)
+                && self.in_flight.settled()
+                && let Some(started) = self.head_started
+            {
+                due = due.min(started + self.idle); // a head's deadline, exactly
+            }
+            self.timer.as_mut().reset(due);
         }
         true
     }
@@ -351,6 +375,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<T> {
                         let events = InFlight::get(&self.in_flight.0.events);
                         if self.head_pending != Some(events) {
                             self.head_pending = Some(events);
+                            self.head_started = Some(tokio::time::Instant::now());
+                            // Checked at exactly the head's deadline, not a period later.
+                            let due = tokio::time::Instant::now() + self.idle;
+                            if due < self.timer.deadline() {
+                                self.timer.as_mut().reset(due);
+                            }
                         }
                     }
                 }

@@ -716,7 +716,9 @@ pub async fn run(
     let (idle, production) = (cfg.idle_timeout, cfg.production);
     drop(cfg);
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(idle).max_buf_size(64 * 1024);
+    // The header deadline is the connection guard's, counted from a head's first byte
+    // (hyper's would count a keep-alive connection's quiet time against the next head).
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(None).max_buf_size(64 * 1024);
     // Browsers need a handful of streams; hyper's default of 200 a connection would let
     // a few connections hold thousands of requests.
     builder.http2().max_concurrent_streams(MAX_STREAMS);

@@ -716,6 +716,18 @@ fn a_stalled_request_head_gets_408() {
         .expect("no answer to a trickled head");
     assert_json_error_with_headers(&r, 408, "trickled head");
     writer.join().unwrap();
+    // A keep-alive client that is quiet for most of the deadline and then takes a while
+    // over its next head: the deadline counts from the head's first byte, as on a new
+    // connection (review: it used to count from the previous response and answer 408).
+    let mut slow = TcpStream::connect(addr(&s)).unwrap();
+    slow.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut slow, Duration::from_secs(2), Duration::ZERO).expect("first").status, 200);
+    std::thread::sleep(Duration::from_millis(800));
+    slow.write_all(b"GET /api/health HTTP/1.1\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    slow.write_all(b"Host: x\r\n\r\n").unwrap();
+    let r = read_response(&mut slow, Duration::from_secs(2), Duration::ZERO).expect("second");
+    assert_eq!(r.status, 200, "{}{}", r.head, r.body);
     // A keep-alive connection that goes quiet after a whole exchange is closed without one.
     let mut quiet = TcpStream::connect(addr(&s)).unwrap();
     quiet.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
