@@ -133,13 +133,7 @@ fn stalled_connections_from_one_address_leave_room_for_others() {
         &[("a@example.com", "admin")],
     ));
     // Far more stalled logins from 127.0.0.1 than there are slots.
-    let held: Vec<TcpStream> = (0..40).map(|_| stalled_login(addr(&s))).collect();
-    std::thread::sleep(Duration::from_millis(300));
-    let other = reqwest::blocking::Client::builder()
-        .local_address(Some("127.0.0.2".parse().unwrap()))
-        .timeout(Duration::from_secs(3))
-        .build()
-        .unwrap();
+    let (held, other) = stall_then_other_address(&s, 40);
     let started = Instant::now();
     let health = other.get(s.url("/api/health")).send().expect("/api/health from 127.0.0.2 did not answer");
     assert_eq!(health.status().as_u16(), 200);
@@ -161,18 +155,25 @@ fn stalled_connections_from_one_address_leave_room_for_others() {
     drop(held);
 }
 
-/// The issue's own example: only ASPJWT_MAX_CONNECTIONS=4, the per-address cap left at
-/// its default (64). One address must still not take every slot.
-#[test]
-fn a_small_global_cap_still_leaves_room_for_other_addresses() {
-    let s = Service::start(setup("ASPJWT_MAX_CONNECTIONS=4\nASPJWT_BODY_TIMEOUT=30s\n", &[]));
-    let held: Vec<TcpStream> = (0..6).map(|_| stalled_login(addr(&s))).collect();
+/// `n` stalled logins from 127.0.0.1 (kept open while the result lives), then a client
+/// bound to 127.0.0.2 that gives up after 3 s.
+fn stall_then_other_address(s: &Service, n: usize) -> (Vec<TcpStream>, reqwest::blocking::Client) {
+    let held: Vec<TcpStream> = (0..n).map(|_| stalled_login(addr(s))).collect();
     std::thread::sleep(Duration::from_millis(300));
     let other = reqwest::blocking::Client::builder()
         .local_address(Some("127.0.0.2".parse().unwrap()))
         .timeout(Duration::from_secs(3))
         .build()
         .unwrap();
+    (held, other)
+}
+
+/// The issue's own example: only ASPJWT_MAX_CONNECTIONS=4, the per-address cap left at
+/// its default (64). One address must still not take every slot.
+#[test]
+fn a_small_global_cap_still_leaves_room_for_other_addresses() {
+    let s = Service::start(setup("ASPJWT_MAX_CONNECTIONS=4\nASPJWT_BODY_TIMEOUT=30s\n", &[]));
+    let (held, other) = stall_then_other_address(&s, 6);
     let health = other.get(s.url("/api/health")).send().expect("/api/health from 127.0.0.2 did not answer");
     assert_eq!(health.status().as_u16(), 200);
     // The service said it lowered the per-address cap.
