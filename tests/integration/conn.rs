@@ -325,12 +325,7 @@ fn responses_the_parser_makes_carry_the_headers_and_the_json_shape() {
         c.write_all(bytes).unwrap();
         read_response(&mut c, Duration::from_secs(5), Duration::from_secs(2)).expect("no answer")
     };
-    let metrics: SocketAddr = s
-        .logs()
-        .lines()
-        .find(|l| l.contains("metrics_listening"))
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["addr"].as_str().unwrap().parse().unwrap())
-        .unwrap();
+    let metrics = s.metrics_addr();
     let on_metrics = send_to(metrics, b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Note: a\x01b\r\n\r\n");
     assert_json_error_with_headers(&on_metrics, 400, "the metrics listener");
     let send = |bytes: &[u8]| {
@@ -393,12 +388,7 @@ fn a_client_that_takes_no_bytes_loses_its_connection() {
 #[test]
 fn the_metrics_listener_has_a_connection_cap() {
     let s = Service::start(setup("METRICS_BIND=127.0.0.1:0\n", &[]));
-    let metrics: SocketAddr = s
-        .logs()
-        .lines()
-        .find(|l| l.contains("metrics_listening"))
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["addr"].as_str().unwrap().parse().unwrap())
-        .unwrap();
+    let metrics = s.metrics_addr();
     let mut held: Vec<TcpStream> = (0..100).map(|_| TcpStream::connect(metrics).unwrap()).collect();
     std::thread::sleep(Duration::from_millis(300));
     let closed = held.iter_mut().map(|c| closes_within(c, Duration::from_millis(20))).filter(|x| *x).count();

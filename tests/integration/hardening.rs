@@ -256,11 +256,7 @@ fn spraying_addresses_keeps_limiter_memory_bounded() {
         "TRUSTED_PROXIES=127.0.0.1\nASPJWT_RATE_LIMIT_CLIENTS=500\nMETRICS_BIND=127.0.0.1:0\n",
         &[],
     ));
-    let metrics_addr = s.logs().lines().find(|l| l.contains("metrics_listening")).map(|l| {
-        let v: Value = serde_json::from_str(l).unwrap();
-        v["addr"].as_str().unwrap().to_string()
-    });
-    let metrics_url = format!("http://{}/metrics", metrics_addr.expect("metrics address"));
+    let metrics_url = format!("http://{}/metrics", s.metrics_addr());
     let client = reqwest::blocking::Client::new();
     for i in 0..3000u32 {
         let ip = std::net::Ipv4Addr::from(0xC633_6400 + i); // 198.51.100.0 onwards
@@ -628,13 +624,7 @@ fn a_new_login_ends_the_session_it_presents() {
 
 /// The service's `/metrics` text, from its METRICS_BIND listener.
 fn metrics_text(s: &Service) -> String {
-    let addr = s
-        .logs()
-        .lines()
-        .find(|l| l.contains("metrics_listening"))
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["addr"].as_str().unwrap().to_string())
-        .expect("METRICS_BIND in the test's .env");
-    reqwest::blocking::get(format!("http://{addr}/metrics")).unwrap().text().unwrap()
+    reqwest::blocking::get(format!("http://{}/metrics", s.metrics_addr())).unwrap().text().unwrap()
 }
 
 #[test]

@@ -13,11 +13,6 @@ sqlite_and_postgres!(an_incident_rotates_revokes_records_reloads_and_reports);
 
 const ENV: &str = "TRUSTED_PROXIES=127.0.0.1\nAUTH_RATE_BURST=1000\nREFRESH_REUSE_GRACE=1s\n";
 
-fn pid(s: &Service) -> u32 {
-    let line = s.logs().lines().find(|l| l.contains("\"event\":\"listening\"")).unwrap().to_string();
-    serde_json::from_str::<Value>(&line).unwrap()["pid"].as_u64().unwrap() as u32
-}
-
 fn login_from(s: &Service, email: &str, password: &str, ip: &str) -> u16 {
     reqwest::blocking::Client::new()
         .post(s.url("/api/auth/login"))
@@ -61,7 +56,7 @@ fn an_incident_rotates_revokes_records_reloads_and_reports(db: Option<&str>) {
     assert_eq!(login_from(&s, "b@example.com", PASSWORD, "198.51.100.9"), 200);
     let b2_new_address = 1;
 
-    s.dir.write("svc.pid", format!("{}\n", pid(&s)));
+    s.dir.write("svc.pid", format!("{}\n", s.pid()));
     let before = s.dir.read_str(".env");
     let out = incident(&s, &["--json", "--yes", "--pid-file", "svc.pid", "--url", &s.base, "--report", "affected.csv"]);
     let report = out.code(0).json();
@@ -222,7 +217,7 @@ fn a_step_after_the_rotation_that_fails_is_reported_and_exits_1() {
     let s = sqlite_service();
     s.login("a@example.com", PASSWORD);
     // The service is reloaded, but the URL given for it serves nothing.
-    s.dir.write("svc.pid", format!("{}\n", pid(&s)));
+    s.dir.write("svc.pid", format!("{}\n", s.pid()));
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let closed = format!("http://{closed}");
     let out = incident(&s, &["--json", "--yes", "--pid-file", "svc.pid", "--url", &closed]);
@@ -359,7 +354,7 @@ fn an_open_graceful_window_fails_the_reload_check() {
     let previous = generated.lines().find_map(|l| l.strip_prefix("JWT_SECRET=")).unwrap().to_string();
     let until = humantime::format_rfc3339_seconds(std::time::SystemTime::now() + Duration::from_secs(600)).to_string();
     let s = Service::start_with(dir, &[("JWT_SECRET_PREVIOUS", &previous), ("JWT_SECRET_PREVIOUS_UNTIL", &until)]);
-    s.dir.write("svc.pid", format!("{}\n", pid(&s)));
+    s.dir.write("svc.pid", format!("{}\n", s.pid()));
     let report = incident(&s, &["--json", "--yes", "--pid-file", "svc.pid", "--url", &s.base]).code(1).json();
     let last = report["steps"].as_array().unwrap().last().unwrap().clone();
     assert_eq!((last["step"].as_str(), last["ok"].as_bool()), (Some("reload"), Some(false)), "{report}");
@@ -375,14 +370,14 @@ fn a_reload_that_keeps_the_old_secrets_fails_without_a_url() {
     let env = dir.read_str(".env");
     let jwt = env.lines().find_map(|l| l.strip_prefix("JWT_SECRET=")).unwrap().to_string();
     let s = Service::start_with(dir, &[("JWT_SECRET", &jwt)]);
-    s.dir.write("svc.pid", format!("{}\n", pid(&s)));
+    s.dir.write("svc.pid", format!("{}\n", s.pid()));
     let report = incident(&s, &["--json", "--yes", "--pid-file", "svc.pid"]).code(1).json();
     let reload = report["steps"].as_array().unwrap().iter().find(|st| st["step"] == "reload").unwrap().clone();
     assert_eq!(reload["ok"], false, "{report}");
     assert!(reload["detail"].as_str().unwrap().contains("not with these files' secrets"), "{reload}");
     // A service that reads the rotated file reloads them: ok, from its own audit record.
     let plain = sqlite_service();
-    plain.dir.write("svc.pid", format!("{}\n", pid(&plain)));
+    plain.dir.write("svc.pid", format!("{}\n", plain.pid()));
     let report = incident(&plain, &["--json", "--yes", "--pid-file", "svc.pid"]).code(0).json();
     let reload = report["steps"].as_array().unwrap().iter().find(|st| st["step"] == "reload").unwrap().clone();
     assert!(reload["detail"].as_str().unwrap().contains("reloaded with the new key ids"), "{reload}");

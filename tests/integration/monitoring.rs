@@ -36,13 +36,7 @@ fn promtool(args: &[&str], dir: &Path, stdin: &str) -> (i32, String) {
 }
 
 fn metrics_url(s: &Service) -> String {
-    let addr = s
-        .logs()
-        .lines()
-        .find(|l| l.contains("metrics_listening"))
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["addr"].as_str().unwrap().to_string())
-        .expect("METRICS_BIND in the test's .env");
-    format!("http://{addr}/metrics")
+    format!("http://{}/metrics", s.metrics_addr())
 }
 
 fn scrape(s: &Service) -> String {
@@ -131,12 +125,7 @@ fn a_live_scrape_passes_promtool_and_counts_what_happened() {
     // A rollover: its end is exported, and tokens verified by the previous secret counted.
     let token = s.login("b@example.com", PASSWORD).cookie("access_token").unwrap(); // a@ is locked now
     s.dir.run(&["rotate", "--graceful", "--window", "10m"]).code(0);
-    let pid = s
-        .logs()
-        .lines()
-        .find(|l| l.contains("\"event\":\"listening\""))
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["pid"].as_u64().unwrap());
-    Command::new("kill").args(["-HUP", &pid.unwrap().to_string()]).status().unwrap();
+    Command::new("kill").args(["-HUP", &s.pid().to_string()]).status().unwrap();
     let rolled = within(Duration::from_secs(3), || {
         value(&scrape(&s), "aspjwt_rollover_window_end_timestamp_seconds{secret=\"JWT_SECRET\"}") > 0.0
     });

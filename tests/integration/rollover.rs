@@ -142,13 +142,8 @@ fn check_validates_rollover_pairs() {
     assert_eq!(status(&d).as_deref(), Some("warn"));
 }
 
-fn pid(s: &Service) -> u32 {
-    let line = s.logs().lines().find(|l| l.contains("\"event\":\"listening\"")).unwrap().to_string();
-    serde_json::from_str::<Value>(&line).unwrap()["pid"].as_u64().unwrap() as u32
-}
-
 fn hup(s: &Service) {
-    std::process::Command::new("kill").args(["-HUP", &pid(s).to_string()]).status().unwrap();
+    std::process::Command::new("kill").args(["-HUP", &s.pid().to_string()]).status().unwrap();
 }
 
 fn health(s: &Service) -> Value {

@@ -144,6 +144,23 @@ impl Service {
         self.log.lock().unwrap().join("\n")
     }
 
+    /// The first JSON log line of `event` (`listening`, `metrics_listening`, …).
+    pub fn log_event(&self, event: &str) -> serde_json::Value {
+        let tag = format!("\"event\":\"{event}\"");
+        let line = self.log.lock().unwrap().iter().find(|l| l.contains(&tag)).cloned();
+        serde_json::from_str(&line.unwrap_or_else(|| panic!("no {event} line in the log:\n{}", self.logs()))).unwrap()
+    }
+
+    /// The service's process id, as it announced it.
+    pub fn pid(&self) -> u32 {
+        self.log_event("listening")["pid"].as_u64().unwrap() as u32
+    }
+
+    /// The METRICS_BIND listener's address (the test's .env must set METRICS_BIND).
+    pub fn metrics_addr(&self) -> std::net::SocketAddr {
+        self.log_event("metrics_listening")["addr"].as_str().unwrap().parse().unwrap()
+    }
+
     /// Runs an `aspjwt` subcommand against the same folder and database.
     pub fn cli(&self, args: &[&str]) -> crate::util::Output {
         let mut all: Vec<&str> = args.to_vec();
