@@ -393,6 +393,22 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<T> {
 }
 
 impl<T: AsyncWrite + Unpin> Guarded<T> {
+    /// Counts what a write to the socket moved (the progress a slow reader shows); a
+    /// write still waiting when the connection is found stalled fails it.
+    fn after_write(&mut self, cx: &mut Context<'_>, r: Poll<std::io::Result<usize>>) -> Poll<std::io::Result<usize>> {
+        match r {
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    self.touch();
+                    self.written = self.written.wrapping_add(n as u64);
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending if self.poll_expired(cx) => Poll::Ready(Err(Self::gone())),
+            other => other,
+        }
+    }
+
     /// Writes what is left of a replacement answer.
     fn poll_rewrite(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         while let Some((bytes, done)) = &mut self.rewrite {
@@ -428,17 +444,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
             ready!(self.poll_rewrite(cx))?;
             return Poll::Ready(Ok(buf.len()));
         }
-        match Pin::new(&mut self.inner).poll_write(cx, buf) {
-            Poll::Ready(Ok(n)) => {
-                if n > 0 {
-                    self.touch();
-                    self.written = self.written.wrapping_add(n as u64);
-                }
-                Poll::Ready(Ok(n))
-            }
-            Poll::Pending if self.poll_expired(cx) => Poll::Ready(Err(Self::gone())),
-            other => other,
-        }
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.after_write(cx, r)
     }
 
     /// Vectored writes pass through (hyper then needs not copy bodies into one buffer);
@@ -457,17 +464,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
         if self.expired {
             return Poll::Ready(Err(Self::gone()));
         }
-        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(Ok(n)) => {
-                if n > 0 {
-                    self.touch();
-                    self.written = self.written.wrapping_add(n as u64);
-                }
-                Poll::Ready(Ok(n))
-            }
-            Poll::Pending if self.poll_expired(cx) => Poll::Ready(Err(Self::gone())),
-            other => other,
-        }
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.after_write(cx, r)
     }
 
     fn is_write_vectored(&self) -> bool {
