@@ -76,6 +76,21 @@ pub struct Options {
     pub cacert: Option<Vec<u8>>,
 }
 
+/// The most of a response body a check reads: aspjwt's answers are a few hundred bytes.
+const MAX_BODY: u64 = 64 * 1024;
+
+/// A response's JSON body, read up to `MAX_BODY`: a hostile or broken endpoint cannot
+/// make a check read (and hold) without end.
+pub fn json_body(resp: Response) -> Result<serde_json::Value, String> {
+    use std::io::Read;
+    let mut body = Vec::new();
+    resp.take(MAX_BODY + 1).read_to_end(&mut body).map_err(|e| format!("reading the body: {e}"))?;
+    if body.len() as u64 > MAX_BODY {
+        return Err(format!("answered more than {} KiB: not aspjwt's answer", MAX_BODY / 1024));
+    }
+    serde_json::from_slice(&body).map_err(|_| "did not answer JSON".into())
+}
+
 /// A request failure, named as an operator would name it.
 pub fn describe(e: &reqwest::Error, timeout: Duration) -> String {
     let chain = {
@@ -342,7 +357,7 @@ fn liveness(r: &mut Runner) -> bool {
         return false;
     }
     let headers = resp.headers().clone();
-    let body: serde_json::Value = resp.json().unwrap_or_default();
+    let body = json_body(resp).unwrap_or_default();
     r.push(Outcome::new("GET /api/health", Status::Pass, took, format!("200{}", keys_summary(&body))));
     let missing = missing_headers(&headers);
     r.push(if missing.is_empty() {
@@ -465,17 +480,16 @@ fn login(r: &mut Runner, probe: &Probe, https: bool) -> Option<(ProbeSession, bo
             .json(&serde_json::json!({"email": probe.email, "password": probe.password})),
     );
     let resp = match res {
-        Err(e) => return void(r.push(Outcome::new("login", Status::Fail, took, e))),
+        Err(e) => {
+            r.push(Outcome::new("login", Status::Fail, took, e));
+            return None;
+        }
         Ok(resp) if r.rate_limited("login", took, &resp) => return None,
         Ok(resp) => resp,
     };
     if resp.status().as_u16() != 200 {
-        return void(r.push(Outcome::fail(
-            "login",
-            took,
-            "200 for the probe account",
-            resp.status().as_u16().to_string(),
-        )));
+        r.push(Outcome::fail("login", took, "200 for the probe account", resp.status().as_u16().to_string()));
+        return None;
     }
     let headers = resp.headers().clone();
     let value = |name| set_cookie(&headers, name).map(|c| cookie_value(c).to_string());
@@ -638,11 +652,6 @@ fn end_probe_session(r: &mut Runner, s: &ProbeSession) {
     r.push(Outcome::new("cleanup logout", if ended { Status::Pass } else { Status::Warn }, took, detail));
 }
 
-/// Records an outcome where a function returns early with nothing.
-fn void<T>(_: bool) -> Option<T> {
-    None
-}
-
 /// token-info with `access`; with `ttl`, expiresInSeconds must be near it.
 fn token_info(r: &mut Runner, access: &str, name: &str, ttl: Option<i64>) -> bool {
     let (took, res) = r.send(
@@ -655,7 +664,7 @@ fn token_info(r: &mut Runner, access: &str, name: &str, ttl: Option<i64>) -> boo
     if resp.status().as_u16() != 200 {
         return r.push(Outcome::fail(name, took, "200", resp.status().as_u16().to_string()));
     }
-    let body: serde_json::Value = resp.json().unwrap_or_default();
+    let body = json_body(resp).unwrap_or_default();
     let left = body["expiresInSeconds"].as_i64();
     match (left, ttl) {
         (None, _) => r.push(Outcome::fail(name, took, "expiresInSeconds", "none")),
