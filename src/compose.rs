@@ -692,18 +692,40 @@ impl Builder {
     }
 }
 
-/// The `env_file:` entries of each service (`env_file: a.env`, a list of paths, or a
-/// list of `{path, required}`), as (service, path as written). Compose reads secrets
-/// from these too, so `check` judges them and `rotate` says where to point it.
-pub fn env_files(bytes: &[u8]) -> Vec<(String, String)> {
+/// A compose file as serde_yaml reads it, independently of the editing parser: what
+/// docker compose itself refuses, and the `env_file:` entries compose also reads
+/// secrets from.
+pub struct Outline {
+    /// (service, path as written) for each `env_file:` entry: a path, a list of paths,
+    /// or a list of `{path, required}`.
+    pub env_files: Vec<(String, String)>,
+}
+
+/// Reads the outline, or says what compose would refuse: duplicate keys, aliases that
+/// recurse, and shapes that are no compose file (no `services` mapping, a service or an
+/// `environment:` that is neither a mapping nor a list). `check` fails these rather than
+/// call them "configuration OK" (and `rotate` refuses them anyway).
+pub fn outline(bytes: &[u8]) -> Result<Outline, String> {
     use serde_yaml::Value;
-    let Ok(mut doc) = serde_yaml::from_slice::<Value>(bytes) else { return Vec::new() };
-    let _ = doc.apply_merge();
-    let Some(Value::Mapping(services)) = doc.get("services") else { return Vec::new() };
-    let mut out = Vec::new();
+    let mut doc: Value = serde_yaml::from_slice(bytes).map_err(|e| e.to_string())?;
+    doc.apply_merge().map_err(|e| format!("merge keys: {e}"))?;
+    let services = match doc.get("services") {
+        Some(Value::Mapping(m)) => m,
+        Some(Value::Null) | None => return Err("no `services:` mapping: not a compose file".into()),
+        Some(_) => return Err("`services:` is not a mapping".into()),
+    };
+    let mut env_files = Vec::new();
     for (name, service) in services {
-        let name = name.as_str().unwrap_or("?").to_string();
-        let entries = match service.get("env_file") {
+        let name = name.as_str().unwrap_or("?");
+        match service {
+            Value::Mapping(m) => match m.get("environment") {
+                None | Some(Value::Mapping(_) | Value::Sequence(_) | Value::Null) => {}
+                Some(_) => return Err(format!("service {name}: `environment:` is neither a mapping nor a list")),
+            },
+            Value::Null => {}
+            _ => return Err(format!("service {name} is not a mapping")),
+        }
+        let paths = match service.get("env_file") {
             Some(Value::String(p)) => vec![p.clone()],
             Some(Value::Sequence(items)) => items
                 .iter()
@@ -715,36 +737,9 @@ pub fn env_files(bytes: &[u8]) -> Vec<(String, String)> {
                 .collect(),
             _ => Vec::new(),
         };
-        out.extend(entries.into_iter().map(|p| (name.clone(), p)));
+        env_files.extend(paths.into_iter().map(|p| (name.to_string(), p)));
     }
-    out
-}
-
-/// What docker compose itself refuses, read independently with serde_yaml: duplicate
-/// keys, aliases that recurse, and shapes that are no compose file (no `services`
-/// mapping, a service or an `environment:` that is neither a mapping nor a list). `check`
-/// fails these rather than call them "configuration OK" (and `rotate` refuses them anyway).
-pub fn compose_shape(bytes: &[u8]) -> Result<(), String> {
-    use serde_yaml::Value;
-    let mut doc: Value = serde_yaml::from_slice(bytes).map_err(|e| e.to_string())?;
-    doc.apply_merge().map_err(|e| format!("merge keys: {e}"))?;
-    let services = match doc.get("services") {
-        Some(Value::Mapping(m)) => m,
-        Some(Value::Null) | None => return Err("no `services:` mapping: not a compose file".into()),
-        Some(_) => return Err("`services:` is not a mapping".into()),
-    };
-    for (name, service) in services {
-        let name = name.as_str().unwrap_or("?");
-        match service {
-            Value::Mapping(m) => match m.get("environment") {
-                None | Some(Value::Mapping(_) | Value::Sequence(_) | Value::Null) => {}
-                Some(_) => return Err(format!("service {name}: `environment:` is neither a mapping nor a list")),
-            },
-            Value::Null => {}
-            _ => return Err(format!("service {name} is not a mapping")),
-        }
-    }
-    Ok(())
+    Ok(Outline { env_files })
 }
 
 /// Reads old and new with serde_yaml and checks that (a) the only leaves that

@@ -300,6 +300,15 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     staged.commit()
 }
 
+/// Whether two paths name one file (through links, `./`, …); paths that do not resolve
+/// are compared as written.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    match (fs::canonicalize(a), fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
 /// Checks that `path` may receive an output this tool produces (a backup, a report):
 /// not a symbolic link (writing through one replaced its target), not something other
 /// than a regular file, and, when a file is there, one that `ours` recognises as an

@@ -471,6 +471,17 @@ pub fn plan(req: &Request, values: &BTreeMap<String, String>) -> Result<Vec<File
         let old = read(path)?
             .ok_or_else(|| RotateError::Io { path: path.display().to_string(), message: "no such file".into() })?;
         let mut plan = plan_compose(path, &old, values, &req.mode)?;
+        // Services that read env_file: the secrets may live there instead.
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        for (service, file) in crate::compose::outline(&old).map(|o| o.env_files).unwrap_or_default() {
+            let p = dir.join(&file);
+            if !req.env_files.iter().any(|f| fsx::same_file(f, &p)) {
+                plan.report.notes.push(format!(
+                    "service {service} reads env_file {file}; pass --env-file {} to rotate what it holds",
+                    p.display()
+                ));
+            }
+        }
         if matches!(req.mode, Mode::Graceful { .. }) && !plan.report.rotated.is_empty() {
             plan.report.warnings.push(format!(
                 "{} holds literal secrets ({}); a rollover keeps previous values in .env files only, so services reading these literals lose the old secret at once",

@@ -38,14 +38,6 @@ fn env_settings(files: &[PathBuf], findings: &mut Vec<Finding>) -> Result<Settin
     Ok(settings)
 }
 
-/// Whether two paths name one file (through links, `./`, …).
-pub(crate) fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
-    match (fs::canonicalize(a), fs::canonicalize(b)) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => a == b,
-    }
-}
-
 pub fn check(out: &Out, args: CheckArgs) -> Result<Exit> {
     let mut findings = Vec::new();
     let mut env_files = args.env_files.clone();
@@ -85,12 +77,12 @@ pub fn check(out: &Out, args: CheckArgs) -> Result<Exit> {
         let bytes = crate::fsx::read_path(path).map_err(|e| anyhow::anyhow!(e))?;
         let doc = ComposeFile::parse(&bytes)
             .map_err(|e| anyhow::anyhow!(rotate::located(&path.display().to_string(), &e)))?;
-        crate::compose::compose_shape(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let outline = crate::compose::outline(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         // Interpolation as compose resolves it: the process environment, then the env
         // files, then the compose file's folder's .env.
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
         let folder_env = dir.join(".env");
-        let folder = if folder_env.is_file() && !env_files.iter().any(|f| same_file(f, &folder_env)) {
+        let folder = if folder_env.is_file() && !env_files.iter().any(|f| crate::fsx::same_file(f, &folder_env)) {
             Some(Settings::from_env_file(&folder_env)?)
         } else {
             None
@@ -115,9 +107,9 @@ pub fn check(out: &Out, args: CheckArgs) -> Result<Exit> {
         // Files the services read with `env_file:` (relative to the compose file's folder).
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
         let mut seen_files: Vec<std::path::PathBuf> = Vec::new();
-        for (service, file) in crate::compose::env_files(&bytes) {
+        for (service, file) in outline.env_files {
             let p = dir.join(&file);
-            if seen_files.contains(&p) || env_files.iter().any(|f| same_file(f, &p)) {
+            if seen_files.contains(&p) || env_files.iter().any(|f| crate::fsx::same_file(f, &p)) {
                 continue;
             }
             seen_files.push(p.clone());

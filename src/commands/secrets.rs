@@ -191,21 +191,6 @@ pub fn rotate(out: &Out, args: RotateArgs) -> Result<Exit> {
         }
         req.mode = rotate::Mode::Graceful { windows, now };
     }
-    // Compose files whose services read env_file: the secrets may live there.
-    for compose in &req.compose_files {
-        let Ok(bytes) = crate::fsx::read_input(compose) else { continue };
-        let dir = compose.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        for (service, file) in crate::compose::env_files(&bytes) {
-            let p = dir.join(&file);
-            if !req.env_files.iter().any(|f| super::check::same_file(f, &p)) {
-                out.note(format!(
-                    "{}: service {service} reads env_file {file}; pass --env-file {} to rotate what it holds",
-                    compose.display(),
-                    p.display()
-                ));
-            }
-        }
-    }
     let values = rotate::draw(&targets, encoding(args.url_safe));
     let mut plans = rotate::plan(&req, &values).map_err(|e| match e {
         rotate::RotateError::Missing { .. } => anyhow::anyhow!("{e} (pass --create to create it)"),
