@@ -1,7 +1,7 @@
 //! The gateway in front of the CRM backend, attacked: paths that try to walk past the
 //! role matrix, and headers that try to cross in either direction.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,22 +24,7 @@ fn backend(extra: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
             // uses must not hold up the next request for the read timeout.
             std::thread::spawn(move || {
                 stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut head = String::new();
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    head.push_str(&line);
-                }
-                let len = head
-                    .lines()
-                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
-                    .and_then(|v| v.parse::<usize>().ok())
-                    .unwrap_or(0);
-                let mut body = vec![0u8; len];
-                let _ = reader.read_exact(&mut body);
+                let (head, _body) = crate::util::read_request(&mut BufReader::new(stream.try_clone().unwrap()));
                 log.lock().unwrap().push(head);
                 let reply = r#"{"from":"backend"}"#;
                 let _ = write!(

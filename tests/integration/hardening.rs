@@ -1,7 +1,7 @@
 //! The hardened service: strict tokens, limits, CSRF, headers, roles, the gateway
 //! and metrics, each against the real binary.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -493,23 +493,7 @@ fn upstream(delay: Duration) -> (String, Seen) {
     std::thread::spawn(move || {
         for stream in listener.incoming().take(20) {
             let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut head = String::new();
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                head.push_str(&line);
-            }
-            let len = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap())
-                })
-                .unwrap_or(0);
-            let mut body = vec![0u8; len];
-            reader.read_exact(&mut body).unwrap();
+            let (head, body) = crate::util::read_request(&mut BufReader::new(stream.try_clone().unwrap()));
             log.lock().unwrap().push((head, String::from_utf8_lossy(&body).into_owned()));
             std::thread::sleep(delay);
             let reply = r#"{"from":"upstream"}"#;

@@ -184,3 +184,24 @@ pub fn node_dotenv(files: &[PathBuf]) -> serde_json::Value {
     let out = run(&mut node, None);
     serde_json::from_str(out.code(0).stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", out.stderr))
 }
+
+/// One HTTP/1.1 request as a test backend reads it: the head (up to the blank line) and
+/// a `Content-Length` body (as much of it as arrives).
+pub fn read_request(reader: &mut impl std::io::BufRead) -> (String, Vec<u8>) {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let len = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = Vec::with_capacity(len);
+    let _ = std::io::Read::read_to_end(&mut std::io::Read::take(reader, len as u64), &mut body);
+    (head, body)
+}
