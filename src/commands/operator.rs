@@ -106,7 +106,7 @@ pub fn user(out: &Out, args: UserArgs) -> Result<Exit> {
         UserCommand::List => {
             let list = store.list_users()?;
             if out.json {
-                out.json(&list.iter().map(users::public).collect::<Vec<_>>())?;
+                out.json(&json!({"users": list.iter().map(users::public).collect::<Vec<_>>()}))?;
             } else {
                 let rows: Vec<Vec<String>> = list
                     .iter()
@@ -179,7 +179,7 @@ pub fn sessions(out: &Out, args: SessionsArgs) -> Result<Exit> {
                         })
                     })
                     .collect();
-                out.json(&rows)?;
+                out.json(&json!({"sessions": rows}))?;
             } else {
                 let rows: Vec<Vec<String>> = list
                     .iter()
@@ -263,7 +263,7 @@ pub fn audit(out: &Out, args: AuditArgs) -> Result<Exit> {
                 v
             })
             .collect();
-        out.json(&rows)?;
+        out.json(&json!({"events": rows}))?;
         return Ok(Exit::Ok);
     }
     let rows: Vec<Vec<String>> = records

@@ -36,7 +36,7 @@ fn control_characters_get_one_answer_and_are_audited(db: Option<&str>) {
         let r = post_json(&s.url("/api/auth/login"), &json!({"email": email, "password": password}), &[]);
         assert_eq!((r.status, r.json()["error"]["code"].as_str()), (401, Some("invalid_credentials")), "{email:?}");
     }
-    let audit = s.cli(&["--json", "audit", "--event", "login_failure"]).code(0).json();
+    let audit = s.cli(&["--json", "audit", "--event", "login_failure"]).code(0).rows();
     let rows = audit.as_array().unwrap();
     assert_eq!(rows.len(), 4, "every refused login is audited: {audit}");
     for row in rows {
@@ -121,7 +121,7 @@ fn the_last_enabled_admin_stays(db: Option<&str>) {
         200,
         "the caller's session ended"
     );
-    let events = s.cli(&["--json", "audit", "--event", "role_changed"]).json();
+    let events = s.cli(&["--json", "audit", "--event", "role_changed"]).rows();
     assert_eq!(events.as_array().unwrap().len(), 1, "a refused PATCH was audited as a change: {events}");
     // A field of the wrong type is an error, not ignored.
     let (status, _) = patch(&two, json!({"role": "support", "disabled": "true"}));
@@ -145,7 +145,7 @@ fn the_last_enabled_admin_stays(db: Option<&str>) {
     assert!(out.stderr.contains("last enabled admin"), "{}", out.stderr);
     let out = s.cli(&["user", "role", "--email", ADMIN, "--role", "operator"]);
     assert_ne!(out.code, 0);
-    assert!(s.cli(&["--json", "user", "list"]).json().to_string().contains("\"role\":\"admin\""));
+    assert!(s.cli(&["--json", "user", "list"]).rows().to_string().contains("\"role\":\"admin\""));
     // Two admins demoting each other at the same moment: one of them stays.
     s.cli(&["user", "role", "--email", "two@example.com", "--role", "admin"]).code(0);
     for _ in 0..5 {
@@ -166,7 +166,7 @@ fn the_last_enabled_admin_stays(db: Option<&str>) {
             .collect();
         let codes: Vec<i32> = outs.into_iter().map(|h| h.join().unwrap()).collect();
         assert_eq!(codes.iter().filter(|c| **c == 0).count(), 1, "{codes:?}");
-        let list = s.cli(&["--json", "user", "list"]).json();
+        let list = s.cli(&["--json", "user", "list"]).rows();
         let admins = list.as_array().unwrap().iter().filter(|u| u["role"] == "admin" && u["disabled"] == false).count();
         assert_eq!(admins, 1);
         let demoted = list.as_array().unwrap().iter().find(|u| u["role"] == "support").unwrap()["email"]

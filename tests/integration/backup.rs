@@ -73,7 +73,7 @@ fn a_backup_under_refresh_load_restores_into_postgres_and_every_session_goes_on(
     }
     // Password hashes came along: the users log in on the new database.
     assert_eq!(p.login("u3@example.com", PASSWORD).status, 200);
-    let events = p.cli(&["--json", "audit", "--event", "refresh"]).code(0).json();
+    let events = p.cli(&["--json", "audit", "--event", "refresh"]).code(0).rows();
     assert!(events.as_array().unwrap().len() > 8, "the audit log came along");
 }
 
@@ -93,8 +93,8 @@ fn damaged_backups_are_refused_and_change_nothing(db: Option<&str>) {
         all.extend(db_args.iter().map(String::as_str));
         d.run(&all)
     };
-    let users = || run(&["--json", "user", "list"]).code(0).json().as_array().unwrap().len();
-    let audit = || run(&["--json", "audit"]).code(0).json().as_array().unwrap().len();
+    let users = || run(&["--json", "user", "list"]).code(0).rows().as_array().unwrap().len();
+    let audit = || run(&["--json", "audit"]).code(0).rows().as_array().unwrap().len();
     let before = (users(), audit());
     let mut truncated = good.clone();
     truncated.truncate(good.len() * 2 / 3);
@@ -123,7 +123,7 @@ fn damaged_backups_are_refused_and_change_nothing(db: Option<&str>) {
     // With --force it replaces everything, and the users log in with their passwords.
     run(&["restore", "--force", "good.backup"]).code(0);
     let emails: Vec<String> = run(&["--json", "user", "list"])
-        .json()
+        .rows()
         .as_array()
         .unwrap()
         .iter()
@@ -133,7 +133,7 @@ fn damaged_backups_are_refused_and_change_nothing(db: Option<&str>) {
     let s = Service::start(d);
     assert_eq!(s.login("b@example.com", PASSWORD).status, 200);
     // The source's throttle came along: one failure counted for b@example.com before this success.
-    assert!(s.cli(&["--json", "audit", "--event", "login_failure"]).json().as_array().unwrap().len() == 1);
+    assert!(s.cli(&["--json", "audit", "--event", "login_failure"]).rows().as_array().unwrap().len() == 1);
 }
 
 #[test]
@@ -203,7 +203,7 @@ fn a_postgres_backup_restores_into_sqlite_with_the_same_rows() {
     let again: Vec<String> = again.into_iter().filter(|l| !l.contains("\"event\":\"backup_restored\"")).collect();
     assert_eq!(again, original, "the rows changed on the way");
     // The source recorded that a copy of its password hashes left it.
-    let taken = s.cli(&["--json", "audit", "--event", "backup_taken"]).code(0).json();
+    let taken = s.cli(&["--json", "audit", "--event", "backup_taken"]).code(0).rows();
     assert!(taken[0]["reason"].as_str().unwrap().starts_with("to pg.backup: 2 user(s)"), "{taken}");
 }
 
@@ -270,7 +270,7 @@ fn a_restore_under_a_running_service_ends_what_it_removes(db: Option<&str>) {
     assert!(out.code(0).stderr.contains("every restored session is revoked"), "{}", out.stderr);
     let r = refresh_at(&s.base, &a.cookie("refresh_token").unwrap(), &crate::service::csrf(&a));
     assert_eq!(r.status, 401, "a session restored with --revoke-sessions refreshed: {}", r.body);
-    let sessions = s.cli(&["--json", "sessions", "list", "--all"]).code(0).json();
+    let sessions = s.cli(&["--json", "sessions", "list", "--all"]).code(0).rows();
     assert!(
         sessions.as_array().unwrap().iter().all(|x| !x["revoked_at"].is_null()),
         "live sessions after --revoke-sessions: {sessions}"

@@ -293,9 +293,9 @@ fn two_hundred_clients_twenty_racers_and_logouts_keep_every_invariant() {
     assert!(results.iter().all(|r| r.status == 200), "a racer was refused");
     let first = results[0].cookie("refresh_token").unwrap();
     assert!(results.iter().all(|r| r.cookie("refresh_token").unwrap() == first), "racers forked the session");
-    let audit = s.cli(&["--json", "audit", "--event", "refresh_token_reuse"]).code(0).json();
+    let audit = s.cli(&["--json", "audit", "--event", "refresh_token_reuse"]).code(0).rows();
     assert_eq!(audit.as_array().unwrap().len(), 0, "no false reuse alarm");
-    let live = s.cli(&["--json", "sessions", "list"]).code(0).json();
+    let live = s.cli(&["--json", "sessions", "list"]).code(0).rows();
     assert_eq!(live.as_array().unwrap().len(), 200 - 40 + 1, "every logged-out session stays out");
     let _ = post_json(&s.url("/api/auth/login"), &serde_json::json!({}), &[]);
 }

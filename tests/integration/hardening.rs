@@ -231,7 +231,7 @@ fn per_ip_buckets_and_trusted_proxies() {
     assert_eq!(login_from("198.51.100.2"), 401);
     // The refresh bucket is separate from the login bucket.
     assert_eq!(post(&s.url("/api/auth/refresh"), &[], &[("x-forwarded-for", "198.51.100.1")]).status, 401);
-    let audit = s.cli(&["--json", "audit", "--event", "rate_limited"]).code(0).json();
+    let audit = s.cli(&["--json", "audit", "--event", "rate_limited"]).code(0).rows();
     assert_eq!(audit[0]["ip"], "198.51.100.1");
 
     // Without TRUSTED_PROXIES, X-Forwarded-For is ignored: every spoofed address is 127.0.0.1.
@@ -290,7 +290,7 @@ fn account_lock_after_ten_failures() {
     for _ in 0..10 {
         s.login("ghost@example.com", "wrong");
     }
-    let audit = s.cli(&["--json", "audit", "--event", "account_locked"]).code(0).json();
+    let audit = s.cli(&["--json", "audit", "--event", "account_locked"]).code(0).rows();
     let emails: Vec<&str> = audit.as_array().unwrap().iter().map(|r| r["email"].as_str().unwrap()).collect();
     assert!(emails.contains(&ADMIN) && emails.contains(&"ghost@example.com"), "{emails:?}");
     // The lock ends (1 s, then 2 s, 4 s … doubling); a success resets the count.
@@ -326,7 +326,7 @@ fn csrf_defences() {
         refresh(&both, &[("x-csrf-token", &c), ("origin", "https://crm.example.com"), ("sec-fetch-site", "same-site")]),
         200
     );
-    let audit = s.cli(&["--json", "audit", "--event", "csrf_rejected"]).code(0).json();
+    let audit = s.cli(&["--json", "audit", "--event", "csrf_rejected"]).code(0).rows();
     assert!(audit.as_array().unwrap().len() >= 6);
 
     // Unsafe cookie-authenticated requests on protected routes need it too; Bearer is exempt.
@@ -476,7 +476,7 @@ fn role_matrix_and_users_api() {
         .send()
         .unwrap();
     assert_eq!(role.status().as_u16(), 400);
-    let events = s.cli(&["--json", "audit", "--user", "o@example.com"]).code(0).json();
+    let events = s.cli(&["--json", "audit", "--user", "o@example.com"]).code(0).rows();
     let names: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
     assert!(names.contains(&"user_disabled") && names.contains(&"session_revoked"), "{names:?}");
 }
@@ -742,7 +742,7 @@ fn every_x_forwarded_for_line_counts() {
         })
         .collect();
     assert_eq!(statuses, [401, 401, 401, 429, 429, 429]);
-    let audit = s.cli(&["--json", "audit", "--event", "login_failure"]).code(0).json();
+    let audit = s.cli(&["--json", "audit", "--event", "login_failure"]).code(0).rows();
     assert!(audit.as_array().unwrap().iter().all(|r| r["ip"] == "203.0.113.5"), "{audit}");
     // A line with a byte that is not ASCII is still a line: its good hops count.
     let status = reqwest::blocking::Client::new()
@@ -753,7 +753,7 @@ fn every_x_forwarded_for_line_counts() {
         .unwrap()
         .status();
     assert_eq!(status, 401);
-    let audit = s.cli(&["--json", "audit", "--event", "login_failure", "--user", "y@example.com"]).code(0).json();
+    let audit = s.cli(&["--json", "audit", "--event", "login_failure", "--user", "y@example.com"]).code(0).rows();
     assert_eq!(audit[0]["ip"], "198.51.100.77", "{audit}");
 }
 

@@ -78,7 +78,7 @@ fn an_incident_rotates_revokes_records_reloads_and_reports(db: Option<&str>) {
         assert_eq!(info.status, 401);
         assert_eq!(s.refresh(&l.cookie("refresh_token").unwrap(), &csrf(l)).status, 401);
     }
-    assert!(s.cli(&["--json", "sessions", "list"]).json().as_array().unwrap().is_empty());
+    assert!(s.cli(&["--json", "sessions", "list"]).rows().as_array().unwrap().is_empty());
     // Affected: everyone who had a live session (a: 2, b: 1 + the new-address login).
     let affected: Vec<(String, u64)> = report["affected_users"]
         .as_array()
@@ -92,7 +92,7 @@ fn an_incident_rotates_revokes_records_reloads_and_reports(db: Option<&str>) {
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(s.dir.path("affected.csv")).unwrap().permissions().mode() & 0o777, 0o600);
     // 3. Recorded, with who and the new key ids, never a secret.
-    let events = s.cli(&["--json", "audit", "--event", "incident_declared"]).code(0).json();
+    let events = s.cli(&["--json", "audit", "--event", "incident_declared"]).code(0).rows();
     let reason = events[0]["reason"].as_str().unwrap().to_string();
     assert!(reason.contains("declared by ") && reason.contains('@'), "{reason}");
     assert!(reason.contains(report["new_key_ids"]["JWT_SECRET"].as_str().unwrap()), "{reason}");
@@ -133,7 +133,7 @@ fn sqlite_service() -> Service {
 fn assert_untouched(s: &Service, env: &str, access: &str) {
     assert_eq!(s.dir.read_str(".env"), env, "the .env changed");
     assert_eq!(get(&s.url("/api/auth/token-info"), &[("access_token", access)], &[]).status, 200, "a session ended");
-    assert!(s.cli(&["--json", "audit", "--event", "incident_declared"]).json().as_array().unwrap().is_empty());
+    assert!(s.cli(&["--json", "audit", "--event", "incident_declared"]).rows().as_array().unwrap().is_empty());
 }
 
 #[test]

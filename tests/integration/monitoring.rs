@@ -258,7 +258,7 @@ fn revoked_and_expired_sessions_are_observed() {
     assert_eq!(s.refresh(&r, &c).status, 401);
     assert_eq!(count("expired"), 1.0);
     assert_eq!(s.refresh(&r, &c).status, 401);
-    let live = s.cli(&["--json", "sessions", "list", "--user", "a@example.com"]).code(0).json();
+    let live = s.cli(&["--json", "sessions", "list", "--user", "a@example.com"]).code(0).rows();
     assert_eq!(live.as_array().unwrap().len(), 0, "{live}");
     std::thread::sleep(Duration::from_millis(700));
     assert_eq!((count("expired"), count("revoked")), (1.0, 2.0), "counted twice");
@@ -266,7 +266,7 @@ fn revoked_and_expired_sessions_are_observed() {
     // the service's sweep (every 30 s) ends and counts it, once.
     s.login("b@example.com", PASSWORD);
     assert!(within(Duration::from_secs(45), || count("expired") == 2.0).is_some(), "expired: {}", count("expired"));
-    let live = s.cli(&["--json", "sessions", "list", "--all", "--user", "b@example.com"]).code(0).json();
+    let live = s.cli(&["--json", "sessions", "list", "--all", "--user", "b@example.com"]).code(0).rows();
     let lapsed = live.as_array().unwrap().iter().filter(|x| x["revoke_reason"] == "expired").count();
     assert_eq!(lapsed, 1, "{live}");
     std::thread::sleep(Duration::from_secs(1));

@@ -21,7 +21,7 @@ fn user_lifecycle_from_the_cli(db: Option<&str>) {
     let pw = out.stdout.lines().find_map(|l| l.strip_prefix("password: ")).unwrap().to_string();
     assert_eq!(pw.len(), 20);
     assert!(out.stderr.contains("shown once"));
-    let list = d.run(&["--json", "user", "list"]).code(0).json();
+    let list = d.run(&["--json", "user", "list"]).code(0).rows();
     assert_eq!(list[0]["email"], "new@example.com");
     assert_eq!(list[0]["role"], "sales_agent");
     assert!(!list.to_string().contains("argon2"), "hashes are never listed");
@@ -109,7 +109,7 @@ fn user_lifecycle_from_the_cli(db: Option<&str>) {
         .dir
         .run(&["--json", "audit", "--user", "new@example.com", "--limit", "0"])
         .code(0)
-        .json()
+        .rows()
         .as_array()
         .unwrap()
         .iter()
@@ -134,9 +134,9 @@ fn sessions_list_and_revoke_one(db: Option<&str>) {
     let a1 = s.login("a@example.com", PASSWORD).cookie("access_token").unwrap();
     let a2 = s.login("a@example.com", PASSWORD).cookie("access_token").unwrap();
     s.login("b@example.com", PASSWORD);
-    let all = s.cli(&["--json", "sessions", "list"]).code(0).json();
+    let all = s.cli(&["--json", "sessions", "list"]).code(0).rows();
     assert_eq!(all.as_array().unwrap().len(), 3);
-    let mine = s.cli(&["--json", "sessions", "list", "--user", "a@example.com"]).code(0).json();
+    let mine = s.cli(&["--json", "sessions", "list", "--user", "a@example.com"]).code(0).rows();
     assert_eq!(mine.as_array().unwrap().len(), 2);
     let sid = get(&s.url("/api/auth/token-info"), &[("access_token", &a1)], &[]).json()["sessionId"]
         .as_str()
@@ -153,7 +153,7 @@ fn sessions_list_and_revoke_one(db: Option<&str>) {
     let human = s.cli(&["sessions", "list", "--all"]).code(0).stdout.clone();
     assert!(human.lines().next().unwrap().starts_with("SESSION"));
     assert!(human.contains("revoked (revoked_by_operator)"), "{human}");
-    assert_eq!(s.cli(&["--json", "sessions", "list"]).code(0).json().as_array().unwrap().len(), 2);
+    assert_eq!(s.cli(&["--json", "sessions", "list"]).code(0).rows().as_array().unwrap().len(), 2);
     s.cli(&["sessions", "revoke"]).code(2);
     // One session id in 64 starts with '-' (base64url): it is an id, not a flag.
     let out = s.cli(&["sessions", "revoke", "--id", "-3fQ2notasession"]);
@@ -169,17 +169,17 @@ fn audit_filters_and_escapes(db: Option<&str>) {
     assert!(human.contains("evil\\n2026-01-01"), "{human}");
     assert!(!human.contains('\u{1b}'));
     assert_eq!(human.lines().count(), 1 + 3, "{human}"); // header + user_created + success + failure
-    let fails = s.cli(&["--json", "audit", "--event", "login_failure"]).code(0).json();
+    let fails = s.cli(&["--json", "audit", "--event", "login_failure"]).code(0).rows();
     assert_eq!(fails.as_array().unwrap().len(), 1);
     assert_eq!(fails[0]["ip"], "127.0.0.1");
     assert!(fails[0]["request_id"].is_string());
     assert!(fails[0]["user_agent"].is_string());
-    let mine = s.cli(&["--json", "audit", "--user", "A@example.com"]).code(0).json();
+    let mine = s.cli(&["--json", "audit", "--user", "A@example.com"]).code(0).rows();
     assert_eq!(mine.as_array().unwrap().len(), 2);
     assert_eq!(
         s.cli(&["--json", "audit", "--since", "1h", "--event", "user_created"])
             .code(0)
-            .json()
+            .rows()
             .as_array()
             .unwrap()
             .len(),
@@ -189,7 +189,7 @@ fn audit_filters_and_escapes(db: Option<&str>) {
     assert_eq!(
         s.cli(&["--json", "audit", "--since", "1s", "--event", "user_created"])
             .code(0)
-            .json()
+            .rows()
             .as_array()
             .unwrap()
             .len(),

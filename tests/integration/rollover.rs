@@ -224,10 +224,10 @@ fn sighup_rollover_logs_nobody_out_until_the_window_ends() {
     s.dir.write(".env", good.replace(&format!("JWT_SECRET={new_jwt}"), "JWT_SECRET=changeme"));
     hup(&s);
     let refused = within(Duration::from_secs(3), || {
-        s.cli(&["--json", "audit", "--event", "config_reload_refused"]).json().as_array().is_some_and(|a| !a.is_empty())
+        s.cli(&["--json", "audit", "--event", "config_reload_refused"]).rows().as_array().is_some_and(|a| !a.is_empty())
     });
     assert!(refused.is_some(), "no config_reload_refused event");
-    let reason = s.cli(&["--json", "audit", "--event", "config_reload_refused"]).json()[0]["reason"]
+    let reason = s.cli(&["--json", "audit", "--event", "config_reload_refused"]).rows()[0]["reason"]
         .as_str()
         .unwrap()
         .to_string();
@@ -346,7 +346,7 @@ fn a_weak_previous_secret_is_refused_on_reload_and_signs_nothing() {
         .write(".env", format!("{good}JWT_SECRET_PREVIOUS=changeme\nJWT_SECRET_PREVIOUS_UNTIL=2999-01-01T00:00:00Z\n"));
     hup(&s);
     let refused = within(Duration::from_secs(3), || {
-        s.cli(&["--json", "audit", "--event", "config_reload_refused"]).json().as_array().is_some_and(|a| !a.is_empty())
+        s.cli(&["--json", "audit", "--event", "config_reload_refused"]).rows().as_array().is_some_and(|a| !a.is_empty())
     });
     assert!(refused.is_some(), "the reload was not refused");
     assert_eq!(health(&s)["rollover"], json!([]));
@@ -532,7 +532,7 @@ fn a_reload_says_what_needs_a_restart() {
         "{}",
         s.logs()
     );
-    let rows = s.cli(&["--json", "audit", "--event", "config_reloaded"]).code(0).json();
+    let rows = s.cli(&["--json", "audit", "--event", "config_reloaded"]).code(0).rows();
     let reason = rows[0]["reason"].as_str().unwrap();
     assert!(reason.contains("unchanged until a restart: ASPJWT_MAX_CONNECTIONS, AUTH_RATE_BURST"), "{reason}");
 }

@@ -113,7 +113,7 @@ fn every_login_failure_gets_the_same_answer() {
     }
     assert_eq!(wrong.json()["error"]["code"], "invalid_credentials");
     // The audit log keeps the real reason.
-    let audit = s.cli(&["--json", "audit", "--event", "login_failure"]).code(0).json();
+    let audit = s.cli(&["--json", "audit", "--event", "login_failure"]).code(0).rows();
     let reasons: Vec<&str> = audit.as_array().unwrap().iter().map(|r| r["reason"].as_str().unwrap()).collect();
     for want in ["bad_password", "unknown_email", "disabled", "too_long"] {
         assert!(reasons.contains(&want), "{reasons:?}");
@@ -190,7 +190,7 @@ fn refresh_rotates_and_reuse_revokes_the_family() {
     for a in [&a1, &a2, &a3] {
         assert_eq!(get(&s.url("/api/auth/token-info"), &[("access_token", a)], &[]).status, 401);
     }
-    let audit = s.cli(&["--json", "audit", "--event", "refresh_token_reuse"]).code(0).json();
+    let audit = s.cli(&["--json", "audit", "--event", "refresh_token_reuse"]).code(0).rows();
     assert_eq!(audit.as_array().unwrap().len(), 1);
     assert_eq!(audit[0]["email"], ADMIN);
 }
@@ -208,7 +208,7 @@ fn the_previous_token_within_grace_gets_the_same_tokens_again() {
     let (a2, r2) = tokens(&first);
     assert_eq!(get(&s.url("/api/auth/token-info"), &[("access_token", &a2)], &[]).status, 200);
     assert_eq!(s.refresh(&r2, &c).status, 200);
-    let sessions = s.cli(&["--json", "sessions", "list"]).code(0).json();
+    let sessions = s.cli(&["--json", "sessions", "list"]).code(0).rows();
     assert_eq!(sessions[0]["rotations"], 2);
 }
 
@@ -235,10 +235,10 @@ fn twenty_racing_refreshes_make_one_rotation() {
     }
     let first = tokens(&results[0]);
     assert!(results.iter().all(|r| tokens(r) == first), "every racer got the one new pair");
-    let sessions = s.cli(&["--json", "sessions", "list"]).code(0).json();
+    let sessions = s.cli(&["--json", "sessions", "list"]).code(0).rows();
     assert_eq!(sessions[0]["rotations"], 1);
     assert!(sessions[0]["revoked_at"].is_null());
-    let audit = s.cli(&["--json", "audit", "--event", "refresh"]).code(0).json();
+    let audit = s.cli(&["--json", "audit", "--event", "refresh"]).code(0).rows();
     let reasons: Vec<&str> = audit.as_array().unwrap().iter().map(|r| r["reason"].as_str().unwrap()).collect();
     assert_eq!(reasons.iter().filter(|r| **r == "rotated").count(), 1);
     assert_eq!(reasons.iter().filter(|r| **r == "grace").count(), 19);
@@ -424,7 +424,7 @@ fn logouts_are_audited_with_their_user() {
     let s = Service::start(setup("", &[(ADMIN, "admin")]));
     let l = s.login(ADMIN, PASSWORD);
     assert_eq!(s.logout(&l.cookie("refresh_token").unwrap(), &csrf(&l)).status, 204);
-    let rows = s.cli(&["--json", "audit", "--user", ADMIN, "--event", "logout"]).code(0).json();
+    let rows = s.cli(&["--json", "audit", "--user", ADMIN, "--event", "logout"]).code(0).rows();
     assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
     assert_eq!(rows[0]["email"], ADMIN);
     // The RFC 3339 time other commands show, beside the milliseconds.

@@ -28,6 +28,17 @@ impl Output {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
     }
+
+    /// The rows of a `--json` list (`user list`, `sessions list`, `audit`): a versioned
+    /// object with one array (`users`, `sessions`, `events`), returned as that array.
+    #[track_caller]
+    pub fn rows(&self) -> serde_json::Value {
+        let doc = self.json();
+        assert_eq!(doc["version"], 1, "a list carries its version:\n{}", self.stdout);
+        let lists: Vec<_> = doc.as_object().into_iter().flatten().filter(|(_, v)| v.is_array()).collect();
+        assert_eq!(lists.len(), 1, "one list per document:\n{}", self.stdout);
+        lists[0].1.clone()
+    }
 }
 
 impl Dir {
