@@ -13,9 +13,12 @@ build:
 # holds). A dynamically linked aspjwt spends most of a short command's time in the
 # dynamic loader; static, `aspjwt generate` starts about 0.3 ms sooner (README,
 # Performance). --target keeps the flag off build scripts and proc-macros.
+# getrandom's default backend looks glibc's getrandom() up at run time, which a static
+# binary cannot do: it would fall back to /dev/urandom (absent in a bare container).
 HOST := $(shell rustc -vV | sed -n 's/^host: //p')
+RELEASE_RUSTFLAGS := -C target-feature=+crt-static --cfg getrandom_backend="linux_getrandom"
 release:
-	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --locked --target $(HOST) --bin aspjwt
+	RUSTFLAGS='$(RELEASE_RUSTFLAGS)' $(CARGO) build --release --locked --target $(HOST) --bin aspjwt
 	@echo "target/$(HOST)/release/aspjwt"
 
 # Node's jsonwebtoken, dotenv and playwright-core (npm registry, pinned by
