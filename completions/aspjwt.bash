@@ -403,7 +403,7 @@ _aspjwt() {
             return 0
             ;;
         aspjwt__subcmd__health)
-            opts="-q -h -V --url --env-file --email --password-env --password-file --password-stdin --quick --timeout --watch --cacert --json --color --quiet --help --version"
+            opts="-q -h -V --url --env-file --email --password-env --password-file --password-stdin --quick --strict --timeout --watch --cacert --json --color --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

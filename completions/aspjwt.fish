@@ -163,7 +163,8 @@ complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -l color -d 'When 
 always\t''
 never\t''"
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -l password-stdin -d 'Read the probe password from the first line of stdin'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -l quick -d 'Liveness only, no credentials: the Docker HEALTHCHECK form'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -l quick -d 'Liveness only, no credentials: the Docker HEALTHCHECK form. With --env-file, also compares the key ids the service publishes with the local secrets'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -l strict -d 'Fail on warnings too (hardening gaps: a missing header, no CSRF cookie, …)'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -l json -d 'Machine-readable JSON on stdout, nothing else there'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -s h -l help -d 'Print help'

@@ -51,7 +51,7 @@ done
 [ -n "$ADDR" ] || { echo "the service did not start" >&2; cat "$DIR/serve.err" >&2; exit 1; }
 echo "listening on http://$ADDR"
 
-step "health check: configuration, liveness, login → token-info → refresh → logout"
+step "health check: configuration, liveness, login → token-info → refresh → replay → logout"
 "$BIN" health --url "http://$ADDR" --env-file "$DIR/.env" --email probe@aspjwt.local --password-file "$DIR/probe.pw"
 
 step "stop the service cleanly"

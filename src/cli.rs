@@ -521,9 +521,14 @@ pub struct HealthArgs {
     #[arg(long, group = "password", requires = "email")]
     pub password_stdin: bool,
 
-    /// Liveness only, no credentials: the Docker HEALTHCHECK form.
+    /// Liveness only, no credentials: the Docker HEALTHCHECK form. With --env-file, also
+    /// compares the key ids the service publishes with the local secrets.
     #[arg(long)]
     pub quick: bool,
+
+    /// Fail on warnings too (hardening gaps: a missing header, no CSRF cookie, …).
+    #[arg(long)]
+    pub strict: bool,
 
     /// Per-request timeout.
     #[arg(long, value_name = "DURATION", default_value = "5s")]

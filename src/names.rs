@@ -154,6 +154,10 @@ pub mod claim {
     pub const EXP: &str = "exp";
     pub const ISS: &str = "iss";
     pub const AUD: &str = "aud";
+    /// The CRM's Node backend names the token's kind `type` (aspjwt: `typ`) ...
+    pub const NODE_TYPE: &str = "type";
+    /// ... and sometimes its subject `userId` (aspjwt: `sub`); `health` reads either.
+    pub const NODE_USER_ID: &str = "userId";
 }
 
 /// Cookie names set by the service and read by `decode --cookie`.
@@ -184,6 +188,10 @@ pub const SECURITY_HEADERS: &[(&str, &str)] = &[
     ("x-permitted-cross-domain-policies", "none"),
     ("x-xss-protection", "0"),
 ];
+
+/// How the service names itself on /api/health (`{"service": "aspjwt", "version": …}`),
+/// so `aspjwt health` can tell it from another backend.
+pub const SERVICE: &str = "aspjwt";
 
 /// The values of the `typ` claim.
 pub mod typ {

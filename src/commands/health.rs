@@ -12,7 +12,7 @@ use crate::check::Status;
 use crate::cli::HealthArgs;
 use crate::config::Settings;
 use crate::error::Exit;
-use crate::health::{self, Options, Outcome, Probe};
+use crate::health::{self, Options, Outcome, Probe, Report};
 use crate::output::{self, Out};
 use crate::{duration, names};
 
@@ -64,10 +64,6 @@ fn options(args: &HealthArgs) -> Result<Options> {
     Ok(Options { url, timeout, quick: args.quick, probe, settings, cacert })
 }
 
-fn healthy(outcomes: &[Outcome]) -> bool {
-    !outcomes.is_empty() && outcomes.iter().all(|o| o.status != Status::Fail)
-}
-
 /// "850 µs" below a millisecond, "12 ms" above: a local check is never "0 ms". A check
 /// that only reads an earlier answer (headers, clock) was not timed: "-".
 fn took(micros: u64) -> String {
@@ -78,46 +74,75 @@ fn took(micros: u64) -> String {
     }
 }
 
-/// "2 of 9 checks failed; first: NAME: DETAIL", or None when all pass.
-fn failures(outcomes: &[Outcome]) -> Option<String> {
-    let failed: Vec<&Outcome> = outcomes.iter().filter(|o| o.status == Status::Fail).collect();
+/// "2 of 9 checks failed; first: NAME: DETAIL" (warnings count under --strict), or None
+/// when the report is healthy.
+fn failures(report: &Report, strict: bool) -> Option<String> {
+    if report.checks.is_empty() {
+        return Some("no checks ran".into());
+    }
+    let counts = |o: &&Outcome| o.status == Status::Fail || (strict && o.status == Status::Warn);
+    let failed: Vec<&Outcome> = report.checks.iter().filter(counts).collect();
     let first = failed.first()?;
+    let what = if strict && failed.iter().any(|o| o.status == Status::Warn) {
+        "failed or warned (--strict)"
+    } else {
+        "failed"
+    };
     Some(format!(
-        "{} of {} checks failed; first: {}: {}",
+        "{} of {} checks {what}; first: {}: {}",
         failed.len(),
-        outcomes.len(),
+        report.checks.len(),
         output::escape(&first.name),
         output::escape(&first.detail)
     ))
 }
 
-fn verdict(outcomes: &[Outcome]) -> String {
-    match failures(outcomes) {
-        Some(f) => format!("{}: {f}", "unhealthy".red().bold()),
-        None if outcomes.is_empty() => format!("{}: no checks ran", "unhealthy".red().bold()),
-        None => format!(
-            "{}: {} checks passed in {}",
-            "healthy".green().bold(),
-            outcomes.len(),
-            took(outcomes.iter().map(|o| o.micros).sum())
-        ),
+fn verdict(report: &Report, strict: bool) -> String {
+    let backend = report.backend.as_deref().map(|b| format!(" ({})", output::escape(b))).unwrap_or_default();
+    if let Some(f) = failures(report, strict) {
+        return format!("{}{backend}: {f}", "unhealthy".red().bold());
     }
+    let warned = report.checks.iter().filter(|o| o.status == Status::Warn).count();
+    let passed = report.checks.len() - warned;
+    let warnings = match warned {
+        0 => String::new(),
+        1 => format!(", {}", "1 warning".yellow()),
+        n => format!(", {}", format!("{n} warnings").yellow()),
+    };
+    format!(
+        "{}{backend}: {passed} checks passed{warnings} in {}",
+        "healthy".green().bold(),
+        took(report.checks.iter().map(|o| o.micros).sum())
+    )
+}
+
+fn document(report: &Report, url: &str, strict: bool) -> serde_json::Value {
+    json!({
+        "ok": report.healthy(strict),
+        "strict": strict,
+        "url": url,
+        "backend": report.backend,
+        "warnings": report.checks.iter().filter(|o| o.status == Status::Warn).count(),
+        "checks": report.checks,
+    })
 }
 
 pub fn health(out: &Out, args: HealthArgs) -> Result<Exit> {
     let opts = options(&args)?;
+    let strict = args.strict;
     let interval = match &args.watch {
         Some(w) => Some(duration::parse(w).map_err(|e| anyhow!("--watch: {e}"))?),
         None => None,
     };
     let Some(interval) = interval else {
-        let outcomes = health::run(&opts);
+        let report = health::run(&opts);
+        let healthy = report.healthy(strict);
         if out.json {
-            out.json(&json!({"ok": healthy(&outcomes), "url": opts.url, "checks": outcomes}))?;
+            out.json(&document(&report, &opts.url, strict))?;
         } else if !out.quiet {
-            let w = outcomes.iter().map(|o| o.name.chars().count()).max().unwrap_or(0);
-            let tw = outcomes.iter().map(|o| took(o.micros).chars().count()).max().unwrap_or(0);
-            for o in &outcomes {
+            let w = report.checks.iter().map(|o| o.name.chars().count()).max().unwrap_or(0);
+            let tw = report.checks.iter().map(|o| took(o.micros).chars().count()).max().unwrap_or(0);
+            for o in &report.checks {
                 out.line(format!(
                     "{} {:<w$}  {}  {}",
                     output::mark(o.status),
@@ -126,22 +151,22 @@ pub fn health(out: &Out, args: HealthArgs) -> Result<Exit> {
                     output::escape(&o.detail)
                 ))?;
             }
-            out.line(verdict(&outcomes))?;
-        } else if !healthy(&outcomes) {
-            out.reason(format!("unhealthy: {}", failures(&outcomes).unwrap_or_else(|| "no checks ran".into())));
+            out.line(verdict(&report, strict))?;
+        } else if !healthy {
+            out.reason(format!("unhealthy: {}", failures(&report, strict).unwrap_or_default()));
         }
-        return Ok(if healthy(&outcomes) { Exit::Ok } else { Exit::Failed });
+        return Ok(if healthy { Exit::Ok } else { Exit::Failed });
     };
     loop {
-        let outcomes = health::run(&opts);
+        let report = health::run(&opts);
         let at = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
         if out.json {
-            let line = serde_json::to_string(
-                &json!({"version": output::JSON_VERSION, "at": at.to_string(), "ok": healthy(&outcomes), "url": opts.url, "checks": outcomes}),
-            )?;
-            out.line(line)?;
+            let mut doc = document(&report, &opts.url, strict);
+            doc["version"] = output::JSON_VERSION.into();
+            doc["at"] = at.to_string().into();
+            out.line(serde_json::to_string(&doc)?)?;
         } else {
-            out.line(format!("{at}  {}", verdict(&outcomes)))?;
+            out.line(format!("{at}  {}", verdict(&report, strict)))?;
         }
         std::thread::sleep(interval.max(Duration::from_millis(100)));
     }

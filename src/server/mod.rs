@@ -455,6 +455,8 @@ fn health_body(cfg: &ServiceConfig) -> serde_json::Value {
     }
     json!({
         "status": "ok",
+        "service": crate::names::SERVICE,
+        "version": env!("CARGO_PKG_VERSION"),
         "keys": {"access": key_id(&t.access_secret), "refresh": key_id(&t.refresh_secret), "session": key_id(&cfg.session_secret)},
         "rollover": rollover,
     })

@@ -163,6 +163,16 @@ fn numeric_date(v: &Value) -> Option<i64> {
 }
 
 impl Inspected {
+    /// The token's kind, by `typ` or (the CRM's Node backend) `type`.
+    pub fn kind_claim(&self) -> Option<&str> {
+        [claim::TYP, claim::NODE_TYPE].iter().find_map(|c| self.claims.get(*c)?.as_str())
+    }
+
+    /// The token's subject, by `sub` or `userId`.
+    pub fn subject(&self) -> Option<&str> {
+        [claim::SUB, claim::NODE_USER_ID].iter().find_map(|c| self.claims.get(*c)?.as_str())
+    }
+
     fn text(&self, name: &str) -> Option<String> {
         self.claims.get(name).map(|v| match v {
             Value::String(s) => s.clone(),

@@ -101,7 +101,7 @@ fn demo_runs_and_honours_the_terminal() {
     let piped = run(&d, &[], false);
     piped.code(0);
     assert!(piped.stdout.contains("demo OK"), "{}", piped.stdout);
-    assert!(piped.stdout.contains("healthy:"), "the deep health check ran: {}", piped.stdout);
+    assert!(piped.stdout.contains("healthy (aspjwt "), "the deep health check ran: {}", piped.stdout);
     assert!(!piped.stdout.contains('\x1b') && !piped.stderr.contains('\x1b'), "escapes when piped:\n{}", piped.stdout);
     let no_color = run(&d, &[("NO_COLOR", "1")], true);
     no_color.code(0);

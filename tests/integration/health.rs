@@ -29,6 +29,10 @@ fn failed(j: &Value) -> Vec<String> {
     checks(j).into_iter().filter(|(_, s)| s == "fail").map(|(n, _)| n).collect()
 }
 
+fn warned(j: &Value) -> Vec<String> {
+    checks(j).into_iter().filter(|(_, s)| s == "warn").map(|(n, _)| n).collect()
+}
+
 #[test]
 fn a_healthy_service_passes_every_check() {
     let s = Service::start(setup("", &[(PROBE, "support")]));
@@ -52,19 +56,27 @@ fn a_healthy_service_passes_every_check() {
             "configuration",
             "token generation",
             "GET /api/health",
+            "signing keys",
             "security headers",
             "clock skew",
             "token-info without a token",
             "refresh without a cookie",
             "login",
+            "CSRF cookie",
             "tokens match the configuration",
             "token-info",
             "refresh",
             "token-info after refresh",
+            "previous refresh token",
             "logout",
             "refresh after logout",
         ]
     );
+    assert_eq!(j["backend"], format!("aspjwt {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!((j["warnings"].as_u64(), j["strict"].as_bool()), (Some(0), Some(false)));
+    // Within aspjwt's reuse grace the spent token is answered with the one in force.
+    let replay = j["checks"].as_array().unwrap().iter().find(|c| c["name"] == "previous refresh token").unwrap();
+    assert!(replay["detail"].as_str().unwrap().contains("within the 10s grace"), "{replay}");
     for c in j["checks"].as_array().unwrap() {
         assert!(c["millis"].is_u64() && c["micros"].is_u64() && c["detail"].is_string());
     }
@@ -73,7 +85,11 @@ fn a_healthy_service_passes_every_check() {
         &s.dir,
         &["health", "--url", &s.base, "--env-file", ".env", "--email", PROBE, "--password-env", "PROBE_PW"],
     );
-    assert!(human.code(0).stdout.lines().last().unwrap().starts_with("healthy: 14 checks passed"), "{}", human.stdout);
+    let last = human.code(0).stdout.lines().last().unwrap().to_string();
+    assert!(
+        last.starts_with(&format!("healthy (aspjwt {}): 17 checks passed in", env!("CARGO_PKG_VERSION"))),
+        "{last}"
+    );
     assert!(human.stdout.contains("✔ refresh "));
     // A local check takes well under a millisecond: shown in µs, never "0 ms".
     assert!(!human.stdout.contains(" 0 ms"), "{}", human.stdout);
@@ -82,12 +98,16 @@ fn a_healthy_service_passes_every_check() {
     let quiet = health(&s.dir, &["-q", "health", "--url", &s.base, "--quick"]);
     assert!(quiet.code(0).stdout.is_empty() && quiet.stderr.is_empty(), "{} {}", quiet.stdout, quiet.stderr);
     assert_eq!(
-        s.cli(&["--json", "audit", "--event", "refresh_token_reuse"]).code(0).json().as_array().unwrap().len(),
+        s.cli(&["--json", "audit", "--event", "refresh_token_reuse"]).code(0).rows().as_array().unwrap().len(),
         0
     );
-    // The quick form: liveness only.
+    // The quick form: liveness only, and with the configuration the key ids it publishes.
     let quick = health(&s.dir, &["--json", "health", "--url", &s.base, "--quick"]).code(0).json();
     assert_eq!(checks(&quick).len(), 5);
+    let quick = health(&s.dir, &["--json", "health", "--url", &s.base, "--quick", "--env-file", ".env"]).code(0).json();
+    let keys = quick["checks"].as_array().unwrap().iter().find(|c| c["name"] == "signing keys").unwrap().clone();
+    assert_eq!(keys["status"], "pass", "{quick}");
+    assert_eq!(keys["detail"], "JWT_SECRET, JWT_REFRESH_SECRET, SESSION_SECRET match .env");
 }
 
 #[test]
@@ -130,22 +150,32 @@ fn a_service_with_other_secrets_than_the_env_file() {
     )
     .code(1)
     .json();
-    assert_eq!(failed(&j), ["tokens match the configuration"]);
-    let detail = j["checks"].as_array().unwrap().iter().find(|c| c["status"] == "fail").unwrap()["detail"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(detail, "service signs with a different JWT_SECRET than other.env");
-    // It stopped early, after logging in: the probe session is ended all the same.
-    let cleanup = j["checks"].as_array().unwrap().last().unwrap().clone();
-    assert_eq!((cleanup["name"].as_str(), cleanup["status"].as_str()), (Some("cleanup logout"), Some("pass")), "{j}");
+    assert_eq!(failed(&j), ["signing keys", "tokens match the configuration"]);
+    let detail = |j: &Value, name: &str| {
+        j["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap()["detail"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        detail(&j, "tokens match the configuration"),
+        "service signs with a different JWT_SECRET than other.env; service signs with a different JWT_REFRESH_SECRET than other.env"
+    );
+    assert!(detail(&j, "signing keys").contains("send SIGHUP"), "{j}");
+    // A failure does not stop the run: every later step ran, and the logout ended the session.
+    assert_eq!(checks(&j).last().unwrap(), &("refresh after logout".to_string(), "pass".to_string()), "{j}");
+    // --quick with the configuration catches it without a probe account.
+    let quick = health(&s.dir, &["--json", "health", "--url", &s.base, "--quick", "--env-file", "other.env"]);
+    let quick = quick.code(1).json();
+    assert_eq!(failed(&quick), ["signing keys"]);
+    assert!(detail(&quick, "signing keys").starts_with("JWT_SECRET: the service signs with key "), "{quick}");
     // Run again (as --watch would): still no session left behind.
     health(
         &s.dir,
         &["health", "--url", &s.base, "--env-file", "other.env", "--email", PROBE, "--password-env", "PROBE_PW"],
     )
     .code(1);
-    let live = s.cli(&["--json", "sessions", "list"]).code(0).json();
+    let live = s.cli(&["--json", "sessions", "list"]).code(0).rows();
     assert_eq!(live.as_array().unwrap().len(), 0, "probe sessions left open: {live}");
 }
 
@@ -159,11 +189,34 @@ fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
-/// A service that behaves right except where `quirk` says.
+/// The value of cookie `name` in a request head.
+fn request_cookie(head: &str, name: &str) -> Option<String> {
+    head.lines()
+        .filter_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("cookie")).map(|(_, v)| v))
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| kv.trim().strip_prefix(&format!("{name}=")).map(str::to_string))
+}
+
+/// A service that behaves right except where `quirk` says: it rotates the refresh token,
+/// refuses a spent one (ending the session) and ends the session at logout.
 fn fake(quirk: &'static str) -> impl Fn(&str, &str, &str) -> Option<Reply> + Send + Sync + 'static {
+    // The refresh token in force; empty when there is no session.
+    let current = Arc::new(std::sync::Mutex::new(String::new()));
+    let issued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     move |method: &str, path: &str, head: &str| {
         let mut headers = if quirk == "no_headers" { vec![] } else { h(GOOD_HEADERS) };
         let cookies = head.to_ascii_lowercase().contains("cookie:");
+        let presented = request_cookie(head, "refresh_token");
+        let mut current = current.lock().unwrap();
+        let issue = |current: &mut String, headers: &mut Vec<(String, String)>, refresh: String| {
+            *current = refresh.clone();
+            for (name, v) in
+                [("access_token", "a.b.c".to_string()), ("refresh_token", refresh), ("csrf_token", "n.t".into())]
+            {
+                headers.push(("set-cookie".into(), format!("{name}={v}; Path=/; HttpOnly; SameSite=Strict")));
+            }
+        };
+        let fresh = || format!("refresh-{}", issued.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
         Some(match (method, path, quirk) {
             (_, _, "hang") => {
                 std::thread::sleep(Duration::from_secs(5));
@@ -180,15 +233,24 @@ fn fake(quirk: &'static str) -> impl Fn(&str, &str, &str) -> Option<Reply> + Sen
                 headers.push(("retry-after".into(), "30".into()));
                 (429, headers, "{}".into())
             }
-            ("POST", "/api/auth/refresh", _) if !cookies => (401, headers, "{}".into()),
-            ("POST", "/api/auth/login", _) | ("POST", "/api/auth/refresh", _) => {
-                // Never rotates: always the same refresh token.
-                for (name, v) in
-                    [("access_token", "a.b.c"), ("refresh_token", "same.refresh.token"), ("csrf_token", "n.t")]
-                {
-                    headers.push(("set-cookie".into(), format!("{name}={v}; Path=/; HttpOnly; SameSite=Strict")));
-                }
+            ("POST", "/api/auth/login", _) => {
+                issue(&mut current, &mut headers, fresh());
                 (200, headers, "{}".into())
+            }
+            ("POST", "/api/auth/refresh", _) if presented.is_some() && presented.as_ref() == Some(&*current) => {
+                let next = if quirk == "no_rotation" { current.clone() } else { fresh() };
+                issue(&mut current, &mut headers, next);
+                (200, headers, "{}".into())
+            }
+            ("POST", "/api/auth/refresh", _) => {
+                if presented.is_some() {
+                    current.clear(); // a spent token: the session ends
+                }
+                (401, headers, "{}".into())
+            }
+            ("POST", "/api/auth/logout", _) => {
+                current.clear();
+                (204, headers, String::new())
             }
             _ => (404, headers, "{}".into()),
         })
@@ -259,12 +321,8 @@ fn deep(d: &Dir, url: &str, extra: &[&str]) -> crate::util::Output {
 #[test]
 fn broken_services_fail_the_named_check() {
     let d = Dir::new();
-    let cases: &[(&str, &[&str])] = &[
-        ("500", &["GET /api/health"]),
-        ("hang", &["GET /api/health"]),
-        ("no_headers", &["security headers"]),
-        ("no_rotation", &["refresh"]),
-    ];
+    let cases: &[(&str, &[&str])] =
+        &[("500", &["GET /api/health"]), ("hang", &["GET /api/health"]), ("no_rotation", &["refresh"])];
     for (quirk, want) in cases {
         let url = serve_fake(fake(quirk), None);
         let j = deep(&d, &url, &[]).code(1).json();
@@ -273,15 +331,24 @@ fn broken_services_fail_the_named_check() {
     let url = serve_fake(fake("hang"), None);
     let j = deep(&d, &url, &[]).json();
     assert!(j["checks"][0]["detail"].as_str().unwrap().contains("timed out after 1s"), "{j}");
-    // -q drops the checklist, never the reason for exit 1.
+    // Missing security headers are a hardening gap: a warning, and the deep check goes on.
     let url = serve_fake(fake("no_headers"), None);
-    let quiet = health(&d, &["-q", "health", "--url", &url, "--quick"]);
+    let j = deep(&d, &url, &[]).code(0).json();
+    assert!(failed(&j).is_empty(), "{j}");
+    assert_eq!(warned(&j), ["security headers"], "{j}");
+    assert_eq!(j["warnings"], 1);
+    assert!(checks(&j).iter().any(|(n, s)| n == "refresh after logout" && s == "pass"), "{j}");
+    // -q drops the checklist, never the reason for exit 1; --strict fails a warning.
+    let quiet = health(&d, &["-q", "health", "--url", &url, "--quick", "--strict"]);
     assert!(quiet.code(1).stdout.is_empty(), "{}", quiet.stdout);
     assert!(
-        quiet.stderr.starts_with("aspjwt: unhealthy: 1 of 5 checks failed; first: security headers"),
+        quiet
+            .stderr
+            .starts_with("aspjwt: unhealthy: 1 of 5 checks failed or warned (--strict); first: security headers"),
         "{}",
         quiet.stderr
     );
+    health(&d, &["-q", "health", "--url", &url, "--quick"]).code(0);
     let url = serve_fake(fake("500"), None);
     let j = deep(&d, &url, &[]).json();
     assert_eq!((j["checks"][0]["expected"].as_str(), j["checks"][0]["got"].as_str()), (Some("200"), Some("500")));
@@ -406,7 +473,7 @@ fn watch_prints_one_line_per_run() {
     child.kill().unwrap();
     child.wait().unwrap();
     for l in &lines {
-        assert!(l.contains("healthy: 5 checks passed"), "{l}");
+        assert!(l.contains(&format!("healthy (aspjwt {}): 5 checks passed", env!("CARGO_PKG_VERSION"))), "{l}");
     }
 }
 

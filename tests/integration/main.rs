@@ -11,6 +11,7 @@ mod check;
 mod completions;
 mod conn;
 mod corpus;
+mod crm;
 mod deploy;
 mod faults;
 mod gateway;

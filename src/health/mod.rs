@@ -1,0 +1,601 @@
+//! `aspjwt health`: checks a live service the way the CRM depends on it, whether it is
+//! `aspjwt serve` or the CRM's original Node/Express backend. Each check reports pass,
+//! warn or fail with its duration and, on failure, what was expected and what came
+//! back. A `fail` is a broken promise of the CRM's security document (down, tokens
+//! that do not verify, no rotation, a refresh token that outlives its use or a logout);
+//! a `warn` is a hardening gap (a missing header, no CSRF cookie, some clock skew).
+//! Every step that can run does, so one run reports everything. It stores nothing
+//! between runs.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use reqwest::header::HeaderMap;
+use serde::Serialize;
+
+use crate::check::{self, Status};
+use crate::config::Settings;
+use crate::names;
+use crate::token::{self, Check, Kind, Subject};
+
+mod probe;
+
+/// Clock difference up to which the service's clock passes; above, a warning.
+pub const MAX_SKEW_SECS: i64 = 30;
+/// Clock difference from which token times misbehave (verifiers allow about a minute).
+pub const FAIL_SKEW_SECS: i64 = 60;
+
+/// One line of the health checklist.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub name: String,
+    pub status: Status,
+    pub millis: u64,
+    /// The same time, exact below a millisecond (a local check takes a few hundred µs).
+    pub micros: u64,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub got: Option<String>,
+}
+
+impl Outcome {
+    fn new(name: &str, status: Status, took: Duration, detail: impl Into<String>) -> Outcome {
+        Outcome {
+            name: name.into(),
+            status,
+            millis: took.as_millis() as u64,
+            micros: took.as_micros() as u64,
+            detail: detail.into(),
+            expected: None,
+            got: None,
+        }
+    }
+
+    fn fail(name: &str, took: Duration, expected: impl Into<String>, got: impl Into<String>) -> Outcome {
+        Outcome::unexpected(name, Status::Fail, took, expected, got)
+    }
+
+    fn warn(name: &str, took: Duration, expected: impl Into<String>, got: impl Into<String>) -> Outcome {
+        Outcome::unexpected(name, Status::Warn, took, expected, got)
+    }
+
+    fn unexpected(
+        name: &str,
+        status: Status,
+        took: Duration,
+        expected: impl Into<String>,
+        got: impl Into<String>,
+    ) -> Outcome {
+        let (expected, got) = (expected.into(), got.into());
+        Outcome {
+            detail: format!("expected {expected}, got {got}"),
+            expected: Some(expected),
+            got: Some(got),
+            ..Outcome::new(name, status, took, "")
+        }
+    }
+}
+
+/// What a run found: the backend that answered and the checklist.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// "aspjwt 0.1.0" when the service names itself on /api/health, "unknown" for
+    /// another backend, null when nothing answered.
+    pub backend: Option<String>,
+    pub checks: Vec<Outcome>,
+}
+
+impl Report {
+    /// No check failed (and, when `strict`, none warned).
+    pub fn healthy(&self, strict: bool) -> bool {
+        !self.checks.is_empty()
+            && self.checks.iter().all(|o| o.status != Status::Fail && !(strict && o.status == Status::Warn))
+    }
+}
+
+/// The probe account for the deep check.
+pub struct Probe {
+    pub email: String,
+    pub password: String,
+}
+
+pub struct Options {
+    /// Base URL, e.g. `http://127.0.0.1:8080`.
+    pub url: String,
+    pub timeout: Duration,
+    /// Liveness and key ids only (the Docker HEALTHCHECK form).
+    pub quick: bool,
+    pub probe: Option<Probe>,
+    /// The configuration to judge and to verify issued tokens with.
+    pub settings: Option<Settings>,
+    pub cacert: Option<Vec<u8>>,
+}
+
+/// The most of a response body a check reads: aspjwt's answers are a few hundred bytes.
+const MAX_BODY: u64 = 64 * 1024;
+
+/// A response's JSON body, read up to `MAX_BODY`: a hostile or broken endpoint cannot
+/// make a check read (and hold) without end.
+pub fn json_body(resp: Response) -> Result<serde_json::Value, String> {
+    use std::io::Read;
+    let mut body = Vec::new();
+    resp.take(MAX_BODY + 1).read_to_end(&mut body).map_err(|e| format!("reading the body: {e}"))?;
+    if body.len() as u64 > MAX_BODY {
+        return Err(format!("answered more than {} KiB: not aspjwt's answer", MAX_BODY / 1024));
+    }
+    serde_json::from_slice(&body).map_err(|_| "did not answer JSON".into())
+}
+
+/// A request failure, named as an operator would name it.
+pub fn describe(e: &reqwest::Error, timeout: Duration) -> String {
+    let chain = {
+        let mut s = e.to_string();
+        let mut src = std::error::Error::source(e);
+        while let Some(x) = src {
+            s.push_str(": ");
+            s.push_str(&x.to_string());
+            src = x.source();
+        }
+        s.to_lowercase()
+    };
+    if e.is_timeout() {
+        format!("timed out after {}", crate::duration::human(timeout))
+    } else if chain.contains("connection refused") {
+        "connection refused (is the service running?)".into()
+    } else if chain.contains("dns error")
+        || chain.contains("failed to lookup")
+        || chain.contains("name or service not known")
+    {
+        "DNS failure: the host name does not resolve".into()
+    } else if let Some(why) = tls_cause(&chain) {
+        format!("TLS failure: {why}")
+    } else if chain.contains("certificate") || chain.contains("tls") || chain.contains("handshake") {
+        format!("TLS failure: the handshake failed ({})", chain.rsplit(": ").next().unwrap_or("no detail"))
+    } else if e.is_connect() {
+        "cannot connect".into()
+    } else {
+        format!("request failed: {}", chain.rsplit(": ").next().unwrap_or("unknown error"))
+    }
+}
+
+/// rustls names its errors in Debug form ("other(othererror(causedasendentity))");
+/// each known one is said here as an operator would, with what to do about it.
+fn tls_cause(chain: &str) -> Option<&'static str> {
+    const CAUSES: &[(&[&str], &str)] = &[
+        (&["unknownissuer", "unknown issuer"], "the certificate is signed by an unknown authority (pass --cacert)"),
+        (
+            &["causedasendentity", "caused as end entity", "ca used as end entity"],
+            "the server presents a CA certificate as its own; it must serve a certificate issued for its host name",
+        ),
+        (&["notvalidforname"], "the certificate is not valid for this host name"),
+        (&["expired"], "the certificate has expired"),
+        (&["notvalidyet"], "the certificate is not valid yet (is a clock wrong?)"),
+        (&["revoked"], "the certificate has been revoked"),
+        (&["badsignature", "invalidsignature"], "the certificate's signature does not verify"),
+        (&["badencoding", "unsupportedcertversion"], "the server's certificate cannot be parsed"),
+        (
+            &["invalidcontenttype", "corrupt message", "corruptmessage", "invalidmessage"],
+            "the server does not speak TLS on this port (try http://)",
+        ),
+        (
+            &["peerincompatible", "handshakefailure", "protocolversion", "nociphersuitesincommon"],
+            "the server and aspjwt share no TLS version or cipher suite (aspjwt speaks TLS 1.2 and 1.3)",
+        ),
+    ];
+    CAUSES.iter().find(|(needles, _)| needles.iter().any(|n| chain.contains(n))).map(|(_, why)| *why)
+}
+
+/// The value of a cookie set by a response, with its attributes.
+fn set_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find(|v| v.starts_with(&format!("{name}=")))
+}
+
+fn cookie_value(set_cookie: &str) -> &str {
+    set_cookie.split(';').next().and_then(|kv| kv.split_once('=')).map_or("", |(_, v)| v)
+}
+
+/// Missing attributes of a token cookie: HttpOnly and SameSite always, Secure over https.
+pub fn cookie_problems(set_cookie: &str, https: bool) -> Vec<&'static str> {
+    let attrs: Vec<String> = set_cookie.split(';').skip(1).map(|a| a.trim().to_ascii_lowercase()).collect();
+    let has = |p: &str| attrs.iter().any(|a| a == p || a.starts_with(&format!("{p}=")));
+    let mut out = Vec::new();
+    if !has("httponly") {
+        out.push("HttpOnly");
+    }
+    if !has("samesite") {
+        out.push("SameSite");
+    }
+    if https && !has("secure") {
+        out.push("Secure");
+    }
+    out
+}
+
+/// The security headers (helmet's defaults) a response lacks; HSTS counts over https only.
+pub fn missing_headers(headers: &HeaderMap, https: bool) -> Vec<&'static str> {
+    let hsts = https.then_some("strict-transport-security");
+    names::SECURITY_HEADERS.iter().map(|(h, _)| *h).chain(hsts).filter(|h| !headers.contains_key(*h)).collect()
+}
+
+/// Seconds between the server's `Date` and `now`.
+pub fn skew(date: &str, now: SystemTime) -> Option<i64> {
+    let server = httpdate::parse_http_date(date).ok()?;
+    Some(match server.duration_since(now) {
+        Ok(ahead) => ahead.as_secs() as i64,
+        Err(behind) => -(behind.duration().as_secs() as i64),
+    })
+}
+
+/// The certificates of a --cacert file: at least one, each a parseable X.509 certificate.
+/// reqwest alone accepts any bytes (a key, a text file) and trusts nothing.
+pub fn ca_certificates(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let ders: Vec<CertificateDer> = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("not a readable PEM file ({e})"))?;
+    if ders.is_empty() {
+        return Err("no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)".into());
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    ders.iter()
+        .enumerate()
+        .map(|(i, der)| {
+            roots.add(der.clone()).map_err(|_| format!("certificate {} is not a valid X.509 certificate", i + 1))?;
+            reqwest::Certificate::from_der(der).map_err(|e| format!("certificate {}: {e}", i + 1))
+        })
+        .collect()
+}
+
+/// The requests of one run, and the checklist they fill.
+struct Runner {
+    client: Client,
+    base: String,
+    timeout: Duration,
+    https: bool,
+    out: Vec<Outcome>,
+}
+
+impl Runner {
+    fn send(&self, req: RequestBuilder) -> (Duration, Result<Response, String>) {
+        let t = Instant::now();
+        let r = req.send().map_err(|e| describe(&e, self.timeout));
+        (t.elapsed(), r)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Records `o`; true unless it failed.
+    fn push(&mut self, o: Outcome) -> bool {
+        let ok = o.status != Status::Fail;
+        self.out.push(o);
+        ok
+    }
+
+    /// A 429 is the limiter doing its job: a warning, not a failure of the service.
+    fn rate_limited(&mut self, name: &str, took: Duration, r: &Response) -> bool {
+        if r.status().as_u16() != 429 {
+            return false;
+        }
+        let after = r.headers().get("retry-after").and_then(|v| v.to_str().ok()).unwrap_or("?");
+        self.push(Outcome::new(
+            name,
+            Status::Warn,
+            took,
+            format!("rate limited (429): retry after {after}s; not a failure of the service"),
+        ));
+        true
+    }
+}
+
+/// The backend behind the URL, as its /api/health names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// `aspjwt serve`, with its version.
+    Aspjwt(String),
+    /// Anything else (the CRM's Node backend answers `{"status":"ok"}`).
+    Unknown,
+}
+
+impl Backend {
+    fn from_health(body: &serde_json::Value) -> Backend {
+        match (body["service"].as_str(), body["version"].as_str()) {
+            (Some(names::SERVICE), Some(v)) => Backend::Aspjwt(v.to_string()),
+            _ => Backend::Unknown,
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backend::Aspjwt(v) => write!(f, "{} {v}", names::SERVICE),
+            Backend::Unknown => f.write_str("unknown"),
+        }
+    }
+}
+
+/// Runs every check in order and returns what was found.
+pub fn run(opts: &Options) -> Report {
+    let https = opts.url.starts_with("https://");
+    let mut builder = Client::builder()
+        .timeout(opts.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("aspjwt-health/", env!("CARGO_PKG_VERSION")));
+    if let Some(pem) = &opts.cacert {
+        // Validated when the options were read; an error here cannot happen.
+        for c in ca_certificates(pem).unwrap_or_default() {
+            builder = builder.add_root_certificate(c);
+        }
+    }
+    let client = match builder.build() {
+        Ok(c) => c,
+        Err(e) => {
+            let checks = vec![Outcome::new("HTTP client", Status::Fail, Duration::ZERO, e.to_string())];
+            return Report { backend: None, checks };
+        }
+    };
+    let mut r = Runner {
+        client,
+        base: opts.url.trim_end_matches('/').to_string(),
+        timeout: opts.timeout,
+        https,
+        out: Vec::new(),
+    };
+    if !opts.quick
+        && let Some(settings) = &opts.settings
+    {
+        configuration(&mut r, settings);
+    }
+    let deep = !opts.quick && opts.probe.is_some();
+    let backend = liveness(&mut r, opts.settings.as_ref(), deep);
+    if let (Some(backend), Some(probe), false) = (&backend, &opts.probe, opts.quick) {
+        probe::deep(&mut r, probe, opts.settings.as_ref(), backend);
+    }
+    Report { backend: backend.map(|b| b.to_string()), checks: r.out }
+}
+
+/// The configuration's rules, and a local sign-and-verify round trip.
+fn configuration(r: &mut Runner, settings: &Settings) {
+    let t = Instant::now();
+    let findings: Vec<_> =
+        check::secrets(&settings.values).into_iter().chain(check::expiries(&settings.values)).collect();
+    let bad: Vec<String> =
+        findings.iter().filter(|f| f.status == Status::Fail).map(|f| format!("{}: {}", f.item, f.detail)).collect();
+    let ok = bad.is_empty();
+    r.push(if ok {
+        Outcome::new(
+            "configuration",
+            Status::Pass,
+            t.elapsed(),
+            format!("{} checks pass ({})", findings.len(), settings.source),
+        )
+    } else {
+        Outcome::new("configuration", Status::Fail, t.elapsed(), bad.join("; "))
+    });
+    let t = Instant::now();
+    let Ok(cfg) = settings.token_config() else {
+        r.push(Outcome::new("token generation", Status::Fail, t.elapsed(), "no secrets to sign with"));
+        return;
+    };
+    let who = Subject {
+        sub: "health".into(),
+        email: "health@aspjwt.invalid".into(),
+        role: "support".into(),
+        sid: token::random_id(),
+    };
+    let now = crate::server::now();
+    let mut problems = Vec::new();
+    for kind in [Kind::Access, Kind::Refresh] {
+        let jwt = token::sign(&cfg.claims(kind, &who, now, None), cfg.secret(kind));
+        let check = Check {
+            algorithms: vec![jsonwebtoken::Algorithm::HS256],
+            leeway: 0,
+            issuer: Some(cfg.issuer.clone()),
+            audience: Some(cfg.audience.clone()),
+            typ: Some(kind),
+        };
+        let parsed = token::inspect(&jwt).expect("own tokens parse");
+        if !parsed.verify(cfg.secret(kind), &check, now).is_empty() {
+            problems.push(format!("{kind} token does not verify"));
+        }
+        let other = if kind == Kind::Access { Kind::Refresh } else { Kind::Access };
+        if parsed.verify(cfg.secret(other), &check, now).is_empty() {
+            problems.push(format!("{kind} token verifies with the {other} secret"));
+        }
+    }
+    r.push(if problems.is_empty() {
+        Outcome::new(
+            "token generation",
+            Status::Pass,
+            t.elapsed(),
+            "access and refresh tokens sign and verify, each with its own secret",
+        )
+    } else {
+        Outcome::new("token generation", Status::Fail, t.elapsed(), problems.join("; "))
+    });
+}
+
+/// The checks that need no credentials. The backend when /api/health answered 200
+/// (the deep check runs then, whatever else these found), else None.
+fn liveness(r: &mut Runner, settings: Option<&Settings>, deep: bool) -> Option<Backend> {
+    let (took, res) = r.send(r.client.get(r.url("/api/health")));
+    let resp = match res {
+        Err(e) => {
+            r.push(Outcome::new("GET /api/health", Status::Fail, took, e));
+            return None;
+        }
+        Ok(resp) => resp,
+    };
+    let status = resp.status().as_u16();
+    if status != 200 {
+        r.push(Outcome::fail("GET /api/health", took, "200", status.to_string()));
+        return None;
+    }
+    let headers = resp.headers().clone();
+    let body = json_body(resp).unwrap_or_default();
+    let backend = Backend::from_health(&body);
+    r.push(Outcome::new("GET /api/health", Status::Pass, took, format!("200; {backend}{}", keys_summary(&body))));
+    if let Some(settings) = settings {
+        signing_keys(r, &body, settings, deep);
+    }
+    let missing = missing_headers(&headers, r.https);
+    r.push(if missing.is_empty() {
+        Outcome::new("security headers", Status::Pass, Duration::ZERO, "all of helmet's defaults present")
+    } else {
+        Outcome::warn(
+            "security headers",
+            Duration::ZERO,
+            "helmet's defaults",
+            format!("missing {}", missing.join(", ")),
+        )
+    });
+    let date = headers.get("date").and_then(|v| v.to_str().ok()).and_then(|d| skew(d, SystemTime::now()));
+    r.push(match date {
+        None => Outcome::warn("clock skew", Duration::ZERO, "a Date header", "none"),
+        Some(s) if s.abs() <= MAX_SKEW_SECS => {
+            Outcome::new("clock skew", Status::Pass, Duration::ZERO, format!("{s:+} s"))
+        }
+        Some(s) if s.abs() < FAIL_SKEW_SECS => {
+            Outcome::warn("clock skew", Duration::ZERO, format!("within {MAX_SKEW_SECS} s"), format!("{s:+} s"))
+        }
+        Some(s) => Outcome::fail(
+            "clock skew",
+            Duration::ZERO,
+            format!("within {MAX_SKEW_SECS} s"),
+            format!("{s:+} s: token expiry will misbehave"),
+        ),
+    });
+
+    let name = "token-info without a token";
+    let (took, res) = r.send(r.client.get(r.url("/api/auth/token-info")));
+    match res {
+        Err(e) => r.push(Outcome::new(name, Status::Fail, took, e)),
+        Ok(resp) if r.rate_limited(name, took, &resp) => true,
+        Ok(resp) => {
+            let www = resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            let s = resp.status().as_u16();
+            r.push(match s {
+                401 if www.starts_with("Bearer") => {
+                    Outcome::new(name, Status::Pass, took, "401 with WWW-Authenticate: Bearer")
+                }
+                401 => Outcome::warn(
+                    name,
+                    took,
+                    "401 with WWW-Authenticate: Bearer (RFC 6750)",
+                    format!("401 with WWW-Authenticate: {www:?}"),
+                ),
+                _ => Outcome::fail(name, took, "401", s.to_string()),
+            })
+        }
+    };
+    let name = "refresh without a cookie";
+    let (took, res) = r.send(r.client.post(r.url("/api/auth/refresh")));
+    match res {
+        Err(e) => r.push(Outcome::new(name, Status::Fail, took, e)),
+        Ok(resp) if r.rate_limited(name, took, &resp) => true,
+        Ok(resp) => {
+            let s = resp.status().as_u16();
+            r.push(if refused(s) {
+                Outcome::new(name, Status::Pass, took, format!("{s}: refused"))
+            } else {
+                Outcome::fail(name, took, "401", s.to_string())
+            })
+        }
+    };
+    Some(backend)
+}
+
+/// A refusal of a refresh: 401 (or 400/403, as some backends answer a missing cookie).
+fn refused(status: u16) -> bool {
+    matches!(status, 400 | 401 | 403)
+}
+
+/// The key ids /api/health publishes against the local secrets: a service that was not
+/// reloaded after a rotation (or reads another file) is caught without a probe account.
+fn signing_keys(r: &mut Runner, body: &serde_json::Value, settings: &Settings, deep: bool) {
+    let name = "signing keys";
+    let Some(keys) = body.get("keys").filter(|k| k.is_object()) else {
+        // With a probe account, the deep check verifies the service's tokens instead.
+        if !deep {
+            r.push(Outcome::new(
+                name,
+                Status::Warn,
+                Duration::ZERO,
+                format!(
+                    "the service publishes no key ids: cannot compare its keys with {} without a probe account (--email)",
+                    settings.source
+                ),
+            ));
+        }
+        return;
+    };
+    let mut compared = Vec::new();
+    let mut differ = Vec::new();
+    for (field, var) in
+        [("access", names::JWT_SECRET), ("refresh", names::JWT_REFRESH_SECRET), ("session", names::SESSION_SECRET)]
+    {
+        let (Some(theirs), Some(ours)) = (
+            keys[field].as_str(),
+            settings.get(var).filter(|s| !s.value.is_empty()).map(|s| token::Secret::new(s.value.clone())),
+        ) else {
+            continue;
+        };
+        compared.push(var);
+        if theirs != ours.kid() {
+            differ.push(format!(
+                "{var}: the service signs with key {theirs}, {} holds {}",
+                settings.source,
+                ours.kid()
+            ));
+        }
+    }
+    r.push(if !differ.is_empty() {
+        Outcome::new(
+            name,
+            Status::Fail,
+            Duration::ZERO,
+            format!("{} (rotated but not reloaded? send SIGHUP)", differ.join("; ")),
+        )
+    } else if compared.is_empty() {
+        Outcome::new(name, Status::Warn, Duration::ZERO, "no key ids to compare")
+    } else {
+        Outcome::new(name, Status::Pass, Duration::ZERO, format!("{} match {}", compared.join(", "), settings.source))
+    });
+}
+
+/// "; keys access=… refresh=…; rollover JWT_SECRET until …" from /api/health's body.
+pub fn keys_summary(body: &serde_json::Value) -> String {
+    let Some(keys) = body.get("keys") else { return String::new() };
+    let kid = |k: &str| keys.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_string();
+    let mut s = format!("; signing keys access={} refresh={}", kid("access"), kid("refresh"));
+    for w in body.get("rollover").and_then(|r| r.as_array()).into_iter().flatten() {
+        let f = |k: &str| w.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_string();
+        s.push_str(&format!("; rollover open: {} previous={} until {}", f("secret"), f("previousKid"), f("until")));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookie_attributes() {
+        assert!(cookie_problems("a=b; Path=/; HttpOnly; SameSite=Strict", false).is_empty());
+        assert_eq!(cookie_problems("a=b; Path=/; HttpOnly; SameSite=Strict", true), ["Secure"]);
+        assert_eq!(cookie_problems("a=b; Path=/", false), ["HttpOnly", "SameSite"]);
+    }
+
+    #[test]
+    fn clock_skew() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(skew(&httpdate::fmt_http_date(now + Duration::from_secs(42)), now), Some(42));
+        assert_eq!(skew(&httpdate::fmt_http_date(now - Duration::from_secs(7)), now), Some(-7));
+        assert_eq!(skew("yesterday", now), None);
+    }
+}

@@ -1,0 +1,497 @@
+//! The deep check with the probe account: login, the tokens against the configuration,
+//! token-info, refresh and its rotation, a replay of the spent refresh token, logout.
+//! It adapts to the backend: the CSRF header goes only with a `csrf_token` cookie,
+//! claims are read by either dialect's names, logout may answer 200 or 204.
+//!
+//! The probe's sessions are always ended before it returns, whatever failed, so a run
+//! that stops early (or runs every minute under --watch) leaves none behind.
+
+use std::time::{Duration, Instant};
+
+use reqwest::blocking::{RequestBuilder, Response};
+
+use super::{Backend, Outcome, Probe, Runner, cookie_problems, cookie_value, json_body, refused, set_cookie};
+use crate::check::Status;
+use crate::config::Settings;
+use crate::names::{self, cookie};
+use crate::token::{self, Check, Kind};
+
+/// How far token-info's `expiresInSeconds` may be from the token's own expiry.
+const EXPIRY_SLACK_SECS: i64 = 10;
+
+/// The probe account's session while the deep check holds it.
+#[derive(Default)]
+struct Session {
+    access: String,
+    refresh: String,
+    /// Empty when the backend sets no CSRF cookie: then no CSRF header is sent either.
+    csrf: String,
+    /// Ended by the server (logout, reuse detection): nothing to clean up.
+    ended: bool,
+}
+
+impl Session {
+    /// The cookies a refresh or logout sends: the refresh token, and the CSRF cookie if any.
+    fn cookies(&self, refresh: &str) -> String {
+        let mut c = format!("{}={refresh}", cookie::REFRESH_TOKEN);
+        if !self.csrf.is_empty() {
+            c.push_str(&format!("; {}={}", cookie::CSRF_TOKEN, self.csrf));
+        }
+        c
+    }
+
+    /// The CSRF header, when the backend set the cookie it echoes.
+    fn with_csrf(&self, req: RequestBuilder) -> RequestBuilder {
+        if self.csrf.is_empty() { req } else { req.header(names::CSRF_HEADER, &self.csrf) }
+    }
+
+    /// Takes the tokens a response set (a rotation); true when it set a new refresh token.
+    fn follow(&mut self, resp: &Response) -> bool {
+        let h = resp.headers();
+        let value = |name| set_cookie(h, name).map(|c| cookie_value(c).to_string()).filter(|v| !v.is_empty());
+        if let Some(a) = value(cookie::ACCESS_TOKEN) {
+            self.access = a;
+        }
+        if let Some(c) = value(cookie::CSRF_TOKEN) {
+            self.csrf = c;
+        }
+        match value(cookie::REFRESH_TOKEN) {
+            Some(r) if r != self.refresh => {
+                self.refresh = r;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The reuse grace the backend documents: aspjwt's `REFRESH_REUSE_GRACE` (from the
+/// configuration given, else its default); none for another backend.
+fn documented_grace(backend: &Backend, settings: Option<&Settings>) -> Duration {
+    match backend {
+        Backend::Unknown => Duration::ZERO,
+        Backend::Aspjwt(_) => settings
+            .and_then(|s| s.get(names::REFRESH_REUSE_GRACE))
+            .map(|s| s.value.clone())
+            .and_then(|v| crate::duration::parse(&v).ok())
+            .unwrap_or_else(|| crate::duration::parse(names::DEFAULT_REFRESH_REUSE_GRACE).unwrap_or_default()),
+    }
+}
+
+/// login → tokens → token-info → refresh → token-info → replay → logout → refresh.
+pub(super) fn deep(r: &mut Runner, probe: &Probe, settings: Option<&Settings>, backend: &Backend) {
+    // Ctrl-C or a TERM from the login on waits for the logout: the checks stop at the
+    // next step, the session is ended, then the process ends as it was asked to.
+    let held = crate::fsx::Held::new();
+    let interrupted = || held.pending().is_some();
+    let Some(mut s) = login(r, probe, true) else { return };
+    if !interrupted() {
+        exercise(r, &mut s, probe, settings, backend, &interrupted);
+    }
+    if !s.ended {
+        end_probe_session(r, &s);
+    }
+}
+
+/// Logs the probe in; the first login also judges the cookies (attributes, CSRF), a second
+/// one (for the logout check, after reuse detection ended the first) only that it worked.
+/// None when there is no session to go on with.
+fn login(r: &mut Runner, probe: &Probe, first: bool) -> Option<Session> {
+    let name = if first { "login" } else { "login for the logout check" };
+    let (took, res) = r.send(
+        r.client
+            .post(r.url("/api/auth/login"))
+            .json(&serde_json::json!({"email": probe.email, "password": probe.password})),
+    );
+    let resp = match res {
+        Err(e) => {
+            r.push(Outcome::new(name, Status::Fail, took, e));
+            return None;
+        }
+        Ok(resp) if r.rate_limited(name, took, &resp) => return None,
+        Ok(resp) => resp,
+    };
+    if resp.status().as_u16() != 200 {
+        r.push(Outcome::fail(name, took, "200 for the probe account", resp.status().as_u16().to_string()));
+        return None;
+    }
+    let headers = resp.headers().clone();
+    let mut s = Session::default();
+    s.follow(&resp);
+    let (Some(access_c), Some(refresh_c)) =
+        (set_cookie(&headers, cookie::ACCESS_TOKEN), set_cookie(&headers, cookie::REFRESH_TOKEN))
+    else {
+        r.push(Outcome::fail(name, took, "access_token and refresh_token cookies", "not both of them"));
+        // Whatever it did set is ended all the same.
+        if !s.access.is_empty() || !s.refresh.is_empty() {
+            end_probe_session(r, &s);
+        }
+        return None;
+    };
+    if !first {
+        r.push(Outcome::new(name, Status::Pass, took, "200"));
+        return Some(s);
+    }
+    let mut problems: Vec<String> = Vec::new();
+    for (cookie_name, c) in [(cookie::ACCESS_TOKEN, access_c), (cookie::REFRESH_TOKEN, refresh_c)] {
+        let missing = cookie_problems(c, r.https);
+        if !missing.is_empty() {
+            problems.push(format!("{cookie_name} lacks {}", missing.join(", ")));
+        }
+    }
+    let https = r.https;
+    r.push(if problems.is_empty() {
+        Outcome::new(
+            name,
+            Status::Pass,
+            took,
+            format!("200, cookies HttpOnly and SameSite{}", if https { " and Secure" } else { "" }),
+        )
+    } else {
+        Outcome::fail(
+            name,
+            took,
+            "HttpOnly, SameSite (and Secure over https) on the token cookies",
+            problems.join("; "),
+        )
+    });
+    r.push(if s.csrf.is_empty() {
+        Outcome::warn(
+            "CSRF cookie",
+            Duration::ZERO,
+            "a csrf_token cookie (double submit)",
+            "none: the backend relies on SameSite alone",
+        )
+    } else {
+        Outcome::new("CSRF cookie", Status::Pass, Duration::ZERO, "csrf_token set; sent back as X-CSRF-Token")
+    });
+    Some(s)
+}
+
+/// Everything after login. Each step runs when the ones before left something to run it
+/// with; a failure is recorded and the rest go on.
+fn exercise(
+    r: &mut Runner,
+    s: &mut Session,
+    probe: &Probe,
+    settings: Option<&Settings>,
+    backend: &Backend,
+    interrupted: &dyn Fn() -> bool,
+) {
+    if let Some(settings) = settings {
+        tokens_match(r, s, settings);
+    }
+    let ttl = settings.and_then(|s| s.ttl(Kind::Access).ok()).map(|d| d.as_secs() as i64);
+    token_info(r, &s.access, "token-info", ttl);
+    if interrupted() {
+        return;
+    }
+
+    let previous = s.refresh.clone();
+    let rotated = refresh(r, s);
+    if rotated {
+        token_info(r, &s.access, "token-info after refresh", None);
+    }
+    if interrupted() {
+        return;
+    }
+    if rotated {
+        replay(r, s, &previous, documented_grace(backend, settings));
+        if interrupted() {
+            return;
+        }
+    }
+    if s.ended {
+        // Reuse detection ended the session: the logout check needs a live one.
+        match login(r, probe, false) {
+            Some(fresh) => *s = fresh,
+            None => return,
+        }
+    }
+    logout(r, s);
+}
+
+/// Both tokens verify with the configured secrets, each only with its own.
+fn tokens_match(r: &mut Runner, s: &Session, settings: &Settings) {
+    let t = Instant::now();
+    let problems: Vec<String> = [(&s.access, Kind::Access), (&s.refresh, Kind::Refresh)]
+        .into_iter()
+        .filter_map(|(raw, kind)| signed_locally(settings, raw, kind).err())
+        .collect();
+    r.push(if problems.is_empty() {
+        Outcome::new(
+            "tokens match the configuration",
+            Status::Pass,
+            t.elapsed(),
+            format!("both verify with the secrets in {}, each only with its own", settings.source),
+        )
+    } else {
+        Outcome::new("tokens match the configuration", Status::Fail, t.elapsed(), problems.join("; "))
+    });
+}
+
+/// Verifies a token the service issued with the configured secret of its kind, and
+/// makes sure the other secret does not verify it. The kind is read from `typ` or
+/// `type`, whichever the backend writes (a token with neither is judged by signature).
+fn signed_locally(settings: &Settings, raw: &str, kind: Kind) -> Result<(), String> {
+    let secret = settings.secret(kind).map_err(|e| e.to_string())?;
+    let t = token::inspect(raw).map_err(|e| format!("the {kind} token: {e}"))?;
+    let check =
+        Check { algorithms: vec![jsonwebtoken::Algorithm::HS256], leeway: 60, issuer: None, audience: None, typ: None };
+    let now = crate::server::now();
+    let failures = t.verify(&secret, &check, now);
+    if failures.iter().any(|f| matches!(f, token::Failure::BadSignature)) {
+        return Err(format!("service signs with a different {} than {}", kind.secret_var(), settings.source));
+    }
+    if let Some(f) = failures.first() {
+        return Err(format!("the {kind} token: {f}"));
+    }
+    if let Some(found) = t.kind_claim()
+        && found != kind.as_str()
+    {
+        return Err(format!("the {kind} token says it is {found:?}"));
+    }
+    let other = if kind == Kind::Access { Kind::Refresh } else { Kind::Access };
+    if let Ok(other_secret) = settings.secret(other)
+        && !t.verify(&other_secret, &check, now).iter().any(|f| matches!(f, token::Failure::BadSignature))
+    {
+        return Err(format!("the {kind} token also verifies with {}: one secret signs both kinds", other.secret_var()));
+    }
+    Ok(())
+}
+
+/// token-info with `access`: 200, about the token's own subject, and its
+/// `expiresInSeconds` (or `expiresAt`) near the token's `exp` and, with `ttl`, near the
+/// configured access lifetime.
+fn token_info(r: &mut Runner, access: &str, name: &str, ttl: Option<i64>) -> bool {
+    let (took, res) = r.send(
+        r.client.get(r.url("/api/auth/token-info")).header("cookie", format!("{}={access}", cookie::ACCESS_TOKEN)),
+    );
+    let resp = match res {
+        Err(e) => return r.push(Outcome::new(name, Status::Fail, took, e)),
+        Ok(resp) if r.rate_limited(name, took, &resp) => return true,
+        Ok(resp) => resp,
+    };
+    if resp.status().as_u16() != 200 {
+        return r.push(Outcome::fail(name, took, "200", resp.status().as_u16().to_string()));
+    }
+    let body = json_body(resp).unwrap_or_default();
+    let now = crate::server::now();
+    let left = body["expiresInSeconds"].as_i64().or_else(|| {
+        let at = humantime::parse_rfc3339_weak(body["expiresAt"].as_str()?).ok()?;
+        let at = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64;
+        Some(at - now)
+    });
+    let token = token::inspect(access).ok();
+    let exp_left = token.as_ref().and_then(|t| t.claims.get(names::claim::EXP)?.as_i64()).map(|e| e - now);
+    let subject = token.as_ref().and_then(|t| t.subject().map(str::to_string));
+    let about = body["userId"].as_str().or_else(|| body["sub"].as_str());
+    let Some(left) = left else {
+        return r.push(Outcome::fail(name, took, "expiresInSeconds or expiresAt", "neither"));
+    };
+    if let (Some(sub), Some(about)) = (&subject, about)
+        && sub != about
+    {
+        return r.push(Outcome::fail(
+            name,
+            took,
+            format!("userId {sub:?} (the token's subject)"),
+            format!("{about:?}"),
+        ));
+    }
+    if let Some(exp_left) = exp_left
+        && (exp_left - left).abs() > EXPIRY_SLACK_SECS
+    {
+        return r.push(Outcome::fail(
+            name,
+            took,
+            format!("expiresInSeconds ≈ {exp_left} (the token's exp)"),
+            left.to_string(),
+        ));
+    }
+    if let Some(ttl) = ttl
+        && (ttl - left).abs() > EXPIRY_SLACK_SECS
+    {
+        return r.push(Outcome::fail(
+            name,
+            took,
+            format!("expiresInSeconds ≈ {ttl} (the configured access expiry)"),
+            left.to_string(),
+        ));
+    }
+    r.push(Outcome::new(name, Status::Pass, took, format!("200, expires in {left} s")))
+}
+
+/// One refresh with the session's cookies; true when it rotated (a new refresh token
+/// and a new access token).
+fn refresh(r: &mut Runner, s: &mut Session) -> bool {
+    let name = "refresh";
+    let (took, res) = r.send(refresh_request(r, s, &s.refresh));
+    let resp = match res {
+        Err(e) => {
+            r.push(Outcome::new(name, Status::Fail, took, e));
+            return false;
+        }
+        Ok(resp) if r.rate_limited(name, took, &resp) => return false,
+        Ok(resp) => resp,
+    };
+    if resp.status().as_u16() != 200 {
+        r.push(Outcome::fail(name, took, "200", resp.status().as_u16().to_string()));
+        return false;
+    }
+    let new_access = set_cookie(resp.headers(), cookie::ACCESS_TOKEN).is_some();
+    if !s.follow(&resp) {
+        r.push(Outcome::fail(name, took, "a new refresh token (rotation)", "the same one, or none"));
+        return false;
+    }
+    if !new_access {
+        r.push(Outcome::fail(name, took, "new access_token and refresh_token cookies", "no access_token cookie"));
+        return true;
+    }
+    r.push(Outcome::new(name, Status::Pass, took, "200, refresh token rotated"));
+    true
+}
+
+fn refresh_request(r: &Runner, s: &Session, refresh: &str) -> RequestBuilder {
+    s.with_csrf(r.client.post(r.url("/api/auth/refresh")).header("cookie", s.cookies(refresh)))
+}
+
+/// A logout with every cookie the session holds.
+fn logout_request(r: &Runner, s: &Session) -> RequestBuilder {
+    let cookies = format!("{}={}; {}", cookie::ACCESS_TOKEN, s.access, s.cookies(&s.refresh));
+    s.with_csrf(r.client.post(r.url("/api/auth/logout")).header("cookie", cookies))
+}
+
+/// The spent refresh token, presented again. Within a documented grace (aspjwt's, for
+/// two tabs refreshing at once) it may be answered with the token already in force, never
+/// with another; with no grace it must be refused, and the refusal should end the session
+/// (reuse detection). The check replays at once: it never waits a grace out.
+fn replay(r: &mut Runner, s: &mut Session, previous: &str, grace: Duration) {
+    let name = "previous refresh token";
+    let (took, res) = r.send(refresh_request(r, s, previous));
+    let resp = match res {
+        Err(e) => {
+            r.push(Outcome::new(name, Status::Fail, took, e));
+            return;
+        }
+        Ok(resp) if r.rate_limited(name, took, &resp) => return,
+        Ok(resp) => resp,
+    };
+    let status = resp.status().as_u16();
+    let minted = s.follow(&resp);
+    match status {
+        200 if grace.is_zero() => {
+            r.push(Outcome::fail(
+                name,
+                took,
+                "401: a spent refresh token is refused (the backend documents no grace)",
+                "200: still accepted",
+            ));
+        }
+        200 if minted => {
+            r.push(Outcome::fail(
+                name,
+                took,
+                format!("within the {} grace, the token already in force", crate::duration::human(grace)),
+                "200 with another new refresh token: a replay forks the session",
+            ));
+        }
+        200 => {
+            let grace = crate::duration::human(grace);
+            r.push(Outcome::new(
+                name,
+                Status::Pass,
+                took,
+                format!(
+                    "200 within the {grace} grace aspjwt allows, answered with the token in force (not waited out)"
+                ),
+            ));
+        }
+        s_ if refused(s_) => {
+            r.push(Outcome::new(name, Status::Pass, took, format!("{status}: refused")));
+            reuse_ends_session(r, s);
+        }
+        _ => {
+            r.push(Outcome::fail(name, took, "401", status.to_string()));
+        }
+    }
+}
+
+/// After a refused replay, the session's own refresh token should be refused too: reuse
+/// detection ends the session the stolen token belonged to. A warning when it does not.
+fn reuse_ends_session(r: &mut Runner, s: &mut Session) {
+    let name = "reuse ends the session";
+    let (took, res) = r.send(refresh_request(r, s, &s.refresh));
+    match res {
+        Err(e) => {
+            r.push(Outcome::new(name, Status::Warn, took, e));
+        }
+        Ok(resp) if r.rate_limited(name, took, &resp) => {}
+        Ok(resp) if refused(resp.status().as_u16()) => {
+            s.ended = true;
+            r.push(Outcome::new(
+                name,
+                Status::Pass,
+                took,
+                format!("{}: the session was ended", resp.status().as_u16()),
+            ));
+        }
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            s.follow(&resp);
+            let got =
+                if resp.status().is_success() { format!("{status}: the session lives on") } else { status.to_string() };
+            r.push(Outcome::warn(name, took, "401: a replayed token ends its session", got));
+        }
+    }
+}
+
+/// logout (200 or 204), then a refresh with the same cookies must be refused.
+fn logout(r: &mut Runner, s: &mut Session) {
+    let (took, res) = r.send(logout_request(r, s));
+    match res {
+        Err(e) => {
+            r.push(Outcome::new("logout", Status::Fail, took, e));
+            return;
+        }
+        Ok(resp) if r.rate_limited("logout", took, &resp) => return,
+        Ok(resp) if matches!(resp.status().as_u16(), 200 | 204) => {
+            r.push(Outcome::new("logout", Status::Pass, took, resp.status().as_u16().to_string()));
+        }
+        Ok(resp) => {
+            r.push(Outcome::fail("logout", took, "200 or 204", resp.status().as_u16().to_string()));
+            return;
+        }
+    };
+    let name = "refresh after logout";
+    let (took, res) = r.send(refresh_request(r, s, &s.refresh));
+    match res {
+        Err(e) => {
+            r.push(Outcome::new(name, Status::Fail, took, e));
+        }
+        Ok(resp) if r.rate_limited(name, took, &resp) => {}
+        Ok(resp) if refused(resp.status().as_u16()) => {
+            s.ended = true;
+            r.push(Outcome::new(name, Status::Pass, took, format!("{}: the session is over", resp.status().as_u16())));
+        }
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            s.follow(&resp);
+            let got = if resp.status().is_success() { format!("{status}: it survives") } else { status.to_string() };
+            r.push(Outcome::fail(name, took, "401: the session ended at logout", got));
+        }
+    }
+}
+
+/// Ends a probe session the checks left open. Not a check of the service (that failed
+/// already), but said when it cannot be done, since a session is then left behind.
+fn end_probe_session(r: &mut Runner, s: &Session) {
+    let (took, res) = r.send(logout_request(r, s));
+    let ended = matches!(&res, Ok(resp) if resp.status().is_success());
+    let detail = match res {
+        Ok(resp) if ended => format!("{}: the probe session was ended", resp.status().as_u16()),
+        Ok(resp) => format!("got {}: the probe session may stay open until it expires", resp.status().as_u16()),
+        Err(e) => format!("{e}: the probe session may stay open until it expires"),
+    };
+    r.push(Outcome::new("cleanup logout", if ended { Status::Pass } else { Status::Warn }, took, detail));
+}
