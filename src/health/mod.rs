@@ -61,7 +61,7 @@ impl Outcome {
         Outcome::unexpected(name, Status::Warn, took, expected, got)
     }
 
-    fn unexpected(
+    pub(crate) fn unexpected(
         name: &str,
         status: Status,
         took: Duration,
@@ -263,6 +263,19 @@ impl Runner {
         let t = Instant::now();
         let r = req.send().map_err(|e| describe(&e, self.timeout));
         (t.elapsed(), r)
+    }
+
+    /// Sends a check's request: its answer, or None once what stands in for one is
+    /// recorded under `name` (a failure when nothing answered, a warning for a 429).
+    fn request(&mut self, name: &str, req: RequestBuilder) -> Option<(Duration, Response)> {
+        match self.send(req) {
+            (took, Err(e)) => {
+                self.push(Outcome::new(name, Status::Fail, took, e));
+                None
+            }
+            (took, Ok(resp)) if self.rate_limited(name, took, &resp) => None,
+            (took, Ok(resp)) => Some((took, resp)),
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -472,41 +485,30 @@ fn liveness(r: &mut Runner, settings: Option<&Settings>, deep: bool) -> Option<B
     });
 
     let name = "token-info without a token";
-    let (took, res) = r.send(r.client.get(r.url("/api/auth/token-info")));
-    match res {
-        Err(e) => r.push(Outcome::new(name, Status::Fail, took, e)),
-        Ok(resp) if r.rate_limited(name, took, &resp) => true,
-        Ok(resp) => {
-            let www = resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-            let s = resp.status().as_u16();
-            r.push(match s {
-                401 if www.starts_with("Bearer") => {
-                    Outcome::new(name, Status::Pass, took, "401 with WWW-Authenticate: Bearer")
-                }
-                401 => Outcome::warn(
-                    name,
-                    took,
-                    "401 with WWW-Authenticate: Bearer (RFC 6750)",
-                    format!("401 with WWW-Authenticate: {www:?}"),
-                ),
-                _ => Outcome::fail(name, took, "401", s.to_string()),
-            })
-        }
-    };
+    if let Some((took, resp)) = r.request(name, r.client.get(r.url("/api/auth/token-info"))) {
+        let www = resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        r.push(match resp.status().as_u16() {
+            401 if www.starts_with("Bearer") => {
+                Outcome::new(name, Status::Pass, took, "401 with WWW-Authenticate: Bearer")
+            }
+            401 => Outcome::warn(
+                name,
+                took,
+                "401 with WWW-Authenticate: Bearer (RFC 6750)",
+                format!("401 with WWW-Authenticate: {www:?}"),
+            ),
+            s => Outcome::fail(name, took, "401", s.to_string()),
+        });
+    }
     let name = "refresh without a cookie";
-    let (took, res) = r.send(r.client.post(r.url("/api/auth/refresh")));
-    match res {
-        Err(e) => r.push(Outcome::new(name, Status::Fail, took, e)),
-        Ok(resp) if r.rate_limited(name, took, &resp) => true,
-        Ok(resp) => {
-            let s = resp.status().as_u16();
-            r.push(if refused(s) {
-                Outcome::new(name, Status::Pass, took, format!("{s}: refused"))
-            } else {
-                Outcome::fail(name, took, "401", s.to_string())
-            })
-        }
-    };
+    if let Some((took, resp)) = r.request(name, r.client.post(r.url("/api/auth/refresh"))) {
+        let s = resp.status().as_u16();
+        r.push(if refused(s) {
+            Outcome::new(name, Status::Pass, took, format!("{s}: refused"))
+        } else {
+            Outcome::fail(name, took, "401", s.to_string())
+        });
+    }
     Some(backend)
 }
 

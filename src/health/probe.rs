@@ -98,19 +98,8 @@ pub(super) fn deep(r: &mut Runner, probe: &Probe, settings: Option<&Settings>, b
 /// None when there is no session to go on with.
 fn login(r: &mut Runner, probe: &Probe, first: bool) -> Option<Session> {
     let name = if first { "login" } else { "login for the logout check" };
-    let (took, res) = r.send(
-        r.client
-            .post(r.url("/api/auth/login"))
-            .json(&serde_json::json!({"email": probe.email, "password": probe.password})),
-    );
-    let resp = match res {
-        Err(e) => {
-            r.push(Outcome::new(name, Status::Fail, took, e));
-            return None;
-        }
-        Ok(resp) if r.rate_limited(name, took, &resp) => return None,
-        Ok(resp) => resp,
-    };
+    let body = serde_json::json!({"email": probe.email, "password": probe.password});
+    let (took, resp) = r.request(name, r.client.post(r.url("/api/auth/login")).json(&body))?;
     if resp.status().as_u16() != 200 {
         r.push(Outcome::fail(name, took, "200 for the probe account", resp.status().as_u16().to_string()));
         return None;
@@ -264,14 +253,9 @@ fn signed_locally(settings: &Settings, raw: &str, kind: Kind) -> Result<(), Stri
 /// `expiresInSeconds` (or `expiresAt`) near the token's `exp` and, with `ttl`, near the
 /// configured access lifetime.
 fn token_info(r: &mut Runner, access: &str, name: &str, ttl: Option<i64>) -> bool {
-    let (took, res) = r.send(
-        r.client.get(r.url("/api/auth/token-info")).header("cookie", format!("{}={access}", cookie::ACCESS_TOKEN)),
-    );
-    let resp = match res {
-        Err(e) => return r.push(Outcome::new(name, Status::Fail, took, e)),
-        Ok(resp) if r.rate_limited(name, took, &resp) => return true,
-        Ok(resp) => resp,
-    };
+    let req =
+        r.client.get(r.url("/api/auth/token-info")).header("cookie", format!("{}={access}", cookie::ACCESS_TOKEN));
+    let Some((took, resp)) = r.request(name, req) else { return true };
     if resp.status().as_u16() != 200 {
         return r.push(Outcome::fail(name, took, "200", resp.status().as_u16().to_string()));
     }
@@ -326,15 +310,7 @@ fn token_info(r: &mut Runner, access: &str, name: &str, ttl: Option<i64>) -> boo
 /// and a new access token).
 fn refresh(r: &mut Runner, s: &mut Session) -> bool {
     let name = "refresh";
-    let (took, res) = r.send(refresh_request(r, s, &s.refresh));
-    let resp = match res {
-        Err(e) => {
-            r.push(Outcome::new(name, Status::Fail, took, e));
-            return false;
-        }
-        Ok(resp) if r.rate_limited(name, took, &resp) => return false,
-        Ok(resp) => resp,
-    };
+    let Some((took, resp)) = r.request(name, refresh_request(r, s, &s.refresh)) else { return false };
     if resp.status().as_u16() != 200 {
         r.push(Outcome::fail(name, took, "200", resp.status().as_u16().to_string()));
         return false;
@@ -368,15 +344,7 @@ fn logout_request(r: &Runner, s: &Session) -> RequestBuilder {
 /// (reuse detection). The check replays at once: it never waits a grace out.
 fn replay(r: &mut Runner, s: &mut Session, previous: &str, grace: Duration) {
     let name = "previous refresh token";
-    let (took, res) = r.send(refresh_request(r, s, previous));
-    let resp = match res {
-        Err(e) => {
-            r.push(Outcome::new(name, Status::Fail, took, e));
-            return;
-        }
-        Ok(resp) if r.rate_limited(name, took, &resp) => return,
-        Ok(resp) => resp,
-    };
+    let Some((took, resp)) = r.request(name, refresh_request(r, s, previous)) else { return };
     let status = resp.status().as_u16();
     let minted = s.follow(&resp);
     match status {
@@ -420,66 +388,45 @@ fn replay(r: &mut Runner, s: &mut Session, previous: &str, grace: Duration) {
 /// After a refused replay, the session's own refresh token should be refused too: reuse
 /// detection ends the session the stolen token belonged to. A warning when it does not.
 fn reuse_ends_session(r: &mut Runner, s: &mut Session) {
-    let name = "reuse ends the session";
-    let (took, res) = r.send(refresh_request(r, s, &s.refresh));
-    match res {
-        Err(e) => {
-            r.push(Outcome::new(name, Status::Warn, took, e));
-        }
-        Ok(resp) if r.rate_limited(name, took, &resp) => {}
-        Ok(resp) if refused(resp.status().as_u16()) => {
-            s.ended = true;
-            r.push(Outcome::new(
-                name,
-                Status::Pass,
-                took,
-                format!("{}: the session was ended", resp.status().as_u16()),
-            ));
-        }
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            s.follow(&resp);
-            let got =
-                if resp.status().is_success() { format!("{status}: the session lives on") } else { status.to_string() };
-            r.push(Outcome::warn(name, took, "401: a replayed token ends its session", got));
-        }
-    }
+    let ended = Ended { name: "reuse ends the session", by: "a replayed token", or_else: Status::Warn };
+    ended.check(r, s);
 }
 
 /// logout (200 or 204), then a refresh with the same cookies must be refused.
 fn logout(r: &mut Runner, s: &mut Session) {
-    let (took, res) = r.send(logout_request(r, s));
-    match res {
-        Err(e) => {
-            r.push(Outcome::new("logout", Status::Fail, took, e));
-            return;
-        }
-        Ok(resp) if r.rate_limited("logout", took, &resp) => return,
-        Ok(resp) if matches!(resp.status().as_u16(), 200 | 204) => {
-            r.push(Outcome::new("logout", Status::Pass, took, resp.status().as_u16().to_string()));
-        }
-        Ok(resp) => {
-            r.push(Outcome::fail("logout", took, "200 or 204", resp.status().as_u16().to_string()));
-            return;
-        }
-    };
-    let name = "refresh after logout";
-    let (took, res) = r.send(refresh_request(r, s, &s.refresh));
-    match res {
-        Err(e) => {
-            r.push(Outcome::new(name, Status::Fail, took, e));
-        }
-        Ok(resp) if r.rate_limited(name, took, &resp) => {}
-        Ok(resp) if refused(resp.status().as_u16()) => {
+    let Some((took, resp)) = r.request("logout", logout_request(r, s)) else { return };
+    let status = resp.status().as_u16();
+    if !matches!(status, 200 | 204) {
+        r.push(Outcome::fail("logout", took, "200 or 204", status.to_string()));
+        return;
+    }
+    r.push(Outcome::new("logout", Status::Pass, took, status.to_string()));
+    Ended { name: "refresh after logout", by: "logout", or_else: Status::Fail }.check(r, s);
+}
+
+/// A check that the session is over: its refresh token is refused. Otherwise `or_else`
+/// (and the session goes on with what the refresh answered, so it can be cleaned up).
+struct Ended {
+    name: &'static str,
+    /// What should have ended it.
+    by: &'static str,
+    or_else: Status,
+}
+
+impl Ended {
+    fn check(&self, r: &mut Runner, s: &mut Session) {
+        let Some((took, resp)) = r.request(self.name, refresh_request(r, s, &s.refresh)) else { return };
+        let status = resp.status().as_u16();
+        if refused(status) {
             s.ended = true;
-            r.push(Outcome::new(name, Status::Pass, took, format!("{}: the session is over", resp.status().as_u16())));
+            r.push(Outcome::new(self.name, Status::Pass, took, format!("{status}: the session is over")));
+            return;
         }
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            s.follow(&resp);
-            let got = if resp.status().is_success() { format!("{status}: it survives") } else { status.to_string() };
-            r.push(Outcome::fail(name, took, "401: the session ended at logout", got));
-        }
+        s.follow(&resp);
+        let got =
+            if resp.status().is_success() { format!("{status}: the session lives on") } else { status.to_string() };
+        let expected = format!("401: {} ends the session", self.by);
+        r.push(Outcome::unexpected(self.name, self.or_else, took, expected, got));
     }
 }
 

@@ -167,7 +167,7 @@ fn each_broken_promise_of_a_node_backend_fails_its_check() {
     for (fault, check, got) in [
         ("no-rotate", "refresh", "the same one, or none"),
         ("accept-previous", "previous refresh token", "200: still accepted"),
-        ("logout-keeps", "refresh after logout", "200: it survives"),
+        ("logout-keeps", "refresh after logout", "200: the session lives on"),
     ] {
         let crm = Crm::start(&d, fault);
         let j = health(&d, &crm.url, &[]).code(1).json();
