@@ -165,8 +165,11 @@ pub fn health(out: &Out, args: HealthArgs) -> Result<Exit> {
             doc["version"] = output::JSON_VERSION.into();
             doc["at"] = at.to_string().into();
             out.line(serde_json::to_string(&doc)?)?;
-        } else {
+        } else if !out.quiet {
             out.line(format!("{at}  {}", verdict(&report, strict)))?;
+        } else if let Some(why) = failures(&report, strict) {
+            // -q: a healthy run says nothing; an unhealthy one only why.
+            out.reason(format!("{at}  unhealthy: {why}"));
         }
         std::thread::sleep(interval.max(Duration::from_millis(100)));
     }

@@ -207,7 +207,7 @@ fn health_document(client: &reqwest::blocking::Client, url: &str) -> Result<serd
         .get(format!("{}/api/health", url.trim_end_matches('/')))
         .send()
         .map_err(|e| crate::health::describe(&e, Duration::from_secs(3)))?;
-    crate::health::json_body(resp).map_err(|e| format!("/api/health {e}"))
+    crate::health::json_body(resp, Duration::from_secs(3)).map_err(|e| format!("/api/health {e}"))
 }
 
 fn confirm(out: &Out, what: &str) -> Result<bool> {

@@ -118,10 +118,35 @@ const MAX_BODY: u64 = 64 * 1024;
 
 /// A response's JSON body, read up to `MAX_BODY`: a hostile or broken endpoint cannot
 /// make a check read (and hold) without end.
-pub fn json_body(resp: Response) -> Result<serde_json::Value, String> {
+pub fn json_body(resp: Response, timeout: Duration) -> Result<serde_json::Value, String> {
     use std::io::Read;
+    // reqwest bounds each read, not the whole body: a body trickled a byte at a time
+    // would hold the check for ever. The deadline bounds it (to about twice `timeout`,
+    // since the read in progress ends by its own timeout).
+    let deadline = Instant::now() + timeout;
+    let timed_out = || format!("timed out after {} reading the body", crate::duration::human(timeout));
     let mut body = Vec::new();
-    resp.take(MAX_BODY + 1).read_to_end(&mut body).map_err(|e| format!("reading the body: {e}"))?;
+    let mut resp = resp.take(MAX_BODY + 1);
+    let mut buf = [0u8; 8192];
+    loop {
+        match resp.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => body.extend_from_slice(&buf[..n]),
+            // reqwest reports a read that outlived the timeout as "error decoding
+            // response body", with the timeout only in its source.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::TimedOut
+                    || e.get_ref().and_then(|s| s.downcast_ref::<reqwest::Error>()).is_some_and(|r| r.is_timeout())
+                    || Instant::now() >= deadline =>
+            {
+                return Err(timed_out());
+            }
+            Err(e) => return Err(format!("reading the body: {e}")),
+        }
+        if Instant::now() > deadline {
+            return Err(timed_out());
+        }
+    }
     if body.len() as u64 > MAX_BODY {
         return Err(format!("answered more than {} KiB: not aspjwt's answer", MAX_BODY / 1024));
     }
@@ -187,30 +212,62 @@ fn tls_cause(chain: &str) -> Option<&'static str> {
     CAUSES.iter().find(|(needles, _)| needles.iter().any(|n| chain.contains(n))).map(|(_, why)| *why)
 }
 
-/// The value of a cookie set by a response, with its attributes.
+/// The cookie `name` as a browser keeps it after this response, with its attributes:
+/// the last Set-Cookie of that name wins, and None when it clears the cookie (an empty
+/// value, `Max-Age` ≤ 0 or an `Expires` in the past) or none sets it.
 fn set_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find(|v| v.starts_with(&format!("{name}=")))
+    let last = headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .rfind(|v| v.split_once('=').is_some_and(|(n, _)| n.trim() == name))?;
+    (!clears(last)).then_some(last)
+}
+
+/// Whether a Set-Cookie removes its cookie rather than setting it.
+fn clears(set_cookie: &str) -> bool {
+    if cookie_value(set_cookie).is_empty() {
+        return true;
+    }
+    set_cookie.split(';').skip(1).filter_map(|a| a.split_once('=')).any(|(k, v)| {
+        let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
+        match k.as_str() {
+            "max-age" => v.parse::<i64>().is_ok_and(|age| age <= 0),
+            "expires" => httpdate::parse_http_date(v).is_ok_and(|at| at <= SystemTime::now()),
+            _ => false,
+        }
+    })
 }
 
 fn cookie_value(set_cookie: &str) -> &str {
     set_cookie.split(';').next().and_then(|kv| kv.split_once('=')).map_or("", |(_, v)| v)
 }
 
-/// Missing attributes of a token cookie: HttpOnly and SameSite always, Secure over https.
-pub fn cookie_problems(set_cookie: &str, https: bool) -> Vec<&'static str> {
+/// What a token cookie lacks: HttpOnly, SameSite=Lax or Strict (None, or an empty value,
+/// protects nothing), and Secure over https.
+pub fn cookie_problems(set_cookie: &str, https: bool) -> Vec<String> {
     let attrs: Vec<String> = set_cookie.split(';').skip(1).map(|a| a.trim().to_ascii_lowercase()).collect();
     let has = |p: &str| attrs.iter().any(|a| a == p || a.starts_with(&format!("{p}=")));
     let mut out = Vec::new();
     if !has("httponly") {
-        out.push("HttpOnly");
+        out.push("HttpOnly".to_string());
     }
-    if !has("samesite") {
-        out.push("SameSite");
+    let samesite = attrs.iter().find_map(|a| if a == "samesite" { Some("") } else { a.strip_prefix("samesite=") });
+    match samesite.map(str::trim) {
+        None => out.push("SameSite".to_string()),
+        Some("lax" | "strict") => {}
+        Some("") => out.push("SameSite=Lax or Strict (it has an empty SameSite)".to_string()),
+        Some(other) => out.push(format!("SameSite=Lax or Strict (it has SameSite={})", capitalized(other))),
     }
     if https && !has("secure") {
-        out.push("Secure");
+        out.push("Secure".to_string());
     }
     out
+}
+
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
 
 /// The security headers (helmet's defaults) a response lacks; HSTS counts over https only.
@@ -436,23 +493,52 @@ fn configuration(r: &mut Runner, settings: &Settings) {
 /// The checks that need no credentials. The backend when /api/health answered 200
 /// (the deep check runs then, whatever else these found), else None.
 fn liveness(r: &mut Runner, settings: Option<&Settings>, deep: bool) -> Option<Backend> {
-    let (took, res) = r.send(r.client.get(r.url("/api/health")));
+    let name = "GET /api/health";
+    let t = Instant::now();
+    let (_, res) = r.send(r.client.get(r.url("/api/health")));
     let resp = match res {
         Err(e) => {
-            r.push(Outcome::new("GET /api/health", Status::Fail, took, e));
+            r.push(Outcome::new(name, Status::Fail, t.elapsed(), e));
             return None;
         }
         Ok(resp) => resp,
     };
+    // The clock is read when the head arrives, not after a slow body.
+    let skew = resp.headers().get("date").and_then(|v| v.to_str().ok()).and_then(|d| skew(d, SystemTime::now()));
     let status = resp.status().as_u16();
     if status != 200 {
-        r.push(Outcome::fail("GET /api/health", took, "200", status.to_string()));
+        r.push(Outcome::fail(name, t.elapsed(), "200", status.to_string()));
         return None;
     }
     let headers = resp.headers().clone();
-    let body = json_body(resp).unwrap_or_default();
+    let body = json_body(resp, r.timeout);
+    let took = t.elapsed();
+    let body = match body {
+        Err(e) if e.starts_with("timed out") || e.starts_with("reading") => {
+            r.push(Outcome::new(name, Status::Fail, took, e));
+            return None;
+        }
+        Err(e) => {
+            r.push(Outcome::warn(name, took, r#"200 with {"status":"ok"}"#, format!("200 that {e}")));
+            serde_json::Value::Null
+        }
+        Ok(body) => body,
+    };
     let backend = Backend::from_health(&body);
-    r.push(Outcome::new("GET /api/health", Status::Pass, took, format!("200; {backend}{}", keys_summary(&body))));
+    match body.get("status").map(|s| s.as_str()) {
+        Some(Some("ok")) => {
+            r.push(Outcome::new(name, Status::Pass, took, format!("200; {backend}{}", keys_summary(&body))));
+        }
+        Some(other) => {
+            let said = other.map_or_else(|| body["status"].to_string(), |s| format!("{s:?}"));
+            r.push(Outcome::fail(name, took, r#"{"status":"ok"}"#, format!("status {said}")));
+            return None;
+        }
+        None if body.is_null() => {}
+        None => {
+            r.push(Outcome::warn(name, took, r#"200 with {"status":"ok"}"#, "200 without a status"));
+        }
+    }
     if let Some(settings) = settings {
         signing_keys(r, &body, settings, deep);
     }
@@ -467,8 +553,7 @@ fn liveness(r: &mut Runner, settings: Option<&Settings>, deep: bool) -> Option<B
             format!("missing {}", missing.join(", ")),
         )
     });
-    let date = headers.get("date").and_then(|v| v.to_str().ok()).and_then(|d| skew(d, SystemTime::now()));
-    r.push(match date {
+    r.push(match skew {
         None => Outcome::warn("clock skew", Duration::ZERO, "a Date header", "none"),
         Some(s) if s.abs() <= MAX_SKEW_SECS => {
             Outcome::new("clock skew", Status::Pass, Duration::ZERO, format!("{s:+} s"))
@@ -487,10 +572,9 @@ fn liveness(r: &mut Runner, settings: Option<&Settings>, deep: bool) -> Option<B
     let name = "token-info without a token";
     if let Some((took, resp)) = r.request(name, r.client.get(r.url("/api/auth/token-info"))) {
         let www = resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let bearer = www.split_whitespace().next().is_some_and(|scheme| scheme.eq_ignore_ascii_case("bearer"));
         r.push(match resp.status().as_u16() {
-            401 if www.starts_with("Bearer") => {
-                Outcome::new(name, Status::Pass, took, "401 with WWW-Authenticate: Bearer")
-            }
+            401 if bearer => Outcome::new(name, Status::Pass, took, "401 with WWW-Authenticate: Bearer"),
             401 => Outcome::warn(
                 name,
                 took,
@@ -591,6 +675,30 @@ mod tests {
         assert!(cookie_problems("a=b; Path=/; HttpOnly; SameSite=Strict", false).is_empty());
         assert_eq!(cookie_problems("a=b; Path=/; HttpOnly; SameSite=Strict", true), ["Secure"]);
         assert_eq!(cookie_problems("a=b; Path=/", false), ["HttpOnly", "SameSite"]);
+        assert_eq!(
+            cookie_problems("a=b; HttpOnly; samesite=none", false),
+            ["SameSite=Lax or Strict (it has SameSite=None)"]
+        );
+        assert_eq!(
+            cookie_problems("a=b; HttpOnly; SameSite", false),
+            ["SameSite=Lax or Strict (it has an empty SameSite)"]
+        );
+        assert!(cookie_problems("a=b; httponly; SAMESITE=lax", false).is_empty());
+    }
+
+    #[test]
+    fn the_cookie_a_browser_keeps() {
+        let mut h = HeaderMap::new();
+        for v in ["t=; Max-Age=0", "t=new; HttpOnly", "u=x", "t=newer; HttpOnly"] {
+            h.append("set-cookie", v.parse().unwrap());
+        }
+        assert_eq!(set_cookie(&h, "t"), Some("t=newer; HttpOnly"));
+        for cleared in ["t=", "t=x; Max-Age=0", "t=x; max-age=-1", "t=x; Expires=Thu, 01 Jan 1970 00:00:00 GMT"] {
+            h.append("set-cookie", cleared.parse().unwrap());
+            assert_eq!(set_cookie(&h, "t"), None, "{cleared}");
+        }
+        assert_eq!(set_cookie(&h, "u"), Some("u=x"));
+        assert_eq!(set_cookie(&h, "tt"), None);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::token::{self, Check, Kind};
 const EXPIRY_SLACK_SECS: i64 = 10;
 
 /// The probe account's session while the deep check holds it.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Session {
     access: String,
     refresh: String,
@@ -28,6 +28,11 @@ struct Session {
     csrf: String,
     /// Ended by the server (logout, reuse detection): nothing to clean up.
     ended: bool,
+    /// Logout answered success but the session lived on: a cleanup logout proves nothing.
+    logout_ends_nothing: bool,
+    /// Sessions a broken backend handed out besides this one (a replay that forked the
+    /// session): each is ended before the check returns.
+    forks: Vec<Session>,
 }
 
 impl Session {
@@ -88,8 +93,8 @@ pub(super) fn deep(r: &mut Runner, probe: &Probe, settings: Option<&Settings>, b
     if !interrupted() {
         exercise(r, &mut s, probe, settings, backend, &interrupted);
     }
-    if !s.ended {
-        end_probe_session(r, &s);
+    for fork in std::mem::take(&mut s.forks).iter().chain([&s]).filter(|s| !s.ended) {
+        end_probe_session(r, fork);
     }
 }
 
@@ -107,27 +112,19 @@ fn login(r: &mut Runner, probe: &Probe, first: bool) -> Option<Session> {
     let headers = resp.headers().clone();
     let mut s = Session::default();
     s.follow(&resp);
-    let (Some(access_c), Some(refresh_c)) =
-        (set_cookie(&headers, cookie::ACCESS_TOKEN), set_cookie(&headers, cookie::REFRESH_TOKEN))
-    else {
+    if set_cookie(&headers, cookie::ACCESS_TOKEN).is_none() || set_cookie(&headers, cookie::REFRESH_TOKEN).is_none() {
         r.push(Outcome::fail(name, took, "access_token and refresh_token cookies", "not both of them"));
         // Whatever it did set is ended all the same.
         if !s.access.is_empty() || !s.refresh.is_empty() {
             end_probe_session(r, &s);
         }
         return None;
-    };
+    }
     if !first {
         r.push(Outcome::new(name, Status::Pass, took, "200"));
         return Some(s);
     }
-    let mut problems: Vec<String> = Vec::new();
-    for (cookie_name, c) in [(cookie::ACCESS_TOKEN, access_c), (cookie::REFRESH_TOKEN, refresh_c)] {
-        let missing = cookie_problems(c, r.https);
-        if !missing.is_empty() {
-            problems.push(format!("{cookie_name} lacks {}", missing.join(", ")));
-        }
-    }
+    let problems = cookie_attributes(&headers, r.https);
     let https = r.https;
     r.push(if problems.is_empty() {
         Outcome::new(
@@ -137,12 +134,7 @@ fn login(r: &mut Runner, probe: &Probe, first: bool) -> Option<Session> {
             format!("200, cookies HttpOnly and SameSite{}", if https { " and Secure" } else { "" }),
         )
     } else {
-        Outcome::fail(
-            name,
-            took,
-            "HttpOnly, SameSite (and Secure over https) on the token cookies",
-            problems.join("; "),
-        )
+        Outcome::fail(name, took, COOKIE_RULE, problems.join("; "))
     });
     r.push(if s.csrf.is_empty() {
         Outcome::warn(
@@ -168,7 +160,7 @@ fn exercise(
     interrupted: &dyn Fn() -> bool,
 ) {
     if let Some(settings) = settings {
-        tokens_match(r, s, settings);
+        tokens_match(r, s, settings, "tokens match the configuration");
     }
     let ttl = settings.and_then(|s| s.ttl(Kind::Access).ok()).map(|d| d.as_secs() as i64);
     token_info(r, &s.access, "token-info", ttl);
@@ -179,6 +171,9 @@ fn exercise(
     let previous = s.refresh.clone();
     let rotated = refresh(r, s);
     if rotated {
+        if let Some(settings) = settings {
+            tokens_match(r, s, settings, "rotated tokens match the configuration");
+        }
         token_info(r, &s.access, "token-info after refresh", None);
     }
     if interrupted() {
@@ -193,7 +188,10 @@ fn exercise(
     if s.ended {
         // Reuse detection ended the session: the logout check needs a live one.
         match login(r, probe, false) {
-            Some(fresh) => *s = fresh,
+            Some(fresh) => {
+                let forks = std::mem::take(&mut s.forks);
+                *s = Session { forks, ..fresh };
+            }
             None => return,
         }
     }
@@ -201,7 +199,7 @@ fn exercise(
 }
 
 /// Both tokens verify with the configured secrets, each only with its own.
-fn tokens_match(r: &mut Runner, s: &Session, settings: &Settings) {
+fn tokens_match(r: &mut Runner, s: &Session, settings: &Settings, name: &str) {
     let t = Instant::now();
     let problems: Vec<String> = [(&s.access, Kind::Access), (&s.refresh, Kind::Refresh)]
         .into_iter()
@@ -209,13 +207,13 @@ fn tokens_match(r: &mut Runner, s: &Session, settings: &Settings) {
         .collect();
     r.push(if problems.is_empty() {
         Outcome::new(
-            "tokens match the configuration",
+            name,
             Status::Pass,
             t.elapsed(),
             format!("both verify with the secrets in {}, each only with its own", settings.source),
         )
     } else {
-        Outcome::new("tokens match the configuration", Status::Fail, t.elapsed(), problems.join("; "))
+        Outcome::new(name, Status::Fail, t.elapsed(), problems.join("; "))
     });
 }
 
@@ -235,6 +233,15 @@ fn signed_locally(settings: &Settings, raw: &str, kind: Kind) -> Result<(), Stri
     if let Some(f) = failures.first() {
         return Err(format!("the {kind} token: {f}"));
     }
+    let kinds: Vec<&str> =
+        [names::claim::TYP, names::claim::NODE_TYPE].iter().filter_map(|c| t.claims.get(*c)?.as_str()).collect();
+    if let [typ, typ_node] = kinds[..]
+        && typ != typ_node
+    {
+        return Err(format!(
+            "the {kind} token's typ {typ:?} and type {typ_node:?} disagree: a verifier reading either is fooled"
+        ));
+    }
     if let Some(found) = t.kind_claim()
         && found != kind.as_str()
     {
@@ -249,61 +256,92 @@ fn signed_locally(settings: &Settings, raw: &str, kind: Kind) -> Result<(), Stri
     Ok(())
 }
 
-/// token-info with `access`: 200, about the token's own subject, and its
-/// `expiresInSeconds` (or `expiresAt`) near the token's `exp` and, with `ttl`, near the
-/// configured access lifetime.
-fn token_info(r: &mut Runner, access: &str, name: &str, ttl: Option<i64>) -> bool {
-    let req =
+/// token-info with `access`, as a cookie (or, when that is refused, as a Bearer token:
+/// either form is the CRM's), judged by [`judge_token_info`].
+fn token_info(r: &mut Runner, access: &str, name: &str, ttl: Option<i64>) {
+    let t = Instant::now();
+    let by_cookie =
         r.client.get(r.url("/api/auth/token-info")).header("cookie", format!("{}={access}", cookie::ACCESS_TOKEN));
-    let Some((took, resp)) = r.request(name, req) else { return true };
+    let Some((_, mut resp)) = r.request(name, by_cookie) else { return };
+    let mut how = "";
+    if resp.status().as_u16() == 401 {
+        let by_bearer = r.client.get(r.url("/api/auth/token-info")).bearer_auth(access);
+        let Some((_, again)) = r.request(name, by_bearer) else { return };
+        if again.status().as_u16() == 200 {
+            (resp, how) = (again, " (as a Bearer token; the cookie was refused)");
+        }
+    }
     if resp.status().as_u16() != 200 {
-        return r.push(Outcome::fail(name, took, "200", resp.status().as_u16().to_string()));
+        r.push(Outcome::fail(name, t.elapsed(), "200", resp.status().as_u16().to_string()));
+        return;
     }
-    let body = json_body(resp).unwrap_or_default();
-    let now = crate::server::now();
-    let left = body["expiresInSeconds"].as_i64().or_else(|| {
-        let at = humantime::parse_rfc3339_weak(body["expiresAt"].as_str()?).ok()?;
-        let at = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64;
-        Some(at - now)
+    let verdict = json_body(resp, r.timeout)
+        .map_err(|e| ("a JSON body".to_string(), e))
+        .and_then(|body| judge_token_info(&body, access, crate::server::now(), ttl));
+    r.push(match verdict {
+        Ok(left) => Outcome::new(name, Status::Pass, t.elapsed(), format!("200, expires in {left} s{how}")),
+        Err((expected, got)) => Outcome::fail(name, t.elapsed(), expected, got),
     });
+}
+
+/// A token-info answer, field by field, in either backend's shape: `userId` the access
+/// token's subject; `expiresInSeconds` (a number) and `expiresAt` (RFC 3339), at least one
+/// of them, each within a few seconds of the token's `exp` and, with `ttl`, of the
+/// configured access lifetime. The seconds left, or what was expected and what came.
+fn judge_token_info(
+    body: &serde_json::Value,
+    access: &str,
+    now: i64,
+    ttl: Option<i64>,
+) -> Result<i64, (String, String)> {
+    let unexpected = |e: &str, g: String| Err((e.to_string(), g));
     let token = token::inspect(access).ok();
-    let exp_left = token.as_ref().and_then(|t| t.claims.get(names::claim::EXP)?.as_i64()).map(|e| e - now);
     let subject = token.as_ref().and_then(|t| t.subject().map(str::to_string));
-    let about = body["userId"].as_str().or_else(|| body["sub"].as_str());
-    let Some(left) = left else {
-        return r.push(Outcome::fail(name, took, "expiresInSeconds or expiresAt", "neither"));
+    match (&body["userId"], &subject) {
+        (serde_json::Value::Null, _) => return unexpected("userId", "none".into()),
+        (serde_json::Value::String(about), Some(sub)) if about != sub => {
+            return Err((format!("userId {sub:?} (the token's subject)"), format!("{about:?}")));
+        }
+        (serde_json::Value::String(_), _) => {}
+        (other, _) => return unexpected("userId as a string", other.to_string()),
+    }
+    let seconds = match &body["expiresInSeconds"] {
+        serde_json::Value::Null => None,
+        v => Some(v.as_i64().ok_or_else(|| ("expiresInSeconds as a number".to_string(), v.to_string()))?),
     };
-    if let (Some(sub), Some(about)) = (&subject, about)
-        && sub != about
-    {
-        return r.push(Outcome::fail(
-            name,
-            took,
-            format!("userId {sub:?} (the token's subject)"),
-            format!("{about:?}"),
-        ));
+    let at = match &body["expiresAt"] {
+        serde_json::Value::Null => None,
+        v => {
+            let parsed = v.as_str().and_then(|a| humantime::parse_rfc3339_weak(a).ok());
+            let at = parsed.ok_or_else(|| ("expiresAt as an RFC 3339 time".to_string(), v.to_string()))?;
+            let epoch = at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+            Some((v.as_str().unwrap_or_default().to_string(), epoch - now))
+        }
+    };
+    let Some(left) = seconds.or(at.as_ref().map(|(_, left)| *left)) else {
+        return unexpected("expiresInSeconds or expiresAt", "neither".into());
+    };
+    let exp_left = token.as_ref().and_then(|t| t.claims.get(names::claim::EXP)?.as_i64()).map(|e| e - now);
+    let mut against = Vec::new();
+    if let Some(e) = exp_left {
+        against.push((e, "the token's exp"));
     }
-    if let Some(exp_left) = exp_left
-        && (exp_left - left).abs() > EXPIRY_SLACK_SECS
-    {
-        return r.push(Outcome::fail(
-            name,
-            took,
-            format!("expiresInSeconds ≈ {exp_left} (the token's exp)"),
-            left.to_string(),
-        ));
+    if let Some(ttl) = ttl {
+        against.push((ttl, "the configured access expiry"));
     }
-    if let Some(ttl) = ttl
-        && (ttl - left).abs() > EXPIRY_SLACK_SECS
-    {
-        return r.push(Outcome::fail(
-            name,
-            took,
-            format!("expiresInSeconds ≈ {ttl} (the configured access expiry)"),
-            left.to_string(),
-        ));
+    for (want, what) in against {
+        if let Some(s) = seconds
+            && (want - s).abs() > EXPIRY_SLACK_SECS
+        {
+            return Err((format!("expiresInSeconds ≈ {want} ({what})"), s.to_string()));
+        }
+        if let Some((text, l)) = &at
+            && (want - l).abs() > EXPIRY_SLACK_SECS
+        {
+            return Err((format!("expiresAt ≈ {want} s from now ({what})"), text.clone()));
+        }
     }
-    r.push(Outcome::new(name, Status::Pass, took, format!("200, expires in {left} s")))
+    Ok(left)
 }
 
 /// One refresh with the session's cookies; true when it rotated (a new refresh token
@@ -324,8 +362,27 @@ fn refresh(r: &mut Runner, s: &mut Session) -> bool {
         r.push(Outcome::fail(name, took, "new access_token and refresh_token cookies", "no access_token cookie"));
         return true;
     }
-    r.push(Outcome::new(name, Status::Pass, took, "200, refresh token rotated"));
+    let problems = cookie_attributes(resp.headers(), r.https);
+    r.push(if problems.is_empty() {
+        Outcome::new(name, Status::Pass, took, "200, refresh token rotated")
+    } else {
+        Outcome::fail(name, took, COOKIE_RULE, problems.join("; "))
+    });
     true
+}
+
+/// What the token cookies a response sets must carry.
+const COOKIE_RULE: &str = "HttpOnly, SameSite=Lax or Strict (and Secure over https) on the token cookies";
+
+/// What the token cookies a response sets lack, one entry per cookie.
+fn cookie_attributes(headers: &reqwest::header::HeaderMap, https: bool) -> Vec<String> {
+    [cookie::ACCESS_TOKEN, cookie::REFRESH_TOKEN]
+        .into_iter()
+        .filter_map(|name| {
+            let missing = cookie_problems(set_cookie(headers, name)?, https);
+            (!missing.is_empty()).then(|| format!("{name} lacks {}", missing.join(", ")))
+        })
+        .collect()
 }
 
 fn refresh_request(r: &Runner, s: &Session, refresh: &str) -> RequestBuilder {
@@ -346,43 +403,49 @@ fn replay(r: &mut Runner, s: &mut Session, previous: &str, grace: Duration) {
     let name = "previous refresh token";
     let Some((took, resp)) = r.request(name, refresh_request(r, s, previous)) else { return };
     let status = resp.status().as_u16();
-    let minted = s.follow(&resp);
-    match status {
-        200 if grace.is_zero() => {
-            r.push(Outcome::fail(
-                name,
-                took,
-                "401: a spent refresh token is refused (the backend documents no grace)",
-                "200: still accepted",
-            ));
-        }
-        200 if minted => {
-            r.push(Outcome::fail(
-                name,
-                took,
-                format!("within the {} grace, the token already in force", crate::duration::human(grace)),
-                "200 with another new refresh token: a replay forks the session",
-            ));
-        }
-        200 => {
-            let grace = crate::duration::human(grace);
-            r.push(Outcome::new(
-                name,
-                Status::Pass,
-                took,
-                format!(
-                    "200 within the {grace} grace aspjwt allows, answered with the token in force (not waited out)"
-                ),
-            ));
-        }
+    // What the answer hands out is a session of its own when it is a new token: ended
+    // at the end like the probe's, never mistaken for it.
+    let mut answer = Session { forks: Vec::new(), ..s.clone() };
+    let minted = answer.follow(&resp);
+    let in_force = set_cookie(resp.headers(), cookie::REFRESH_TOKEN).map(cookie_value) == Some(s.refresh.as_str());
+    if minted {
+        s.forks.push(answer);
+    }
+    let grace_text = crate::duration::human(grace);
+    r.push(match status {
+        200 if grace.is_zero() => Outcome::fail(
+            name,
+            took,
+            "401: a spent refresh token is refused (the backend documents no grace)",
+            "200: still accepted",
+        ),
+        200 if minted => Outcome::fail(
+            name,
+            took,
+            format!("within the {grace_text} grace, the token already in force"),
+            "200 with another new refresh token: a replay forks the session",
+        ),
+        200 if !in_force => Outcome::fail(
+            name,
+            took,
+            format!("within the {grace_text} grace, the token already in force"),
+            "200 without it",
+        ),
+        200 => Outcome::new(
+            name,
+            Status::Pass,
+            took,
+            format!(
+                "200 within the {grace_text} grace aspjwt allows, answered with the token in force (not waited out)"
+            ),
+        ),
         s_ if refused(s_) => {
             r.push(Outcome::new(name, Status::Pass, took, format!("{status}: refused")));
             reuse_ends_session(r, s);
+            return;
         }
-        _ => {
-            r.push(Outcome::fail(name, took, "401", status.to_string()));
-        }
-    }
+        _ => Outcome::fail(name, took, "401", status.to_string()),
+    });
 }
 
 /// After a refused replay, the session's own refresh token should be refused too: reuse
@@ -423,10 +486,13 @@ impl Ended {
             return;
         }
         s.follow(&resp);
-        let got =
-            if resp.status().is_success() { format!("{status}: the session lives on") } else { status.to_string() };
+        let lives_on = resp.status().is_success();
+        s.logout_ends_nothing |= lives_on && self.by == "logout";
+        let got = if lives_on { format!("{status}: the session lives on") } else { status.to_string() };
         let expected = format!("401: {} ends the session", self.by);
-        r.push(Outcome::unexpected(self.name, self.or_else, took, expected, got));
+        // A server error is a failure whatever the step.
+        let severity = if resp.status().is_server_error() { Status::Fail } else { self.or_else };
+        r.push(Outcome::unexpected(self.name, severity, took, expected, got));
     }
 }
 
@@ -434,8 +500,12 @@ impl Ended {
 /// already), but said when it cannot be done, since a session is then left behind.
 fn end_probe_session(r: &mut Runner, s: &Session) {
     let (took, res) = r.send(logout_request(r, s));
-    let ended = matches!(&res, Ok(resp) if resp.status().is_success());
+    let ended = matches!(&res, Ok(resp) if resp.status().is_success()) && !s.logout_ends_nothing;
     let detail = match res {
+        Ok(resp) if s.logout_ends_nothing => format!(
+            "{}, but logout ended nothing before (refresh after logout): the probe session may stay open until it expires",
+            resp.status().as_u16()
+        ),
         Ok(resp) if ended => format!("{}: the probe session was ended", resp.status().as_u16()),
         Ok(resp) => format!("got {}: the probe session may stay open until it expires", resp.status().as_u16()),
         Err(e) => format!("{e}: the probe session may stay open until it expires"),

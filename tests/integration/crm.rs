@@ -115,6 +115,7 @@ fn a_healthy_node_backend_passes_with_its_hardening_gaps_as_warnings() {
         "tokens match the configuration",
         "token-info",
         "refresh",
+        "rotated tokens match the configuration",
         "token-info after refresh",
         "previous refresh token",
         "reuse ends the session",
@@ -134,7 +135,7 @@ fn a_healthy_node_backend_passes_with_its_hardening_gaps_as_warnings() {
         &[("PROBE_PW", PASSWORD)],
     );
     let last = human.code(0).stdout.lines().last().unwrap().to_string();
-    assert!(last.starts_with("healthy (unknown): 16 checks passed, 2 warnings in "), "{last}");
+    assert!(last.starts_with("healthy (unknown): 17 checks passed, 2 warnings in "), "{last}");
 
     // --strict: a warning fails.
     let strict = health(&d, &crm.url, &["--strict"]).code(1).json();
@@ -154,7 +155,11 @@ fn a_node_backend_with_other_secrets_fails() {
     let other = d.run(&["generate"]).stdout.clone();
     d.write(".env", other); // the backend read the old secrets at start
     let j = health(&d, &crm.url, &[]).code(1).json();
-    assert_eq!(with_status(&j, "fail"), ["tokens match the configuration"], "{j}");
+    assert_eq!(
+        with_status(&j, "fail"),
+        ["tokens match the configuration", "rotated tokens match the configuration"],
+        "{j}"
+    );
     assert_eq!(
         detail(&j, "tokens match the configuration"),
         "service signs with a different JWT_SECRET than .env; service signs with a different JWT_REFRESH_SECRET than .env"
@@ -178,4 +183,18 @@ fn each_broken_promise_of_a_node_backend_fails_its_check() {
         let names: Vec<&str> = j["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
         assert!(names.contains(&"logout"), "{fault}: {j}");
     }
+    // The tokens a refresh hands out are held to the configuration as the login's are.
+    let crm = Crm::start(&d, "rotate-other-key");
+    let j = health(&d, &crm.url, &[]).code(1).json();
+    assert!(with_status(&j, "fail").contains(&"rotated tokens match the configuration".to_string()), "{j}");
+    // A token whose typ and type disagree is refused: a verifier reading either is fooled.
+    let crm = Crm::start(&d, "typ-disagrees");
+    let j = health(&d, &crm.url, &[]).code(1).json();
+    assert!(with_status(&j, "fail").contains(&"tokens match the configuration".to_string()), "{j}");
+    assert!(detail(&j, "tokens match the configuration").contains("typ"), "{j}");
+    // A logout that ends nothing: the cleanup does not claim it ended the session.
+    let crm = Crm::start(&d, "logout-keeps");
+    let j = health(&d, &crm.url, &[]).code(1).json();
+    let cleanup = j["checks"].as_array().unwrap().iter().find(|c| c["name"] == "cleanup logout").unwrap();
+    assert_eq!(cleanup["status"], "warn", "{j}");
 }

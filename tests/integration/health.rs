@@ -66,6 +66,7 @@ fn a_healthy_service_passes_every_check() {
             "tokens match the configuration",
             "token-info",
             "refresh",
+            "rotated tokens match the configuration",
             "token-info after refresh",
             "previous refresh token",
             "logout",
@@ -87,7 +88,7 @@ fn a_healthy_service_passes_every_check() {
     );
     let last = human.code(0).stdout.lines().last().unwrap().to_string();
     assert!(
-        last.starts_with(&format!("healthy (aspjwt {}): 17 checks passed in", env!("CARGO_PKG_VERSION"))),
+        last.starts_with(&format!("healthy (aspjwt {}): 18 checks passed in", env!("CARGO_PKG_VERSION"))),
         "{last}"
     );
     assert!(human.stdout.contains("✔ refresh "));
@@ -150,7 +151,10 @@ fn a_service_with_other_secrets_than_the_env_file() {
     )
     .code(1)
     .json();
-    assert_eq!(failed(&j), ["signing keys", "tokens match the configuration"]);
+    assert_eq!(
+        failed(&j),
+        ["signing keys", "tokens match the configuration", "rotated tokens match the configuration"]
+    );
     let detail = |j: &Value, name: &str| {
         j["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap()["detail"]
             .as_str()
@@ -197,65 +201,188 @@ fn request_cookie(head: &str, name: &str) -> Option<String> {
         .find_map(|kv| kv.trim().strip_prefix(&format!("{name}=")).map(str::to_string))
 }
 
-/// A service that behaves right except where `quirk` says: it rotates the refresh token,
-/// refuses a spent one (ending the session) and ends the session at logout.
+/// The value of a request header.
+fn request_header(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    })
+}
+
+/// The fake's sessions: each login opens one, whose live refresh token rotates; a spent
+/// token ends its session (reuse detection) unless a quirk says otherwise.
+#[derive(Default)]
+pub struct Sessions {
+    /// Per session, its live refresh token (None once ended).
+    live: Vec<Option<String>>,
+    /// Spent refresh tokens and their session.
+    spent: Vec<(String, usize)>,
+    issued: usize,
+}
+
+impl Sessions {
+    pub fn open(&self) -> usize {
+        self.live.iter().filter(|l| l.is_some()).count()
+    }
+
+    /// A JWT-shaped token (not signed: the fake is judged without --env-file).
+    fn token(&mut self, typ: &str) -> String {
+        use base64::Engine;
+        self.issued += 1;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let claims = serde_json::json!({"sub": "u-1", "type": typ, "jti": self.issued, "iat": now, "exp": now + 900});
+        let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        format!("{}.{}.c2ln", b64(br#"{"alg":"HS256","typ":"JWT"}"#), b64(claims.to_string().as_bytes()))
+    }
+}
+
+/// A service that behaves right except where `quirk` says.
 fn fake(quirk: &'static str) -> impl Fn(&str, &str, &str) -> Option<Reply> + Send + Sync + 'static {
-    // The refresh token in force; empty when there is no session.
-    let current = Arc::new(std::sync::Mutex::new(String::new()));
-    let issued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    move |method: &str, path: &str, head: &str| {
+    fake_sessions(quirk).0
+}
+
+/// A fake's sessions, shared with the test that looks at what the probe left open.
+type Shared = Arc<std::sync::Mutex<Sessions>>;
+
+/// As `fake`, with its sessions.
+fn fake_sessions(quirk: &'static str) -> (impl Fn(&str, &str, &str) -> Option<Reply> + Send + Sync + 'static, Shared) {
+    let sessions = Arc::new(std::sync::Mutex::new(Sessions::default()));
+    let state = sessions.clone();
+    let handler = move |method: &str, path: &str, head: &str| {
         let mut headers = if quirk == "no_headers" { vec![] } else { h(GOOD_HEADERS) };
-        let cookies = head.to_ascii_lowercase().contains("cookie:");
         let presented = request_cookie(head, "refresh_token");
-        let mut current = current.lock().unwrap();
-        let issue = |current: &mut String, headers: &mut Vec<(String, String)>, refresh: String| {
-            *current = refresh.clone();
-            for (name, v) in
-                [("access_token", "a.b.c".to_string()), ("refresh_token", refresh), ("csrf_token", "n.t".into())]
-            {
-                headers.push(("set-cookie".into(), format!("{name}={v}; Path=/; HttpOnly; SameSite=Strict")));
+        let mut st = sessions.lock().unwrap();
+        let attrs = match quirk {
+            "samesite_none" => "Path=/; HttpOnly; SameSite=None",
+            _ => "Path=/; HttpOnly; SameSite=Strict",
+        };
+        // Sets a session's cookies, as the quirk has them.
+        let set = |headers: &mut Vec<(String, String)>, access: &str, refresh: &str, attrs: &str| {
+            let clear = |headers: &mut Vec<(String, String)>| {
+                for name in ["access_token", "refresh_token"] {
+                    headers.push(("set-cookie".into(), format!("{name}=; Path=/; Max-Age=0")));
+                }
+            };
+            if quirk == "clear_first" {
+                clear(headers);
+            }
+            for (name, v) in [("access_token", access), ("refresh_token", refresh), ("csrf_token", "n.t")] {
+                headers.push(("set-cookie".into(), format!("{name}={v}; {attrs}")));
+            }
+            if quirk == "clear_after" {
+                clear(headers);
             }
         };
-        let fresh = || format!("refresh-{}", issued.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+        let health_body = match quirk {
+            "health_down" => r#"{"status":"down"}"#,
+            "aspjwt_spoof" => r#"{"status":"ok","service":"aspjwt","version":"9.9.9"}"#,
+            _ => r#"{"status":"ok"}"#,
+        };
         Some(match (method, path, quirk) {
             (_, _, "hang") => {
                 std::thread::sleep(Duration::from_secs(5));
                 return None;
             }
             ("GET", "/api/health", "500") => (500, headers, "{}".into()),
-            ("GET", "/api/health", _) => (200, headers, r#"{"status":"ok"}"#.into()),
-            ("GET", "/api/auth/token-info", _) if !cookies => {
-                headers.push(("www-authenticate".into(), "Bearer realm=\"x\"".into()));
-                (401, headers, "{}".into())
+            ("GET", "/api/health", "stall_body") => {
+                headers.push((STALL.into(), "5".into()));
+                (200, headers, health_body.into())
             }
-            ("GET", "/api/auth/token-info", _) => (200, headers, r#"{"expiresInSeconds":900}"#.into()),
-            ("POST", "/api/auth/refresh", "429") if !cookies => {
+            ("GET", "/api/health", _) => (200, headers, health_body.into()),
+            ("GET", "/api/auth/token-info", _) => {
+                let bearer =
+                    request_header(head, "authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::to_string));
+                let cookie = request_cookie(head, "access_token");
+                let token = if quirk == "bearer_only" { bearer } else { cookie.or(bearer) };
+                if token.is_none() {
+                    let www = match quirk {
+                        "www_lower" => "bearer realm=\"x\"",
+                        "www_nonsense" => "BearerNonsense",
+                        _ => "Bearer realm=\"x\"",
+                    };
+                    headers.push(("www-authenticate".into(), www.into()));
+                    return Some((401, headers, "{}".into()));
+                }
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+                let expires_at =
+                    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(now + 900));
+                let mut body =
+                    serde_json::json!({"userId": "u-1", "expiresInSeconds": 900, "expiresAt": expires_at.to_string()});
+                match quirk {
+                    "ti_userid_number" => body["userId"] = 42.into(),
+                    "ti_no_userid" => {
+                        body.as_object_mut().unwrap().remove("userId");
+                    }
+                    "ti_seconds_string" => body["expiresInSeconds"] = "900".into(),
+                    "ti_expires_at_wrong" => body["expiresAt"] = "2001-01-01T00:00:00Z".into(),
+                    _ => {}
+                }
+                (200, headers, body.to_string())
+            }
+            ("POST", "/api/auth/refresh", "429") if presented.is_none() => {
                 headers.push(("retry-after".into(), "30".into()));
                 (429, headers, "{}".into())
             }
             ("POST", "/api/auth/login", _) => {
-                issue(&mut current, &mut headers, fresh());
-                (200, headers, "{}".into())
-            }
-            ("POST", "/api/auth/refresh", _) if presented.is_some() && presented.as_ref() == Some(&*current) => {
-                let next = if quirk == "no_rotation" { current.clone() } else { fresh() };
-                issue(&mut current, &mut headers, next);
+                let (access, refresh) = (st.token("access"), st.token("refresh"));
+                st.live.push(Some(refresh.clone()));
+                set(&mut headers, &access, &refresh, attrs);
                 (200, headers, "{}".into())
             }
             ("POST", "/api/auth/refresh", _) => {
-                if presented.is_some() {
-                    current.clear(); // a spent token: the session ends
+                let Some(presented) = presented else { return Some((401, headers, "{}".into())) };
+                let attrs = if quirk == "rotated_bare" { "Path=/" } else { attrs };
+                if let Some(i) = st.live.iter().position(|l| l.as_deref() == Some(&presented)) {
+                    let next = if quirk == "no_rotation" { presented.clone() } else { st.token("refresh") };
+                    if next != presented {
+                        st.spent.push((presented, i));
+                    }
+                    st.live[i] = Some(next.clone());
+                    let access = st.token("access");
+                    set(&mut headers, &access, &next, attrs);
+                    return Some((200, headers, "{}".into()));
                 }
-                (401, headers, "{}".into())
+                let Some(&(_, i)) = st.spent.iter().find(|(t, _)| *t == presented) else {
+                    return Some((401, headers, "{}".into()));
+                };
+                match quirk {
+                    "replay_fork" | "aspjwt_spoof" if st.live[i].is_some() => {
+                        if quirk == "aspjwt_spoof" {
+                            return Some((200, headers, "{}".into())); // no cookies at all
+                        }
+                        let (access, refresh) = (st.token("access"), st.token("refresh"));
+                        st.live.push(Some(refresh.clone()));
+                        set(&mut headers, &access, &refresh, attrs);
+                        (200, headers, "{}".into())
+                    }
+                    "reuse_503" if st.live[i].is_none() => (503, headers, "{}".into()),
+                    _ => {
+                        // Reuse ends the session: its live token is spent too.
+                        if let Some(live) = st.live[i].take() {
+                            st.spent.push((live, i));
+                        }
+                        (401, headers, "{}".into())
+                    }
+                }
             }
             ("POST", "/api/auth/logout", _) => {
-                current.clear();
+                if quirk != "logout_keeps"
+                    && let Some(p) = &presented
+                    && let Some(i) = st.live.iter().position(|l| l.as_deref() == Some(p))
+                {
+                    st.live[i] = None;
+                }
                 (204, headers, String::new())
             }
             _ => (404, headers, "{}".into()),
         })
-    }
+    };
+    (handler, state)
 }
+
+/// A header a fake's reply may carry to stall: the head and part of the body go out,
+/// then nothing for that many seconds.
+const STALL: &str = "x-test-stall";
 
 /// Serves `handler` on loopback (plain, or TLS with `tls`); returns the base URL.
 fn serve_fake<F>(handler: F, tls: Option<Arc<rustls::ServerConfig>>) -> String
@@ -297,18 +424,29 @@ fn answer<S: Read + Write, F: Fn(&str, &str, &str) -> Option<Reply>>(mut stream:
     let mut first = head.split_whitespace();
     let (method, path) = (first.next().unwrap_or("").to_string(), first.next().unwrap_or("").to_string());
     let Some((status, headers, body)) = handler(&method, &path, &head) else { return };
+    let stall = headers.iter().find(|(k, _)| k == STALL).and_then(|(_, v)| v.parse::<u64>().ok());
     let mut reply = format!(
         "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\ndate: {}\r\n",
         body.len(),
         httpdate::fmt_http_date(std::time::SystemTime::now())
     );
-    for (k, v) in headers {
+    for (k, v) in headers.iter().filter(|(k, _)| k != STALL) {
         reply.push_str(&format!("{k}: {v}\r\n"));
     }
     reply.push_str("\r\n");
-    reply.push_str(&body);
-    let _ = stream.write_all(reply.as_bytes());
-    let _ = stream.flush();
+    match stall {
+        Some(secs) => {
+            reply.push_str(&body[..body.len() / 2]);
+            let _ = stream.write_all(reply.as_bytes());
+            let _ = stream.flush();
+            std::thread::sleep(Duration::from_secs(secs));
+        }
+        None => {
+            reply.push_str(&body);
+            let _ = stream.write_all(reply.as_bytes());
+            let _ = stream.flush();
+        }
+    }
 }
 
 fn deep(d: &Dir, url: &str, extra: &[&str]) -> crate::util::Output {
@@ -454,7 +592,7 @@ fn https_with_a_private_ca() {
     assert_eq!(trusted["ok"], true);
     // Over https the token cookies must be Secure: the fake's are not.
     let j = deep(&d, &url, &["--cacert", "ca.pem"]).code(1).json();
-    assert_eq!(failed(&j), ["login"]);
+    assert_eq!(failed(&j), ["login", "refresh"]);
     assert!(j.to_string().contains("Secure"));
 }
 
@@ -509,4 +647,109 @@ fn a_signal_after_login_still_logs_out() {
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(15), "it should end by the signal it was sent: {status:?}");
     assert_eq!(logouts.load(std::sync::atomic::Ordering::SeqCst), 1, "the probe session was not ended");
+}
+
+/// Runs the deep check against the fake with `quirk`; the report and the sessions it left.
+fn deep_against(quirk: &'static str, extra: &[&str]) -> (Value, usize, i32) {
+    let d = Dir::new();
+    let (handler, sessions) = fake_sessions(quirk);
+    let url = serve_fake(handler, None);
+    let out = deep(&d, &url, extra);
+    let open = sessions.lock().unwrap().open();
+    (out.json(), open, out.code)
+}
+
+fn status_of(j: &Value, name: &str) -> String {
+    let c = j["checks"].as_array().unwrap().iter().find(|c| c["name"] == name);
+    c.unwrap_or_else(|| panic!("no check {name:?}: {j}"))["status"].as_str().unwrap().to_string()
+}
+
+/// Cookies are read as a browser keeps them: the last Set-Cookie of a name wins, and an
+/// empty or expired one clears it; SameSite=None protects nothing; the cookies a refresh
+/// sets are judged as the login's are (review of issue 16).
+#[test]
+fn cookies_are_read_as_a_browser_keeps_them() {
+    let (j, open, code) = deep_against("clear_first", &[]);
+    assert_eq!((code, failed(&j), open), (0, vec![], 0), "{j}");
+    let (j, _, code) = deep_against("clear_after", &[]);
+    assert_eq!((code, failed(&j)), (1, vec!["login".to_string()]), "{j}");
+    let (j, _, code) = deep_against("samesite_none", &[]);
+    assert_eq!(code, 1);
+    assert_eq!(failed(&j), ["login", "refresh"], "{j}");
+    assert!(j.to_string().contains("SameSite=None"), "{j}");
+    let (j, _, code) = deep_against("rotated_bare", &[]);
+    assert_eq!((code, failed(&j)), (1, vec!["refresh".to_string()]), "{j}");
+}
+
+/// Every session the probe was handed is ended, and a cleanup after a logout that ends
+/// nothing does not claim it did (review of issue 16).
+#[test]
+fn every_session_the_probe_was_handed_is_ended() {
+    let (j, open, code) = deep_against("replay_fork", &[]);
+    assert_eq!(code, 1);
+    assert_eq!(failed(&j), ["previous refresh token"], "{j}");
+    assert_eq!(open, 0, "a session was left open: {j}");
+    let (j, _, code) = deep_against("logout_keeps", &[]);
+    assert_eq!(code, 1);
+    assert_eq!(failed(&j), ["refresh after logout"], "{j}");
+    assert_eq!(status_of(&j, "cleanup logout"), "warn", "{j}");
+}
+
+/// A 5xx is a failure at every step, the reuse check included; a body that stalls is
+/// a failure within the timeout, not a pass (review of issue 16).
+#[test]
+fn server_errors_and_stalled_bodies_fail() {
+    // This fake answers 503 to any refresh of a session reuse ended: both steps fail.
+    let (j, _, code) = deep_against("reuse_503", &[]);
+    assert_eq!(code, 1);
+    assert_eq!(failed(&j), ["reuse ends the session", "refresh after logout"], "{j}");
+    let t = std::time::Instant::now();
+    let (j, _, code) = deep_against("stall_body", &[]);
+    assert_eq!(code, 1);
+    assert_eq!(failed(&j), ["GET /api/health"], "{j}");
+    assert!(j["checks"][0]["detail"].as_str().unwrap().contains("timed out"), "{j}");
+    assert!(t.elapsed() < Duration::from_secs(4), "took {:?}", t.elapsed());
+}
+
+/// token-info is judged field by field, in either place the token may go; /api/health's
+/// body and the WWW-Authenticate scheme are read as written (review of issue 16).
+#[test]
+fn answers_are_judged_field_by_field() {
+    for quirk in ["ti_userid_number", "ti_no_userid", "ti_seconds_string", "ti_expires_at_wrong"] {
+        let (j, _, code) = deep_against(quirk, &[]);
+        assert_eq!(code, 1, "{quirk}: {j}");
+        assert_eq!(failed(&j), ["token-info", "token-info after refresh"], "{quirk}: {j}");
+    }
+    let (j, _, code) = deep_against("bearer_only", &[]);
+    assert_eq!((code, failed(&j)), (0, vec![]), "{j}");
+    let (j, _, code) = deep_against("health_down", &[]);
+    assert_eq!((code, failed(&j)), (1, vec!["GET /api/health".to_string()]), "{j}");
+    let (j, _, _) = deep_against("www_lower", &[]);
+    assert_eq!(status_of(&j, "token-info without a token"), "pass", "{j}");
+    let (j, _, _) = deep_against("www_nonsense", &[]);
+    assert_eq!(status_of(&j, "token-info without a token"), "warn", "{j}");
+    // A backend that calls itself aspjwt gets its grace, but a replay must still be answered
+    // with the token in force, not with nothing.
+    let (j, open, code) = deep_against("aspjwt_spoof", &[]);
+    assert_eq!(code, 1);
+    assert_eq!(failed(&j), ["previous refresh token"], "{j}");
+    assert_eq!(open, 0, "{j}");
+}
+
+/// -q under --watch prints nothing for a healthy run (review of issue 16).
+#[test]
+fn quiet_watch_prints_only_unhealthy_runs() {
+    let url = serve_fake(fake("ok"), None);
+    let d = Dir::new();
+    let mut child = d
+        .cmd()
+        .args(["-q", "health", "--url", &url, "--quick", "--watch", "200ms"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(900));
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.stdout.is_empty() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
 }

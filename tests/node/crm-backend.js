@@ -4,7 +4,8 @@
 //
 //   ENV_FILE   the .env with JWT_SECRET and JWT_REFRESH_SECRET (dotenv)
 //   PROBE_EMAIL, PROBE_PASSWORD   the one account
-//   FAULT      none | no-rotate | accept-previous | logout-keeps
+//   FAULT      none | no-rotate | accept-previous | logout-keeps | rotate-other-key
+//              | typ-disagrees
 //
 // Prints "listening PORT" once it listens on an ephemeral port of 127.0.0.1.
 'use strict';
@@ -41,13 +42,18 @@ const cookieOptions = (maxAgeSecs) => ({
   maxAge: maxAgeSecs * 1000,
 });
 
+// Keys a broken backend signs rotated tokens with (FAULT=rotate-other-key).
+const OTHER_KEYS = [crypto.randomBytes(64).toString('base64'), crypto.randomBytes(64).toString('base64')];
+
 function issue(res, family) {
   const now = Math.floor(Date.now() / 1000);
   const jti = crypto.randomUUID();
-  const access = jwt.sign({ sub: USER.id, role: USER.role, type: 'access', jti: crypto.randomUUID() }, ACCESS_SECRET, {
-    expiresIn: ACCESS_TTL,
-  });
-  const refresh = jwt.sign({ sub: USER.id, role: USER.role, type: 'refresh', jti, fam: family }, REFRESH_SECRET, {
+  const rotating = families.get(family).current !== null;
+  const [accessKey, refreshKey] = rotating && FAULT === 'rotate-other-key' ? OTHER_KEYS : [ACCESS_SECRET, REFRESH_SECRET];
+  const accessClaims = { sub: USER.id, role: USER.role, type: 'access', jti: crypto.randomUUID() };
+  if (FAULT === 'typ-disagrees') accessClaims.typ = 'refresh';
+  const access = jwt.sign(accessClaims, accessKey, { expiresIn: ACCESS_TTL });
+  const refresh = jwt.sign({ sub: USER.id, role: USER.role, type: 'refresh', jti, fam: family }, refreshKey, {
     expiresIn: REFRESH_TTL,
   });
   families.get(family).current = jti;
