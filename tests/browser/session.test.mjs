@@ -28,7 +28,7 @@ function cli(args, input) {
 
 /** Server-side count of refresh requests for one user, by outcome. */
 function refreshes(email) {
-  const events = JSON.parse(cli(['--json', 'audit', '--user', email, '--limit', '0']));
+  const { events } = JSON.parse(cli(['--json', 'audit', '--user', email, '--limit', '0']));
   const count = pred => events.filter(pred).length;
   return {
     rotated: count(e => e.event === 'refresh' && e.reason === 'rotated'),
