@@ -229,14 +229,16 @@ fn clears(set_cookie: &str) -> bool {
     if cookie_value(set_cookie).is_empty() {
         return true;
     }
-    set_cookie.split(';').skip(1).filter_map(|a| a.split_once('=')).any(|(k, v)| {
-        let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
-        match k.as_str() {
-            "max-age" => v.parse::<i64>().is_ok_and(|age| age <= 0),
-            "expires" => httpdate::parse_http_date(v).is_ok_and(|at| at <= SystemTime::now()),
-            _ => false,
-        }
-    })
+    // The last of each attribute counts, and Max-Age wins over Expires (RFC 6265 5.3).
+    let attr = |name: &str| {
+        let attrs: Vec<(&str, &str)> = set_cookie.split(';').skip(1).filter_map(|a| a.split_once('=')).collect();
+        attrs.into_iter().rfind(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim())
+    };
+    match (attr("max-age"), attr("expires")) {
+        (Some(age), _) => age.parse::<i64>().is_ok_and(|age| age <= 0),
+        (None, Some(at)) => httpdate::parse_http_date(at).is_ok_and(|at| at <= SystemTime::now()),
+        (None, None) => false,
+    }
 }
 
 fn cookie_value(set_cookie: &str) -> &str {
@@ -252,7 +254,9 @@ pub fn cookie_problems(set_cookie: &str, https: bool) -> Vec<String> {
     if !has("httponly") {
         out.push("HttpOnly".to_string());
     }
-    let samesite = attrs.iter().find_map(|a| if a == "samesite" { Some("") } else { a.strip_prefix("samesite=") });
+    // The last SameSite counts, as a browser reads it.
+    let samesite =
+        attrs.iter().rev().find_map(|a| if a == "samesite" { Some("") } else { a.strip_prefix("samesite=") });
     match samesite.map(str::trim) {
         None => out.push("SameSite".to_string()),
         Some("lax" | "strict") => {}
@@ -312,6 +316,8 @@ struct Runner {
     base: String,
     timeout: Duration,
     https: bool,
+    /// In the deep check a 429 leaves a promise unchecked: a failure, not a warning.
+    deep: bool,
     out: Vec<Outcome>,
 }
 
@@ -346,18 +352,28 @@ impl Runner {
         ok
     }
 
-    /// A 429 is the limiter doing its job: a warning, not a failure of the service.
+    /// A 429 is the limiter doing its job: a warning for a liveness check, but in the
+    /// deep check the step's promise went unchecked, so the run cannot say healthy.
     fn rate_limited(&mut self, name: &str, took: Duration, r: &Response) -> bool {
         if r.status().as_u16() != 429 {
             return false;
         }
         let after = r.headers().get("retry-after").and_then(|v| v.to_str().ok()).unwrap_or("?");
-        self.push(Outcome::new(
-            name,
-            Status::Warn,
-            took,
-            format!("rate limited (429): retry after {after}s; not a failure of the service"),
-        ));
+        self.push(if self.deep {
+            Outcome::new(
+                name,
+                Status::Fail,
+                took,
+                format!("rate limited (429): not checked; retry after {after}s (the probe account's limit?)"),
+            )
+        } else {
+            Outcome::new(
+                name,
+                Status::Warn,
+                took,
+                format!("rate limited (429): retry after {after}s; not a failure of the service"),
+            )
+        });
         true
     }
 }
@@ -414,6 +430,7 @@ pub fn run(opts: &Options) -> Report {
         base: opts.url.trim_end_matches('/').to_string(),
         timeout: opts.timeout,
         https,
+        deep: false,
         out: Vec::new(),
     };
     if !opts.quick
@@ -505,40 +522,42 @@ fn liveness(r: &mut Runner, settings: Option<&Settings>, deep: bool) -> Option<B
     };
     // The clock is read when the head arrives, not after a slow body.
     let skew = resp.headers().get("date").and_then(|v| v.to_str().ok()).and_then(|d| skew(d, SystemTime::now()));
+    // Whatever /api/health says, the service answered: every later check still runs.
     let status = resp.status().as_u16();
-    if status != 200 {
-        r.push(Outcome::fail(name, t.elapsed(), "200", status.to_string()));
-        return None;
-    }
     let headers = resp.headers().clone();
-    let body = json_body(resp, r.timeout);
+    let body = if status == 200 { Some(json_body(resp, r.timeout)) } else { None };
     let took = t.elapsed();
     let body = match body {
-        Err(e) if e.starts_with("timed out") || e.starts_with("reading") => {
-            r.push(Outcome::new(name, Status::Fail, took, e));
-            return None;
+        None => {
+            r.push(Outcome::fail(name, took, "200", status.to_string()));
+            serde_json::Value::Null
         }
-        Err(e) => {
+        Some(Err(e)) if e.starts_with("timed out") || e.starts_with("reading") => {
+            r.push(Outcome::new(name, Status::Fail, took, e));
+            serde_json::Value::Null
+        }
+        Some(Err(e)) => {
             r.push(Outcome::warn(name, took, r#"200 with {"status":"ok"}"#, format!("200 that {e}")));
             serde_json::Value::Null
         }
-        Ok(body) => body,
+        Some(Ok(body)) => {
+            r.push(match body.get("status").map(|s| s.as_str()) {
+                Some(Some("ok")) => Outcome::new(
+                    name,
+                    Status::Pass,
+                    took,
+                    format!("200; {}{}", Backend::from_health(&body), keys_summary(&body)),
+                ),
+                Some(other) => {
+                    let said = other.map_or_else(|| body["status"].to_string(), |s| format!("{s:?}"));
+                    Outcome::fail(name, took, r#"{"status":"ok"}"#, format!("status {said}"))
+                }
+                None => Outcome::warn(name, took, r#"200 with {"status":"ok"}"#, "200 without a status"),
+            });
+            body
+        }
     };
     let backend = Backend::from_health(&body);
-    match body.get("status").map(|s| s.as_str()) {
-        Some(Some("ok")) => {
-            r.push(Outcome::new(name, Status::Pass, took, format!("200; {backend}{}", keys_summary(&body))));
-        }
-        Some(other) => {
-            let said = other.map_or_else(|| body["status"].to_string(), |s| format!("{s:?}"));
-            r.push(Outcome::fail(name, took, r#"{"status":"ok"}"#, format!("status {said}")));
-            return None;
-        }
-        None if body.is_null() => {}
-        None => {
-            r.push(Outcome::warn(name, took, r#"200 with {"status":"ok"}"#, "200 without a status"));
-        }
-    }
     if let Some(settings) = settings {
         signing_keys(r, &body, settings, deep);
     }
@@ -571,8 +590,12 @@ fn liveness(r: &mut Runner, settings: Option<&Settings>, deep: bool) -> Option<B
 
     let name = "token-info without a token";
     if let Some((took, resp)) = r.request(name, r.client.get(r.url("/api/auth/token-info"))) {
-        let www = resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-        let bearer = www.split_whitespace().next().is_some_and(|scheme| scheme.eq_ignore_ascii_case("bearer"));
+        let challenges: Vec<&str> =
+            resp.headers().get_all("www-authenticate").iter().filter_map(|v| v.to_str().ok()).collect();
+        let www = challenges.join(", ");
+        let bearer = challenges
+            .iter()
+            .any(|c| c.split_whitespace().next().is_some_and(|scheme| scheme.eq_ignore_ascii_case("bearer")));
         r.push(match resp.status().as_u16() {
             401 if bearer => Outcome::new(name, Status::Pass, took, "401 with WWW-Authenticate: Bearer"),
             401 => Outcome::warn(
@@ -613,7 +636,7 @@ fn signing_keys(r: &mut Runner, body: &serde_json::Value, settings: &Settings, d
                 Status::Warn,
                 Duration::ZERO,
                 format!(
-                    "the service publishes no key ids: cannot compare its keys with {} without a probe account (--email)",
+                    "the service publishes no key ids: cannot compare its keys with {} without the deep check (--email, no --quick)",
                     settings.source
                 ),
             ));
@@ -684,6 +707,9 @@ mod tests {
             ["SameSite=Lax or Strict (it has an empty SameSite)"]
         );
         assert!(cookie_problems("a=b; httponly; SAMESITE=lax", false).is_empty());
+        // The last SameSite is the one a browser keeps.
+        assert!(!cookie_problems("a=b; HttpOnly; SameSite=Strict; SameSite=None", false).is_empty());
+        assert!(cookie_problems("a=b; HttpOnly; SameSite=None; SameSite=Lax", false).is_empty());
     }
 
     #[test]
@@ -698,6 +724,10 @@ mod tests {
             assert_eq!(set_cookie(&h, "t"), None, "{cleared}");
         }
         assert_eq!(set_cookie(&h, "u"), Some("u=x"));
+        // Max-Age wins over Expires, whichever comes first.
+        assert!(!clears("t=x; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=900"));
+        assert!(!clears("t=x; Max-Age=900; Expires=Thu, 01 Jan 1970 00:00:00 GMT"));
+        assert!(clears("t=x; Max-Age=900; Max-Age=0"));
         assert_eq!(set_cookie(&h, "tt"), None);
     }
 

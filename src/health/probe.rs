@@ -28,8 +28,6 @@ struct Session {
     csrf: String,
     /// Ended by the server (logout, reuse detection): nothing to clean up.
     ended: bool,
-    /// Logout answered success but the session lived on: a cleanup logout proves nothing.
-    logout_ends_nothing: bool,
     /// Sessions a broken backend handed out besides this one (a replay that forked the
     /// session): each is ended before the check returns.
     forks: Vec<Session>,
@@ -89,6 +87,7 @@ pub(super) fn deep(r: &mut Runner, probe: &Probe, settings: Option<&Settings>, b
     // next step, the session is ended, then the process ends as it was asked to.
     let held = crate::fsx::Held::new();
     let interrupted = || held.pending().is_some();
+    r.deep = true;
     let Some(mut s) = login(r, probe, true) else { return };
     if !interrupted() {
         exercise(r, &mut s, probe, settings, backend, &interrupted);
@@ -105,18 +104,28 @@ fn login(r: &mut Runner, probe: &Probe, first: bool) -> Option<Session> {
     let name = if first { "login" } else { "login for the logout check" };
     let body = serde_json::json!({"email": probe.email, "password": probe.password});
     let (took, resp) = r.request(name, r.client.post(r.url("/api/auth/login")).json(&body))?;
-    if resp.status().as_u16() != 200 {
-        r.push(Outcome::fail(name, took, "200 for the probe account", resp.status().as_u16().to_string()));
-        return None;
-    }
     let headers = resp.headers().clone();
     let mut s = Session::default();
     s.follow(&resp);
-    if set_cookie(&headers, cookie::ACCESS_TOKEN).is_none() || set_cookie(&headers, cookie::REFRESH_TOKEN).is_none() {
-        r.push(Outcome::fail(name, took, "access_token and refresh_token cookies", "not both of them"));
-        // Whatever it did set is ended all the same.
+    let both =
+        set_cookie(&headers, cookie::ACCESS_TOKEN).is_some() && set_cookie(&headers, cookie::REFRESH_TOKEN).is_some();
+    let status = resp.status().as_u16();
+    if status != 200 || !both {
+        r.push(if status != 200 {
+            Outcome::fail(name, took, "200 for the probe account", status.to_string())
+        } else {
+            Outcome::fail(name, took, "access_token and refresh_token cookies", "not both of them")
+        });
+        // Whatever session it opened is ended all the same, or said to be left open.
         if !s.access.is_empty() || !s.refresh.is_empty() {
             end_probe_session(r, &s);
+        } else if resp.status().is_success() {
+            r.push(Outcome::new(
+                "cleanup logout",
+                Status::Warn,
+                Duration::ZERO,
+                "no token to log out with (the cookies were cleared): a session the backend opened may stay open until it expires",
+            ));
         }
         return None;
     }
@@ -174,7 +183,7 @@ fn exercise(
         if let Some(settings) = settings {
             tokens_match(r, s, settings, "rotated tokens match the configuration");
         }
-        token_info(r, &s.access, "token-info after refresh", None);
+        token_info(r, &s.access, "token-info after refresh", ttl);
     }
     if interrupted() {
         return;
@@ -247,6 +256,22 @@ fn signed_locally(settings: &Settings, raw: &str, kind: Kind) -> Result<(), Stri
     {
         return Err(format!("the {kind} token says it is {found:?}"));
     }
+    // A token may live shorter than configured (aspjwt caps both at the session's end),
+    // never longer.
+    let exp = t.claims.get(names::claim::EXP).and_then(serde_json::Value::as_i64);
+    if let (Some(exp), Ok(ttl)) = (exp, settings.ttl(kind))
+        && exp - now > ttl.as_secs() as i64 + EXPIRY_SLACK_SECS
+    {
+        let var = match kind {
+            Kind::Access => names::JWT_ACCESS_TOKEN_EXPIRY,
+            Kind::Refresh => names::JWT_REFRESH_TOKEN_EXPIRY,
+        };
+        return Err(format!(
+            "the {kind} token outlives {var}: it expires in {}, the configuration says {}",
+            crate::duration::human(Duration::from_secs((exp - now).max(0) as u64)),
+            crate::duration::human(ttl)
+        ));
+    }
     let other = if kind == Kind::Access { Kind::Refresh } else { Kind::Access };
     if let Ok(other_secret) = settings.secret(other)
         && !t.verify(&other_secret, &check, now).iter().any(|f| matches!(f, token::Failure::BadSignature))
@@ -267,8 +292,11 @@ fn token_info(r: &mut Runner, access: &str, name: &str, ttl: Option<i64>) {
     if resp.status().as_u16() == 401 {
         let by_bearer = r.client.get(r.url("/api/auth/token-info")).bearer_auth(access);
         let Some((_, again)) = r.request(name, by_bearer) else { return };
+        // What the Bearer try answered is reported when it says more than the 401 did.
         if again.status().as_u16() == 200 {
             (resp, how) = (again, " (as a Bearer token; the cookie was refused)");
+        } else if again.status().is_server_error() {
+            resp = again;
         }
     }
     if resp.status().as_u16() != 200 {
@@ -294,27 +322,39 @@ fn judge_token_info(
     now: i64,
     ttl: Option<i64>,
 ) -> Result<i64, (String, String)> {
+    use serde_json::Value;
     let unexpected = |e: &str, g: String| Err((e.to_string(), g));
     let token = token::inspect(access).ok();
-    let subject = token.as_ref().and_then(|t| t.subject().map(str::to_string));
-    match (&body["userId"], &subject) {
-        (serde_json::Value::Null, _) => return unexpected("userId", "none".into()),
-        (serde_json::Value::String(about), Some(sub)) if about != sub => {
+    // A user id is a string or a number (a SQL-backed CRM's ids are numbers), in the body
+    // as in the token (`sub` or `userId`); compared by value.
+    let id = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    let subject = token.as_ref().and_then(|t| {
+        let claim = t.claims.get(names::claim::SUB).or_else(|| t.claims.get(names::claim::NODE_USER_ID))?;
+        id(claim)
+    });
+    match (&body["userId"], id(&body["userId"]), &subject) {
+        (Value::Null, _, _) => return unexpected("userId", "none".into()),
+        (_, None, _) => return unexpected("userId as a string or a number", body["userId"].to_string()),
+        (_, Some(about), Some(sub)) if &about != sub => {
             return Err((format!("userId {sub:?} (the token's subject)"), format!("{about:?}")));
         }
-        (serde_json::Value::String(_), _) => {}
-        (other, _) => return unexpected("userId as a string", other.to_string()),
+        _ => {}
     }
     let seconds = match &body["expiresInSeconds"] {
-        serde_json::Value::Null => None,
-        v => Some(v.as_i64().ok_or_else(|| ("expiresInSeconds as a number".to_string(), v.to_string()))?),
+        Value::Null => None,
+        v => {
+            Some(v.as_f64().ok_or_else(|| ("expiresInSeconds as a number".to_string(), v.to_string()))?.round() as i64)
+        }
     };
     let at = match &body["expiresAt"] {
-        serde_json::Value::Null => None,
+        Value::Null => None,
         v => {
-            let parsed = v.as_str().and_then(|a| humantime::parse_rfc3339_weak(a).ok());
-            let at = parsed.ok_or_else(|| ("expiresAt as an RFC 3339 time".to_string(), v.to_string()))?;
-            let epoch = at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+            let epoch = v.as_str().and_then(rfc3339_epoch);
+            let epoch = epoch.ok_or_else(|| ("expiresAt as an RFC 3339 time".to_string(), v.to_string()))?;
             Some((v.as_str().unwrap_or_default().to_string(), epoch - now))
         }
     };
@@ -344,6 +384,24 @@ fn judge_token_info(
     Ok(left)
 }
 
+/// Seconds since the epoch of an RFC 3339 time, with `Z` or a numeric offset
+/// (`2026-11-30T18:33:04.000Z`, `2026-11-30T19:33:04+01:00`).
+fn rfc3339_epoch(text: &str) -> Option<i64> {
+    let epoch = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs() as i64);
+    if let Ok(t) = humantime::parse_rfc3339_weak(text) {
+        return epoch(t);
+    }
+    let (base, offset) = text.split_at(text.len().checked_sub(6)?);
+    let sign = match offset.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let (h, m) = offset[1..].split_once(':')?;
+    let shift = sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60);
+    Some(epoch(humantime::parse_rfc3339_weak(&format!("{base}Z")).ok()?)? - shift)
+}
+
 /// One refresh with the session's cookies; true when it rotated (a new refresh token
 /// and a new access token).
 fn refresh(r: &mut Runner, s: &mut Session) -> bool {
@@ -353,13 +411,14 @@ fn refresh(r: &mut Runner, s: &mut Session) -> bool {
         r.push(Outcome::fail(name, took, "200", resp.status().as_u16().to_string()));
         return false;
     }
-    let new_access = set_cookie(resp.headers(), cookie::ACCESS_TOKEN).is_some();
+    let old_access = s.access.clone();
+    let new_access = set_cookie(resp.headers(), cookie::ACCESS_TOKEN).is_some_and(|c| cookie_value(c) != old_access);
     if !s.follow(&resp) {
         r.push(Outcome::fail(name, took, "a new refresh token (rotation)", "the same one, or none"));
         return false;
     }
     if !new_access {
-        r.push(Outcome::fail(name, took, "new access_token and refresh_token cookies", "no access_token cookie"));
+        r.push(Outcome::fail(name, took, "new access_token and refresh_token cookies", "no new access token"));
         return true;
     }
     let problems = cookie_attributes(resp.headers(), r.https);
@@ -480,14 +539,14 @@ impl Ended {
     fn check(&self, r: &mut Runner, s: &mut Session) {
         let Some((took, resp)) = r.request(self.name, refresh_request(r, s, &s.refresh)) else { return };
         let status = resp.status().as_u16();
-        if refused(status) {
+        // Only a 401 says the session is over: a 400 or 403 may refuse the request itself.
+        if status == 401 {
             s.ended = true;
             r.push(Outcome::new(self.name, Status::Pass, took, format!("{status}: the session is over")));
             return;
         }
         s.follow(&resp);
         let lives_on = resp.status().is_success();
-        s.logout_ends_nothing |= lives_on && self.by == "logout";
         let got = if lives_on { format!("{status}: the session lives on") } else { status.to_string() };
         let expected = format!("401: {} ends the session", self.by);
         // A server error is a failure whatever the step.
@@ -496,19 +555,44 @@ impl Ended {
     }
 }
 
-/// Ends a probe session the checks left open. Not a check of the service (that failed
-/// already), but said when it cannot be done, since a session is then left behind.
+/// Ends a probe session the checks left open, then makes sure: a refresh with its token
+/// must be refused. Not a check of the service (that failed already, or passed), but said
+/// when the session may stay open, since it is then left behind.
 fn end_probe_session(r: &mut Runner, s: &Session) {
+    let name = "cleanup logout";
     let (took, res) = r.send(logout_request(r, s));
-    let ended = matches!(&res, Ok(resp) if resp.status().is_success()) && !s.logout_ends_nothing;
-    let detail = match res {
-        Ok(resp) if s.logout_ends_nothing => format!(
-            "{}, but logout ended nothing before (refresh after logout): the probe session may stay open until it expires",
-            resp.status().as_u16()
-        ),
-        Ok(resp) if ended => format!("{}: the probe session was ended", resp.status().as_u16()),
-        Ok(resp) => format!("got {}: the probe session may stay open until it expires", resp.status().as_u16()),
-        Err(e) => format!("{e}: the probe session may stay open until it expires"),
+    let logout = match res {
+        Err(e) => {
+            r.push(Outcome::new(
+                name,
+                Status::Warn,
+                took,
+                format!("{e}: the probe session may stay open until it expires"),
+            ));
+            return;
+        }
+        Ok(resp) => resp.status().as_u16(),
     };
-    r.push(Outcome::new("cleanup logout", if ended { Status::Pass } else { Status::Warn }, took, detail));
+    let (_, confirm) = r.send(refresh_request(r, s, &s.refresh));
+    let confirm = confirm.map(|c| c.status().as_u16());
+    r.push(match confirm {
+        Ok(401) if (200..300).contains(&logout) => {
+            Outcome::new(name, Status::Pass, took, format!("{logout}: the probe session was ended"))
+        }
+        Ok(c) if (200..300).contains(&c) => Outcome::new(
+            name,
+            Status::Warn,
+            took,
+            format!("{logout}, yet its refresh token still works ({c}): the probe session stays open until it expires"),
+        ),
+        Ok(c) => Outcome::new(
+            name,
+            Status::Warn,
+            took,
+            format!(
+                "{logout}, not confirmed (a refresh answered {c}): the probe session may stay open until it expires"
+            ),
+        ),
+        Err(e) => Outcome::new(name, Status::Warn, took, format!("{logout}, not confirmed ({e})")),
+    });
 }

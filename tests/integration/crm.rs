@@ -197,6 +197,15 @@ fn each_broken_promise_of_a_node_backend_fails_its_check() {
     let j = health(&d, &crm.url, &[]).code(1).json();
     assert!(with_status(&j, "fail").contains(&"tokens match the configuration".to_string()), "{j}");
     assert!(detail(&j, "tokens match the configuration").contains("typ"), "{j}");
+    // Tokens that outlive the configured lifetimes (ten years) fail, rotated ones too.
+    let crm = Crm::start(&d, "rotate-long-access");
+    let j = health(&d, &crm.url, &[]).code(1).json();
+    let failed = with_status(&j, "fail");
+    assert!(failed.contains(&"token-info after refresh".to_string()), "{j}");
+    assert!(failed.contains(&"rotated tokens match the configuration".to_string()), "{j}");
+    let crm = Crm::start(&d, "refresh-long");
+    let j = health(&d, &crm.url, &[]).code(1).json();
+    assert!(detail(&j, "tokens match the configuration").contains("outlives"), "{j}");
     // A logout that ends nothing: the cleanup does not claim it ended the session.
     let crm = Crm::start(&d, "logout-keeps");
     let j = health(&d, &crm.url, &[]).code(1).json();

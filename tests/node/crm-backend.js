@@ -5,7 +5,7 @@
 //   ENV_FILE   the .env with JWT_SECRET and JWT_REFRESH_SECRET (dotenv)
 //   PROBE_EMAIL, PROBE_PASSWORD   the one account
 //   FAULT      none | no-rotate | accept-previous | logout-keeps | rotate-other-key
-//              | typ-disagrees
+//              | typ-disagrees | rotate-long-access | refresh-long
 //
 // Prints "listening PORT" once it listens on an ephemeral port of 127.0.0.1.
 'use strict';
@@ -52,9 +52,12 @@ function issue(res, family) {
   const [accessKey, refreshKey] = rotating && FAULT === 'rotate-other-key' ? OTHER_KEYS : [ACCESS_SECRET, REFRESH_SECRET];
   const accessClaims = { sub: USER.id, role: USER.role, type: 'access', jti: crypto.randomUUID() };
   if (FAULT === 'typ-disagrees') accessClaims.typ = 'refresh';
-  const access = jwt.sign(accessClaims, accessKey, { expiresIn: ACCESS_TTL });
+  const tenYears = 10 * 365 * 24 * 3600;
+  const accessTtl = rotating && FAULT === 'rotate-long-access' ? tenYears : ACCESS_TTL;
+  const refreshTtl = FAULT === 'refresh-long' ? tenYears : REFRESH_TTL;
+  const access = jwt.sign(accessClaims, accessKey, { expiresIn: accessTtl });
   const refresh = jwt.sign({ sub: USER.id, role: USER.role, type: 'refresh', jti, fam: family }, refreshKey, {
-    expiresIn: REFRESH_TTL,
+    expiresIn: refreshTtl,
   });
   families.get(family).current = jti;
   res.cookie('access_token', access, cookieOptions(ACCESS_TTL));
