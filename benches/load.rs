@@ -258,6 +258,7 @@ fn main() {
                 ip: None,
                 user_agent: None,
                 password_hash: user.password_hash.clone(),
+                rehash: None,
             })
             .unwrap();
     }

@@ -212,6 +212,7 @@ Register-ArgumentCompleter -Native -CommandName 'aspjwt' -ScriptBlock {
             [CompletionResult]::new('enable', 'enable', [CompletionResultType]::ParameterValue, 'Enable a disabled user')
             [CompletionResult]::new('passwd', 'passwd', [CompletionResultType]::ParameterValue, 'Set a new password (from stdin) and end the user''s sessions')
             [CompletionResult]::new('role', 'role', [CompletionResultType]::ParameterValue, 'Change a user''s role and end their sessions')
+            [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Import users with their password hashes (bcrypt from the CRM''s Node backend, or argon2id) from a JSON array or a CSV file with a header; bcrypt hashes become argon2id at each user''s next login')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -303,6 +304,24 @@ Register-ArgumentCompleter -Native -CommandName 'aspjwt' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'aspjwt;user;import' {
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'The file''s format [default: by extension, else by its first character]')
+            [CompletionResult]::new('--role-map', '--role-map', [CompletionResultType]::ParameterName, 'The old backend''s role names to ours: OLD=NEW,… (e.g. agent=sales_agent)')
+            [CompletionResult]::new('--on-conflict', '--on-conflict', [CompletionResultType]::ParameterName, 'What to do with an email the database already has')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]')
+            [CompletionResult]::new('--env-file', '--env-file', [CompletionResultType]::ParameterName, 'The .env file that may name ASPJWT_DB [default: ./.env when present]')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Say what would happen; write nothing')
+            [CompletionResult]::new('--skip-invalid', '--skip-invalid', [CompletionResultType]::ParameterName, 'Import the valid rows and report the refused ones, instead of refusing the file')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Machine-readable JSON on stdout, nothing else there')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only results and errors: no summaries, notices or warnings')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only results and errors: no summaries, notices or warnings')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'aspjwt;user;help' {
             [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Create a user; without --password-stdin a 20-character password is generated and printed once')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List users')
@@ -310,6 +329,7 @@ Register-ArgumentCompleter -Native -CommandName 'aspjwt' -ScriptBlock {
             [CompletionResult]::new('enable', 'enable', [CompletionResultType]::ParameterValue, 'Enable a disabled user')
             [CompletionResult]::new('passwd', 'passwd', [CompletionResultType]::ParameterValue, 'Set a new password (from stdin) and end the user''s sessions')
             [CompletionResult]::new('role', 'role', [CompletionResultType]::ParameterValue, 'Change a user''s role and end their sessions')
+            [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Import users with their password hashes (bcrypt from the CRM''s Node backend, or argon2id) from a JSON array or a CSV file with a header; bcrypt hashes become argon2id at each user''s next login')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -329,6 +349,9 @@ Register-ArgumentCompleter -Native -CommandName 'aspjwt' -ScriptBlock {
             break
         }
         'aspjwt;user;help;role' {
+            break
+        }
+        'aspjwt;user;help;import' {
             break
         }
         'aspjwt;user;help;help' {
@@ -536,6 +559,7 @@ Register-ArgumentCompleter -Native -CommandName 'aspjwt' -ScriptBlock {
             [CompletionResult]::new('enable', 'enable', [CompletionResultType]::ParameterValue, 'Enable a disabled user')
             [CompletionResult]::new('passwd', 'passwd', [CompletionResultType]::ParameterValue, 'Set a new password (from stdin) and end the user''s sessions')
             [CompletionResult]::new('role', 'role', [CompletionResultType]::ParameterValue, 'Change a user''s role and end their sessions')
+            [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Import users with their password hashes (bcrypt from the CRM''s Node backend, or argon2id) from a JSON array or a CSV file with a header; bcrypt hashes become argon2id at each user''s next login')
             break
         }
         'aspjwt;help;user;add' {
@@ -554,6 +578,9 @@ Register-ArgumentCompleter -Native -CommandName 'aspjwt' -ScriptBlock {
             break
         }
         'aspjwt;help;user;role' {
+            break
+        }
+        'aspjwt;help;user;import' {
             break
         }
         'aspjwt;help;sessions' {

@@ -133,6 +133,9 @@ _aspjwt() {
             aspjwt__subcmd__help__subcmd__user,enable)
                 cmd="aspjwt__subcmd__help__subcmd__user__subcmd__enable"
                 ;;
+            aspjwt__subcmd__help__subcmd__user,import)
+                cmd="aspjwt__subcmd__help__subcmd__user__subcmd__import"
+                ;;
             aspjwt__subcmd__help__subcmd__user,list)
                 cmd="aspjwt__subcmd__help__subcmd__user__subcmd__list"
                 ;;
@@ -172,6 +175,9 @@ _aspjwt() {
             aspjwt__subcmd__user,help)
                 cmd="aspjwt__subcmd__user__subcmd__help"
                 ;;
+            aspjwt__subcmd__user,import)
+                cmd="aspjwt__subcmd__user__subcmd__import"
+                ;;
             aspjwt__subcmd__user,list)
                 cmd="aspjwt__subcmd__user__subcmd__list"
                 ;;
@@ -192,6 +198,9 @@ _aspjwt() {
                 ;;
             aspjwt__subcmd__user__subcmd__help,help)
                 cmd="aspjwt__subcmd__user__subcmd__help__subcmd__help"
+                ;;
+            aspjwt__subcmd__user__subcmd__help,import)
+                cmd="aspjwt__subcmd__user__subcmd__help__subcmd__import"
                 ;;
             aspjwt__subcmd__user__subcmd__help,list)
                 cmd="aspjwt__subcmd__user__subcmd__help__subcmd__list"
@@ -705,7 +714,7 @@ _aspjwt() {
             return 0
             ;;
         aspjwt__subcmd__help__subcmd__user)
-            opts="add list disable enable passwd role"
+            opts="add list disable enable passwd role import"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -747,6 +756,20 @@ _aspjwt() {
             return 0
             ;;
         aspjwt__subcmd__help__subcmd__user__subcmd__enable)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aspjwt__subcmd__help__subcmd__user__subcmd__import)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1187,7 +1210,7 @@ _aspjwt() {
             return 0
             ;;
         aspjwt__subcmd__user)
-            opts="-q -h -V --db --env-file --json --color --quiet --help --version add list disable enable passwd role help"
+            opts="-q -h -V --db --env-file --json --color --quiet --help --version add list disable enable passwd role import help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1311,7 +1334,7 @@ _aspjwt() {
             return 0
             ;;
         aspjwt__subcmd__user__subcmd__help)
-            opts="add list disable enable passwd role help"
+            opts="add list disable enable passwd role import help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1380,6 +1403,20 @@ _aspjwt() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        aspjwt__subcmd__user__subcmd__help__subcmd__import)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         aspjwt__subcmd__user__subcmd__help__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -1415,6 +1452,44 @@ _aspjwt() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aspjwt__subcmd__user__subcmd__import)
+            opts="-q -h -V --format --role-map --dry-run --on-conflict --skip-invalid --db --env-file --json --color --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -W "json csv" -- "${cur}"))
+                    return 0
+                    ;;
+                --role-map)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --on-conflict)
+                    COMPREPLY=($(compgen -W "skip update fail" -- "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

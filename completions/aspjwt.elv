@@ -200,6 +200,7 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
             cand enable 'Enable a disabled user'
             cand passwd 'Set a new password (from stdin) and end the user''s sessions'
             cand role 'Change a user''s role and end their sessions'
+            cand import 'Import users with their password hashes (bcrypt from the CRM''s Node backend, or argon2id) from a JSON array or a CSV file with a header; bcrypt hashes become argon2id at each user''s next login'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'aspjwt;user;add'= {
@@ -284,6 +285,23 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'aspjwt;user;import'= {
+            cand --format 'The file''s format [default: by extension, else by its first character]'
+            cand --role-map 'The old backend''s role names to ours: OLD=NEW,… (e.g. agent=sales_agent)'
+            cand --on-conflict 'What to do with an email the database already has'
+            cand --db 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]'
+            cand --env-file 'The .env file that may name ASPJWT_DB [default: ./.env when present]'
+            cand --color 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout'
+            cand --dry-run 'Say what would happen; write nothing'
+            cand --skip-invalid 'Import the valid rows and report the refused ones, instead of refusing the file'
+            cand --json 'Machine-readable JSON on stdout, nothing else there'
+            cand -q 'Print only results and errors: no summaries, notices or warnings'
+            cand --quiet 'Print only results and errors: no summaries, notices or warnings'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'aspjwt;user;help'= {
             cand add 'Create a user; without --password-stdin a 20-character password is generated and printed once'
             cand list 'List users'
@@ -291,6 +309,7 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
             cand enable 'Enable a disabled user'
             cand passwd 'Set a new password (from stdin) and end the user''s sessions'
             cand role 'Change a user''s role and end their sessions'
+            cand import 'Import users with their password hashes (bcrypt from the CRM''s Node backend, or argon2id) from a JSON array or a CSV file with a header; bcrypt hashes become argon2id at each user''s next login'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'aspjwt;user;help;add'= {
@@ -304,6 +323,8 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
         &'aspjwt;user;help;passwd'= {
         }
         &'aspjwt;user;help;role'= {
+        }
+        &'aspjwt;user;help;import'= {
         }
         &'aspjwt;user;help;help'= {
         }
@@ -487,6 +508,7 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
             cand enable 'Enable a disabled user'
             cand passwd 'Set a new password (from stdin) and end the user''s sessions'
             cand role 'Change a user''s role and end their sessions'
+            cand import 'Import users with their password hashes (bcrypt from the CRM''s Node backend, or argon2id) from a JSON array or a CSV file with a header; bcrypt hashes become argon2id at each user''s next login'
         }
         &'aspjwt;help;user;add'= {
         }
@@ -499,6 +521,8 @@ set edit:completion:arg-completer[aspjwt] = {|@words|
         &'aspjwt;help;user;passwd'= {
         }
         &'aspjwt;help;user;role'= {
+        }
+        &'aspjwt;help;user;import'= {
         }
         &'aspjwt;help;sessions'= {
             cand list 'List live sessions, newest first'

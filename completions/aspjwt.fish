@@ -169,22 +169,23 @@ complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -l json -d 'Machin
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -s h -l help -d 'Print help'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand health" -s V -l version -d 'Print version'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -l db -d 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -l env-file -d 'The .env file that may name ASPJWT_DB [default: ./.env when present]' -r -F
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role import help" -l db -d 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role import help" -l env-file -d 'The .env file that may name ASPJWT_DB [default: ./.env when present]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role import help" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -l json -d 'Machine-readable JSON on stdout, nothing else there'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -s h -l help -d 'Print help'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -s V -l version -d 'Print version'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -f -a "add" -d 'Create a user; without --password-stdin a 20-character password is generated and printed once'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -f -a "list" -d 'List users'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -f -a "disable" -d 'Disable a user and end their sessions'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -f -a "enable" -d 'Enable a disabled user'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -f -a "passwd" -d 'Set a new password (from stdin) and end the user\'s sessions'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -f -a "role" -d 'Change a user\'s role and end their sessions'
-complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role import help" -l json -d 'Machine-readable JSON on stdout, nothing else there'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role import help" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role import help" -s h -l help -d 'Print help'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role import help" -s V -l version -d 'Print version'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role import help" -f -a "add" -d 'Create a user; without --password-stdin a 20-character password is generated and printed once'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role import help" -f -a "list" -d 'List users'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role import help" -f -a "disable" -d 'Disable a user and end their sessions'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role import help" -f -a "enable" -d 'Enable a disabled user'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role import help" -f -a "passwd" -d 'Set a new password (from stdin) and end the user\'s sessions'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role import help" -f -a "role" -d 'Change a user\'s role and end their sessions'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role import help" -f -a "import" -d 'Import users with their password hashes (bcrypt from the CRM\'s Node backend, or argon2id) from a JSON array or a CSV file with a header; bcrypt hashes become argon2id at each user\'s next login'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and not __fish_seen_subcommand_from add list disable enable passwd role import help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from add" -l email -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from add" -l name -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from add" -l role -d 'admin, sales_agent, operations_manager, operator or support' -r
@@ -249,12 +250,30 @@ complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subc
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from role" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from role" -s h -l help -d 'Print help'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from role" -s V -l version -d 'Print version'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from import" -l format -d 'The file\'s format [default: by extension, else by its first character]' -r -f -a "json\t''
+csv\t''"
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from import" -l role-map -d 'The old backend\'s role names to ours: OLD=NEW,… (e.g. agent=sales_agent)' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from import" -l on-conflict -d 'What to do with an email the database already has' -r -f -a "skip\t''
+update\t''
+fail\t''"
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from import" -l db -d 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from import" -l env-file -d 'The .env file that may name ASPJWT_DB [default: ./.env when present]' -r -F
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from import" -l color -d 'When to colour output: auto honours NO_COLOR, TERM=dumb and a non-terminal stdout' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from import" -l dry-run -d 'Say what would happen; write nothing'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from import" -l skip-invalid -d 'Import the valid rows and report the refused ones, instead of refusing the file'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from import" -l json -d 'Machine-readable JSON on stdout, nothing else there'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from import" -s q -l quiet -d 'Print only results and errors: no summaries, notices or warnings'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from import" -s h -l help -d 'Print help'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from import" -s V -l version -d 'Print version'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "add" -d 'Create a user; without --password-stdin a 20-character password is generated and printed once'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "list" -d 'List users'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "disable" -d 'Disable a user and end their sessions'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "enable" -d 'Enable a disabled user'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "passwd" -d 'Set a new password (from stdin) and end the user\'s sessions'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "role" -d 'Change a user\'s role and end their sessions'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "import" -d 'Import users with their password hashes (bcrypt from the CRM\'s Node backend, or argon2id) from a JSON array or a CSV file with a header; bcrypt hashes become argon2id at each user\'s next login'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and not __fish_seen_subcommand_from list revoke help" -l db -d 'The database: a SQLite file or a postgres:// URL without a password [default: ASPJWT_DB from the environment or .env, else ./data/aspjwt.db]' -r
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand sessions; and not __fish_seen_subcommand_from list revoke help" -l env-file -d 'The .env file that may name ASPJWT_DB [default: ./.env when present]' -r -F
@@ -382,5 +401,6 @@ complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and __fish_seen_subc
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "enable" -d 'Enable a disabled user'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "passwd" -d 'Set a new password (from stdin) and end the user\'s sessions'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "role" -d 'Change a user\'s role and end their sessions'
+complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "import" -d 'Import users with their password hashes (bcrypt from the CRM\'s Node backend, or argon2id) from a JSON array or a CSV file with a header; bcrypt hashes become argon2id at each user\'s next login'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "list" -d 'List live sessions, newest first'
 complete -c aspjwt -n "__fish_aspjwt_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "revoke" -d 'Revoke sessions: their refresh tokens stop at once, access tokens within 2 s'

@@ -25,10 +25,12 @@ pub enum Event {
     IncidentDeclared,
     BackupTaken,
     BackupRestored,
+    UserImported,
+    PasswordRehashed,
 }
 
 impl Event {
-    pub const ALL: [Event; 20] = [
+    pub const ALL: [Event; 22] = [
         Event::LoginSuccess,
         Event::LoginFailure,
         Event::Refresh,
@@ -49,6 +51,8 @@ impl Event {
         Event::IncidentDeclared,
         Event::BackupTaken,
         Event::BackupRestored,
+        Event::UserImported,
+        Event::PasswordRehashed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -73,6 +77,8 @@ impl Event {
             Event::IncidentDeclared => "incident_declared",
             Event::BackupTaken => "backup_taken",
             Event::BackupRestored => "backup_restored",
+            Event::UserImported => "user_imported",
+            Event::PasswordRehashed => "password_rehashed",
         }
     }
 

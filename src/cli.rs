@@ -666,6 +666,45 @@ pub enum UserCommand {
         #[arg(long)]
         role: String,
     },
+    /// Import users with their password hashes (bcrypt from the CRM's Node backend, or
+    /// argon2id) from a JSON array or a CSV file with a header; bcrypt hashes become
+    /// argon2id at each user's next login.
+    #[command(after_help = "Columns (or JSON fields): email, name, role, password_hash; optional disabled, id.\n\
+        The whole import is one transaction: a refused row fails it (exit 2, nothing written) unless\n\
+        --skip-invalid. May create the database, as `user add` does.")]
+    Import {
+        /// The file, or - for stdin.
+        #[arg(value_name = "FILE")]
+        file: String,
+        /// The file's format [default: by extension, else by its first character].
+        #[arg(long, value_enum)]
+        format: Option<ImportFormat>,
+        /// The old backend's role names to ours: OLD=NEW,… (e.g. agent=sales_agent).
+        #[arg(long, value_name = "OLD=NEW,…")]
+        role_map: Option<String>,
+        /// Say what would happen; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// What to do with an email the database already has.
+        #[arg(long, value_enum, default_value_t = ImportConflict::Fail)]
+        on_conflict: ImportConflict,
+        /// Import the valid rows and report the refused ones, instead of refusing the file.
+        #[arg(long)]
+        skip_invalid: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportFormat {
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportConflict {
+    Skip,
+    Update,
+    Fail,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ pub mod envfile;
 pub mod error;
 pub mod fsx;
 pub mod health;
+pub mod import;
 pub mod incident;
 pub mod interpolate;
 pub mod names;

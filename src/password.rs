@@ -2,6 +2,11 @@
 //! Each hash works through ~19 MiB: callers bound how many run at once, and the
 //! memory is taken from a small pool and reused, so a login flood neither
 //! allocates 19 MiB per attempt nor leaves freed blocks stranded in allocator arenas.
+//!
+//! Users imported from the CRM's Node backend keep their bcrypt hashes until their next
+//! login, which upgrades them to argon2id. While any remain, every login does the same
+//! work whoever asks (see [`plan`]), so the time of an answer tells nothing about the
+//! account.
 
 use std::sync::Mutex;
 
@@ -87,12 +92,23 @@ pub fn hash(password: &str) -> String {
     )
 }
 
-/// Whether a stored hash (from a backup, say) is one the service can verify at a bounded
-/// cost: argon2id with a salt and a hash, memory 8–256 MiB, 1–10 passes, 1–8 lanes. A
-/// hash asking for 2 GiB or 2^32 passes would make each login an outage; a weak one
-/// would make the password cheap to guess.
+/// Whether a stored hash (from a backup or an import) is one the service can verify at a
+/// bounded cost: argon2id with a salt and a hash, memory 8–256 MiB, 1–10 passes, 1–8
+/// lanes; or bcrypt of a cost in [`BCRYPT_COSTS`]. A hash asking for 2 GiB or 2^32
+/// passes would make each login an outage; a weak one would make the password cheap to
+/// guess.
 pub fn check_stored(phc: &str) -> Result<(), String> {
-    let parsed = PasswordHash::new(phc).map_err(|_| "not a PHC string ($argon2id$…)".to_string())?;
+    if phc.starts_with("$2") {
+        let cost = bcrypt_cost(phc).ok_or("not a well-formed bcrypt hash ($2a$, $2b$ or $2y$, cost 4–31)")?;
+        if !BCRYPT_COSTS.contains(&cost) {
+            return Err(format!(
+                "bcrypt cost {cost} is above {}: every login would pay it while it stays (2^{cost} rounds)",
+                BCRYPT_COSTS.end()
+            ));
+        }
+        return Ok(());
+    }
+    let parsed = PasswordHash::new(phc).map_err(|_| "not a PHC string ($argon2id$…) or a bcrypt hash".to_string())?;
     if parsed.algorithm.as_str() != "argon2id" {
         return Err(format!("{} is not argon2id", parsed.algorithm.as_str()));
     }
@@ -105,6 +121,130 @@ pub fn check_stored(phc: &str) -> Result<(), String> {
         return Err(format!("argon2 parameters m={m}, t={t}, p={p} are outside m=8192–262144, t=1–10, p=1–8"));
     }
     Ok(())
+}
+
+/// How a stored hash is verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Argon2id,
+    /// Imported from the CRM's Node backend (`$2a$`, `$2b$`, `$2y$`; `bcryptjs` and
+    /// `bcrypt` write these); upgraded to argon2id at the user's next login.
+    Bcrypt {
+        cost: u32,
+    },
+}
+
+/// bcrypt reads at most this many bytes of a password: a longer one is refused for a
+/// bcrypt user, never silently truncated.
+pub const BCRYPT_MAX_BYTES: usize = 72;
+/// The costs a bcrypt hash may carry on import. The format allows 4–31, but every login
+/// pays the highest legacy cost in the database (see [`plan`]): 2^14 rounds take about a
+/// second here, 2^31 would take days, so a hash above 14 would make every login an outage.
+pub const BCRYPT_COSTS: std::ops::RangeInclusive<u32> = 4..=14;
+
+impl Scheme {
+    /// The scheme of a stored hash, None when it is neither.
+    pub fn of(stored: &str) -> Option<Scheme> {
+        if stored.starts_with("$argon2id$") {
+            return Some(Scheme::Argon2id);
+        }
+        bcrypt_cost(stored).map(|cost| Scheme::Bcrypt { cost })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheme::Argon2id => "argon2id",
+            Scheme::Bcrypt { .. } => "bcrypt",
+        }
+    }
+
+    /// Whether a login should replace it with argon2id.
+    pub fn is_legacy(self) -> bool {
+        matches!(self, Scheme::Bcrypt { .. })
+    }
+}
+
+/// The cost of a well-formed bcrypt hash (`$2a$10$` + 53 characters of bcrypt's base64),
+/// whatever the cost (4–31 in the format); None for anything else.
+fn bcrypt_cost(stored: &str) -> Option<u32> {
+    let rest = ["$2a$", "$2b$", "$2y$"].iter().find_map(|p| stored.strip_prefix(p))?;
+    let (cost, tail) = rest.split_once('$')?;
+    let cost: u32 = (cost.len() == 2).then(|| cost.parse().ok()).flatten()?;
+    let b64 = |c: char| c.is_ascii_alphanumeric() || c == '.' || c == '/';
+    ((4..=31).contains(&cost) && tail.len() == 53 && tail.chars().all(b64)).then_some(cost)
+}
+
+/// One verification of a login's work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Against the user's own hash: its answer is the login's.
+    Real,
+    /// Against a dummy argon2id hash (OWASP's parameters).
+    DummyArgon2,
+    /// Against a dummy bcrypt hash of this cost.
+    DummyBcrypt(u32),
+}
+
+/// What one login verifies: the same work whoever asks. Every login runs one argon2id
+/// verification (the user's, or a dummy) and, while the database holds bcrypt hashes,
+/// 2^`legacy_max` rounds of bcrypt: a dummy at that cost, or for a bcrypt user of cost
+/// c its own hash plus 2^(max−c)−1 dummies of cost c. An unknown email, a wrong password
+/// and a bcrypt user thus take the same time: one dummy per scheme would not do when
+/// costs differ.
+pub fn plan(scheme: Option<Scheme>, legacy_max: Option<u32>) -> Vec<Step> {
+    let mut steps = vec![if scheme == Some(Scheme::Argon2id) { Step::Real } else { Step::DummyArgon2 }];
+    let own = match scheme {
+        Some(Scheme::Bcrypt { cost }) => Some(cost),
+        _ => None,
+    };
+    let Some(max) = legacy_max.max(own) else { return steps };
+    match own {
+        Some(c) => {
+            steps.push(Step::Real);
+            // Capped: a cost far below the maximum would otherwise mean thousands of calls.
+            let dummies = (1u64 << (max - c).min(12)) - 1;
+            steps.extend(std::iter::repeat_n(Step::DummyBcrypt(c), dummies as usize));
+        }
+        None => steps.push(Step::DummyBcrypt(max)),
+    }
+    steps
+}
+
+/// A bcrypt hash of a random, discarded password at `cost`, made once per cost.
+fn dummy_bcrypt(cost: u32) -> String {
+    static DUMMIES: Mutex<Vec<(u32, String)>> = Mutex::new(Vec::new());
+    let mut d = DUMMIES.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, h)) = d.iter().find(|(c, _)| *c == cost) {
+        return h.clone();
+    }
+    let h = bcrypt::hash(generate(), cost).unwrap_or_default();
+    d.push((cost, h.clone()));
+    h
+}
+
+/// Checks a login's password with [`plan`]'s work: `stored` is the user's hash (None for
+/// an unknown email), `legacy_max` the highest bcrypt cost in the database. A password
+/// longer than bcrypt reads is refused for a bcrypt user, after the same work.
+pub fn verify_login(password: &str, stored: Option<&str>, legacy_max: Option<u32>) -> bool {
+    let scheme = stored.and_then(Scheme::of);
+    let mut ok = false;
+    for step in plan(scheme, legacy_max) {
+        match (step, scheme) {
+            (Step::Real, Some(Scheme::Argon2id)) => ok = verify(password, stored.unwrap_or_default()),
+            (Step::Real, Some(Scheme::Bcrypt { .. })) => {
+                let real = bcrypt::verify(password, stored.unwrap_or_default()).unwrap_or(false);
+                ok = real && password.len() <= BCRYPT_MAX_BYTES;
+            }
+            (Step::DummyArgon2, _) => {
+                verify(password, DUMMY_HASH);
+            }
+            (Step::DummyBcrypt(cost), _) => {
+                let _ = bcrypt::verify(password, &dummy_bcrypt(cost));
+            }
+            (Step::Real, None) => {}
+        }
+    }
+    ok
 }
 
 /// Checks a password against a PHC string (with the parameters it records);
@@ -166,6 +306,62 @@ mod tests {
         ] {
             assert!(check_stored(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn every_login_does_the_same_work() {
+        use Step::*;
+        let argon = Some(Scheme::Argon2id);
+        let b = |cost| Some(Scheme::Bcrypt { cost });
+        // No legacy hashes: argon2id alone, real or dummy.
+        assert_eq!(plan(argon, None), [Real]);
+        assert_eq!(plan(None, None), [DummyArgon2]);
+        // With bcrypt users of cost up to 12: 2^12 rounds of bcrypt for everyone.
+        assert_eq!(plan(argon, Some(12)), [Real, DummyBcrypt(12)]);
+        assert_eq!(plan(None, Some(12)), [DummyArgon2, DummyBcrypt(12)]);
+        assert_eq!(plan(b(12), Some(12)), [DummyArgon2, Real]);
+        assert_eq!(plan(b(10), Some(12)), [DummyArgon2, Real, DummyBcrypt(10), DummyBcrypt(10), DummyBcrypt(10)]);
+        // A user above the known maximum (imported since it was read) raises it.
+        assert_eq!(plan(b(11), Some(10)), [DummyArgon2, Real]);
+        let rounds = |steps: &[Step], own: u32| -> u64 {
+            steps
+                .iter()
+                .map(|s| match s {
+                    Real if own > 0 => 1 << own,
+                    DummyBcrypt(c) => 1 << c,
+                    _ => 0,
+                })
+                .sum()
+        };
+        for own in 4..=12 {
+            assert_eq!(rounds(&plan(b(own), Some(12)), own), 1 << 12, "cost {own}");
+        }
+    }
+
+    #[test]
+    fn bcrypt_hashes_are_read_and_bounded() {
+        // Made by Node's bcryptjs 3 ("secret", cost 4), and the same hash as $2a$ and $2y$.
+        let h = "$2b$04$OHTjwuLaNUDBow/2jziyf.UOICE4/OBrHEmT7IwNC0zMYQkyc5rkK";
+        for prefix in ["$2a$", "$2b$", "$2y$"] {
+            let h = h.replacen("$2b$", prefix, 1);
+            assert_eq!(Scheme::of(&h), Some(Scheme::Bcrypt { cost: 4 }), "{h}");
+            assert_eq!(check_stored(&h), Ok(()));
+            assert!(verify_login("secret", Some(&h), None), "{h}");
+            assert!(!verify_login("secret!", Some(&h), None), "{h}");
+        }
+        assert_eq!(Scheme::of(&hash("x")), Some(Scheme::Argon2id));
+        for bad in ["$2a$04$short", "$2x$04$OHTjwuLaNUDBow/2jziyf.UOICE4/OBrHEmT7IwNC0zMYQkyc5rkK", "$2a$4$x"] {
+            assert_eq!(Scheme::of(bad), None, "{bad}");
+            assert!(check_stored(bad).is_err(), "{bad}");
+        }
+        let costly = h.replacen("$04$", "$15$", 1);
+        assert_eq!(Scheme::of(&costly), Some(Scheme::Bcrypt { cost: 15 }));
+        assert!(check_stored(&costly).unwrap_err().contains("above 14"));
+        // bcrypt reads 72 bytes: a longer password is refused, not truncated.
+        let long = "a".repeat(72);
+        let h72 = bcrypt::hash(&long, 4).unwrap();
+        assert!(verify_login(&long, Some(&h72), None));
+        assert!(!verify_login(&format!("{long}b"), Some(&h72), None));
     }
 
     #[test]

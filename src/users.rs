@@ -203,7 +203,57 @@ pub fn set_role(
 
 /// A user as shown to operators and admins: never the hash.
 pub fn public(u: &User) -> serde_json::Value {
-    serde_json::json!({"id": u.id, "email": u.email, "name": u.name, "role": u.role, "disabled": u.disabled, "created_at": u.created_at, "updated_at": u.updated_at})
+    let scheme = password::Scheme::of(&u.password_hash);
+    serde_json::json!({
+        "id": u.id, "email": u.email, "name": u.name, "role": u.role, "disabled": u.disabled,
+        "created_at": u.created_at, "updated_at": u.updated_at,
+        "password_scheme": scheme.map_or("unknown", password::Scheme::name),
+        "legacy_hash": scheme.is_some_and(password::Scheme::is_legacy),
+    })
+}
+
+/// Imports users judged by `crate::import`, in one transaction, each audited as
+/// `user_imported` (the outcome and the hash's scheme, never the hash). A user whose
+/// role, password or status an update changed has their sessions ended. Returns what
+/// happened to each row and how many sessions ended.
+pub fn import(
+    store: &dyn Store,
+    rows: &[crate::import::Row],
+    on_conflict: crate::store::OnConflict,
+    actor: &Actor,
+    now: i64,
+) -> Result<(Vec<(crate::store::Imported, User)>, usize), UserError> {
+    use crate::store::{ImportUser, Imported};
+    let users: Vec<ImportUser> = rows
+        .iter()
+        .map(|r| ImportUser {
+            id: r.id.clone(),
+            email: r.email.clone(),
+            name: r.name.clone(),
+            role: r.role.clone(),
+            password_hash: r.password_hash.clone(),
+            disabled: r.disabled,
+        })
+        .collect();
+    let audit = |user: &User, what: Imported| {
+        let mut r = actor.record(Event::UserImported, Some(user), now);
+        let scheme = password::Scheme::of(&user.password_hash).map_or("unknown", password::Scheme::name);
+        let what = match what {
+            Imported::Created => "created",
+            Imported::Updated => "updated",
+            Imported::Skipped => "skipped",
+        };
+        r.reason = Some(format!("{what}; {scheme} hash"));
+        r
+    };
+    let done = store.import_users(&users, on_conflict, now, &audit)?;
+    let mut ended = 0;
+    for (what, user) in &done {
+        if *what == Imported::Updated {
+            ended += store.revoke_user_sessions(&user.id, "user_imported", now)?;
+        }
+    }
+    Ok((done, ended))
 }
 
 #[cfg(test)]

@@ -82,6 +82,10 @@ fn when(epoch: i64) -> String {
 pub fn user(out: &Out, args: UserArgs) -> Result<Exit> {
     // Only adding the first user may create the database: every other command on a
     // mistyped path must say so, not answer from an empty database it just made.
+    // An import opens its database itself: a dry run never creates one.
+    if let UserCommand::Import { file, format, role_map, dry_run, on_conflict, skip_invalid } = args.command {
+        return import(out, &args.db, ImportOpts { file, format, role_map, dry_run, on_conflict, skip_invalid });
+    }
     let store =
         if matches!(args.command, UserCommand::Add { .. }) { open(&args.db)? } else { open_existing(&args.db)?.0 };
     let actor = Actor::cli();
@@ -113,17 +117,29 @@ pub fn user(out: &Out, args: UserArgs) -> Result<Exit> {
                     .map(|u| {
                         let status =
                             if u.disabled { "disabled".red().to_string() } else { "active".green().to_string() };
+                        let hash = match crate::password::Scheme::of(&u.password_hash) {
+                            Some(s) if s.is_legacy() => format!("{} (legacy)", s.name()).yellow().to_string(),
+                            Some(s) => s.name().to_string(),
+                            None => "unknown".red().to_string(),
+                        };
                         vec![
                             escape(&u.email),
                             escape(&u.name),
                             u.role.clone(),
                             status,
+                            hash,
                             when(u.created_at),
                             u.id.clone(),
                         ]
                     })
                     .collect();
-                out.table(&["EMAIL", "NAME", "ROLE", "STATUS", "CREATED", "ID"], &rows)?;
+                out.table(&["EMAIL", "NAME", "ROLE", "STATUS", "HASH", "CREATED", "ID"], &rows)?;
+                let legacy = list.iter().filter(|u| users::public(u)["legacy_hash"] == true).count();
+                if legacy > 0 {
+                    out.note(format!(
+                        "{legacy} user(s) still have a bcrypt hash from the old backend; each becomes argon2id at its next login"
+                    ));
+                }
             }
         }
         UserCommand::Disable { email } => {
@@ -142,6 +158,140 @@ pub fn user(out: &Out, args: UserArgs) -> Result<Exit> {
         UserCommand::Role { email, role } => {
             let (user, n) = users::set_role(&*store, &email, &role, &actor, now())?;
             report(out, &user, &format!("{} is now {}; {n} session(s) ended", user.email, user.role))?;
+        }
+        UserCommand::Import { .. } => {} // returned above
+    }
+    Ok(Exit::Ok)
+}
+
+/// `user import`'s arguments.
+struct ImportOpts {
+    file: String,
+    format: Option<crate::cli::ImportFormat>,
+    role_map: Option<String>,
+    dry_run: bool,
+    on_conflict: crate::cli::ImportConflict,
+    skip_invalid: bool,
+}
+
+/// `user import`: reads and judges every row first; any refused row stops it (exit 2,
+/// nothing written) unless --skip-invalid; then one transaction.
+fn import(out: &Out, db: &DbArgs, o: ImportOpts) -> Result<Exit> {
+    use crate::import::{self, Format};
+    use crate::store::{Imported, OnConflict};
+    let bytes = if o.file == "-" {
+        crate::fsx::read_stdin().map_err(|e| anyhow!("stdin: {e}"))?
+    } else {
+        crate::fsx::read_path(std::path::Path::new(&o.file)).map_err(|e| anyhow!(e))?
+    };
+    let text = String::from_utf8(bytes).map_err(|_| anyhow!("{}: not UTF-8 text", o.file))?;
+    let format = match o.format {
+        Some(crate::cli::ImportFormat::Json) => Format::Json,
+        Some(crate::cli::ImportFormat::Csv) => Format::Csv,
+        None => Format::detect(&o.file, &text),
+    };
+    let roles = match &o.role_map {
+        Some(spec) => import::role_map(spec).map_err(|e| anyhow!(e))?,
+        None => Vec::new(),
+    };
+    let parsed = import::parse(&text, format, &roles).map_err(|e| anyhow!("{}:{e}", o.file))?;
+    for name in &parsed.ignored {
+        out.note(format!("{}: column {name:?} is not imported", o.file));
+    }
+    if !parsed.refused.is_empty() && !o.skip_invalid {
+        for r in &parsed.refused {
+            out.reason(format!("{}:{}: {}", o.file, r.line, escape(&r.reason)));
+        }
+        bail!(
+            "{} row(s) refused; nothing imported (fix them, or --skip-invalid to import the rest)",
+            parsed.refused.len()
+        );
+    }
+    let on_conflict = match o.on_conflict {
+        crate::cli::ImportConflict::Skip => OnConflict::Skip,
+        crate::cli::ImportConflict::Update => OnConflict::Update,
+        crate::cli::ImportConflict::Fail => OnConflict::Fail,
+    };
+    let target = target(db)?;
+    // What each row does: by a read of the database for a dry run (one that does not
+    // exist yet would have every row created), by the import itself otherwise.
+    let (outcomes, ended): (Vec<Imported>, usize) = if o.dry_run {
+        let store = match crate::store::open_existing(&target) {
+            Ok(s) => Some(s),
+            Err(crate::store::StoreError::NoDatabase) => None,
+            Err(e) => bail!("{target}: {e}"),
+        };
+        let mut outcomes = Vec::new();
+        for r in &parsed.rows {
+            let existing = match &store {
+                Some(s) => s.user_by_email(&r.email)?,
+                None => None,
+            };
+            outcomes.push(match (existing, on_conflict) {
+                (None, _) => {
+                    if let (Some(id), Some(s)) = (&r.id, &store)
+                        && s.user_by_id(id)?.is_some()
+                    {
+                        bail!("{}:{}: id {id:?} already belongs to another user", o.file, r.line);
+                    }
+                    Imported::Created
+                }
+                (Some(_), OnConflict::Skip) => Imported::Skipped,
+                (Some(_), OnConflict::Update) => Imported::Updated,
+                (Some(_), OnConflict::Fail) => {
+                    bail!("{}:{}: {} already exists (--on-conflict skip or update)", o.file, r.line, r.email)
+                }
+            });
+        }
+        (outcomes, 0)
+    } else {
+        let store = crate::store::open(&target).map_err(|e| anyhow!("{target}: {e}"))?;
+        let (done, ended) =
+            users::import(&*store, &parsed.rows, on_conflict, &Actor::cli(), now()).map_err(|e| match e {
+                users::UserError::Store(crate::store::StoreError::DuplicateEmail(email)) => {
+                    let line = parsed.rows.iter().find(|r| r.email == email).map_or(0, |r| r.line);
+                    anyhow!(
+                        "{}:{line}: {email} already exists (--on-conflict skip or update); nothing imported",
+                        o.file
+                    )
+                }
+                e => anyhow!("{e}; nothing imported"),
+            })?;
+        (done.into_iter().map(|(what, _)| what).collect(), ended)
+    };
+    let count = |w: Imported| outcomes.iter().filter(|o| **o == w).count();
+    let (created, updated, skipped) = (count(Imported::Created), count(Imported::Updated), count(Imported::Skipped));
+    let legacy = parsed.rows.iter().zip(&outcomes).filter(|(r, o)| **o != Imported::Skipped && r.scheme().is_legacy());
+    let legacy = legacy.count();
+    if out.json {
+        let rows: Vec<_> = parsed
+            .rows
+            .iter()
+            .zip(&outcomes)
+            .map(|(r, what)| json!({"line": r.line, "email": r.email, "outcome": what, "password_scheme": r.scheme().name()}))
+            .collect();
+        out.json(&json!({
+            "dry_run": o.dry_run, "database": target.to_string(),
+            "created": created, "updated": updated, "skipped": skipped, "sessions_ended": ended,
+            "refused": parsed.refused, "users": rows,
+        }))?;
+    } else {
+        for r in &parsed.refused {
+            out.warn(format!("{}:{}: refused: {}", o.file, r.line, r.reason));
+        }
+        let verb = if o.dry_run { "would import" } else { "imported" };
+        out.line(format!(
+            "{verb} into {target}: {created} created, {updated} updated, {skipped} skipped, {} refused{}",
+            parsed.refused.len(),
+            if o.dry_run { " (dry run: nothing written)" } else { "" }
+        ))?;
+        if ended > 0 {
+            out.note(format!("{ended} session(s) of updated users ended"));
+        }
+        if legacy > 0 {
+            out.note(format!(
+                "{legacy} user(s) keep their bcrypt hash until their next login, which upgrades it to argon2id"
+            ));
         }
     }
     Ok(Exit::Ok)

@@ -380,9 +380,9 @@ pub async fn login(state: &AppState, parts: &Parts, body: Incoming, ctx: &Ctx) -
     }
 
     let user = state.blocking(move |s| s.user_by_email(&normalize_email(&email))).await?;
-    // Unknown emails verify against a dummy hash: same time, same answer.
-    let hash = user.as_ref().map_or_else(|| state.dummy_hash.clone(), |u| u.password_hash.clone());
-    let ok = state.verify_password(password, hash).await?;
+    // Unknown emails verify against dummies: same work, same time, same answer.
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let ok = state.verify_password(password.clone(), hash).await?;
     let user = match user {
         Some(u) if ok && !u.disabled => u,
         other => {
@@ -434,6 +434,18 @@ pub async fn login(state: &AppState, parts: &Parts, body: Incoming, ctx: &Ctx) -
         end_session(state, str_claim(&t, claim::SID), "new_login", ctx).await?;
     }
 
+    // A bcrypt hash imported from the Node backend is replaced by argon2id in the
+    // session's own transaction (so a failed login never upgrades anything).
+    let rehash = match crate::password::Scheme::of(&user.password_hash) {
+        Some(scheme @ crate::password::Scheme::Bcrypt { cost }) if scheme.is_legacy() => {
+            let mut audit = record(Event::PasswordRehashed, true, ctx);
+            (audit.user_id, audit.email) = (Some(user.id.clone()), Some(user.email.clone()));
+            audit.reason = Some(format!("bcrypt cost {cost} upgraded to argon2id at login"));
+            Some(crate::store::Rehash { password_hash: state.hash_password(password).await?, audit })
+        }
+        _ => None,
+    };
+    let rehashed = rehash.as_ref().map(|r| r.audit.clone());
     let end = now + state.cfg().session_max.as_secs() as i64;
     let new = NewSession {
         id: token::random_id(),
@@ -448,11 +460,17 @@ pub async fn login(state: &AppState, parts: &Parts, body: Incoming, ctx: &Ctx) -
         ip: Some(ctx.ip.to_string()),
         user_agent: ctx.user_agent.clone(),
         password_hash: user.password_hash.clone(),
+        rehash,
     };
     let sid = new.id.clone();
     let store = state.store.clone();
     match tokio::task::spawn_blocking(move || store.create_session(new)).await.map_err(|_| ApiError::internal())? {
-        Ok(()) => {}
+        Ok(()) => {
+            // Written by the store with the session; logged here.
+            if let Some(r) = &rehashed {
+                state.log(r);
+            }
+        }
         // Disabled, or given another role or password, while the password was checked.
         Err(crate::store::StoreError::UserChanged) => {
             let mut rec = record(Event::LoginFailure, false, ctx);

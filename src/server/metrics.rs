@@ -126,6 +126,8 @@ pub struct Gauges<'a> {
     pub tracked_clients: usize,
     /// For each secret, when its rollover window ends (epoch seconds; 0 when none is open).
     pub rollover_ends: &'a [(&'a str, i64)],
+    /// Users whose password hash is still bcrypt (from the store; none when it is down).
+    pub legacy_hashes: Option<usize>,
 }
 
 impl Metrics {
@@ -296,6 +298,15 @@ impl Metrics {
             "1 while the database answers: reads (the revocation poll, every 500 ms) and writes (probed every 5 s and by every readiness check), else 0.",
         );
         let _ = writeln!(o, "aspjwt_database_up {}", get(&self.database_up));
+        if let Some(n) = g.legacy_hashes {
+            family(
+                &mut o,
+                "aspjwt_legacy_password_hashes",
+                "gauge",
+                "Users whose password hash is still bcrypt (imported from the Node backend): each is upgraded to argon2id at its next login.",
+            );
+            let _ = writeln!(o, "aspjwt_legacy_password_hashes {n}");
+        }
         if let Some(n) = g.active_sessions {
             family(&mut o, "aspjwt_active_sessions", "gauge", "Sessions neither revoked nor expired.");
             let _ = writeln!(o, "aspjwt_active_sessions {n}");
@@ -350,6 +361,7 @@ mod tests {
             active_sessions: Some(7),
             tracked_clients: 3,
             rollover_ends: &[("JWT_SECRET", 1_800_000_000)],
+            legacy_hashes: Some(3),
         });
         assert!(text.contains("aspjwt_logins_total{outcome=\"success\"} 1"));
         assert!(text.contains("aspjwt_refresh_success_ratio 0.5"));

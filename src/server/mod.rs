@@ -86,8 +86,9 @@ pub struct AppState {
     /// upstream connection and a file descriptor for as long as its answer streams).
     pub gateway_slots: gateway::Slots,
     hashing: Semaphore,
-    /// Verified against for unknown emails, so they cost what a wrong password costs.
-    dummy_hash: String,
+    /// The highest bcrypt cost among the users' hashes (0: none left), which every login
+    /// pays while any remain (`password::plan`); re-read every 30 s.
+    legacy_max: std::sync::atomic::AtomicU32,
     /// Whether the last write probe (readiness, or the poller's every 5 s) succeeded: a
     /// full or read-only disk still reads.
     db_writable: std::sync::atomic::AtomicBool,
@@ -111,7 +112,7 @@ impl AppState {
             verified: verified::Verified::default(),
             live: live::LiveSessions::default(),
             hashing: Semaphore::new(HASH_PERMITS),
-            dummy_hash: crate::password::DUMMY_HASH.to_string(),
+            legacy_max: std::sync::atomic::AtomicU32::new(0),
             db_writable: std::sync::atomic::AtomicBool::new(true),
         }
     }
@@ -138,16 +139,41 @@ impl AppState {
     }
 
     /// Verifies a password off the runtime, at most HASH_PERMITS at once.
-    async fn verify_password(&self, password: String, hash: String) -> Result<bool, ApiError> {
+    /// Checks a login's password against the user's hash (None: an unknown email) with
+    /// the same work whoever asks (`password::plan`), inside the hashing permits.
+    async fn verify_password(&self, password: String, hash: Option<String>) -> Result<bool, ApiError> {
+        use std::sync::atomic::Ordering;
+        if let Some(crate::password::Scheme::Bcrypt { cost }) = hash.as_deref().and_then(crate::password::Scheme::of) {
+            // Imported since the last count: from now on every login pays it.
+            self.legacy_max.fetch_max(cost, Ordering::Relaxed);
+        }
+        let legacy = Some(self.legacy_max.load(Ordering::Relaxed)).filter(|c| *c > 0);
+        self.hashing_work(move || crate::password::verify_login(&password, hash.as_deref(), legacy)).await
+    }
+
+    /// An argon2id hash of a password, inside the hashing permits (a bcrypt user's upgrade).
+    async fn hash_password(&self, password: String) -> Result<String, ApiError> {
+        self.hashing_work(move || crate::password::hash(&password)).await
+    }
+
+    /// Runs password work off the async runtime, at most `HASH_PERMITS` at once.
+    async fn hashing_work<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
         let permit = tokio::time::timeout(HASH_QUEUE_WAIT, self.hashing.acquire())
             .await
             .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "too many logins at once; try again"))?
             .map_err(|_| ApiError::internal())?;
-        let ok = tokio::task::spawn_blocking(move || crate::password::verify(&password, &hash))
-            .await
-            .map_err(|_| ApiError::internal())?;
+        let out = tokio::task::spawn_blocking(f).await.map_err(|_| ApiError::internal())?;
         drop(permit);
-        Ok(ok)
+        Ok(out)
+    }
+
+    /// Re-reads the highest bcrypt cost left among the users (one login's upgrade, or an
+    /// import on another instance, changes it).
+    async fn refresh_legacy_max(&self) {
+        if let Ok(costs) = self.blocking(|s| s.legacy_hash_costs()).await {
+            let max = costs.into_iter().max().unwrap_or(0);
+            self.legacy_max.store(max, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// Writes an audit record to the store and as one JSON log line.
@@ -559,6 +585,7 @@ async fn reload_on_hup(state: Arc<AppState>, source: ReloadSource) {
 async fn metrics_response(state: &AppState) -> Result<Response<Body>, ApiError> {
     let now = now();
     let active = state.blocking(move |s| s.count_live_sessions(now)).await.ok();
+    let legacy_hashes = state.blocking(|s| s.legacy_hash_costs()).await.ok().map(|c| c.len());
     let tracked = state.login_limiter.tracked() + state.refresh_limiter.tracked();
     let cfg = state.cfg();
     let t = &cfg.tokens;
@@ -568,7 +595,12 @@ async fn metrics_response(state: &AppState) -> Result<Response<Body>, ApiError> 
         (crate::names::JWT_REFRESH_SECRET, end(&t.refresh_previous)),
         (crate::names::SESSION_SECRET, end(&cfg.session_previous)),
     ];
-    let gauges = metrics::Gauges { active_sessions: active, tracked_clients: tracked, rollover_ends: &rollover_ends };
+    let gauges = metrics::Gauges {
+        active_sessions: active,
+        tracked_clients: tracked,
+        rollover_ends: &rollover_ends,
+        legacy_hashes,
+    };
     let mut resp = Response::new(http::full(state.metrics.render(&gauges)));
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
@@ -684,6 +716,8 @@ pub async fn run(
     let mut cfg = cfg;
     fit_open_files(&mut cfg)?;
     let state = Arc::new(AppState::new(cfg, store));
+    // Before the first login: every login pays the highest bcrypt cost left.
+    state.refresh_legacy_max().await;
     let reloader = tokio::spawn(reload_on_hup(state.clone(), reload));
     {
         let st = state.clone();
@@ -805,6 +839,7 @@ async fn poll_revocations(state: Arc<AppState>) {
         // Every 30 s, sessions that lapsed with nobody to end them.
         if ticks.is_multiple_of(60) {
             state.end_lapsed_sessions().await;
+            state.refresh_legacy_max().await;
         }
         if ticks.is_multiple_of(120) {
             state.live.prune(now());

@@ -36,6 +36,8 @@ pub enum StoreError {
     UserChanged,
     #[error("no aspjwt database here (no aspjwt tables): check the name; only `serve` and `user add` create one")]
     NoDatabase,
+    #[error("id {0:?} already belongs to another user")]
+    DuplicateId(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -117,6 +119,49 @@ pub struct NewSession {
     /// The hash the login verified: the session is created only while the user still has
     /// it, with the same role, not disabled (see `Store::create_session`).
     pub password_hash: String,
+    /// A legacy (bcrypt) hash's replacement, stored in the session's own transaction.
+    pub rehash: Option<Rehash>,
+}
+
+/// A user `aspjwt user import` brings in, judged by `crate::import` first.
+#[derive(Debug, Clone)]
+pub struct ImportUser {
+    /// The old backend's id, kept when given (else a new one).
+    pub id: Option<String>,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    /// bcrypt or argon2id, within `password::check_stored`'s bounds.
+    pub password_hash: String,
+    pub disabled: bool,
+}
+
+/// What an import does about an email the database already holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnConflict {
+    Skip,
+    Update,
+    Fail,
+}
+
+/// What an import did with one user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Imported {
+    Created,
+    Updated,
+    Skipped,
+}
+
+/// The audit record of one imported user (never its hash).
+pub type ImportAudit<'a> = &'a dyn Fn(&User, Imported) -> Record;
+
+/// The argon2id hash that replaces a user's bcrypt one at login, and its audit record
+/// (`password_rehashed`, never the hash).
+#[derive(Debug, Clone)]
+pub struct Rehash {
+    pub password_hash: String,
+    pub audit: Record,
 }
 
 /// What presenting a refresh token did, decided in one transaction.
@@ -386,6 +431,20 @@ pub trait Store: Send + Sync + 'static {
     /// saw them (enabled, same role, same password hash): a disable, new role or new
     /// password that lands while the password is being verified wins (`UserChanged`).
     fn create_session(&self, session: NewSession) -> Result<()>;
+    /// The bcrypt costs of the users whose hashes are still bcrypt (imported from the
+    /// Node backend, not yet upgraded at a login): how many remain, and the most any
+    /// login must pay (`password::plan`).
+    fn legacy_hash_costs(&self) -> Result<Vec<u32>>;
+    /// Creates (or, by `on_conflict`, skips or updates) every user in one transaction,
+    /// with an audit record for each created or updated one; nothing is written when any
+    /// fails (an email that exists with `Fail`, an id another user has, the last admin).
+    fn import_users(
+        &self,
+        users: &[ImportUser],
+        on_conflict: OnConflict,
+        now: i64,
+        audit: ImportAudit<'_>,
+    ) -> Result<Vec<(Imported, User)>>;
     fn session(&self, id: &str) -> Result<Option<Session>>;
     /// Exactly-once rotation: `presented` is the refresh token's jti. The new pair's
     /// expiries are capped at the session's absolute end. The previous token is

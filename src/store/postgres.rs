@@ -24,9 +24,9 @@ use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
 use super::{
-    AUDIT_COLS, AuditQuery, BackupRow, Issued, NewSession, NewUser, Plan, Result, Revocation, Rotation, SESSION_COLS,
-    Session, Store, StoreError, ThrottleRow, USER_COLS, User, guard_last_admin, normalize_email, record_from_row,
-    rotated, session_from_row,
+    AUDIT_COLS, AuditQuery, BackupRow, ImportAudit, ImportUser, Imported, Issued, NewSession, NewUser, OnConflict,
+    Plan, Result, Revocation, Rotation, SESSION_COLS, Session, Store, StoreError, ThrottleRow, USER_COLS, User,
+    guard_last_admin, normalize_email, record_from_row, rotated, session_from_row,
 };
 use crate::audit::Record;
 use crate::throttle::Throttle;
@@ -606,10 +606,11 @@ impl Store for PgStore {
     }
 
     fn create_session(&self, s: NewSession) -> Result<()> {
-        self.run(async |c| {
-            // One statement: the user's row is share-locked and checked, so a disable or
-            // a new role or password either commits first (and the insert finds no row)
-            // or waits for this insert (and then ends the new session with the others).
+        // One statement: the user's row is share-locked and checked, so a disable or
+        // a new role or password either commits first (and the insert finds no row)
+        // or waits for this insert (and then ends the new session with the others).
+        // A rehash adds its update and audit row in the same transaction.
+        async fn insert(c: &impl GenericClient, s: &NewSession) -> Result<()> {
             let stmt = c
                 .prepare_cached(&format!(
                     "INSERT INTO sessions ({SESSION_COLS}) SELECT \
@@ -646,6 +647,91 @@ impl Store for PgStore {
                 return Err(StoreError::UserChanged);
             }
             Ok(())
+        }
+        let Some(r) = s.rehash.clone() else { return self.run(async |c| insert(&*c, &s).await) };
+        self.tx(async |tx| {
+            insert(tx, &s).await?;
+            let changed = tx
+                .execute(
+                    "UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3 AND password_hash = $4",
+                    &[&r.password_hash, &s.created_at, &s.user_id, &s.password_hash],
+                )
+                .await
+                .map_err(pg)?;
+            if changed == 0 {
+                return Err(StoreError::UserChanged);
+            }
+            insert_audit(tx, &r.audit).await
+        })
+    }
+
+    fn import_users(
+        &self,
+        users: &[ImportUser],
+        on_conflict: OnConflict,
+        now: i64,
+        audit: ImportAudit<'_>,
+    ) -> Result<Vec<(Imported, User)>> {
+        self.tx(async |tx| {
+            let load = format!("SELECT {USER_COLS} FROM users WHERE email = $1");
+            let mut out = Vec::with_capacity(users.len());
+            for u in users {
+                let existing = tx.query_opt(&load, &[&u.email]).await.map_err(pg)?.as_ref().map(user_row).transpose()?;
+                let what = match (existing, on_conflict) {
+                    (None, _) => {
+                        let id = u.id.clone().unwrap_or_else(crate::token::random_id);
+                        if tx.query_opt("SELECT 1 FROM users WHERE id = $1", &[&id]).await.map_err(pg)?.is_some() {
+                            return Err(StoreError::DuplicateId(id));
+                        }
+                        tx.execute(
+                            "INSERT INTO users (id, email, name, role, password_hash, disabled, created_at, updated_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+                            &[&id, &u.email, &u.name, &u.role, &u.password_hash, &u.disabled, &now],
+                        )
+                        .await
+                        .map_err(pg)?;
+                        Imported::Created
+                    }
+                    (Some(x), OnConflict::Skip) => {
+                        out.push((Imported::Skipped, x));
+                        continue;
+                    }
+                    (Some(_), OnConflict::Fail) => return Err(StoreError::DuplicateEmail(u.email.clone())),
+                    (Some(x), OnConflict::Update) => {
+                        let stays = u.role == crate::names::ADMIN_ROLE && !u.disabled;
+                        guard_admins(tx, &u.email, |_| stays).await?;
+                        tx.execute(
+                            "UPDATE users SET name = $1, role = $2, password_hash = $3, disabled = $4, updated_at = $5 \
+                             WHERE id = $6",
+                            &[&u.name, &u.role, &u.password_hash, &u.disabled, &now, &x.id],
+                        )
+                        .await
+                        .map_err(pg)?;
+                        Imported::Updated
+                    }
+                };
+                let user = tx
+                    .query_opt(&load, &[&u.email])
+                    .await
+                    .map_err(pg)?
+                    .as_ref()
+                    .map(user_row)
+                    .transpose()?
+                    .ok_or_else(|| StoreError::NoSuchUser(u.email.clone()))?;
+                insert_audit(tx, &audit(&user, what)).await?;
+                out.push((what, user));
+            }
+            Ok(out)
+        })
+    }
+
+    fn legacy_hash_costs(&self) -> Result<Vec<u32>> {
+        self.run(async |c| {
+            let rows = c
+                .query("SELECT substr(password_hash, 5, 2) FROM users WHERE password_hash LIKE '$2%'", &[])
+                .await
+                .map_err(pg)?;
+            Ok(rows.iter().filter_map(|r| r.get::<_, String>(0).parse().ok()).collect())
         })
     }
 

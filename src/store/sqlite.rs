@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::{
-    AUDIT_COLS, AuditQuery, BackupRow, Issued, NewSession, NewUser, Plan, Result, Revocation, Rotation, SESSION_COLS,
-    Session, Store, StoreError, ThrottleRow, USER_COLS, User, guard_last_admin, normalize_email, record_from_row,
-    rotated, session_from_row,
+    AUDIT_COLS, AuditQuery, BackupRow, ImportAudit, ImportUser, Imported, Issued, NewSession, NewUser, OnConflict,
+    Plan, Result, Revocation, Rotation, SESSION_COLS, Session, Store, StoreError, ThrottleRow, USER_COLS, User,
+    guard_last_admin, normalize_email, record_from_row, rotated, session_from_row,
 };
 use crate::audit::Record;
 use crate::throttle::Throttle;
@@ -491,7 +491,84 @@ impl Store for SqliteStore {
             if inserted == 0 {
                 return Err(StoreError::UserChanged);
             }
+            if let Some(r) = &s.rehash {
+                let changed = tx
+                    .execute(
+                        "UPDATE users SET password_hash = ?1, updated_at = ?2 WHERE id = ?3 AND password_hash = ?4",
+                        params![r.password_hash, s.created_at, s.user_id, s.password_hash],
+                    )
+                    .map_err(db)?;
+                if changed == 0 {
+                    return Err(StoreError::UserChanged);
+                }
+                insert_audit(tx, &r.audit)?;
+            }
             Ok(())
+        })
+    }
+
+    fn import_users(
+        &self,
+        users: &[ImportUser],
+        on_conflict: OnConflict,
+        now: i64,
+        audit: ImportAudit<'_>,
+    ) -> Result<Vec<(Imported, User)>> {
+        self.write(|tx| {
+            let mut out = Vec::with_capacity(users.len());
+            for u in users {
+                let existing = match load_user(tx, &u.email) {
+                    Ok(x) => Some(x),
+                    Err(StoreError::NoSuchUser(_)) => None,
+                    Err(e) => return Err(e),
+                };
+                let what = match (existing, on_conflict) {
+                    (None, _) => {
+                        let id = u.id.clone().unwrap_or_else(crate::token::random_id);
+                        let taken: Option<i64> =
+                            tx.query_row("SELECT 1 FROM users WHERE id = ?1", [&id], |r| r.get(0)).optional().map_err(db)?;
+                        if taken.is_some() {
+                            return Err(StoreError::DuplicateId(id));
+                        }
+                        tx.execute(
+                            "INSERT INTO users (id, email, name, role, password_hash, disabled, created_at, updated_at) \
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                            params![id, u.email, u.name, u.role, u.password_hash, u.disabled, now],
+                        )
+                        .map_err(db)?;
+                        Imported::Created
+                    }
+                    (Some(x), OnConflict::Skip) => {
+                        out.push((Imported::Skipped, x));
+                        continue;
+                    }
+                    (Some(_), OnConflict::Fail) => return Err(StoreError::DuplicateEmail(u.email.clone())),
+                    (Some(x), OnConflict::Update) => {
+                        let stays = u.role == crate::names::ADMIN_ROLE && !u.disabled;
+                        guard_last_admin(&x, stays, enabled_admins(tx)?)?;
+                        tx.execute(
+                            "UPDATE users SET name = ?1, role = ?2, password_hash = ?3, disabled = ?4, updated_at = ?5 \
+                             WHERE id = ?6",
+                            params![u.name, u.role, u.password_hash, u.disabled, now, x.id],
+                        )
+                        .map_err(db)?;
+                        Imported::Updated
+                    }
+                };
+                let user = load_user(tx, &u.email)?;
+                insert_audit(tx, &audit(&user, what))?;
+                out.push((what, user));
+            }
+            Ok(out)
+        })
+    }
+
+    fn legacy_hash_costs(&self) -> Result<Vec<u32>> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare_cached("SELECT substr(password_hash, 5, 2) FROM users WHERE password_hash LIKE '$2%'")?;
+            let costs = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(costs.iter().filter_map(|c| c.parse().ok()).collect())
         })
     }
 

@@ -318,6 +318,7 @@ fn affected_users_are_exactly_those_whose_sessions_this_incident_ended() {
                 ip: None,
                 user_agent: None,
                 password_hash: user.password_hash.clone(),
+                rehash: None,
             })
             .unwrap();
     }

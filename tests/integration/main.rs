@@ -18,6 +18,7 @@ mod gateway;
 mod generate;
 mod hardening;
 mod health;
+mod import;
 mod incident;
 mod monitoring;
 mod operator;

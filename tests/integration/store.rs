@@ -71,6 +71,7 @@ fn session_for(store: &dyn Store, email: &str, id: &str) -> NewSession {
         ip: Some("127.0.0.1".into()),
         user_agent: Some("tests".into()),
         password_hash: user.password_hash,
+        rehash: None,
     };
     store.create_session(s.clone()).unwrap();
     s
