@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use crate::password::{self, Scheme};
+use crate::store::ImportUser;
 use crate::users;
 
 /// The columns (or JSON fields) an import reads.
@@ -33,23 +34,17 @@ impl Format {
     }
 }
 
-/// One user accepted for import, with the line it starts on.
+/// One user accepted for import (its email normalised, its role one of ours after
+/// `--role-map`), with the line it starts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
     pub line: usize,
-    pub id: Option<String>,
-    /// Normalised as everywhere else.
-    pub email: String,
-    pub name: String,
-    /// One of ours, after `--role-map`.
-    pub role: String,
-    pub password_hash: String,
-    pub disabled: bool,
+    pub user: ImportUser,
 }
 
 impl Row {
     pub fn scheme(&self) -> Scheme {
-        Scheme::of(&self.password_hash).unwrap_or(Scheme::Argon2id)
+        Scheme::of(&self.user.password_hash).unwrap_or(Scheme::Argon2id)
     }
 }
 
@@ -99,12 +94,12 @@ pub fn parse(text: &str, format: Format, roles: &[(String, String)]) -> Result<P
         }
         match fields.and_then(|fields| row(line, &fields, roles)) {
             Err(reason) => out.refused.push(Refused { line, reason }),
-            Ok(r) => match seen.iter().find(|(e, _)| *e == r.email) {
+            Ok(r) => match seen.iter().find(|(e, _)| *e == r.user.email) {
                 Some((_, first)) => {
-                    out.refused.push(Refused { line, reason: format!("{} is also on line {first}", r.email) })
+                    out.refused.push(Refused { line, reason: format!("{} is also on line {first}", r.user.email) })
                 }
                 None => {
-                    seen.push((r.email.clone(), line));
+                    seen.push((r.user.email.clone(), line));
                     out.rows.push(r);
                 }
             },
@@ -167,7 +162,8 @@ fn row(line: usize, fields: &Fields, roles: &[(String, String)]) -> Result<Row, 
             Some(id.filter(ok).ok_or_else(|| format!("id must be 1 to 64 letters, digits, - or _, not {v}"))?)
         }
     };
-    Ok(Row { line, id, email: crate::store::normalize_email(&email), name, role, password_hash, disabled })
+    let email = crate::store::normalize_email(&email);
+    Ok(Row { line, user: ImportUser { id, email, name, role, password_hash, disabled } })
 }
 
 /// A file's records: the line each starts on, its fields (or why it is not a record),
@@ -282,7 +278,7 @@ mod tests {
         let p = parse(&text, Format::Json, &roles).unwrap();
         assert_eq!(p.rows.len(), 1);
         assert_eq!(
-            (p.rows[0].line, p.rows[0].email.as_str(), p.rows[0].role.as_str()),
+            (p.rows[0].line, p.rows[0].user.email.as_str(), p.rows[0].user.role.as_str()),
             (2, "a@example.com", "sales_agent")
         );
         assert_eq!(p.refused.iter().map(|r| r.line).collect::<Vec<_>>(), [3, 5]);
@@ -306,8 +302,8 @@ mod tests {
         );
         let p = parse(&text, Format::Csv, &[]).unwrap();
         assert_eq!(p.rows.len(), 2);
-        assert_eq!(p.rows[0].name, "Smith, \"Ann\"");
-        assert!(p.rows[1].disabled);
+        assert_eq!(p.rows[0].user.name, "Smith, \"Ann\"");
+        assert!(p.rows[1].user.disabled);
         assert_eq!(p.ignored, ["notes"]);
         assert_eq!(
             p.refused,

@@ -224,17 +224,7 @@ pub fn import(
     now: i64,
 ) -> Result<(Vec<(crate::store::Imported, User)>, usize), UserError> {
     use crate::store::{ImportUser, Imported};
-    let users: Vec<ImportUser> = rows
-        .iter()
-        .map(|r| ImportUser {
-            id: r.id.clone(),
-            email: r.email.clone(),
-            name: r.name.clone(),
-            role: r.role.clone(),
-            password_hash: r.password_hash.clone(),
-            disabled: r.disabled,
-        })
-        .collect();
+    let users: Vec<ImportUser> = rows.iter().map(|r| r.user.clone()).collect();
     let audit = |user: &User, what: Imported| {
         let mut r = actor.record(Event::UserImported, Some(user), now);
         let scheme = password::Scheme::of(&user.password_hash).map_or("unknown", password::Scheme::name);

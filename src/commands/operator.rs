@@ -224,12 +224,12 @@ fn import(out: &Out, db: &DbArgs, o: ImportOpts) -> Result<Exit> {
         let mut outcomes = Vec::new();
         for r in &parsed.rows {
             let existing = match &store {
-                Some(s) => s.user_by_email(&r.email)?,
+                Some(s) => s.user_by_email(&r.user.email)?,
                 None => None,
             };
             outcomes.push(match (existing, on_conflict) {
                 (None, _) => {
-                    if let (Some(id), Some(s)) = (&r.id, &store)
+                    if let (Some(id), Some(s)) = (&r.user.id, &store)
                         && s.user_by_id(id)?.is_some()
                     {
                         bail!("{}:{}: id {id:?} already belongs to another user", o.file, r.line);
@@ -239,7 +239,7 @@ fn import(out: &Out, db: &DbArgs, o: ImportOpts) -> Result<Exit> {
                 (Some(_), OnConflict::Skip) => Imported::Skipped,
                 (Some(_), OnConflict::Update) => Imported::Updated,
                 (Some(_), OnConflict::Fail) => {
-                    bail!("{}:{}: {} already exists (--on-conflict skip or update)", o.file, r.line, r.email)
+                    bail!("{}:{}: {} already exists (--on-conflict skip or update)", o.file, r.line, r.user.email)
                 }
             });
         }
@@ -249,7 +249,7 @@ fn import(out: &Out, db: &DbArgs, o: ImportOpts) -> Result<Exit> {
         let (done, ended) =
             users::import(&*store, &parsed.rows, on_conflict, &Actor::cli(), now()).map_err(|e| match e {
                 users::UserError::Store(crate::store::StoreError::DuplicateEmail(email)) => {
-                    let line = parsed.rows.iter().find(|r| r.email == email).map_or(0, |r| r.line);
+                    let line = parsed.rows.iter().find(|r| r.user.email == email).map_or(0, |r| r.line);
                     anyhow!(
                         "{}:{line}: {email} already exists (--on-conflict skip or update); nothing imported",
                         o.file
@@ -268,7 +268,7 @@ fn import(out: &Out, db: &DbArgs, o: ImportOpts) -> Result<Exit> {
             .rows
             .iter()
             .zip(&outcomes)
-            .map(|(r, what)| json!({"line": r.line, "email": r.email, "outcome": what, "password_scheme": r.scheme().name()}))
+            .map(|(r, what)| json!({"line": r.line, "email": r.user.email, "outcome": what, "password_scheme": r.scheme().name()}))
             .collect();
         out.json(&json!({
             "dry_run": o.dry_run, "database": target.to_string(),

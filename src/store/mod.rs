@@ -124,7 +124,7 @@ pub struct NewSession {
 }
 
 /// A user `aspjwt user import` brings in, judged by `crate::import` first.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportUser {
     /// The old backend's id, kept when given (else a new one).
     pub id: Option<String>,
