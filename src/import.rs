@@ -85,7 +85,8 @@ pub fn parse(text: &str, format: Format, roles: &[(String, String)]) -> Result<P
         Format::Csv => csv_records(text)?,
     };
     let mut out = Parsed::default();
-    let mut seen: Vec<(String, usize)> = Vec::new();
+    let mut seen = std::collections::HashMap::new();
+    let mut ids = std::collections::HashMap::new();
     for (line, fields, ignored) in records {
         for name in ignored {
             if !out.ignored.contains(&name) {
@@ -94,15 +95,21 @@ pub fn parse(text: &str, format: Format, roles: &[(String, String)]) -> Result<P
         }
         match fields.and_then(|fields| row(line, &fields, roles)) {
             Err(reason) => out.refused.push(Refused { line, reason }),
-            Ok(r) => match seen.iter().find(|(e, _)| *e == r.user.email) {
-                Some((_, first)) => {
-                    out.refused.push(Refused { line, reason: format!("{} is also on line {first}", r.user.email) })
-                }
-                None => {
-                    seen.push((r.user.email.clone(), line));
+            Ok(r) => {
+                let id_first = r.user.id.as_ref().and_then(|id| ids.get(id).copied());
+                if let Some(first) = seen.get(&r.user.email) {
+                    out.refused.push(Refused { line, reason: format!("{} is also on line {first}", r.user.email) });
+                } else if let Some(first) = id_first {
+                    let id = r.user.id.as_deref().unwrap_or_default();
+                    out.refused.push(Refused { line, reason: format!("id {id:?} is also on line {first}") });
+                } else {
+                    seen.insert(r.user.email.clone(), line);
+                    if let Some(id) = &r.user.id {
+                        ids.insert(id.clone(), line);
+                    }
                     out.rows.push(r);
                 }
-            },
+            }
         }
     }
     Ok(out)
@@ -115,6 +122,21 @@ fn field<'a>(fields: &'a Fields, name: &str) -> Option<&'a Value> {
     fields.iter().find(|(k, _)| k == name).map(|(_, v)| v).filter(|v| !v.is_null())
 }
 
+/// A value quoted in a refusal: a password hash (a column mix-up) is never echoed, and a
+/// long value is cut.
+fn shown(value: &str) -> String {
+    if looks_like_a_hash(value) {
+        return "(a password hash)".into();
+    }
+    let cut: String = value.chars().take(40).collect();
+    if cut.len() < value.len() { format!("{cut:?}…") } else { format!("{cut:?}") }
+}
+
+fn looks_like_a_hash(value: &str) -> bool {
+    let v = value.trim_matches('"');
+    v.starts_with("$2") || v.starts_with("$argon2")
+}
+
 /// One record judged.
 fn row(line: usize, fields: &Fields, roles: &[(String, String)]) -> Result<Row, String> {
     let text = |name: &str| -> Result<String, String> {
@@ -122,35 +144,45 @@ fn row(line: usize, fields: &Fields, roles: &[(String, String)]) -> Result<Row, 
             None => Err(format!("{name} is missing")),
             Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_string()),
             Some(Value::String(_)) => Err(format!("{name} is empty")),
-            Some(other) => Err(format!("{name} must be a string, not {other}")),
+            Some(other) => Err(format!("{name} must be a string, not {}", shown(&other.to_string()))),
         }
     };
     let email = text("email")?;
+    if looks_like_a_hash(&email) {
+        return Err("email holds a password hash: are the columns in the right order?".into());
+    }
     users::check_email(&email).map_err(|e| format!("email: {e}"))?;
     let name = text("name")?;
+    if looks_like_a_hash(&name) {
+        return Err("name holds a password hash: are the columns in the right order?".into());
+    }
     if name.chars().count() > 200 || users::has_control(&name) {
         return Err("name must be 1 to 200 printable characters".into());
     }
     let old_role = text("role")?;
     let role = roles.iter().find(|(old, _)| *old == old_role).map_or(old_role.clone(), |(_, new)| new.clone());
     if users::check_role(&role).is_err() {
+        let old_role = shown(&old_role);
         return Err(format!(
-            "role {old_role:?} is not one of ours ({}); map it with --role-map {old_role}=…",
+            "role {old_role} is not one of ours ({}); map it with --role-map OLD=NEW",
             crate::names::ROLES.join(", ")
         ));
     }
     let password_hash = text("password_hash")?;
-    password::check_stored(&password_hash).map_err(|e| format!("password_hash: {e}"))?;
+    password::check_imported(&password_hash).map_err(|e| format!("password_hash: {e}"))?;
+    // Absent (or empty): a new user is enabled, an updated one keeps its status.
     let disabled = match field(fields, "disabled") {
-        None => false,
-        Some(Value::Bool(b)) => *b,
-        Some(Value::Number(n)) if n.as_u64() == Some(0) || n.as_u64() == Some(1) => n.as_u64() == Some(1),
+        None => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(Value::Number(n)) if n.as_u64() == Some(0) || n.as_u64() == Some(1) => Some(n.as_u64() == Some(1)),
+        // psql's CSV writes booleans as t and f.
         Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
-            "" | "false" | "0" | "no" => false,
-            "true" | "1" | "yes" => true,
-            other => return Err(format!("disabled must be true or false, not {other:?}")),
+            "" => None,
+            "false" | "f" | "0" | "no" => Some(false),
+            "true" | "t" | "1" | "yes" => Some(true),
+            other => return Err(format!("disabled must be true or false, not {}", shown(other))),
         },
-        Some(other) => return Err(format!("disabled must be true or false, not {other}")),
+        Some(other) => return Err(format!("disabled must be true or false, not {}", shown(&other.to_string()))),
     };
     let id = match field(fields, "id") {
         None => None,
@@ -159,7 +191,11 @@ fn row(line: usize, fields: &Fields, roles: &[(String, String)]) -> Result<Row, 
             let id = v.as_str().map(str::to_string).or_else(|| v.as_u64().map(|n| n.to_string()));
             let ok =
                 |id: &String| id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            Some(id.filter(ok).ok_or_else(|| format!("id must be 1 to 64 letters, digits, - or _, not {v}"))?)
+            Some(
+                id.filter(ok).ok_or_else(|| {
+                    format!("id must be 1 to 64 letters, digits, - or _, not {}", shown(&v.to_string()))
+                })?,
+            )
         }
     };
     let email = crate::store::normalize_email(&email);
@@ -172,7 +208,15 @@ type Records = Vec<(usize, Result<Fields, String>, Vec<String>)>;
 
 /// The elements of a JSON array, each with the line it starts on.
 fn json_records(text: &str) -> Result<Records, String> {
-    let line_of = |offset: usize| text[..offset].matches('\n').count() + 1;
+    // Lines counted from the last offset asked for: offsets only grow, so the whole
+    // file is scanned once (a rescan per element made 20,000 users take a minute).
+    let counted = std::cell::Cell::new((0usize, 1usize));
+    let line_of = |offset: usize| {
+        let (from, line) = counted.get();
+        let line = line + text[from..offset].matches('\n').count();
+        counted.set((offset, line));
+        line
+    };
     let column_of = |offset: usize| offset - text[..offset].rfind('\n').map_or(0, |n| n + 1) + 1;
     let skip_ws = |mut i: usize| {
         while text[i..].starts_with(|c: char| c.is_whitespace()) {
@@ -244,12 +288,21 @@ fn csv_records(text: &str) -> Result<Records, String> {
     }
     let ignored: Vec<String> = header.iter().filter(|h| !COLUMNS.contains(&h.as_str())).cloned().collect();
     let mut out = Vec::new();
+    let mut lines = (0usize, 1usize);
     for record in reader.records() {
         let record = record.map_err(|e| match e.position() {
             Some(p) => format!("{}: {e}", p.line()),
             None => e.to_string(),
         })?;
-        let line = record.position().map_or(0, |p| p.line() as usize);
+        // From the byte offset, not the reader's line count (which CRLF files throw off).
+        let mut offset = record.position().map_or(0, |p| p.byte() as usize);
+        // After a CRLF the reader's position is the LF it has not consumed yet.
+        while matches!(text.as_bytes().get(offset), Some(b'\r' | b'\n')) {
+            offset += 1;
+        }
+        let (from, counted) = lines;
+        let line = counted + text.as_bytes()[from..offset].iter().filter(|b| **b == b'\n').count();
+        lines = (offset, line);
         let fields = header
             .iter()
             .zip(record.iter())
@@ -303,7 +356,7 @@ mod tests {
         let p = parse(&text, Format::Csv, &[]).unwrap();
         assert_eq!(p.rows.len(), 2);
         assert_eq!(p.rows[0].user.name, "Smith, \"Ann\"");
-        assert!(p.rows[1].user.disabled);
+        assert_eq!(p.rows[1].user.disabled, Some(true));
         assert_eq!(p.ignored, ["notes"]);
         assert_eq!(
             p.refused,
@@ -313,6 +366,24 @@ mod tests {
             ]
         );
         assert!(parse("email,name\n", Format::Csv, &[]).unwrap_err().contains("no role column"));
+        // psql's booleans, CRLF line ends, an id twice, a hash in the wrong column.
+        let text = format!(
+            "email,name,role,password_hash,disabled,id\r\n\
+             a@example.com,A,admin,{HASH},t,7\r\n\
+             b@example.com,B,admin,{HASH},f,7\r\n\
+             {HASH},C,admin,c@example.com,f,8\r\n"
+        );
+        let p = parse(&text, Format::Csv, &[]).unwrap();
+        assert_eq!(p.rows.len(), 1);
+        assert_eq!(p.rows[0].user.disabled, Some(true));
+        assert_eq!(
+            p.refused,
+            [
+                Refused { line: 3, reason: "id \"7\" is also on line 2".into() },
+                Refused { line: 4, reason: "email holds a password hash: are the columns in the right order?".into() },
+            ]
+        );
+        assert!(!format!("{:?}", p.refused).contains("$2b$"));
     }
 
     #[test]

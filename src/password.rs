@@ -116,6 +116,9 @@ pub fn check_stored(phc: &str) -> Result<(), String> {
     if parsed.salt.is_none() || parsed.hash.is_none() {
         return Err("the salt or the hash part is missing".into());
     }
+    if parsed.version != Some(0x13) {
+        return Err("only argon2id version 19 (v=19) is verified here".into());
+    }
     let (m, t, p) = (params.m_cost(), params.t_cost(), params.p_cost());
     if !(8 * 1024..=256 * 1024).contains(&m) || !(1..=10).contains(&t) || !(1..=8).contains(&p) {
         return Err(format!("argon2 parameters m={m}, t={t}, p={p} are outside m=8192–262144, t=1–10, p=1–8"));
@@ -170,8 +173,16 @@ fn bcrypt_cost(stored: &str) -> Option<u32> {
     let rest = ["$2a$", "$2b$", "$2y$"].iter().find_map(|p| stored.strip_prefix(p))?;
     let (cost, tail) = rest.split_once('$')?;
     let cost: u32 = (cost.len() == 2).then(|| cost.parse().ok()).flatten()?;
-    let b64 = |c: char| c.is_ascii_alphanumeric() || c == '.' || c == '/';
-    ((4..=31).contains(&cost) && tail.len() == 53 && tail.chars().all(b64)).then_some(cost)
+    // bcrypt's base64: 22 characters of salt (128 bits in 132) and 31 of hash (184 in
+    // 186); the unused low bits of each part's last character must be zero, or no
+    // implementation can verify the hash (a login would fail faster than any other).
+    const ALPHABET: &str = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let index = |c: char| ALPHABET.find(c);
+    if !(4..=31).contains(&cost) || tail.len() != 53 || !tail.chars().all(|c| index(c).is_some()) {
+        return None;
+    }
+    let (salt_end, hash_end) = (tail.as_bytes()[21] as char, tail.as_bytes()[52] as char);
+    (index(salt_end)? % 16 == 0 && index(hash_end)? % 4 == 0).then_some(cost)
 }
 
 /// One verification of a login's work.
@@ -199,15 +210,30 @@ pub fn plan(scheme: Option<Scheme>, legacy_max: Option<u32>) -> Vec<Step> {
     };
     let Some(max) = legacy_max.max(own) else { return steps };
     match own {
+        // 2^max − 2^c = 2^c + 2^(c+1) + … + 2^(max−1): one dummy of each cost, so a low
+        // cost costs a few calls, not thousands (each call has its own overhead).
         Some(c) => {
             steps.push(Step::Real);
-            // Capped: a cost far below the maximum would otherwise mean thousands of calls.
-            let dummies = (1u64 << (max - c).min(12)) - 1;
-            steps.extend(std::iter::repeat_n(Step::DummyBcrypt(c), dummies as usize));
+            steps.extend((c..max).map(Step::DummyBcrypt));
         }
         None => steps.push(Step::DummyBcrypt(max)),
     }
     steps
+}
+
+/// Whether an imported hash may be stored: what [`check_stored`] allows, and for
+/// argon2id only OWASP's parameters, which every login's dummy uses (a user with other
+/// parameters would answer in another time, telling the account apart).
+pub fn check_imported(stored: &str) -> Result<(), String> {
+    check_stored(stored)?;
+    let ours = format!("$argon2id$v=19$m={M_COST},t={T_COST},p={P_COST}$");
+    if stored.starts_with("$argon2id$") && !stored.starts_with(&ours) {
+        return Err(format!(
+            "argon2id with other parameters than m={M_COST},t={T_COST},p={P_COST} (v=19): its logins would take \
+             another time than everyone else's"
+        ));
+    }
+    Ok(())
 }
 
 /// A bcrypt hash of a random, discarded password at `cost`, made once per cost.
@@ -320,7 +346,9 @@ mod tests {
         assert_eq!(plan(argon, Some(12)), [Real, DummyBcrypt(12)]);
         assert_eq!(plan(None, Some(12)), [DummyArgon2, DummyBcrypt(12)]);
         assert_eq!(plan(b(12), Some(12)), [DummyArgon2, Real]);
-        assert_eq!(plan(b(10), Some(12)), [DummyArgon2, Real, DummyBcrypt(10), DummyBcrypt(10), DummyBcrypt(10)]);
+        assert_eq!(plan(b(10), Some(12)), [DummyArgon2, Real, DummyBcrypt(10), DummyBcrypt(11)]);
+        // A cost-4 user next to cost-12 ones: nine calls, not 256 (review of issue 24).
+        assert_eq!(plan(b(4), Some(12)).len(), 10);
         // A user above the known maximum (imported since it was read) raises it.
         assert_eq!(plan(b(11), Some(10)), [DummyArgon2, Real]);
         let rounds = |steps: &[Step], own: u32| -> u64 {
@@ -354,6 +382,17 @@ mod tests {
             assert_eq!(Scheme::of(bad), None, "{bad}");
             assert!(check_stored(bad).is_err(), "{bad}");
         }
+        // A salt or hash whose last character carries bits bcrypt does not have.
+        let salt_bits = format!("{}P{}", &h[..28], &h[29..]);
+        assert_eq!(Scheme::of(&salt_bits), None, "{salt_bits}");
+        let hash_bits = format!("{}L", &h[..h.len() - 1]);
+        assert_eq!(Scheme::of(&hash_bits), None, "{hash_bits}");
+        // argon2id: version 19 only; an import takes OWASP's parameters only.
+        assert!(check_stored(&hash("x").replace("v=19", "v=16")).is_err());
+        assert_eq!(check_imported(&hash("x")), Ok(()));
+        let other = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+        assert_eq!(check_stored(other), Ok(()));
+        assert!(check_imported(other).unwrap_err().contains("other parameters"));
         let costly = h.replacen("$04$", "$15$", 1);
         assert_eq!(Scheme::of(&costly), Some(Scheme::Bcrypt { cost: 15 }));
         assert!(check_stored(&costly).unwrap_err().contains("above 14"));

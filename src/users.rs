@@ -225,22 +225,56 @@ pub fn import(
 ) -> Result<(Vec<(crate::store::Imported, User)>, usize), UserError> {
     use crate::store::{ImportUser, Imported};
     let users: Vec<ImportUser> = rows.iter().map(|r| r.user.clone()).collect();
-    let audit = |user: &User, what: Imported| {
+    let scheme = |u: &User| password::Scheme::of(&u.password_hash).map_or("unknown", password::Scheme::name);
+    // What changed, said in the audit row: an import must not change a user unnoticed.
+    let audit = |before: Option<&User>, user: &User, what: Imported| {
         let mut r = actor.record(Event::UserImported, Some(user), now);
-        let scheme = password::Scheme::of(&user.password_hash).map_or("unknown", password::Scheme::name);
-        let what = match what {
-            Imported::Created => "created",
-            Imported::Updated => "updated",
-            Imported::Skipped => "skipped",
-        };
-        r.reason = Some(format!("{what}; {scheme} hash"));
+        r.reason = Some(match before {
+            None => format!("created; {} hash", scheme(user)),
+            Some(b) => {
+                let mut changes = Vec::new();
+                if b.role != user.role {
+                    changes.push(format!("role {} -> {}", b.role, user.role));
+                }
+                if b.disabled != user.disabled {
+                    changes.push(if user.disabled { "disabled".to_string() } else { "enabled".to_string() });
+                }
+                if b.password_hash != user.password_hash {
+                    changes.push(format!("password hash replaced ({} -> {})", scheme(b), scheme(user)));
+                } else if rows.iter().any(|r| r.user.email == user.email && r.user.password_hash != user.password_hash)
+                {
+                    changes.push(format!("kept its {} hash over the file's older one", scheme(user)));
+                }
+                if b.name != user.name {
+                    changes.push("name changed".to_string());
+                }
+                let changes = if changes.is_empty() { "nothing changed".to_string() } else { changes.join("; ") };
+                format!("{}: {changes}", if what == Imported::Updated { "updated" } else { "skipped" })
+            }
+        });
         r
     };
+    let before: Vec<Option<User>> =
+        rows.iter().map(|r| store.user_by_email(&r.user.email)).collect::<Result<_, StoreError>>()?;
     let done = store.import_users(&users, on_conflict, now, &audit)?;
+    // Sessions end for a user whose role, password or status an update changed, audited
+    // as any other revocation (after the import's own transaction: nothing to undo there
+    // if this fails, and it is said so).
     let mut ended = 0;
-    for (what, user) in &done {
-        if *what == Imported::Updated {
-            ended += store.revoke_user_sessions(&user.id, "user_imported", now)?;
+    for ((what, user), before) in done.iter().zip(&before) {
+        let changed = before.as_ref().is_some_and(|b| {
+            b.role != user.role || b.disabled != user.disabled || b.password_hash != user.password_hash
+        });
+        if *what == Imported::Updated && changed {
+            let n = store.revoke_user_sessions(&user.id, "user_imported", now).map_err(|e| {
+                UserError::Invalid(format!("imported, but ending the sessions of updated users failed: {e}"))
+            })?;
+            if n > 0 {
+                let mut r = actor.record(Event::SessionRevoked, Some(user), now);
+                r.reason = Some(format!("user_imported: {n} session(s)"));
+                store.audit(&r)?;
+            }
+            ended += n;
         }
     }
     Ok((done, ended))

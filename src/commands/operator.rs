@@ -222,11 +222,33 @@ fn import(out: &Out, db: &DbArgs, o: ImportOpts) -> Result<Exit> {
             Err(e) => bail!("{target}: {e}"),
         };
         let mut outcomes = Vec::new();
+        // The last-admin rule, as the import would apply it row by row.
+        let mut admins = match &store {
+            Some(s) => s.list_users()?.iter().filter(|u| u.role == crate::names::ADMIN_ROLE && !u.disabled).count(),
+            None => 0,
+        };
         for r in &parsed.rows {
             let existing = match &store {
                 Some(s) => s.user_by_email(&r.user.email)?,
                 None => None,
             };
+            let was_admin = existing.as_ref().is_some_and(|u| u.role == crate::names::ADMIN_ROLE && !u.disabled);
+            let disabled = r.user.disabled.or(existing.as_ref().map(|u| u.disabled)).unwrap_or(false);
+            let will_be_admin = r.user.role == crate::names::ADMIN_ROLE && !disabled;
+            let applies = existing.is_none() || on_conflict == OnConflict::Update;
+            if applies && was_admin && !will_be_admin {
+                if admins <= 1 {
+                    bail!(
+                        "{}:{}: {} is the last enabled admin; nothing would be imported",
+                        o.file,
+                        r.line,
+                        r.user.email
+                    );
+                }
+                admins -= 1;
+            } else if applies && !was_admin && will_be_admin {
+                admins += 1;
+            }
             outcomes.push(match (existing, on_conflict) {
                 (None, _) => {
                     if let (Some(id), Some(s)) = (&r.user.id, &store)
@@ -255,6 +277,7 @@ fn import(out: &Out, db: &DbArgs, o: ImportOpts) -> Result<Exit> {
                         o.file
                     )
                 }
+                e @ users::UserError::Invalid(_) => anyhow!("{e}"),
                 e => anyhow!("{e}; nothing imported"),
             })?;
         (done.into_iter().map(|(what, _)| what).collect(), ended)

@@ -441,11 +441,11 @@ pub async fn login(state: &AppState, parts: &Parts, body: Incoming, ctx: &Ctx) -
             let mut audit = record(Event::PasswordRehashed, true, ctx);
             (audit.user_id, audit.email) = (Some(user.id.clone()), Some(user.email.clone()));
             audit.reason = Some(format!("bcrypt cost {cost} upgraded to argon2id at login"));
-            Some(crate::store::Rehash { password_hash: state.hash_password(password).await?, audit })
+            Some(crate::store::Rehash { password_hash: state.hash_password(password.clone()).await?, audit })
         }
         _ => None,
     };
-    let rehashed = rehash.as_ref().map(|r| r.audit.clone());
+    let mut rehashed = rehash.as_ref().map(|r| r.audit.clone());
     let end = now + state.cfg().session_max.as_secs() as i64;
     let new = NewSession {
         id: token::random_id(),
@@ -464,7 +464,27 @@ pub async fn login(state: &AppState, parts: &Parts, body: Incoming, ctx: &Ctx) -
     };
     let sid = new.id.clone();
     let store = state.store.clone();
-    match tokio::task::spawn_blocking(move || store.create_session(new)).await.map_err(|_| ApiError::internal())? {
+    let retry = new.clone();
+    let mut created = tokio::task::spawn_blocking(move || store.create_session(new)).await;
+    // Two logins of one bcrypt user at once: the first upgrades the hash, and the
+    // second, which checked the bcrypt one, finds it changed. If only the hash changed,
+    // to an argon2id one this password also opens, the second goes on with that one.
+    if rehashed.is_some() && matches!(created, Ok(Err(crate::store::StoreError::UserChanged))) {
+        let id = user.id.clone();
+        let now_user = state.blocking(move |s| s.user_by_id(&id)).await?;
+        if let Some(u) = now_user.filter(|u| {
+            u.role == user.role
+                && !u.disabled
+                && crate::password::Scheme::of(&u.password_hash) == Some(crate::password::Scheme::Argon2id)
+        }) && state.verify_password(password, Some(u.password_hash.clone())).await?
+        {
+            let again = NewSession { password_hash: u.password_hash, rehash: None, ..retry };
+            let store = state.store.clone();
+            created = tokio::task::spawn_blocking(move || store.create_session(again)).await;
+            rehashed = None; // the other login upgraded it
+        }
+    }
+    match created.map_err(|_| ApiError::internal())? {
         Ok(()) => {
             // Written by the store with the session; logged here.
             if let Some(r) = &rehashed {

@@ -131,9 +131,21 @@ pub struct ImportUser {
     pub email: String,
     pub name: String,
     pub role: String,
-    /// bcrypt or argon2id, within `password::check_stored`'s bounds.
+    /// bcrypt or argon2id, within `password::check_imported`'s bounds.
     pub password_hash: String,
-    pub disabled: bool,
+    /// None: a new user is enabled, an updated one keeps its status.
+    pub disabled: Option<bool>,
+}
+
+/// What an update by import leaves a user with: the file's role and name; its status
+/// when the file gives one, else the current one; and the file's hash, unless that would
+/// put an old bcrypt hash over an argon2id one (a password set or upgraded since the
+/// export, maybe after a compromise, must not be undone by the old backend's copy).
+pub(crate) fn import_update(existing: &User, u: &ImportUser) -> (String, bool) {
+    let keeps_argon2 = crate::password::Scheme::of(&existing.password_hash) == Some(crate::password::Scheme::Argon2id)
+        && crate::password::Scheme::of(&u.password_hash).is_some_and(crate::password::Scheme::is_legacy);
+    let hash = if keeps_argon2 { existing.password_hash.clone() } else { u.password_hash.clone() };
+    (hash, u.disabled.unwrap_or(existing.disabled))
 }
 
 /// What an import does about an email the database already holds.
@@ -153,8 +165,9 @@ pub enum Imported {
     Skipped,
 }
 
-/// The audit record of one imported user (never its hash).
-pub type ImportAudit<'a> = &'a dyn Fn(&User, Imported) -> Record;
+/// The audit record of one imported user (never its hash): the user before (None when
+/// created) and after.
+pub type ImportAudit<'a> = &'a dyn Fn(Option<&User>, &User, Imported) -> Record;
 
 /// The argon2id hash that replaces a user's bcrypt one at login, and its audit record
 /// (`password_rehashed`, never the hash).
@@ -330,7 +343,9 @@ pub fn open(target: &Target) -> Result<Box<dyn Store>> {
 /// with aspjwt's tables); refuses (`NoDatabase`) rather than create one.
 pub fn open_existing(target: &Target) -> Result<Box<dyn Store>> {
     Ok(match target {
-        Target::Sqlite(path) if !path.is_file() => return Err(StoreError::NoDatabase),
+        Target::Sqlite(path) if !path.is_file() || !SqliteStore::holds_aspjwt(path) => {
+            return Err(StoreError::NoDatabase);
+        }
         Target::Sqlite(path) => Box::new(SqliteStore::open(path)?),
         Target::Postgres(url) => Box::new(PgStore::open_existing(url)?),
     })

@@ -26,7 +26,7 @@ use tokio_postgres::types::ToSql;
 use super::{
     AUDIT_COLS, AuditQuery, BackupRow, ImportAudit, ImportUser, Imported, Issued, NewSession, NewUser, OnConflict,
     Plan, Result, Revocation, Rotation, SESSION_COLS, Session, Store, StoreError, ThrottleRow, USER_COLS, User,
-    guard_last_admin, normalize_email, record_from_row, rotated, session_from_row,
+    guard_last_admin, import_update, normalize_email, record_from_row, rotated, session_from_row,
 };
 use crate::audit::Record;
 use crate::throttle::Throttle;
@@ -673,10 +673,15 @@ impl Store for PgStore {
         audit: ImportAudit<'_>,
     ) -> Result<Vec<(Imported, User)>> {
         self.tx(async |tx| {
+            // Imports (and user add) one at a time: two at once would both see an email
+            // free and the second fail on the unique index whatever --on-conflict says.
+            // Logins only share-lock user rows, so they go on.
+            tx.batch_execute("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE").await.map_err(pg)?;
             let load = format!("SELECT {USER_COLS} FROM users WHERE email = $1");
             let mut out = Vec::with_capacity(users.len());
             for u in users {
                 let existing = tx.query_opt(&load, &[&u.email]).await.map_err(pg)?.as_ref().map(user_row).transpose()?;
+                let before = existing.clone();
                 let what = match (existing, on_conflict) {
                     (None, _) => {
                         let id = u.id.clone().unwrap_or_else(crate::token::random_id);
@@ -686,7 +691,7 @@ impl Store for PgStore {
                         tx.execute(
                             "INSERT INTO users (id, email, name, role, password_hash, disabled, created_at, updated_at) \
                              VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
-                            &[&id, &u.email, &u.name, &u.role, &u.password_hash, &u.disabled, &now],
+                            &[&id, &u.email, &u.name, &u.role, &u.password_hash, &u.disabled.unwrap_or(false), &now],
                         )
                         .await
                         .map_err(pg)?;
@@ -698,12 +703,13 @@ impl Store for PgStore {
                     }
                     (Some(_), OnConflict::Fail) => return Err(StoreError::DuplicateEmail(u.email.clone())),
                     (Some(x), OnConflict::Update) => {
-                        let stays = u.role == crate::names::ADMIN_ROLE && !u.disabled;
+                        let (hash, disabled) = import_update(&x, u);
+                        let stays = u.role == crate::names::ADMIN_ROLE && !disabled;
                         guard_admins(tx, &u.email, |_| stays).await?;
                         tx.execute(
                             "UPDATE users SET name = $1, role = $2, password_hash = $3, disabled = $4, updated_at = $5 \
                              WHERE id = $6",
-                            &[&u.name, &u.role, &u.password_hash, &u.disabled, &now, &x.id],
+                            &[&u.name, &u.role, &hash, &disabled, &now, &x.id],
                         )
                         .await
                         .map_err(pg)?;
@@ -718,7 +724,7 @@ impl Store for PgStore {
                     .map(user_row)
                     .transpose()?
                     .ok_or_else(|| StoreError::NoSuchUser(u.email.clone()))?;
-                insert_audit(tx, &audit(&user, what)).await?;
+                insert_audit(tx, &audit(before.as_ref(), &user, what)).await?;
                 out.push((what, user));
             }
             Ok(out)

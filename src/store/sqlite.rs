@@ -11,7 +11,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavio
 use super::{
     AUDIT_COLS, AuditQuery, BackupRow, ImportAudit, ImportUser, Imported, Issued, NewSession, NewUser, OnConflict,
     Plan, Result, Revocation, Rotation, SESSION_COLS, Session, Store, StoreError, ThrottleRow, USER_COLS, User,
-    guard_last_admin, normalize_email, record_from_row, rotated, session_from_row,
+    guard_last_admin, import_update, normalize_email, record_from_row, rotated, session_from_row,
 };
 use crate::audit::Record;
 use crate::throttle::Throttle;
@@ -192,6 +192,17 @@ impl SqliteStore {
         let out = f(&tx)?;
         tx.commit().map_err(db)?;
         Ok(out)
+    }
+
+    /// Whether the file is an aspjwt database (it has the users table), read without
+    /// writing: an empty or foreign SQLite file must not be turned into one by a command
+    /// that only reads (a dry run, `user list`, a mistyped `--db`).
+    pub fn holds_aspjwt(path: &Path) -> bool {
+        let Ok(c) = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) else { return false };
+        c.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'users'", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .is_ok_and(|n| n == 1)
     }
 
     /// The schema version in force.
@@ -522,6 +533,7 @@ impl Store for SqliteStore {
                     Err(StoreError::NoSuchUser(_)) => None,
                     Err(e) => return Err(e),
                 };
+                let before = existing.clone();
                 let what = match (existing, on_conflict) {
                     (None, _) => {
                         let id = u.id.clone().unwrap_or_else(crate::token::random_id);
@@ -533,7 +545,7 @@ impl Store for SqliteStore {
                         tx.execute(
                             "INSERT INTO users (id, email, name, role, password_hash, disabled, created_at, updated_at) \
                              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-                            params![id, u.email, u.name, u.role, u.password_hash, u.disabled, now],
+                            params![id, u.email, u.name, u.role, u.password_hash, u.disabled.unwrap_or(false), now],
                         )
                         .map_err(db)?;
                         Imported::Created
@@ -544,19 +556,20 @@ impl Store for SqliteStore {
                     }
                     (Some(_), OnConflict::Fail) => return Err(StoreError::DuplicateEmail(u.email.clone())),
                     (Some(x), OnConflict::Update) => {
-                        let stays = u.role == crate::names::ADMIN_ROLE && !u.disabled;
+                        let (hash, disabled) = import_update(&x, u);
+                        let stays = u.role == crate::names::ADMIN_ROLE && !disabled;
                         guard_last_admin(&x, stays, enabled_admins(tx)?)?;
                         tx.execute(
                             "UPDATE users SET name = ?1, role = ?2, password_hash = ?3, disabled = ?4, updated_at = ?5 \
                              WHERE id = ?6",
-                            params![u.name, u.role, u.password_hash, u.disabled, now, x.id],
+                            params![u.name, u.role, hash, disabled, now, x.id],
                         )
                         .map_err(db)?;
                         Imported::Updated
                     }
                 };
                 let user = load_user(tx, &u.email)?;
-                insert_audit(tx, &audit(&user, what))?;
+                insert_audit(tx, &audit(before.as_ref(), &user, what))?;
                 out.push((what, user));
             }
             Ok(out)

@@ -14,6 +14,9 @@ sqlite_and_postgres!(
     imported_bcrypt_users_log_in_and_are_upgraded,
     a_refused_row_writes_nothing_and_names_its_line,
     conflicts_dry_runs_and_stdin,
+    an_update_never_undoes_what_aspjwt_changed,
+    two_logins_at_once_both_get_in,
+    two_imports_at_once_honour_on_conflict,
 );
 
 /// bcrypt hashes from Node's bcryptjs: (password, cost, 'a' or 'b').
@@ -155,8 +158,8 @@ fn conflicts_dry_runs_and_stdin(db: Option<&str>) {
     }
     s.dir.run_stdin(&args, file("support", &hashes[0]).as_bytes()).code(0);
     assert_eq!(users_of(&s).len(), 2);
-    // Again: fails by default, naming the line; skip; update (a new role and hash end
-    // the user's sessions).
+    // Again: fails by default, naming the line; skip; update (a new role ends the
+    // user's sessions; the argon2id hash her login made stays over the file's bcrypt one).
     let out = s.cli(&["user", "import", "one.json"]);
     assert!(out.code(2).stderr.contains("one.json:1: anna@example.com already exists"), "{}", out.stderr);
     let out = s.cli(&["user", "import", "one.json", "--on-conflict", "skip"]);
@@ -166,8 +169,8 @@ fn conflicts_dry_runs_and_stdin(db: Option<&str>) {
     let out = s.cli(&["user", "import", "two.json", "--on-conflict", "update"]);
     assert!(out.code(0).stdout.contains("0 created, 1 updated"), "{}", out.stdout);
     assert!(out.stderr.contains("1 session(s) of updated users ended"), "{}", out.stderr);
-    assert_eq!(s.login("anna@example.com", A).status, 401);
-    assert_eq!(s.login("anna@example.com", B).status, 200);
+    assert_eq!(s.login("anna@example.com", B).status, 401);
+    assert_eq!(s.login("anna@example.com", A).status, 200);
     // The last admin cannot be demoted by an import.
     s.dir.write(
         "demote.json",
@@ -175,4 +178,125 @@ fn conflicts_dry_runs_and_stdin(db: Option<&str>) {
     );
     let out = s.cli(&["user", "import", "demote.json", "--on-conflict", "update"]);
     assert!(out.code(2).stderr.contains("last enabled admin"), "{}", out.stderr);
+}
+
+/// Review of issue 24: an update by import keeps a status the file does not give and an
+/// argon2id hash over the old backend's bcrypt one, and says what it changed.
+fn an_update_never_undoes_what_aspjwt_changed(db: Option<&str>) {
+    let hashes = bcryptjs(&[(A, 4, 'b')]);
+    let s = Service::start(setup_on(db, "", &[("admin@example.com", "admin"), ("anna@example.com", "support")]));
+    // Disabled in aspjwt; then its password set there (after a compromise, say).
+    s.cli(&["user", "disable", "--email", "anna@example.com"]).code(0);
+    let csv = format!("email,name,role,password_hash\nanna@example.com,Anna,operator,{}\n", hashes[0]);
+    s.dir.write("users.csv", csv);
+    s.cli(&["user", "import", "users.csv", "--on-conflict", "update"]).code(0);
+    let anna = users_of(&s).into_iter().find(|u| u["email"] == "anna@example.com").unwrap();
+    assert_eq!((anna["disabled"].as_bool(), anna["role"].as_str()), (Some(true), Some("operator")), "{anna}");
+    assert_eq!(anna["password_scheme"], "argon2id", "the old backend's bcrypt hash must not replace it");
+    let audit = s.cli(&["--json", "audit", "--event", "user_imported"]).code(0).rows();
+    let reason = audit[0]["reason"].as_str().unwrap().to_string();
+    assert!(reason.contains("role support -> operator"), "{reason}");
+    assert!(reason.contains("kept its argon2id hash"), "{reason}");
+    // The dry run refuses what the import would: the last admin demoted.
+    s.dir.write("demote.csv", format!("email,name,role,password_hash\nadmin@example.com,A,support,{}\n", hashes[0]));
+    let out = s.cli(&["user", "import", "demote.csv", "--on-conflict", "update", "--dry-run"]);
+    assert!(out.code(2).stderr.contains("last enabled admin"), "{}", out.stderr);
+}
+
+/// Review of issue 24: two logins of one bcrypt user at once both get in (the second
+/// finds the hash the first upgraded).
+fn two_logins_at_once_both_get_in(db: Option<&str>) {
+    let hashes = bcryptjs(&[(A, 10, 'b')]);
+    let d = setup_on(db, "AUTH_RATE_BURST=1000\n", &[]);
+    d.write(
+        "users.json",
+        json!([{"email": "anna@example.com", "name": "Anna", "role": "support", "password_hash": hashes[0]}])
+            .to_string(),
+    );
+    let s = Service::start(d);
+    s.cli(&["user", "import", "users.json"]).code(0);
+    let statuses: Vec<u16> = std::thread::scope(|t| {
+        let logins: Vec<_> = (0..2).map(|_| t.spawn(|| s.login("anna@example.com", A).status)).collect();
+        logins.into_iter().map(|l| l.join().unwrap()).collect()
+    });
+    assert_eq!(statuses, [200, 200]);
+    assert_eq!(scheme_of(&s, "anna@example.com"), "argon2id");
+    let rehashed = s.cli(&["--json", "audit", "--event", "password_rehashed"]).code(0).rows();
+    assert_eq!(rehashed.as_array().unwrap().len(), 1, "upgraded once");
+}
+
+/// A dry run never turns a file into a database, even an empty one.
+#[test]
+fn a_dry_run_writes_nothing_even_to_an_empty_file() {
+    let d = crate::util::Dir::new();
+    let hashes = bcryptjs(&[(A, 4, 'b')]);
+    d.write(
+        "users.json",
+        json!([{"email": "a@example.com", "name": "A", "role": "support", "password_hash": hashes[0]}]).to_string(),
+    );
+    d.write("empty.db", "");
+    let out = d.run(&["user", "import", "users.json", "--dry-run", "--db", "empty.db"]);
+    assert!(out.code(0).stdout.contains("1 created"), "{}", out.stdout);
+    assert_eq!(std::fs::metadata(d.path("empty.db")).unwrap().len(), 0);
+    assert!(!d.path("empty.db-wal").exists());
+    // Nor does a command that only reads.
+    d.run(&["user", "list", "--db", "empty.db"]).code(2);
+    assert_eq!(std::fs::metadata(d.path("empty.db")).unwrap().len(), 0);
+}
+
+/// The export docs/migrating.md gives for a CRM database on PostgreSQL, run with psql as
+/// written there, imports as it is (psql writes booleans as t and f).
+#[test]
+fn the_documented_postgres_export_imports() {
+    let doc = include_str!("../../docs/migrating.md");
+    let copy: String = doc
+        .split("```sql\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("the PostgreSQL export in docs/migrating.md")
+        .trim()
+        .to_string();
+    assert!(!copy.contains('\n'), "psql ends a backslash command at the line's end: {copy}");
+    assert!(copy.starts_with("\\copy"), "{copy}");
+    let crm = crate::pg::PgDb::new();
+    let hashes = bcryptjs(&[(A, 4, 'a'), (B, 4, 'b')]);
+    let setup = format!(
+        "CREATE TABLE users (id serial PRIMARY KEY, email text, name text, role text, password text, is_active boolean);\n\
+         INSERT INTO users (email, name, role, password, is_active) VALUES \
+         ('anna@example.com', 'Smith, Anna', 'agent', '{}', true), ('bert@example.com', 'Bert', 'admin', '{}', false);",
+        hashes[0], hashes[1]
+    );
+    let d = crate::util::Dir::new();
+    for sql in [setup.as_str(), copy.as_str()] {
+        let out = Command::new("psql")
+            .current_dir(d.path(""))
+            .args([crm.url.as_str(), "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = d.run(&["user", "import", "users.csv", "--role-map", "agent=sales_agent", "--db", "aspjwt.db"]);
+    assert!(out.code(0).stdout.contains("2 created"), "{} {}", out.stdout, out.stderr);
+    let users = d.run(&["--json", "user", "list", "--db", "aspjwt.db"]).code(0).rows();
+    let bert = users.as_array().unwrap().iter().find(|u| u["email"] == "bert@example.com").unwrap().clone();
+    assert_eq!((bert["disabled"].as_bool(), bert["id"].as_str()), (Some(true), Some("2")));
+}
+
+/// Review of issue 24: two imports of overlapping users at once, --on-conflict skip: both
+/// succeed, each user once (on PostgreSQL the second used to fail on the unique index).
+fn two_imports_at_once_honour_on_conflict(db: Option<&str>) {
+    let hashes = bcryptjs(&[(A, 4, 'b')]);
+    let s = Service::start(setup_on(db, "", &[]));
+    let users: Vec<Value> = (0..200)
+        .map(|i| json!({"email": format!("u{i}@example.com"), "name": "U", "role": "support", "password_hash": hashes[0]}))
+        .collect();
+    s.dir.write("users.json", Value::Array(users).to_string());
+    let outs: Vec<i32> = std::thread::scope(|t| {
+        let runs: Vec<_> = (0..2)
+            .map(|_| t.spawn(|| s.cli(&["user", "import", "users.json", "--on-conflict", "skip"]).code))
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert_eq!(outs, [0, 0]);
+    assert_eq!(users_of(&s).len(), 200);
 }
