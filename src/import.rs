@@ -132,9 +132,10 @@ fn shown(value: &str) -> String {
     if cut.len() < value.len() { format!("{cut:?}…") } else { format!("{cut:?}") }
 }
 
+/// Whether a value holds something like a password hash anywhere (a nested JSON value
+/// included).
 fn looks_like_a_hash(value: &str) -> bool {
-    let v = value.trim_matches('"');
-    v.starts_with("$2") || v.starts_with("$argon2")
+    value.contains("$argon2") || ["$2a$", "$2b$", "$2y$", "$2x$"].iter().any(|p| value.contains(p))
 }
 
 /// One record judged.
@@ -258,7 +259,15 @@ fn json_records(text: &str) -> Result<Records, String> {
                 let fields = map.into_iter().filter(|(k, _)| COLUMNS.contains(&k.as_str())).collect();
                 out.push((line, Ok(fields), ignored));
             }
-            other => out.push((line, Err(format!("a user is an object {{\"email\": …}}, not {other}")), vec![])),
+            other => {
+                let kind = match other {
+                    Value::Array(_) => "an array",
+                    Value::String(_) => "a string",
+                    Value::Number(_) => "a number",
+                    _ => "null or a boolean",
+                };
+                out.push((line, Err(format!("a user is an object {{\"email\": …}}, not {kind}")), vec![]));
+            }
         }
         match text[i..].chars().next() {
             Some(',') => i = skip_ws(i + 1),
@@ -272,6 +281,15 @@ fn json_records(text: &str) -> Result<Records, String> {
             _ => return Err(format!("{}: expected , or ] after the user that starts on line {line}", line_of(i))),
         }
     }
+}
+
+/// The line of the record that starts at byte `offset` (after a CRLF the reader's position
+/// is the LF it has not consumed yet).
+fn line_at(text: &str, mut offset: usize) -> usize {
+    while matches!(text.as_bytes().get(offset), Some(b'\r' | b'\n')) {
+        offset += 1;
+    }
+    text.as_bytes()[..offset.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1
 }
 
 /// The records of a CSV file with a header, each with its line (quoted fields may hold
@@ -291,12 +309,11 @@ fn csv_records(text: &str) -> Result<Records, String> {
     let mut lines = (0usize, 1usize);
     for record in reader.records() {
         let record = record.map_err(|e| match e.position() {
-            Some(p) => format!("{}: {e}", p.line()),
+            Some(p) => format!("{}: {e}", line_at(text, p.byte() as usize)),
             None => e.to_string(),
         })?;
         // From the byte offset, not the reader's line count (which CRLF files throw off).
         let mut offset = record.position().map_or(0, |p| p.byte() as usize);
-        // After a CRLF the reader's position is the LF it has not consumed yet.
         while matches!(text.as_bytes().get(offset), Some(b'\r' | b'\n')) {
             offset += 1;
         }
@@ -384,6 +401,21 @@ mod tests {
             ]
         );
         assert!(!format!("{:?}", p.refused).contains("$2b$"));
+        // A short row on line 4 of a CRLF file; an array instead of an object, holding a hash.
+        let text =
+            format!("email,name,role,password_hash\r\na@x.io,A,admin,{HASH}\r\nb@x.io,B,admin,{HASH}\r\nc@x.io,C\r\n");
+        assert!(parse(&text, Format::Csv, &[]).unwrap_err().starts_with("4: "), "{:?}", parse(&text, Format::Csv, &[]));
+        let p = parse(&format!("[[\"a@x.io\", \"A\", \"admin\", \"{HASH}\"]]"), Format::Json, &[]).unwrap();
+        assert_eq!(p.refused[0].reason, "a user is an object {\"email\": …}, not an array");
+        let p = parse(
+            &format!(
+                "[{{\"email\": \"a@x.io\", \"name\": \"A\", \"role\": [\"{HASH}\"], \"password_hash\": \"{HASH}\"}}]"
+            ),
+            Format::Json,
+            &[],
+        )
+        .unwrap();
+        assert!(!p.refused[0].reason.contains("$2b$"), "{:?}", p.refused);
     }
 
     #[test]

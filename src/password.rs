@@ -113,8 +113,14 @@ pub fn check_stored(phc: &str) -> Result<(), String> {
         return Err(format!("{} is not argon2id", parsed.algorithm.as_str()));
     }
     let params = Params::try_from(&parsed).map_err(|e| format!("bad argon2 parameters ({e})"))?;
-    if parsed.salt.is_none() || parsed.hash.is_none() {
+    let (Some(salt), Some(output)) = (parsed.salt, parsed.hash) else {
         return Err("the salt or the hash part is missing".into());
+    };
+    // argon2 refuses a salt under 8 bytes at once: such a user could never log in, and
+    // would answer faster than anyone else.
+    let mut buf = [0u8; 64];
+    if !salt.decode_b64(&mut buf).is_ok_and(|s| s.len() >= 8) || !(16..=64).contains(&output.len()) {
+        return Err("the salt must be 8 to 64 bytes and the hash 16 to 64".into());
     }
     if parsed.version != Some(0x13) {
         return Err("only argon2id version 19 (v=19) is verified here".into());
@@ -234,6 +240,16 @@ pub fn check_imported(stored: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Makes the dummy bcrypt hashes of every cost a login may need (`costs` of the users'
+/// hashes, up to the highest), so that no login is the first to pay for making one.
+pub fn warm_dummies(costs: &[u32]) {
+    if let (Some(lo), Some(hi)) = (costs.iter().min(), costs.iter().max()) {
+        for cost in *lo..=*hi {
+            dummy_bcrypt(cost);
+        }
+    }
 }
 
 /// A bcrypt hash of a random, discarded password at `cost`, made once per cost.
@@ -389,6 +405,9 @@ mod tests {
         assert_eq!(Scheme::of(&hash_bits), None, "{hash_bits}");
         // argon2id: version 19 only; an import takes OWASP's parameters only.
         assert!(check_stored(&hash("x").replace("v=19", "v=16")).is_err());
+        // A 6-byte salt: argon2 would refuse it at every login.
+        let short = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNh$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+        assert!(check_imported(short).unwrap_err().contains("salt"), "{short}");
         assert_eq!(check_imported(&hash("x")), Ok(()));
         let other = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
         assert_eq!(check_stored(other), Ok(()));

@@ -222,7 +222,7 @@ pub fn import(
     on_conflict: crate::store::OnConflict,
     actor: &Actor,
     now: i64,
-) -> Result<(Vec<(crate::store::Imported, User)>, usize), UserError> {
+) -> Result<(Vec<crate::store::Outcome>, usize), UserError> {
     use crate::store::{ImportUser, Imported};
     let users: Vec<ImportUser> = rows.iter().map(|r| r.user.clone()).collect();
     let scheme = |u: &User| password::Scheme::of(&u.password_hash).map_or("unknown", password::Scheme::name);
@@ -254,14 +254,12 @@ pub fn import(
         });
         r
     };
-    let before: Vec<Option<User>> =
-        rows.iter().map(|r| store.user_by_email(&r.user.email)).collect::<Result<_, StoreError>>()?;
     let done = store.import_users(&users, on_conflict, now, &audit)?;
     // Sessions end for a user whose role, password or status an update changed, audited
     // as any other revocation (after the import's own transaction: nothing to undo there
     // if this fails, and it is said so).
     let mut ended = 0;
-    for ((what, user), before) in done.iter().zip(&before) {
+    for (what, before, user) in &done {
         let changed = before.as_ref().is_some_and(|b| {
             b.role != user.role || b.disabled != user.disabled || b.password_hash != user.password_hash
         });

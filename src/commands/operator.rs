@@ -178,6 +178,7 @@ struct ImportOpts {
 /// nothing written) unless --skip-invalid; then one transaction.
 fn import(out: &Out, db: &DbArgs, o: ImportOpts) -> Result<Exit> {
     use crate::import::{self, Format};
+    use crate::password::Scheme;
     use crate::store::{Imported, OnConflict};
     let bytes = if o.file == "-" {
         crate::fsx::read_stdin().map_err(|e| anyhow!("stdin: {e}"))?
@@ -213,9 +214,13 @@ fn import(out: &Out, db: &DbArgs, o: ImportOpts) -> Result<Exit> {
         crate::cli::ImportConflict::Fail => OnConflict::Fail,
     };
     let target = target(db)?;
+    // Another program's SQLite file (the CRM's own, say) is never made an aspjwt database.
+    if crate::store::foreign_sqlite(&target) {
+        bail!("{target}: a file that is not an aspjwt database; give --db a new or an aspjwt database");
+    }
     // What each row does: by a read of the database for a dry run (one that does not
     // exist yet would have every row created), by the import itself otherwise.
-    let (outcomes, ended): (Vec<Imported>, usize) = if o.dry_run {
+    let (outcomes, ended): (Vec<(Imported, Option<Scheme>)>, usize) = if o.dry_run {
         let store = match crate::store::open_existing(&target) {
             Ok(s) => Some(s),
             Err(crate::store::StoreError::NoDatabase) => None,
@@ -249,7 +254,13 @@ fn import(out: &Out, db: &DbArgs, o: ImportOpts) -> Result<Exit> {
             } else if applies && !was_admin && will_be_admin {
                 admins += 1;
             }
-            outcomes.push(match (existing, on_conflict) {
+            // The hash the user ends up with: an update keeps an argon2id one.
+            let scheme = match (&existing, on_conflict) {
+                (Some(x), OnConflict::Update) => Scheme::of(&crate::store::import_update(x, &r.user).0),
+                (Some(x), _) => Scheme::of(&x.password_hash),
+                (None, _) => Some(r.scheme()),
+            };
+            let what = match (existing, on_conflict) {
                 (None, _) => {
                     if let (Some(id), Some(s)) = (&r.user.id, &store)
                         && s.user_by_id(id)?.is_some()
@@ -263,35 +274,47 @@ fn import(out: &Out, db: &DbArgs, o: ImportOpts) -> Result<Exit> {
                 (Some(_), OnConflict::Fail) => {
                     bail!("{}:{}: {} already exists (--on-conflict skip or update)", o.file, r.line, r.user.email)
                 }
-            });
+            };
+            outcomes.push((what, scheme));
         }
         (outcomes, 0)
     } else {
         let store = crate::store::open(&target).map_err(|e| anyhow!("{target}: {e}"))?;
+        // A store refusal names the row it is about.
+        let line_of =
+            |found: &dyn Fn(&crate::import::Row) -> bool| parsed.rows.iter().find(|r| found(r)).map_or(0, |r| r.line);
         let (done, ended) =
             users::import(&*store, &parsed.rows, on_conflict, &Actor::cli(), now()).map_err(|e| match e {
                 users::UserError::Store(crate::store::StoreError::DuplicateEmail(email)) => {
-                    let line = parsed.rows.iter().find(|r| r.user.email == email).map_or(0, |r| r.line);
+                    let line = line_of(&|r| r.user.email == email);
                     anyhow!(
                         "{}:{line}: {email} already exists (--on-conflict skip or update); nothing imported",
                         o.file
                     )
                 }
+                users::UserError::Store(crate::store::StoreError::DuplicateId(id)) => {
+                    let line = line_of(&|r| r.user.id.as_deref() == Some(id.as_str()));
+                    anyhow!("{}:{line}: id {id:?} already belongs to another user; nothing imported", o.file)
+                }
+                users::UserError::Store(crate::store::StoreError::LastAdmin(email)) => {
+                    let line = line_of(&|r| r.user.email == email);
+                    anyhow!("{}:{line}: {email} is the last enabled admin; nothing imported", o.file)
+                }
                 e @ users::UserError::Invalid(_) => anyhow!("{e}"),
                 e => anyhow!("{e}; nothing imported"),
             })?;
-        (done.into_iter().map(|(what, _)| what).collect(), ended)
+        (done.into_iter().map(|(what, _, user)| (what, Scheme::of(&user.password_hash))).collect(), ended)
     };
-    let count = |w: Imported| outcomes.iter().filter(|o| **o == w).count();
+    let count = |w: Imported| outcomes.iter().filter(|(o, _)| *o == w).count();
     let (created, updated, skipped) = (count(Imported::Created), count(Imported::Updated), count(Imported::Skipped));
-    let legacy = parsed.rows.iter().zip(&outcomes).filter(|(r, o)| **o != Imported::Skipped && r.scheme().is_legacy());
-    let legacy = legacy.count();
+    let legacy = outcomes.iter().filter(|(o, s)| *o != Imported::Skipped && s.is_some_and(Scheme::is_legacy)).count();
+    let name = |s: &Option<Scheme>| s.map_or("unknown", Scheme::name);
     if out.json {
         let rows: Vec<_> = parsed
             .rows
             .iter()
             .zip(&outcomes)
-            .map(|(r, what)| json!({"line": r.line, "email": r.user.email, "outcome": what, "password_scheme": r.scheme().name()}))
+            .map(|(r, (what, s))| json!({"line": r.line, "email": r.user.email, "outcome": what, "password_scheme": name(s)}))
             .collect();
         out.json(&json!({
             "dry_run": o.dry_run, "database": target.to_string(),

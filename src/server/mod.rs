@@ -171,7 +171,9 @@ impl AppState {
     /// import on another instance, changes it).
     async fn refresh_legacy_max(&self) {
         if let Ok(costs) = self.blocking(|s| s.legacy_hash_costs()).await {
-            let max = costs.into_iter().max().unwrap_or(0);
+            let max = costs.iter().copied().max().unwrap_or(0);
+            // Made before they are needed: a login that had to make one would stand out.
+            let _ = tokio::task::spawn_blocking(move || crate::password::warm_dummies(&costs)).await;
             self.legacy_max.store(max, std::sync::atomic::Ordering::Relaxed);
         }
     }

@@ -165,6 +165,10 @@ pub enum Imported {
     Skipped,
 }
 
+/// What an import did with one user, with the user as it was before (None when created,
+/// read in the import's own transaction) and after.
+pub type Outcome = (Imported, Option<User>, User);
+
 /// The audit record of one imported user (never its hash): the user before (None when
 /// created) and after.
 pub type ImportAudit<'a> = &'a dyn Fn(Option<&User>, &User, Imported) -> Record;
@@ -351,6 +355,16 @@ pub fn open_existing(target: &Target) -> Result<Box<dyn Store>> {
     })
 }
 
+/// A SQLite target that is a non-empty file but not an aspjwt database.
+pub fn foreign_sqlite(target: &Target) -> bool {
+    match target {
+        Target::Sqlite(path) => {
+            path.metadata().is_ok_and(|m| !m.is_file() || m.len() > 0) && !SqliteStore::holds_aspjwt(path)
+        }
+        Target::Postgres(_) => false,
+    }
+}
+
 /// One revocation, in the order they happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Revocation {
@@ -459,7 +473,7 @@ pub trait Store: Send + Sync + 'static {
         on_conflict: OnConflict,
         now: i64,
         audit: ImportAudit<'_>,
-    ) -> Result<Vec<(Imported, User)>>;
+    ) -> Result<Vec<Outcome>>;
     fn session(&self, id: &str) -> Result<Option<Session>>;
     /// Exactly-once rotation: `presented` is the refresh token's jti. The new pair's
     /// expiries are capped at the session's absolute end. The previous token is

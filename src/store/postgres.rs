@@ -650,6 +650,10 @@ impl Store for PgStore {
         }
         let Some(r) = s.rehash.clone() else { return self.run(async |c| insert(&*c, &s).await) };
         self.tx(async |tx| {
+            // The row first, for update: two logins of one bcrypt user at once would
+            // otherwise each share-lock it in `insert`, each wait for the other's update,
+            // and deadlock. Now the second waits here, then finds the hash changed.
+            tx.execute("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE", &[&s.user_id]).await.map_err(pg)?;
             insert(tx, &s).await?;
             let changed = tx
                 .execute(
@@ -671,7 +675,7 @@ impl Store for PgStore {
         on_conflict: OnConflict,
         now: i64,
         audit: ImportAudit<'_>,
-    ) -> Result<Vec<(Imported, User)>> {
+    ) -> Result<Vec<super::Outcome>> {
         self.tx(async |tx| {
             // Imports (and user add) one at a time: two at once would both see an email
             // free and the second fail on the unique index whatever --on-conflict says.
@@ -698,7 +702,7 @@ impl Store for PgStore {
                         Imported::Created
                     }
                     (Some(x), OnConflict::Skip) => {
-                        out.push((Imported::Skipped, x));
+                        out.push((Imported::Skipped, Some(x.clone()), x));
                         continue;
                     }
                     (Some(_), OnConflict::Fail) => return Err(StoreError::DuplicateEmail(u.email.clone())),
@@ -725,7 +729,7 @@ impl Store for PgStore {
                     .transpose()?
                     .ok_or_else(|| StoreError::NoSuchUser(u.email.clone()))?;
                 insert_audit(tx, &audit(before.as_ref(), &user, what)).await?;
-                out.push((what, user));
+                out.push((what, before, user));
             }
             Ok(out)
         })

@@ -524,7 +524,7 @@ impl Store for SqliteStore {
         on_conflict: OnConflict,
         now: i64,
         audit: ImportAudit<'_>,
-    ) -> Result<Vec<(Imported, User)>> {
+    ) -> Result<Vec<super::Outcome>> {
         self.write(|tx| {
             let mut out = Vec::with_capacity(users.len());
             for u in users {
@@ -551,7 +551,7 @@ impl Store for SqliteStore {
                         Imported::Created
                     }
                     (Some(x), OnConflict::Skip) => {
-                        out.push((Imported::Skipped, x));
+                        out.push((Imported::Skipped, Some(x.clone()), x));
                         continue;
                     }
                     (Some(_), OnConflict::Fail) => return Err(StoreError::DuplicateEmail(u.email.clone())),
@@ -570,7 +570,7 @@ impl Store for SqliteStore {
                 };
                 let user = load_user(tx, &u.email)?;
                 insert_audit(tx, &audit(before.as_ref(), &user, what))?;
-                out.push((what, user));
+                out.push((what, before, user));
             }
             Ok(out)
         })

@@ -203,8 +203,8 @@ fn an_update_never_undoes_what_aspjwt_changed(db: Option<&str>) {
     assert!(out.code(2).stderr.contains("last enabled admin"), "{}", out.stderr);
 }
 
-/// Review of issue 24: two logins of one bcrypt user at once both get in (the second
-/// finds the hash the first upgraded).
+/// Review of issue 24: logins of one bcrypt user at once all get in (the later ones find
+/// the hash the first upgraded).
 fn two_logins_at_once_both_get_in(db: Option<&str>) {
     let hashes = bcryptjs(&[(A, 10, 'b')]);
     let d = setup_on(db, "AUTH_RATE_BURST=1000\n", &[]);
@@ -216,10 +216,11 @@ fn two_logins_at_once_both_get_in(db: Option<&str>) {
     let s = Service::start(d);
     s.cli(&["user", "import", "users.json"]).code(0);
     let statuses: Vec<u16> = std::thread::scope(|t| {
-        let logins: Vec<_> = (0..2).map(|_| t.spawn(|| s.login("anna@example.com", A).status)).collect();
+        let logins: Vec<_> = (0..4).map(|_| t.spawn(|| s.login("anna@example.com", A).status)).collect();
         logins.into_iter().map(|l| l.join().unwrap()).collect()
     });
-    assert_eq!(statuses, [200, 200]);
+    // On PostgreSQL they used to deadlock on the user's row (503).
+    assert_eq!(statuses, [200, 200, 200, 200]);
     assert_eq!(scheme_of(&s, "anna@example.com"), "argon2id");
     let rehashed = s.cli(&["--json", "audit", "--event", "password_rehashed"]).code(0).rows();
     assert_eq!(rehashed.as_array().unwrap().len(), 1, "upgraded once");
@@ -299,4 +300,34 @@ fn two_imports_at_once_honour_on_conflict(db: Option<&str>) {
     });
     assert_eq!(outs, [0, 0]);
     assert_eq!(users_of(&s).len(), 200);
+}
+
+/// Review of issue 24: another program's SQLite file is never made an aspjwt database,
+/// and a store refusal names its line.
+#[test]
+fn foreign_files_and_store_refusals() {
+    let d = crate::util::Dir::new();
+    let hashes = bcryptjs(&[(A, 4, 'b')]);
+    d.write(
+        "users.json",
+        json!([{"email": "a@example.com", "name": "A", "role": "admin", "password_hash": hashes[0], "id": "7"}])
+            .to_string(),
+    );
+    d.write("crm.sqlite", "not a database at all");
+    for dry in [true, false] {
+        let mut args = vec!["user", "import", "users.json", "--db", "crm.sqlite"];
+        if dry {
+            args.push("--dry-run");
+        }
+        assert!(d.run(&args).code(2).stderr.contains("not an aspjwt database"));
+    }
+    assert_eq!(d.read_str("crm.sqlite"), "not a database at all");
+    d.run(&["user", "import", "users.json", "--db", "aspjwt.db"]).code(0);
+    d.write(
+        "again.json",
+        json!([{"email": "b@example.com", "name": "B", "role": "admin", "password_hash": hashes[0], "id": "7"}])
+            .to_string(),
+    );
+    let out = d.run(&["user", "import", "again.json", "--db", "aspjwt.db"]);
+    assert!(out.code(2).stderr.contains("again.json:1: id \"7\" already belongs to another user"), "{}", out.stderr);
 }

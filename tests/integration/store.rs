@@ -382,6 +382,7 @@ sqlite_and_postgres!(
     audit_queries_filter,
     concurrent_start_up_migrates_once,
     lapsed_sessions_are_found_and_ended_once,
+    racing_rehashing_logins_never_deadlock,
 );
 
 #[test]
@@ -440,4 +441,52 @@ fn lapsed_sessions_are_found_and_ended_once(url: Option<&str>) {
     assert!(one.revoke_session("lapsed", "expired", NOW).unwrap());
     assert!(!two.revoke_session("lapsed", "expired", NOW).unwrap());
     assert_eq!(ids(two.lapsed_sessions(NOW, refresh_end, 100).unwrap()), ["live"]);
+}
+
+/// Two logins of one bcrypt user reach the store at once, each with its rehash: one
+/// creates its session and upgrades the hash, the other finds the user changed (and the
+/// service then goes on with the new hash). Never a deadlock (PostgreSQL used to answer
+/// 40P01 here, a 503 to the user).
+fn racing_rehashing_logins_never_deadlock(url: Option<&str>) {
+    let b = Backend::new(url);
+    let stores: Vec<Box<dyn Store>> = (0..2).map(|_| b.open()).collect();
+    for round in 0..20 {
+        let email = format!("race{round}@example.com");
+        let user = stores[0]
+            .create_user(NewUser { password_hash: format!("$2b$10$legacy{round}"), ..new_user(&email) }, NOW)
+            .unwrap();
+        let barrier = Barrier::new(2);
+        let results: Vec<_> = std::thread::scope(|t| {
+            let runs: Vec<_> = stores
+                .iter()
+                .enumerate()
+                .map(|(i, store)| {
+                    let (user, barrier) = (&user, &barrier);
+                    t.spawn(move || {
+                        let mut audit = Record::new(Event::PasswordRehashed, true, NOW * 1000);
+                        audit.user_id = Some(user.id.clone());
+                        let s = NewSession {
+                            id: format!("s{round}-{i}"),
+                            user_id: user.id.clone(),
+                            email: user.email.clone(),
+                            role: user.role.clone(),
+                            created_at: NOW,
+                            expires_at: NOW + 86400,
+                            issued: issued(&format!("{round}-{i}"), NOW),
+                            ip: None,
+                            user_agent: None,
+                            password_hash: user.password_hash.clone(),
+                            rehash: Some(aspjwt::store::Rehash { password_hash: format!("$argon2id$new{i}"), audit }),
+                        };
+                        barrier.wait();
+                        store.create_session(s)
+                    })
+                })
+                .collect();
+            runs.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let ok = results.iter().filter(|r| r.is_ok()).count();
+        let changed = results.iter().filter(|r| matches!(r, Err(StoreError::UserChanged))).count();
+        assert_eq!((ok, changed), (1, 1), "round {round}: {results:?}");
+    }
 }
