@@ -212,7 +212,8 @@ pub fn public(u: &User) -> serde_json::Value {
     })
 }
 
-/// Imports users judged by `crate::import`, in one transaction, each audited as
+/// Imports users judged by `crate::import` (or, `dry_run`, runs the import and rolls it
+/// back), in one transaction, each audited as
 /// `user_imported` (the outcome and the hash's scheme, never the hash). A user whose
 /// role, password or status an update changed has their sessions ended. Returns what
 /// happened to each row and how many sessions ended.
@@ -222,6 +223,7 @@ pub fn import(
     on_conflict: crate::store::OnConflict,
     actor: &Actor,
     now: i64,
+    dry_run: bool,
 ) -> Result<(Vec<crate::store::Outcome>, usize), UserError> {
     use crate::store::{ImportUser, Imported};
     let users: Vec<ImportUser> = rows.iter().map(|r| r.user.clone()).collect();
@@ -254,7 +256,10 @@ pub fn import(
         });
         r
     };
-    let done = store.import_users(&users, on_conflict, now, &audit)?;
+    let done = store.import_users(&users, on_conflict, now, &audit, !dry_run)?;
+    if dry_run {
+        return Ok((done, 0));
+    }
     // Sessions end for a user whose role, password or status an update changed, audited
     // as any other revocation (after the import's own transaction: nothing to undo there
     // if this fails, and it is said so).

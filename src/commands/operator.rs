@@ -134,7 +134,12 @@ pub fn user(out: &Out, args: UserArgs) -> Result<Exit> {
                     })
                     .collect();
                 out.table(&["EMAIL", "NAME", "ROLE", "STATUS", "HASH", "CREATED", "ID"], &rows)?;
-                let legacy = list.iter().filter(|u| users::public(u)["legacy_hash"] == true).count();
+                let legacy = list
+                    .iter()
+                    .filter(|u| {
+                        crate::password::Scheme::of(&u.password_hash).is_some_and(crate::password::Scheme::is_legacy)
+                    })
+                    .count();
                 if legacy > 0 {
                     out.note(format!(
                         "{legacy} user(s) still have a bcrypt hash from the old backend; each becomes argon2id at its next login"
@@ -218,92 +223,46 @@ fn import(out: &Out, db: &DbArgs, o: ImportOpts) -> Result<Exit> {
     if crate::store::foreign_sqlite(&target) {
         bail!("{target}: a file that is not an aspjwt database; give --db a new or an aspjwt database");
     }
-    // What each row does: by a read of the database for a dry run (one that does not
-    // exist yet would have every row created), by the import itself otherwise.
-    let (outcomes, ended): (Vec<(Imported, Option<Scheme>)>, usize) = if o.dry_run {
-        let store = match crate::store::open_existing(&target) {
+    // The import itself, rolled back for a dry run: the dry run meets every rule the
+    // import would. A dry run on a database that does not exist yet creates every row.
+    let store = if o.dry_run {
+        match crate::store::open_existing(&target) {
             Ok(s) => Some(s),
             Err(crate::store::StoreError::NoDatabase) => None,
             Err(e) => bail!("{target}: {e}"),
-        };
-        let mut outcomes = Vec::new();
-        // The last-admin rule, as the import would apply it row by row.
-        let mut admins = match &store {
-            Some(s) => s.list_users()?.iter().filter(|u| u.role == crate::names::ADMIN_ROLE && !u.disabled).count(),
-            None => 0,
-        };
-        for r in &parsed.rows {
-            let existing = match &store {
-                Some(s) => s.user_by_email(&r.user.email)?,
-                None => None,
-            };
-            let was_admin = existing.as_ref().is_some_and(|u| u.role == crate::names::ADMIN_ROLE && !u.disabled);
-            let disabled = r.user.disabled.or(existing.as_ref().map(|u| u.disabled)).unwrap_or(false);
-            let will_be_admin = r.user.role == crate::names::ADMIN_ROLE && !disabled;
-            let applies = existing.is_none() || on_conflict == OnConflict::Update;
-            if applies && was_admin && !will_be_admin {
-                if admins <= 1 {
-                    bail!(
-                        "{}:{}: {} is the last enabled admin; nothing would be imported",
-                        o.file,
-                        r.line,
-                        r.user.email
-                    );
-                }
-                admins -= 1;
-            } else if applies && !was_admin && will_be_admin {
-                admins += 1;
-            }
-            // The hash the user ends up with: an update keeps an argon2id one.
-            let scheme = match (&existing, on_conflict) {
-                (Some(x), OnConflict::Update) => Scheme::of(&crate::store::import_update(x, &r.user).0),
-                (Some(x), _) => Scheme::of(&x.password_hash),
-                (None, _) => Some(r.scheme()),
-            };
-            let what = match (existing, on_conflict) {
-                (None, _) => {
-                    if let (Some(id), Some(s)) = (&r.user.id, &store)
-                        && s.user_by_id(id)?.is_some()
-                    {
-                        bail!("{}:{}: id {id:?} already belongs to another user", o.file, r.line);
-                    }
-                    Imported::Created
-                }
-                (Some(_), OnConflict::Skip) => Imported::Skipped,
-                (Some(_), OnConflict::Update) => Imported::Updated,
-                (Some(_), OnConflict::Fail) => {
-                    bail!("{}:{}: {} already exists (--on-conflict skip or update)", o.file, r.line, r.user.email)
-                }
-            };
-            outcomes.push((what, scheme));
         }
-        (outcomes, 0)
     } else {
-        let store = crate::store::open(&target).map_err(|e| anyhow!("{target}: {e}"))?;
-        // A store refusal names the row it is about.
-        let line_of =
-            |found: &dyn Fn(&crate::import::Row) -> bool| parsed.rows.iter().find(|r| found(r)).map_or(0, |r| r.line);
-        let (done, ended) =
-            users::import(&*store, &parsed.rows, on_conflict, &Actor::cli(), now()).map_err(|e| match e {
-                users::UserError::Store(crate::store::StoreError::DuplicateEmail(email)) => {
-                    let line = line_of(&|r| r.user.email == email);
-                    anyhow!(
-                        "{}:{line}: {email} already exists (--on-conflict skip or update); nothing imported",
-                        o.file
-                    )
-                }
-                users::UserError::Store(crate::store::StoreError::DuplicateId(id)) => {
-                    let line = line_of(&|r| r.user.id.as_deref() == Some(id.as_str()));
-                    anyhow!("{}:{line}: id {id:?} already belongs to another user; nothing imported", o.file)
-                }
-                users::UserError::Store(crate::store::StoreError::LastAdmin(email)) => {
-                    let line = line_of(&|r| r.user.email == email);
-                    anyhow!("{}:{line}: {email} is the last enabled admin; nothing imported", o.file)
-                }
-                e @ users::UserError::Invalid(_) => anyhow!("{e}"),
-                e => anyhow!("{e}; nothing imported"),
-            })?;
-        (done.into_iter().map(|(what, _, user)| (what, Scheme::of(&user.password_hash))).collect(), ended)
+        Some(crate::store::open(&target).map_err(|e| anyhow!("{target}: {e}"))?)
+    };
+    let (outcomes, ended): (Vec<(Imported, Option<Scheme>)>, usize) = match store {
+        None => (parsed.rows.iter().map(|r| (Imported::Created, Some(r.scheme()))).collect(), 0),
+        Some(store) => {
+            // A store refusal names the row it is about.
+            let line_of = |found: &dyn Fn(&crate::import::Row) -> bool| {
+                parsed.rows.iter().find(|r| found(r)).map_or(0, |r| r.line)
+            };
+            let (done, ended) = users::import(&*store, &parsed.rows, on_conflict, &Actor::cli(), now(), o.dry_run)
+                .map_err(|e| match e {
+                    users::UserError::Store(crate::store::StoreError::DuplicateEmail(email)) => {
+                        let line = line_of(&|r| r.user.email == email);
+                        anyhow!(
+                            "{}:{line}: {email} already exists (--on-conflict skip or update); nothing imported",
+                            o.file
+                        )
+                    }
+                    users::UserError::Store(crate::store::StoreError::DuplicateId(id)) => {
+                        let line = line_of(&|r| r.user.id.as_deref() == Some(id.as_str()));
+                        anyhow!("{}:{line}: id {id:?} already belongs to another user; nothing imported", o.file)
+                    }
+                    users::UserError::Store(crate::store::StoreError::LastAdmin(email)) => {
+                        let line = line_of(&|r| r.user.email == email);
+                        anyhow!("{}:{line}: {email} is the last enabled admin; nothing imported", o.file)
+                    }
+                    e @ users::UserError::Invalid(_) => anyhow!("{e}"),
+                    e => anyhow!("{e}; nothing imported"),
+                })?;
+            (done.into_iter().map(|(what, _, user)| (what, Scheme::of(&user.password_hash))).collect(), ended)
+        }
     };
     let count = |w: Imported| outcomes.iter().filter(|(o, _)| *o == w).count();
     let (created, updated, skipped) = (count(Imported::Created), count(Imported::Updated), count(Imported::Skipped));

@@ -467,12 +467,15 @@ pub trait Store: Send + Sync + 'static {
     /// Creates (or, by `on_conflict`, skips or updates) every user in one transaction,
     /// with an audit record for each created or updated one; nothing is written when any
     /// fails (an email that exists with `Fail`, an id another user has, the last admin).
+    /// Without `commit` (a dry run) the same transaction is rolled back: a dry run meets
+    /// every rule the import would.
     fn import_users(
         &self,
         users: &[ImportUser],
         on_conflict: OnConflict,
         now: i64,
         audit: ImportAudit<'_>,
+        commit: bool,
     ) -> Result<Vec<Outcome>>;
     fn session(&self, id: &str) -> Result<Option<Session>>;
     /// Exactly-once rotation: `presented` is the refresh token's jti. The new pair's

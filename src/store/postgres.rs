@@ -289,10 +289,15 @@ impl PgStore {
 
     /// Runs `f` in one transaction (read committed), committed when it returns Ok.
     fn tx<T>(&self, f: impl AsyncFnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.tx_then(true, f)
+    }
+
+    /// `tx`, committed or (a dry run) rolled back.
+    fn tx_then<T>(&self, commit: bool, f: impl AsyncFnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         self.run(async move |c| {
             let tx = c.transaction().await.map_err(pg)?;
             let out = f(&tx).await?;
-            tx.commit().await.map_err(pg)?;
+            if commit { tx.commit().await } else { tx.rollback().await }.map_err(pg)?;
             Ok(out)
         })
     }
@@ -675,8 +680,9 @@ impl Store for PgStore {
         on_conflict: OnConflict,
         now: i64,
         audit: ImportAudit<'_>,
+        commit: bool,
     ) -> Result<Vec<super::Outcome>> {
-        self.tx(async |tx| {
+        self.tx_then(commit, async |tx| {
             // Imports (and user add) one at a time: two at once would both see an email
             // free and the second fail on the unique index whatever --on-conflict says.
             // Logins only share-lock user rows, so they go on.

@@ -187,10 +187,15 @@ impl SqliteStore {
     }
 
     fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction) -> Result<T>) -> Result<T> {
+        self.write_then(true, f)
+    }
+
+    /// `write`, committed or (a dry run) rolled back.
+    fn write_then<T>(&self, commit: bool, f: impl FnOnce(&rusqlite::Transaction) -> Result<T>) -> Result<T> {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
         let out = f(&tx)?;
-        tx.commit().map_err(db)?;
+        if commit { tx.commit() } else { tx.rollback() }.map_err(db)?;
         Ok(out)
     }
 
@@ -524,8 +529,9 @@ impl Store for SqliteStore {
         on_conflict: OnConflict,
         now: i64,
         audit: ImportAudit<'_>,
+        commit: bool,
     ) -> Result<Vec<super::Outcome>> {
-        self.write(|tx| {
+        self.write_then(commit, |tx| {
             let mut out = Vec::with_capacity(users.len());
             for u in users {
                 let existing = match load_user(tx, &u.email) {
