@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
+use crate::health::{field, with_status};
 use crate::service::{PASSWORD, run_env};
 use crate::util::Dir;
 
@@ -79,19 +80,8 @@ fn health(d: &Dir, url: &str, extra: &[&str]) -> crate::util::Output {
     run_env(d, &args, &[("PROBE_PW", PASSWORD)])
 }
 
-fn with_status(j: &Value, status: &str) -> Vec<String> {
-    j["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["status"] == status)
-        .map(|c| c["name"].as_str().unwrap().to_string())
-        .collect()
-}
-
 fn detail(j: &Value, name: &str) -> String {
-    let c = j["checks"].as_array().unwrap().iter().find(|c| c["name"] == name);
-    c.unwrap_or_else(|| panic!("no check {name:?}: {j}"))["detail"].as_str().unwrap().to_string()
+    field(j, name, "detail")
 }
 
 #[test]

@@ -25,12 +25,23 @@ fn checks(j: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The names of the checks with `status`, in order.
+pub fn with_status(j: &Value, status: &str) -> Vec<String> {
+    checks(j).into_iter().filter(|(_, s)| s == status).map(|(n, _)| n).collect()
+}
+
 fn failed(j: &Value) -> Vec<String> {
-    checks(j).into_iter().filter(|(_, s)| s == "fail").map(|(n, _)| n).collect()
+    with_status(j, "fail")
 }
 
 fn warned(j: &Value) -> Vec<String> {
-    checks(j).into_iter().filter(|(_, s)| s == "warn").map(|(n, _)| n).collect()
+    with_status(j, "warn")
+}
+
+/// One field (`status`, `detail`, …) of the check `name`.
+pub fn field(j: &Value, name: &str, field: &str) -> String {
+    let c = j["checks"].as_array().unwrap().iter().find(|c| c["name"] == name);
+    c.unwrap_or_else(|| panic!("no check {name:?}: {j}"))[field].as_str().unwrap().to_string()
 }
 
 #[test]
@@ -155,12 +166,7 @@ fn a_service_with_other_secrets_than_the_env_file() {
         failed(&j),
         ["signing keys", "tokens match the configuration", "rotated tokens match the configuration"]
     );
-    let detail = |j: &Value, name: &str| {
-        j["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap()["detail"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let detail = |j: &Value, name: &str| field(j, name, "detail");
     assert_eq!(
         detail(&j, "tokens match the configuration"),
         "service signs with a different JWT_SECRET than other.env; service signs with a different JWT_REFRESH_SECRET than other.env"
@@ -690,8 +696,7 @@ fn deep_against(quirk: &'static str, extra: &[&str]) -> (Value, usize, i32) {
 }
 
 fn status_of(j: &Value, name: &str) -> String {
-    let c = j["checks"].as_array().unwrap().iter().find(|c| c["name"] == name);
-    c.unwrap_or_else(|| panic!("no check {name:?}: {j}"))["status"].as_str().unwrap().to_string()
+    field(j, name, "status")
 }
 
 /// Cookies are read as a browser keeps them: the last Set-Cookie of a name wins, and an
