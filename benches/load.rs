@@ -16,7 +16,7 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::Request;
 
 mod common;
-use common::{Http, PASSWORD, bin, cli, client, login, rss_kb, set_cookie, start};
+use common::{Http, PASSWORD, bin, cli, client, client_trusting, enable_tls, login, rss_kb, set_cookie, start};
 
 struct Stats {
     count: usize,
@@ -181,6 +181,28 @@ fn main() {
                 .await;
         println!("{}", info.line(&format!("GET /api/auth/token-info ({conns} sessions)")));
         println!("{:<44} {:>9.1} %", "ratio token-info / health", 100.0 * info.rate() / health.rate());
+
+        // The same over HTTPS: a second service serving TLS (ECDSA P-256), the same
+        // keep-alive connections, so the handshakes are paid once and the records each time.
+        let tls_tmp = common::prepare(sessions);
+        let ca = enable_tls(tls_tmp.path());
+        let (mut tls_server, tls_base, _) = start(tls_tmp.path());
+        let tc = client_trusting(&[ca]);
+        let mut tls_cookies = Vec::new();
+        for i in 0..conns {
+            let (access, _, _) =
+                login(&tc, &tls_base, &format!("u{}@load.test", i % sessions), PASSWORD).await.unwrap();
+            tls_cookies.push(format!("access_token={access}"));
+        }
+        let u = until();
+        let tls_info = load(conns, secs, |i| {
+            get_loop(tc.clone(), format!("{tls_base}/api/auth/token-info"), tls_cookies[i].clone(), u)
+        })
+        .await;
+        println!("{}", tls_info.line(&format!("GET /api/auth/token-info over TLS ({conns} sessions)")));
+        println!("{:<44} {:>9.1} %", "ratio token-info TLS / plain", 100.0 * tls_info.rate() / info.rate());
+        let _ = Command::new("kill").args(["-TERM", &tls_server.id().to_string()]).status();
+        let _ = tls_server.wait();
 
         // Refresh with durable rotation: every session uses the token its last refresh returned.
         let refresh = refresh_load(&c, &base, sessions, secs).await;

@@ -311,7 +311,10 @@ fn compose_rollovers(path: &str, env: &[EnvVar], lookup: &dyn Fn(&str) -> Option
                     || item.starts_with("JWT_REFRESH_TOKEN_EXPIRY")
                     || item == "expiry order"
                     || item == "secrets distinct"
-                    || item == names::ASPJWT_DB;
+                    || item == names::ASPJWT_DB
+                    // Paths inside the container: this machine cannot read them.
+                    || item == names::ASPJWT_TLS_CERT
+                    || item == names::ASPJWT_TLS_KEY;
                 if !judged_above && names::SERVICE_VARS.contains(&item) {
                     push(Finding::new(item, Status::Fail, format!("{detail} (aspjwt serve refuses this)")));
                 }
@@ -319,6 +322,50 @@ fn compose_rollovers(path: &str, env: &[EnvVar], lookup: &dyn Fn(&str) -> Option
         }
     }
     out
+}
+
+/// The service's TLS certificate and key (`ASPJWT_TLS_CERT`, `ASPJWT_TLS_KEY`): both or
+/// neither, readable, matching, in date (a warning within 14 days of the end). The
+/// identity is returned when it can be served: `serve` and a reload use these very rules.
+pub fn tls(settings: &BTreeMap<String, Setting>, now: i64) -> (Vec<Finding>, Option<crate::tls::Identity>) {
+    use crate::tls::Freshness;
+    let set = |name| settings.get(name).filter(|s| !s.value.trim().is_empty());
+    let (cert, key) = match (set(names::ASPJWT_TLS_CERT), set(names::ASPJWT_TLS_KEY)) {
+        (None, None) => return (Vec::new(), None),
+        (Some(c), Some(k)) => (c, k),
+        (one, _) => {
+            let (missing, given, origin) = match one {
+                Some(c) => (names::ASPJWT_TLS_KEY, names::ASPJWT_TLS_CERT, &c.origin),
+                None => (
+                    names::ASPJWT_TLS_CERT,
+                    names::ASPJWT_TLS_KEY,
+                    &set(names::ASPJWT_TLS_KEY).expect("one is set").origin,
+                ),
+            };
+            let detail = format!("not set, while {given} is ({origin}): set both for HTTPS, or neither for plain HTTP");
+            return (vec![Finding::new(missing, Status::Fail, detail)], None);
+        }
+    };
+    let identity =
+        match crate::tls::load(std::path::Path::new(cert.value.trim()), std::path::Path::new(key.value.trim())) {
+            Ok(id) => id,
+            Err(e) => return (vec![Finding::new(e.setting(), Status::Fail, e.detail())], None),
+        };
+    let leaf = &identity.leaf;
+    let path = identity.cert_path.display();
+    let (status, detail) = match leaf.freshness(now) {
+        Freshness::NotYetValid => {
+            let from = crate::token::Time::new(leaf.not_before, now).rfc3339.unwrap_or_default();
+            (Status::Fail, format!("{path}: not valid before {from}; clients refuse it until then"))
+        }
+        Freshness::Expired => (Status::Fail, format!("{path}: {}; clients refuse it", leaf.expiry_text(now))),
+        Freshness::EndingSoon => {
+            (Status::Warn, format!("{path}: {}: renew it, then send SIGHUP", leaf.expiry_text(now)))
+        }
+        Freshness::Valid => (Status::Pass, format!("{path}: {}, {}", leaf.subject, leaf.expiry_text(now))),
+    };
+    let servable = status != Status::Fail;
+    (vec![Finding::new(names::ASPJWT_TLS_CERT, status, detail)], servable.then_some(identity))
 }
 
 /// The secrets an `env_file:` of a compose service holds, judged as a `.env`'s are

@@ -208,8 +208,13 @@ pub struct ServiceConfig {
     /// How long before expiry clients should refresh (`refreshThresholdSeconds`).
     pub refresh_threshold: Duration,
     pub db: Target,
-    /// `APP_ENV=production`: Secure cookies, HSTS.
+    /// `APP_ENV=production`: Secure cookies, HSTS (see `secure_transport`).
     pub production: bool,
+    /// The certificate and key the main listener serves HTTPS with (restart to switch
+    /// TLS on or off; a reload may swap the pair).
+    pub tls: Option<crate::tls::Identity>,
+    /// A plain-HTTP listener that redirects to HTTPS (restart to change).
+    pub redirect_bind: Option<std::net::SocketAddr>,
     pub rate_burst: u32,
     pub rate_per_5min: u32,
     pub trusted_proxies: Vec<crate::net::Net>,
@@ -251,6 +256,12 @@ pub fn log_filter(value: &str) -> Result<(), String> {
 }
 
 impl ServiceConfig {
+    /// Whether browsers reach the service over HTTPS (its own TLS, or a TLS-terminating
+    /// proxy in production): cookies are then `Secure` and HSTS is sent.
+    pub fn secure_transport(&self) -> bool {
+        self.production || self.tls.is_some()
+    }
+
     /// Builds the configuration, or every reason it is unacceptable, one line each:
     /// the rules of `aspjwt check`, with no development bypass.
     pub fn from_settings(s: &Settings, db_flag: Option<&str>) -> Result<ServiceConfig, Vec<String>> {
@@ -412,6 +423,38 @@ impl ServiceConfig {
                 }
             },
         };
+        let (tls_findings, tls) = crate::check::tls(&s.values, now);
+        problems.extend(
+            tls_findings
+                .iter()
+                .filter(|f| f.status == crate::check::Status::Fail)
+                .map(|f| format!("{}: {}", f.item, f.detail)),
+        );
+        let redirect_bind = match s.get(names::ASPJWT_REDIRECT_BIND).filter(|v| !v.value.trim().is_empty()) {
+            None => None,
+            Some(v) => match v.value.trim().parse() {
+                Ok(a) if s.get(names::ASPJWT_TLS_CERT).is_some() => Some(a),
+                Ok(_) => {
+                    problems.push(format!(
+                        "{}: redirects to HTTPS, so it needs {} and {} ({})",
+                        names::ASPJWT_REDIRECT_BIND,
+                        names::ASPJWT_TLS_CERT,
+                        names::ASPJWT_TLS_KEY,
+                        v.origin
+                    ));
+                    None
+                }
+                Err(_) => {
+                    problems.push(format!(
+                        "{}: {:?} is not an address like 0.0.0.0:80 ({})",
+                        names::ASPJWT_REDIRECT_BIND,
+                        v.value,
+                        v.origin
+                    ));
+                    None
+                }
+            },
+        };
         let db = db_target(db_flag, s).unwrap_or_else(|e| {
             problems.push(e);
             Target::Sqlite(names::DEFAULT_DB.into())
@@ -429,6 +472,8 @@ impl ServiceConfig {
                     refresh_threshold,
                     db,
                     production: s.get(names::APP_ENV).is_some_and(|v| v.value.eq_ignore_ascii_case("production")),
+                    tls,
+                    redirect_bind,
                     rate_burst,
                     rate_per_5min,
                     trusted_proxies,

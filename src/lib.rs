@@ -23,5 +23,6 @@ pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod throttle;
+pub mod tls;
 pub mod token;
 pub mod users;

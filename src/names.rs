@@ -22,7 +22,7 @@ pub const JWT_REFRESH_THRESHOLD: &str = "JWT_REFRESH_THRESHOLD";
 pub const REFRESH_REUSE_GRACE: &str = "REFRESH_REUSE_GRACE";
 /// The database: a SQLite path (default `./data/aspjwt.db`).
 pub const ASPJWT_DB: &str = "ASPJWT_DB";
-/// `production` makes cookies `Secure` and adds HSTS.
+/// `production` makes cookies `Secure` and adds HSTS (as TLS in the service does).
 pub const APP_ENV: &str = "APP_ENV";
 
 /// Per-IP token buckets for login and refresh: burst size and refill per 5 minutes.
@@ -58,6 +58,12 @@ pub const DEFAULT_MAX_FILE_SIZE: u64 = 16 * 1024 * 1024;
 
 /// The service's log filter: a level or `target=level` directives (default `info`).
 pub const ASPJWT_LOG: &str = "ASPJWT_LOG";
+/// The main listener speaks TLS with this PEM certificate chain (leaf first) ...
+pub const ASPJWT_TLS_CERT: &str = "ASPJWT_TLS_CERT";
+/// ... and this PEM private key (PKCS#8, PKCS#1 or SEC1). Both or neither.
+pub const ASPJWT_TLS_KEY: &str = "ASPJWT_TLS_KEY";
+/// With TLS on, a plain-HTTP listener that redirects every request to HTTPS (308).
+pub const ASPJWT_REDIRECT_BIND: &str = "ASPJWT_REDIRECT_BIND";
 
 /// Every variable the service reads from the environment or `.env`.
 pub const SERVICE_VARS: &[&str] = &[
@@ -86,6 +92,9 @@ pub const SERVICE_VARS: &[&str] = &[
     JWT_REFRESH_THRESHOLD,
     ASPJWT_DB,
     APP_ENV,
+    ASPJWT_TLS_CERT,
+    ASPJWT_TLS_KEY,
+    ASPJWT_REDIRECT_BIND,
 ];
 
 pub const DEFAULT_SESSION_MAX_LIFETIME: &str = "30d";

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -20,7 +21,8 @@ pub fn bin() -> String {
 }
 pub const PASSWORD: &str = "correct horse battery staple";
 
-pub type Http = Client<HttpConnector, Full<Bytes>>;
+/// A keep-alive client for `http://` and `https://` alike.
+pub type Http = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 pub fn cli(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> String {
     let mut c = Command::new(bin());
@@ -52,6 +54,7 @@ pub fn start(dir: &std::path::Path) -> (Child, String, Duration) {
             break line[i + 8..].split('"').next().unwrap().to_string();
         }
     };
+    let https = std::fs::read_to_string(dir.join(".env")).unwrap_or_default().contains("ASPJWT_TLS_CERT=");
     // First accepted connection.
     loop {
         if std::net::TcpStream::connect(&addr).is_ok() {
@@ -60,13 +63,53 @@ pub fn start(dir: &std::path::Path) -> (Child, String, Duration) {
     }
     let took = t.elapsed();
     std::thread::spawn(move || for _ in lines {});
-    (child, format!("http://{addr}"), took)
+    (child, format!("{}://{addr}", if https { "https" } else { "http" }), took)
 }
 
 pub fn client() -> Http {
+    client_trusting(&[])
+}
+
+/// `client()`, trusting these CA certificates (DER) for `https://`.
+pub fn client_trusting(roots: &[rustls_pki_types::CertificateDer<'static>]) -> Http {
     let mut c = HttpConnector::new();
     c.set_nodelay(true);
-    Client::builder(TokioExecutor::new()).pool_max_idle_per_host(1024).build(c)
+    c.enforce_http(false);
+    let mut store = rustls::RootCertStore::empty();
+    for r in roots {
+        store.add(r.clone()).unwrap();
+    }
+    let tls =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(store)
+            .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(c);
+    Client::builder(TokioExecutor::new()).pool_max_idle_per_host(1024).build(https)
+}
+
+/// Writes a CA-issued certificate for 127.0.0.1 and its key into `dir` and names them in
+/// its .env, so the service started there serves HTTPS; returns the CA certificate.
+pub fn enable_tls(dir: &std::path::Path) -> rustls_pki_types::CertificateDer<'static> {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&key, &issuer).unwrap();
+    std::fs::write(dir.join("cert.pem"), leaf.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    let mut env = std::fs::read_to_string(dir.join(".env")).unwrap();
+    env.push_str("ASPJWT_TLS_CERT=cert.pem\nASPJWT_TLS_KEY=key.pem\n");
+    std::fs::write(dir.join(".env"), env).unwrap();
+    ca_cert.der().clone()
 }
 
 pub fn set_cookie(resp: &hyper::Response<hyper::body::Incoming>, name: &str) -> Option<String> {

@@ -185,6 +185,33 @@ pub fn describe(e: &reqwest::Error, timeout: Duration) -> String {
     }
 }
 
+/// The served certificate's dates: a warning within 14 days of its end (the handshake
+/// itself fails once it has ended).
+fn certificate_outcome(parsed: Result<crate::tls::CertInfo, String>, now: i64) -> Outcome {
+    use crate::tls::Freshness;
+    const NAME: &str = "TLS certificate";
+    match parsed {
+        Err(e) => Outcome::warn(NAME, Duration::ZERO, "a readable certificate", e),
+        Ok(c) => match c.freshness(now) {
+            Freshness::Valid => {
+                Outcome::new(NAME, Status::Pass, Duration::ZERO, format!("{}, {}", c.subject, c.expiry_text(now)))
+            }
+            Freshness::EndingSoon => Outcome::warn(
+                NAME,
+                Duration::ZERO,
+                format!("more than {} left", crate::duration::human(crate::tls::EXPIRY_WARNING)),
+                format!("{}: renew it", c.expiry_text(now)),
+            ),
+            Freshness::Expired | Freshness::NotYetValid => Outcome::fail(
+                NAME,
+                Duration::ZERO,
+                "a certificate in date",
+                format!("{} (valid from {})", c.expiry_text(now), crate::token::Time::new(c.not_before, now).relative),
+            ),
+        },
+    }
+}
+
 /// rustls names its errors in Debug form ("other(othererror(causedasendentity))");
 /// each known one is said here as an operator would, with what to do about it.
 fn tls_cause(chain: &str) -> Option<&'static str> {
@@ -411,7 +438,8 @@ pub fn run(opts: &Options) -> Report {
     let mut builder = Client::builder()
         .timeout(opts.timeout)
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("aspjwt-health/", env!("CARGO_PKG_VERSION")));
+        .user_agent(concat!("aspjwt-health/", env!("CARGO_PKG_VERSION")))
+        .tls_info(true);
     if let Some(pem) = &opts.cacert {
         // Validated when the options were read; an error here cannot happen.
         for c in ca_certificates(pem).unwrap_or_default() {
@@ -522,6 +550,11 @@ fn liveness(r: &mut Runner, settings: Option<&Settings>, deep: bool) -> Option<B
     };
     // The clock is read when the head arrives, not after a slow body.
     let skew = resp.headers().get("date").and_then(|v| v.to_str().ok()).and_then(|d| skew(d, SystemTime::now()));
+    let certificate = resp
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|i| i.peer_certificate())
+        .map(crate::tls::CertInfo::parse);
     // Whatever /api/health says, the service answered: every later check still runs.
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
@@ -558,6 +591,9 @@ fn liveness(r: &mut Runner, settings: Option<&Settings>, deep: bool) -> Option<B
         }
     };
     let backend = Backend::from_health(&body);
+    if let Some(certificate) = certificate {
+        r.push(certificate_outcome(certificate, crate::server::now()));
+    }
     if let Some(settings) = settings {
         signing_keys(r, &body, settings, deep);
     }

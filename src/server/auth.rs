@@ -80,7 +80,7 @@ fn next_pair(state: &AppState, now: i64) -> Issued {
 fn session_response(state: &AppState, s: &Session, user: Value) -> Response<Body> {
     let (access, refresh) = sign_pair(state, s);
     let now = now();
-    let secure = state.cfg().production;
+    let secure = state.cfg().secure_transport();
     let c = &s.current;
     let mut resp = json_response(
         StatusCode::OK,
@@ -567,7 +567,7 @@ pub async fn refresh(state: &AppState, parts: &Parts, ctx: &Ctx) -> Result<Respo
             state.metrics.refresh("reuse_revoked");
             let mut resp = ApiError::invalid_token("this refresh token was already used; the session has been ended")
                 .into_response();
-            clear_cookies(&mut resp, state.cfg().production);
+            clear_cookies(&mut resp, state.cfg().secure_transport());
             Ok(resp)
         }
         other => {
@@ -655,7 +655,7 @@ pub async fn logout(state: &AppState, parts: &Parts, ctx: &Ctx) -> Result<Respon
         end_session(state, str_claim(&t, claim::SID), "logout", ctx).await?;
     }
     let mut resp = empty(StatusCode::NO_CONTENT);
-    clear_cookies(&mut resp, state.cfg().production);
+    clear_cookies(&mut resp, state.cfg().secure_transport());
     Ok(resp)
 }
 

@@ -82,6 +82,7 @@ pub struct Metrics {
     rate_limited: AtomicU64,
     csrf_rejected: AtomicU64,
     connections_refused: AtomicU64,
+    tls_handshake_failures: AtomicU64,
     account_locks: AtomicU64,
     previous_key: [AtomicU64; 2],
     previous_key_outliving: [AtomicU64; 2],
@@ -103,6 +104,7 @@ impl Default for Metrics {
             rate_limited: Default::default(),
             csrf_rejected: Default::default(),
             connections_refused: Default::default(),
+            tls_handshake_failures: Default::default(),
             account_locks: Default::default(),
             previous_key: Default::default(),
             previous_key_outliving: Default::default(),
@@ -128,6 +130,8 @@ pub struct Gauges<'a> {
     pub rollover_ends: &'a [(&'a str, i64)],
     /// Users whose password hash is still bcrypt (from the store; none when it is down).
     pub legacy_hashes: Option<usize>,
+    /// When the served TLS certificate expires (epoch seconds; None without TLS).
+    pub certificate_expiry: Option<i64>,
 }
 
 impl Metrics {
@@ -154,6 +158,12 @@ impl Metrics {
 
     pub fn connection_refused(&self) {
         self.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A TLS handshake that failed or timed out (scanners, plain HTTP to the TLS port,
+    /// clients that distrust the certificate).
+    pub fn tls_handshake_failed(&self) {
+        self.tls_handshake_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn csrf_rejected(&self) {
@@ -252,6 +262,11 @@ impl Metrics {
                 &self.connections_refused,
             ),
             ("aspjwt_account_locks_total", "Accounts locked after repeated failed logins.", &self.account_locks),
+            (
+                "aspjwt_tls_handshake_failures_total",
+                "TLS handshakes that failed or timed out (0 without TLS).",
+                &self.tls_handshake_failures,
+            ),
         ] {
             family(&mut o, name, "counter", help);
             let _ = writeln!(o, "{name} {}", get(v));
@@ -306,6 +321,15 @@ impl Metrics {
                 "Users whose password hash is still bcrypt (imported from the Node backend): each is upgraded to argon2id at its next login.",
             );
             let _ = writeln!(o, "aspjwt_legacy_password_hashes {n}");
+        }
+        if let Some(end) = g.certificate_expiry {
+            family(
+                &mut o,
+                "aspjwt_tls_certificate_expiry_timestamp_seconds",
+                "gauge",
+                "When the TLS certificate in service expires (Unix time).",
+            );
+            let _ = writeln!(o, "aspjwt_tls_certificate_expiry_timestamp_seconds {end}");
         }
         if let Some(n) = g.active_sessions {
             family(&mut o, "aspjwt_active_sessions", "gauge", "Sessions neither revoked nor expired.");
@@ -362,7 +386,9 @@ mod tests {
             tracked_clients: 3,
             rollover_ends: &[("JWT_SECRET", 1_800_000_000)],
             legacy_hashes: Some(3),
+            certificate_expiry: Some(1_900_000_000),
         });
+        assert!(text.contains("aspjwt_tls_certificate_expiry_timestamp_seconds 1900000000"));
         assert!(text.contains("aspjwt_logins_total{outcome=\"success\"} 1"));
         assert!(text.contains("aspjwt_refresh_success_ratio 0.5"));
         assert!(text.contains("aspjwt_active_sessions 7"));

@@ -8,6 +8,7 @@ mod csrf;
 mod gateway;
 mod http;
 mod limits;
+mod listener;
 mod live;
 mod metrics;
 mod path;
@@ -92,6 +93,8 @@ pub struct AppState {
     /// Whether the last write probe (readiness, or the poller's every 5 s) succeeded: a
     /// full or read-only disk still reads.
     db_writable: std::sync::atomic::AtomicBool,
+    /// The certificate new TLS handshakes get (None: plain HTTP); a reload swaps it.
+    tls: Option<Arc<crate::tls::Served>>,
 }
 
 impl AppState {
@@ -104,6 +107,7 @@ impl AppState {
                 std::num::NonZeroU32::new(20).expect("non-zero"),
             )),
             upstream: gateway::client(),
+            tls: cfg.tls.as_ref().map(crate::tls::Served::new),
             gateway_slots: gateway::Slots::new(cfg.max_connections_per_ip, cfg.max_connections),
             metrics: metrics::Metrics::default(),
             cfg: std::sync::RwLock::new(Arc::new(cfg)),
@@ -362,7 +366,7 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAd
         h.remove(header::CONNECTION);
     }
     let no_store = path.starts_with("/api/") && !path.starts_with("/api/health") || h.contains_key(header::SET_COOKIE);
-    http::security_headers(h, state.cfg().production, no_store);
+    http::security_headers(h, state.cfg().secure_transport(), no_store);
     if let Some(o) = allowed_origin {
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_str(&o).expect("configured origins are ascii"));
         h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
@@ -527,6 +531,9 @@ async fn reload_on_hup(state: Arc<AppState>, source: ReloadSource) {
                     (names::AUTH_RATE_BURST, new.rate_burst != old.rate_burst),
                     (names::AUTH_RATE_PER_5MIN, new.rate_per_5min != old.rate_per_5min),
                     (names::ASPJWT_RATE_LIMIT_CLIENTS, new.rate_limit_clients != old.rate_limit_clients),
+                    (names::ASPJWT_REDIRECT_BIND, new.redirect_bind != old.redirect_bind),
+                    // HTTPS on or off is the listener's kind; the pair itself reloads.
+                    (names::ASPJWT_TLS_CERT, new.tls.is_some() != old.tls.is_some()),
                 ]
                 .into_iter()
                 .filter_map(|(name, changed)| changed.then_some(name))
@@ -549,13 +556,21 @@ async fn reload_on_hup(state: Arc<AppState>, source: ReloadSource) {
                 new.rate_burst = old.rate_burst;
                 new.rate_per_5min = old.rate_per_5min;
                 new.rate_limit_clients = old.rate_limit_clients;
+                new.redirect_bind = old.redirect_bind;
+                match (&state.tls, &new.tls) {
+                    (Some(served), Some(identity)) => served.replace(identity),
+                    _ => new.tls = old.tls.clone(),
+                }
                 let keys = health_body(&new);
                 *state.cfg.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
                 // Not needed for safety (a hit needs the current kid), but frees the memory.
                 state.verified.clear();
                 // The pid lets `aspjwt incident` find this instance's answer to its SIGHUP.
+                let certificate = state.cfg().tls.as_ref().map_or(String::new(), |t| {
+                    format!("; certificate sha256:{} {}", &t.leaf.fingerprint[..16], t.leaf.expiry_text(now()))
+                });
                 r.reason = Some(format!(
-                    "pid {}; {}keys {}; rollover {}",
+                    "pid {}; {}keys {}; rollover {}{certificate}",
                     std::process::id(),
                     if fixed.is_empty() {
                         String::new()
@@ -602,6 +617,7 @@ async fn metrics_response(state: &AppState) -> Result<Response<Body>, ApiError> 
         tracked_clients: tracked,
         rollover_ends: &rollover_ends,
         legacy_hashes,
+        certificate_expiry: cfg.tls.as_ref().map(|t| t.leaf.not_after),
     };
     let mut resp = Response::new(http::full(state.metrics.render(&gauges)));
     resp.headers_mut()
@@ -746,13 +762,30 @@ pub async fn run(
         }
         None => None,
     };
-    // Announced last, so that "listening" means every listener is up.
-    tracing::info!(event = "listening", addr = %addr, db = %state.cfg().db, pid = std::process::id(), "listening on http://{addr}");
     let cfg = state.cfg();
+    let redirect_server = match cfg.redirect_bind {
+        Some(r) => {
+            let l = TcpListener::bind(r)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: cannot listen on {r}: {e}", names::ASPJWT_REDIRECT_BIND))?;
+            tracing::info!(event = "redirect_listening", addr = %l.local_addr()?, "redirecting http://{} to https://", l.local_addr()?);
+            Some(tokio::spawn(listener::redirect(l, addr.port(), cfg.idle_timeout)))
+        }
+        None => None,
+    };
+    if cfg.production && cfg.tls.is_none() {
+        tracing::warn!(
+            event = "no_tls",
+            "APP_ENV=production without {} and {}: aspjwt serves plain HTTP and expects a TLS-terminating proxy in front (cookies are Secure, so browsers send them only over HTTPS)",
+            names::ASPJWT_TLS_CERT,
+            names::ASPJWT_TLS_KEY
+        );
+    }
+    let scheme = if cfg.tls.is_some() { "https" } else { "http" };
+    // Announced last, so that "listening" means every listener is up.
+    tracing::info!(event = "listening", addr = %addr, url = %format!("{scheme}://{addr}"), db = %cfg.db, pid = std::process::id(), "listening on {scheme}://{addr}");
     let connections = Arc::new(Semaphore::new(cfg.max_connections));
     let per_ip = conn::PerIp::new(cfg.max_connections_per_ip);
-    let (idle, production) = (cfg.idle_timeout, cfg.production);
-    drop(cfg);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // The header deadline is the connection guard's, counted from a head's first byte
     // (hyper's would count a keep-alive connection's quiet time against the next head).
@@ -761,6 +794,17 @@ pub async fn run(
     // a few connections hold thousands of requests.
     builder.http2().max_concurrent_streams(MAX_STREAMS);
     let graceful = GracefulShutdown::new();
+    let serving = listener::Serving {
+        builder,
+        tls: state
+            .tls
+            .as_ref()
+            .map(|served| tokio_rustls::TlsAcceptor::from(crate::tls::server_config(served.clone()))),
+        idle: cfg.idle_timeout,
+        secure: cfg.secure_transport(),
+    };
+    let plain = serving.tls.is_none();
+    drop(cfg);
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
         tokio::select! {
@@ -784,29 +828,17 @@ pub async fn run(
                 // A trusted proxy carries everyone's connections: only the global cap holds it.
                 let trusted = state.cfg().trusted_proxies.iter().any(|n| n.contains(peer.ip()));
                 let Some(slot) = (if trusted { Some(None) } else { per_ip.acquire(peer.ip()).map(Some) }) else {
-                    // One address already holds its share: answer 503 and close, off the slot.
+                    // One address already holds its share: answer 503 and close, off the
+                    // slot (over TLS, close: an answer would cost a handshake).
                     drop(permit);
                     state.metrics.connection_refused();
-                    tokio::spawn(conn::refuse(stream, production));
+                    if plain {
+                        tokio::spawn(conn::refuse(stream, serving.secure));
+                    }
                     continue;
                 };
-                let _ = stream.set_nodelay(true);
-                let st = state.clone();
-                let in_flight = conn::InFlight::default();
-                let busy = in_flight.clone();
-                let svc = service_fn(move |req| {
-                    let st = st.clone();
-                    let handling = busy.start();
-                    async move { Ok::<_, Infallible>(conn::track(handle(st, req, peer).await, handling)) }
-                });
-                let io = TokioIo::new(conn::Guarded::new(stream, idle, in_flight, production));
-                let conn = builder.serve_connection_with_upgrades(io, svc);
-                let conn = graceful.watch(conn.into_owned());
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                    drop(slot);
-                    drop(permit);
-                });
+                let slots = listener::Slots { global: permit, per_ip: slot, watcher: graceful.watcher() };
+                tokio::spawn(listener::serve(state.clone(), serving.clone(), stream, peer, slots));
             }
             signal = &mut shutdown => {
                 tracing::info!(event = "shutdown", signal = signal, "stopping: no new connections, draining");
@@ -815,10 +847,11 @@ pub async fn run(
         }
     }
     drop(listener);
+    drop(serving);
     poller.abort();
     reloader.abort();
-    if let Some(m) = metrics_server {
-        m.abort();
+    for task in [metrics_server, redirect_server].into_iter().flatten() {
+        task.abort();
     }
     if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
         tracing::warn!(event = "shutdown", "requests still in flight after {}s; closing anyway", DRAIN.as_secs());

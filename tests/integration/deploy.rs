@@ -119,3 +119,35 @@ fn demo_runs_and_honours_the_terminal() {
     crate::util::run(&mut c, None).code(2);
     assert_eq!(std::fs::read_to_string(precious).unwrap(), "mine");
 }
+
+/// The HTTPS overlay: the certificate and key it names lie under its read-only mount, its
+/// redirect listener and health check use the ports it publishes, and the pair of files
+/// compose reads passes `check` with the overlay on top.
+#[test]
+fn tls_overlay_mounts_the_certificate_it_names() {
+    let overlay = project_file("docker-compose.tls.yml");
+    let v: serde_yaml::Value = serde_yaml::from_str(&overlay).unwrap();
+    let svc = &v["services"]["aspjwt"];
+    let volume = svc["volumes"][0].as_str().unwrap();
+    let (_, rest) = volume.split_once(':').unwrap();
+    let (inside, mode) = rest.split_once(':').unwrap();
+    assert_eq!(mode, "ro");
+    for name in ["ASPJWT_TLS_CERT", "ASPJWT_TLS_KEY"] {
+        assert!(svc["environment"][name].as_str().unwrap().starts_with(&format!("{inside}/")), "{name}");
+    }
+    let ports: Vec<&str> = svc["ports"].as_sequence().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    assert_eq!(ports, ["443:8080", "80:8081"]);
+    assert!(svc["environment"]["ASPJWT_REDIRECT_BIND"].as_str().unwrap().ends_with(":8081"));
+    let test: Vec<&str> =
+        svc["healthcheck"]["test"].as_sequence().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    assert!(test.iter().any(|a| a.starts_with("https://") && a.ends_with(":8080")), "{test:?}");
+    let host = test.iter().find(|a| a.starts_with("https://")).unwrap();
+    let name = host.trim_start_matches("https://").split(':').next().unwrap();
+    assert_eq!(svc["extra_hosts"][0].as_str().unwrap(), format!("{name}:127.0.0.1"));
+    let d = Dir::new();
+    d.write("docker-compose.yml", project_file("docker-compose.yml"));
+    d.write("docker-compose.tls.yml", &overlay);
+    d.run(&["rotate", "--env-file", ".env", "--create", "-q"]).code(0);
+    d.run(&["check", "--env-file", ".env", "--compose", "docker-compose.yml", "--compose", "docker-compose.tls.yml"])
+        .code(0);
+}

@@ -28,4 +28,5 @@ mod rotate;
 mod scaleout;
 mod serve;
 mod store;
+mod tls;
 mod tokens;

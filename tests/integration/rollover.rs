@@ -143,7 +143,7 @@ fn check_validates_rollover_pairs() {
 }
 
 fn hup(s: &Service) {
-    std::process::Command::new("kill").args(["-HUP", &s.pid().to_string()]).status().unwrap();
+    s.hup();
 }
 
 fn health(s: &Service) -> Value {

@@ -85,7 +85,7 @@ impl Service {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let listening = line.contains("\"event\":\"listening\"").then(|| {
                     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-                    v["addr"].as_str().unwrap().to_string()
+                    v["url"].as_str().unwrap().to_string()
                 });
                 // Logged before announced, so the log holds the line once start() returns.
                 log.lock().unwrap().push(line);
@@ -102,7 +102,7 @@ impl Service {
             }
         });
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => self.base = format!("http://{addr}"),
+            Ok(url) => self.base = url,
             Err(_) => {
                 let _ = child.kill();
                 panic!("the service did not announce its address:\n{}", self.stderr.lock().unwrap());
@@ -154,6 +154,11 @@ impl Service {
     /// The service's process id, as it announced it.
     pub fn pid(&self) -> u32 {
         self.log_event("listening")["pid"].as_u64().unwrap() as u32
+    }
+
+    /// SIGHUP: reload the configuration.
+    pub fn hup(&self) {
+        unsafe_kill(self.pid(), "HUP");
     }
 
     /// The METRICS_BIND listener's address (the test's .env must set METRICS_BIND).
