@@ -327,45 +327,82 @@ fn compose_rollovers(path: &str, env: &[EnvVar], lookup: &dyn Fn(&str) -> Option
 /// The service's TLS certificate and key (`ASPJWT_TLS_CERT`, `ASPJWT_TLS_KEY`): both or
 /// neither, readable, matching, in date (a warning within 14 days of the end). The
 /// identity is returned when it can be served: `serve` and a reload use these very rules.
-pub fn tls(settings: &BTreeMap<String, Setting>, now: i64) -> (Vec<Finding>, Option<crate::tls::Identity>) {
+pub fn tls(
+    settings: &BTreeMap<String, Setting>,
+    now: i64,
+    in_service: Option<&crate::tls::Identity>,
+) -> (Vec<Finding>, Option<crate::tls::Identity>) {
     use crate::tls::Freshness;
     let set = |name| settings.get(name).filter(|s| !s.value.trim().is_empty());
     let (cert, key) = match (set(names::ASPJWT_TLS_CERT), set(names::ASPJWT_TLS_KEY)) {
         (None, None) => return (Vec::new(), None),
         (Some(c), Some(k)) => (c, k),
-        (one, _) => {
-            let (missing, given, origin) = match one {
-                Some(c) => (names::ASPJWT_TLS_KEY, names::ASPJWT_TLS_CERT, &c.origin),
-                None => (
-                    names::ASPJWT_TLS_CERT,
-                    names::ASPJWT_TLS_KEY,
-                    &set(names::ASPJWT_TLS_KEY).expect("one is set").origin,
-                ),
-            };
-            let detail = format!("not set, while {given} is ({origin}): set both for HTTPS, or neither for plain HTTP");
-            return (vec![Finding::new(missing, Status::Fail, detail)], None);
+        (Some(c), None) => {
+            return (vec![one_of_the_pair(names::ASPJWT_TLS_KEY, names::ASPJWT_TLS_CERT, &c.origin)], None);
+        }
+        (None, Some(k)) => {
+            return (vec![one_of_the_pair(names::ASPJWT_TLS_CERT, names::ASPJWT_TLS_KEY, &k.origin)], None);
         }
     };
-    let identity =
-        match crate::tls::load(std::path::Path::new(cert.value.trim()), std::path::Path::new(key.value.trim())) {
-            Ok(id) => id,
-            Err(e) => return (vec![Finding::new(e.setting(), Status::Fail, e.detail())], None),
-        };
-    let leaf = &identity.leaf;
-    let path = identity.cert_path.display();
-    let (status, detail) = match leaf.freshness(now) {
-        Freshness::NotYetValid => {
-            let from = crate::token::Time::new(leaf.not_before, now).rfc3339.unwrap_or_default();
-            (Status::Fail, format!("{path}: not valid before {from}; clients refuse it until then"))
+    let (cert_path, key_path) = (std::path::Path::new(cert.value.trim()), std::path::Path::new(key.value.trim()));
+    let identity = match crate::tls::load(cert_path, key_path) {
+        Ok(id) => id,
+        Err(e) => return (vec![Finding::new(e.setting(), Status::Fail, e.detail())], None),
+    };
+    let (position, limit, freshness) = identity.limit(now);
+    let which = if position == 1 {
+        format!("{}:", cert_path.display())
+    } else {
+        format!("{}: certificate {position} of the chain ({})", cert_path.display(), limit.subject)
+    };
+    // The pair in service, unchanged, stays in service whatever its dates: refusing it
+    // would refuse the reload that rotates the secrets.
+    let serving = in_service.is_some_and(|s| s.same_chain(&identity));
+    let (status, detail) = match freshness {
+        Freshness::NotYetValid if !serving => {
+            let from = crate::token::Time::new(limit.not_before, now).rfc3339.unwrap_or_default();
+            (Status::Fail, format!("{which} not valid before {from}; clients refuse it until then"))
         }
-        Freshness::Expired => (Status::Fail, format!("{path}: {}; clients refuse it", leaf.expiry_text(now))),
+        Freshness::Expired if !serving => {
+            (Status::Fail, format!("{which} {}; clients refuse it", limit.expiry_text(now)))
+        }
+        Freshness::NotYetValid | Freshness::Expired => (
+            Status::Warn,
+            format!("{which} {}; still the certificate in service: renew it, then send SIGHUP", limit.expiry_text(now)),
+        ),
         Freshness::EndingSoon => {
-            (Status::Warn, format!("{path}: {}: renew it, then send SIGHUP", leaf.expiry_text(now)))
+            (Status::Warn, format!("{which} {}: renew it, then send SIGHUP", limit.expiry_text(now)))
         }
-        Freshness::Valid => (Status::Pass, format!("{path}: {}, {}", leaf.subject, leaf.expiry_text(now))),
+        Freshness::Valid => {
+            let ends = if position == 1 { String::new() } else { format!(" (certificate {position} of the chain)") };
+            (
+                Status::Pass,
+                format!("{}: {}, {}{ends}", cert_path.display(), identity.leaf.subject, limit.expiry_text(now)),
+            )
+        }
     };
-    let servable = status != Status::Fail;
-    (vec![Finding::new(names::ASPJWT_TLS_CERT, status, detail)], servable.then_some(identity))
+    let mut out = vec![Finding::new(names::ASPJWT_TLS_CERT, status, detail)];
+    if let Ok(meta) = std::fs::metadata(key_path)
+        && std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o004 != 0
+    {
+        out.push(Finding::new(
+            names::ASPJWT_TLS_KEY,
+            Status::Warn,
+            format!(
+                "{}: readable by every user of this machine; chmod 600 (or 640 for the service's group)",
+                key_path.display()
+            ),
+        ));
+    }
+    (out, (status != Status::Fail).then_some(identity))
+}
+
+fn one_of_the_pair(missing: &str, given: &str, origin: &str) -> Finding {
+    Finding::new(
+        missing,
+        Status::Fail,
+        format!("not set, while {given} is ({origin}): set both for HTTPS, or neither for plain HTTP"),
+    )
 }
 
 /// The secrets an `env_file:` of a compose service holds, judged as a `.env`'s are

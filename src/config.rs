@@ -265,6 +265,21 @@ impl ServiceConfig {
     /// Builds the configuration, or every reason it is unacceptable, one line each:
     /// the rules of `aspjwt check`, with no development bypass.
     pub fn from_settings(s: &Settings, db_flag: Option<&str>) -> Result<ServiceConfig, Vec<String>> {
+        ServiceConfig::judge(s, db_flag, None)
+    }
+
+    /// `from_settings` for a SIGHUP reload of the service running `running`: its TLS
+    /// pair, unchanged, is kept whatever its dates (an expired certificate must not
+    /// block the reload that rotates the secrets).
+    pub fn reload(s: &Settings, db_flag: Option<&str>, running: &ServiceConfig) -> Result<ServiceConfig, Vec<String>> {
+        ServiceConfig::judge(s, db_flag, running.tls.as_ref())
+    }
+
+    fn judge(
+        s: &Settings,
+        db_flag: Option<&str>,
+        tls_in_service: Option<&crate::tls::Identity>,
+    ) -> Result<ServiceConfig, Vec<String>> {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
         let mut problems: Vec<String> = crate::check::secrets(&s.values)
             .into_iter()
@@ -423,7 +438,7 @@ impl ServiceConfig {
                 }
             },
         };
-        let (tls_findings, tls) = crate::check::tls(&s.values, now);
+        let (tls_findings, tls) = crate::check::tls(&s.values, now, tls_in_service);
         problems.extend(
             tls_findings
                 .iter()
@@ -433,7 +448,8 @@ impl ServiceConfig {
         let redirect_bind = match s.get(names::ASPJWT_REDIRECT_BIND).filter(|v| !v.value.trim().is_empty()) {
             None => None,
             Some(v) => match v.value.trim().parse() {
-                Ok(a) if s.get(names::ASPJWT_TLS_CERT).is_some() => Some(a),
+                // Blank is unset (as compose's `${ASPJWT_TLS_CERT:-}` gives), as `check::tls` reads it.
+                Ok(a) if s.get(names::ASPJWT_TLS_CERT).is_some_and(|c| !c.value.trim().is_empty()) => Some(a),
                 Ok(_) => {
                     problems.push(format!(
                         "{}: redirects to HTTPS, so it needs {} and {} ({})",

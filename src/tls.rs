@@ -31,10 +31,26 @@ pub enum TlsError {
     BadCertificate { path: PathBuf, detail: String },
     #[error("{}: {}: no PEM private key in it (PKCS#8, PKCS#1 or SEC1)", names::ASPJWT_TLS_KEY, .0.display())]
     NoKey(PathBuf),
-    #[error("{}: {}: not a key rustls can sign with (RSA, ECDSA P-256/P-384 or Ed25519)", names::ASPJWT_TLS_KEY, .0.display())]
+    #[error(
+        "{}: {}: the key is encrypted; aspjwt needs it unencrypted (openssl pkey -in KEY -out PLAIN), readable only by the service",
+        names::ASPJWT_TLS_KEY,
+        .0.display()
+    )]
+    EncryptedKey(PathBuf),
+    #[error(
+        "{}: {}: not a key rustls can sign with (RSA of 2048 bits or more, ECDSA P-256/P-384 or Ed25519)",
+        names::ASPJWT_TLS_KEY,
+        .0.display()
+    )]
     UnsupportedKey(PathBuf),
     #[error("{}: the key in {} does not match the certificate in {}", names::ASPJWT_TLS_KEY, .key.display(), .cert.display())]
     Mismatch { cert: PathBuf, key: PathBuf },
+    #[error(
+        "{}: {}: the key belongs to certificate {position} of the chain; the leaf (the server's own certificate) must come first",
+        names::ASPJWT_TLS_CERT,
+        .cert.display()
+    )]
+    LeafNotFirst { cert: PathBuf, position: usize },
 }
 
 impl TlsError {
@@ -43,7 +59,11 @@ impl TlsError {
         match self {
             TlsError::Read { name, .. } => name,
             TlsError::NoCertificate(_) | TlsError::BadCertificate { .. } => names::ASPJWT_TLS_CERT,
-            TlsError::NoKey(_) | TlsError::UnsupportedKey(_) | TlsError::Mismatch { .. } => names::ASPJWT_TLS_KEY,
+            TlsError::LeafNotFirst { .. } => names::ASPJWT_TLS_CERT,
+            TlsError::NoKey(_)
+            | TlsError::EncryptedKey(_)
+            | TlsError::UnsupportedKey(_)
+            | TlsError::Mismatch { .. } => names::ASPJWT_TLS_KEY,
         }
     }
 
@@ -64,6 +84,8 @@ pub struct CertInfo {
     /// SHA-256 of the certificate's DER, lowercase hex (what `openssl x509 -fingerprint
     /// -sha256` shows, without the colons).
     pub fingerprint: String,
+    /// Issued by itself (a root): clients judge their own copy, not the one served.
+    pub self_signed: bool,
 }
 
 impl CertInfo {
@@ -72,10 +94,12 @@ impl CertInfo {
         use sha2::Digest;
         use x509_cert::der::Decode;
         let cert = x509_cert::Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate ({e})"))?;
-        let v = &cert.tbs_certificate.validity;
+        let tbs = &cert.tbs_certificate;
+        let v = &tbs.validity;
         let secs = |t: &x509_cert::time::Time| t.to_unix_duration().as_secs() as i64;
         Ok(CertInfo {
-            subject: cert.tbs_certificate.subject.to_string(),
+            subject: tbs.subject.to_string(),
+            self_signed: tbs.subject == tbs.issuer,
             not_before: secs(&v.not_before),
             not_after: secs(&v.not_after),
             fingerprint: sha2::Sha256::digest(der).iter().map(|b| format!("{b:02x}")).collect(),
@@ -119,8 +143,31 @@ pub struct Identity {
     pub certified: Arc<CertifiedKey>,
     /// The leaf certificate's facts.
     pub leaf: CertInfo,
+    /// Every certificate of the chain, leaf first.
+    pub chain: Vec<CertInfo>,
     pub cert_path: PathBuf,
     pub key_path: PathBuf,
+}
+
+impl Identity {
+    /// The certificate that limits the chain: the first not yet valid, else the first
+    /// expired, else the one that ends first; with its position (1 is the leaf). Roots
+    /// sent along are skipped: clients trust their own copy, not the one served.
+    pub fn limit(&self, now: i64) -> (usize, &CertInfo, Freshness) {
+        let judged =
+            || self.chain.iter().enumerate().filter(|(i, c)| *i == 0 || !c.self_signed).map(|(i, c)| (i + 1, c));
+        let worst = |f: Freshness| judged().find(|(_, c)| c.freshness(now) == f);
+        let (i, c) = worst(Freshness::NotYetValid)
+            .or_else(|| worst(Freshness::Expired))
+            .or_else(|| judged().min_by_key(|(_, c)| c.not_after))
+            .expect("the chain has its leaf");
+        (i, c, c.freshness(now))
+    }
+
+    /// Whether this is the very chain `other` serves (a reload of unchanged files).
+    pub fn same_chain(&self, other: &Identity) -> bool {
+        self.chain.iter().map(|c| &c.fingerprint).eq(other.chain.iter().map(|c| &c.fingerprint))
+    }
 }
 
 impl std::fmt::Debug for Identity {
@@ -146,21 +193,44 @@ pub fn load(cert_path: &Path, key_path: &Path) -> Result<Identity, TlsError> {
             path: cert_path.into(),
             detail: format!("not a readable PEM file ({e})"),
         })?;
-    let Some(leaf) = chain.first() else { return Err(TlsError::NoCertificate(cert_path.into())) };
-    let leaf = CertInfo::parse(leaf).map_err(|detail| TlsError::BadCertificate { path: cert_path.into(), detail })?;
-    for (i, der) in chain.iter().enumerate().skip(1) {
-        CertInfo::parse(der).map_err(|e| TlsError::BadCertificate {
-            path: cert_path.into(),
-            detail: format!("certificate {} of the chain: {e}", i + 1),
-        })?;
+    if chain.is_empty() {
+        return Err(TlsError::NoCertificate(cert_path.into()));
     }
+    let infos = chain
+        .iter()
+        .enumerate()
+        .map(|(i, der)| {
+            CertInfo::parse(der).map_err(|e| TlsError::BadCertificate {
+                path: cert_path.into(),
+                detail: if i == 0 { e } else { format!("certificate {} of the chain: {e}", i + 1) },
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     // The PEM parser's own error could quote a line of the key file: not shown.
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::NoKey(key_path.into()))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| {
+        let encrypted = key_pem.windows(9).any(|w| w == b"ENCRYPTED");
+        if encrypted { TlsError::EncryptedKey(key_path.into()) } else { TlsError::NoKey(key_path.into()) }
+    })?;
     let signer =
         rustls::crypto::ring::sign::any_supported_type(&key).map_err(|_| TlsError::UnsupportedKey(key_path.into()))?;
-    let certified = CertifiedKey::new(chain, signer);
-    certified.keys_match().map_err(|_| TlsError::Mismatch { cert: cert_path.into(), key: key_path.into() })?;
-    Ok(Identity { certified: Arc::new(certified), leaf, cert_path: cert_path.into(), key_path: key_path.into() })
+    let certified = CertifiedKey::new(chain.clone(), signer.clone());
+    if certified.keys_match().is_err() {
+        // The key may belong to another certificate of the file: a chain out of order.
+        let position = (1..chain.len())
+            .find(|&i| CertifiedKey::new(vec![chain[i].clone()], signer.clone()).keys_match().is_ok())
+            .map(|i| i + 1);
+        return Err(match position {
+            Some(position) => TlsError::LeafNotFirst { cert: cert_path.into(), position },
+            None => TlsError::Mismatch { cert: cert_path.into(), key: key_path.into() },
+        });
+    }
+    Ok(Identity {
+        certified: Arc::new(certified),
+        leaf: infos[0].clone(),
+        chain: infos,
+        cert_path: cert_path.into(),
+        key_path: key_path.into(),
+    })
 }
 
 /// The identity in service; a SIGHUP reload swaps it. Connections already open keep the
@@ -202,7 +272,7 @@ mod tests {
     use super::*;
 
     fn info(not_before: i64, not_after: i64) -> CertInfo {
-        CertInfo { subject: "CN=x".into(), not_before, not_after, fingerprint: String::new() }
+        CertInfo { subject: "CN=x".into(), not_before, not_after, fingerprint: String::new(), self_signed: false }
     }
 
     #[test]

@@ -61,7 +61,7 @@ pub fn check(out: &Out, args: CheckArgs) -> Result<Exit> {
         findings.extend(check::database(&settings.values));
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
         findings.extend(check::rollover(&settings.values, now));
-        findings.extend(check::tls(&settings.values, now).0);
+        findings.extend(check::tls(&settings.values, now, None).0);
         // Everything else `serve` would refuse, by the very validator it uses: check and
         // serve cannot disagree on a setting (ASPJWT_BODY_TIMEOUT=abc, TRUSTED_PROXIES=foo…).
         if let Err(problems) = config::ServiceConfig::from_settings(settings, None) {

@@ -174,6 +174,9 @@ pub fn describe(e: &reqwest::Error, timeout: Duration) -> String {
         || chain.contains("name or service not known")
     {
         "DNS failure: the host name does not resolve".into()
+    } else if chain.contains("invalid http version") && e.url().is_some_and(|u| u.scheme() == "http") {
+        // A TLS server's alert read as an HTTP response.
+        "the server does not speak plain HTTP on this port (TLS? try https://)".into()
     } else if let Some(why) = tls_cause(&chain) {
         format!("TLS failure: {why}")
     } else if chain.contains("certificate") || chain.contains("tls") || chain.contains("handshake") {

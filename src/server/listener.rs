@@ -33,6 +33,8 @@ pub struct Slots {
 pub struct Serving {
     pub builder: auto::Builder<TokioExecutor>,
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Turns true when the service stops: handshakes in progress are dropped.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
     pub idle: std::time::Duration,
     /// Raw answers (the parser's 400, a timeout's 408) carry HSTS when true.
     pub secure: bool,
@@ -46,17 +48,25 @@ pub async fn serve(state: Arc<AppState>, serving: Serving, stream: TcpStream, pe
     let Slots { global, per_ip, watcher } = slots;
     match &serving.tls {
         None => serve_io(state, &serving, stream, peer, watcher).await,
-        Some(acceptor) => match tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => serve_io(state, &serving, tls, peer, watcher).await,
-            Ok(Err(e)) => {
-                state.metrics.tls_handshake_failed();
-                tracing::debug!(peer = %peer.ip(), error = %e, "TLS handshake failed");
+        Some(acceptor) => {
+            let mut stopping = serving.stopping.clone();
+            let handshake = tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+            let done = tokio::select! {
+                done = handshake => done,
+                _ = stopping.wait_for(|stop| *stop) => return,
+            };
+            match done {
+                Ok(Ok(tls)) => serve_io(state, &serving, tls, peer, watcher).await,
+                Ok(Err(e)) => {
+                    state.metrics.tls_handshake_failed();
+                    tracing::debug!(peer = %peer.ip(), error = %e, "TLS handshake failed");
+                }
+                Err(_) => {
+                    state.metrics.tls_handshake_failed();
+                    tracing::debug!(peer = %peer.ip(), "TLS handshake timed out");
+                }
             }
-            Err(_) => {
-                state.metrics.tls_handshake_failed();
-                tracing::debug!(peer = %peer.ip(), "TLS handshake timed out");
-            }
-        },
+        }
     }
     drop((global, per_ip));
 }
@@ -77,8 +87,10 @@ where
     let _ = watcher.watch(conn.into_owned()).await;
 }
 
-/// Connections the redirect listener serves at once: browsers make one or two.
+/// Connections the redirect listener serves at once, and per client address: a browser
+/// makes one or two.
 const REDIRECT_CONNECTIONS: usize = 256;
+const REDIRECT_PER_ADDRESS: usize = 16;
 
 /// Answers every request on the plain-HTTP port with 308 to the same path and query on
 /// HTTPS: never the API, never a cookie. The host is the request's own; the port is
@@ -86,31 +98,41 @@ const REDIRECT_CONNECTIONS: usize = 256;
 /// `localhost:8443`), else none (port 80 maps to 443, as behind Docker's `80:8080`).
 pub async fn redirect(listener: TcpListener, https_port: u16, idle: std::time::Duration) {
     let slots = Arc::new(Semaphore::new(REDIRECT_CONNECTIONS));
+    let per_ip = conn::PerIp::new(REDIRECT_PER_ADDRESS);
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
+        let Ok((stream, peer)) = listener.accept().await else { continue };
+        let (Some(address), Ok(slot)) = (per_ip.acquire(peer.ip()), slots.clone().try_acquire_owned()) else {
             drop(stream);
             continue;
         };
-        let io = TokioIo::new(conn::Guarded::new(stream, idle, conn::InFlight::default(), false));
+        let in_flight = conn::InFlight::default();
+        let io = TokioIo::new(conn::Guarded::new(stream, idle, in_flight.clone(), false));
         tokio::spawn(async move {
-            let svc = service_fn(move |req: Request<hyper::body::Incoming>| async move {
-                Ok::<_, Infallible>(redirect_response(&req, https_port))
+            let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                // Counted like the main listener's requests, so the idle deadline sees them.
+                let handling = in_flight.start();
+                async move { Ok::<_, Infallible>(conn::track(redirect_response(&req, https_port), handling)) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .max_buf_size(16 * 1024)
                 .serve_connection(io, svc)
                 .await;
-            drop(slot);
+            drop((slot, address));
         });
     }
 }
 
 /// The 308 for one request (400 when its Host is not a host name or address).
 pub fn redirect_response<B>(req: &Request<B>, https_port: u16) -> Response<Body> {
-    let host =
-        req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).or(req.uri().authority().map(|a| a.as_str()));
+    // An absolute-form request line names its own host; else the one Host header (two
+    // are a 400, RFC 9112 3.2).
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let header_host = match (hosts.next(), hosts.next()) {
+        (Some(h), None) => h.to_str().ok(),
+        _ => None,
+    };
+    let host = req.uri().authority().map(|a| a.as_str()).or(header_host);
     let Some(target) = host.and_then(|h| https_location(h, https_port, req.uri())) else {
         let mut resp =
             super::ApiError::bad_request("bad_host", "the Host header must name this service").into_response();
@@ -141,8 +163,10 @@ fn https_location(host: &str, https_port: u16, uri: &hyper::Uri) -> Option<Strin
     if !valid {
         return None;
     }
+    // No port, or HTTP's own: the public HTTPS port (443). Another: a development set-up
+    // reached on its own ports, so the TLS listener's.
     let port = match (authority.port_u16(), https_port) {
-        (None, _) | (Some(_), 443) => String::new(),
+        (None | Some(80), _) | (Some(_), 443) => String::new(),
         (Some(_), p) => format!(":{p}"),
     };
     let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
@@ -168,6 +192,7 @@ mod tests {
         assert_eq!(loc("localhost:8080", 8443, "/").as_deref(), Some("https://localhost:8443/"));
         assert_eq!(loc("crm.example.com", 8443, "/a").as_deref(), Some("https://crm.example.com/a"));
         assert_eq!(loc("127.0.0.1:80", 443, "/a").as_deref(), Some("https://127.0.0.1/a"));
+        assert_eq!(loc("[::1]:80", 8443, "/a").as_deref(), Some("https://[::1]/a"));
         assert_eq!(loc("[::1]:8080", 8443, "/a").as_deref(), Some("https://[::1]:8443/a"));
     }
 

@@ -494,6 +494,23 @@ fn health_body(cfg: &ServiceConfig) -> serde_json::Value {
     })
 }
 
+/// A warning in the log when the certificate in service (or one of its chain) is within
+/// 14 days of its end, or past it: at start and at every reload.
+fn warn_if_ending(t: &crate::tls::Identity) {
+    let now = now();
+    let (_, limit, freshness) = t.limit(now);
+    if freshness != crate::tls::Freshness::Valid {
+        tracing::warn!(
+            event = "certificate_ending",
+            not_after = limit.not_after,
+            "the TLS certificate {} ({}) {}: renew it, then send SIGHUP",
+            crate::audit::escape(&t.cert_path.display().to_string()),
+            crate::audit::escape(&limit.subject),
+            limit.expiry_text(now)
+        );
+    }
+}
+
 /// Where a SIGHUP re-reads the configuration from.
 #[derive(Debug, Clone, Default)]
 pub struct ReloadSource {
@@ -511,7 +528,7 @@ async fn reload_on_hup(state: Arc<AppState>, source: ReloadSource) {
     while hup.recv().await.is_some() {
         let loaded = crate::config::Settings::for_service(source.env_file.as_deref())
             .map_err(|e| vec![e.to_string()])
-            .and_then(|s| ServiceConfig::from_settings(&s, source.db.as_deref()));
+            .and_then(|s| ServiceConfig::reload(&s, source.db.as_deref(), &state.cfg()));
         let mut r = Record::new(crate::audit::Event::ConfigReloaded, true, now_ms());
         r.ip = Some("signal".into());
         match loaded {
@@ -567,7 +584,12 @@ async fn reload_on_hup(state: Arc<AppState>, source: ReloadSource) {
                 state.verified.clear();
                 // The pid lets `aspjwt incident` find this instance's answer to its SIGHUP.
                 let certificate = state.cfg().tls.as_ref().map_or(String::new(), |t| {
-                    format!("; certificate sha256:{} {}", &t.leaf.fingerprint[..16], t.leaf.expiry_text(now()))
+                    warn_if_ending(t);
+                    format!(
+                        "; certificate sha256:{} {}",
+                        &t.leaf.fingerprint[..16],
+                        t.limit(now()).1.expiry_text(now())
+                    )
                 });
                 r.reason = Some(format!(
                     "pid {}; {}keys {}; rollover {}{certificate}",
@@ -617,7 +639,7 @@ async fn metrics_response(state: &AppState) -> Result<Response<Body>, ApiError> 
         tracked_clients: tracked,
         rollover_ends: &rollover_ends,
         legacy_hashes,
-        certificate_expiry: cfg.tls.as_ref().map(|t| t.leaf.not_after),
+        certificate_expiry: cfg.tls.as_ref().map(|t| t.limit(now).1.not_after),
     };
     let mut resp = Response::new(http::full(state.metrics.render(&gauges)));
     resp.headers_mut()
@@ -781,6 +803,9 @@ pub async fn run(
             names::ASPJWT_TLS_KEY
         );
     }
+    if let Some(t) = &cfg.tls {
+        warn_if_ending(t);
+    }
     let scheme = if cfg.tls.is_some() { "https" } else { "http" };
     // Announced last, so that "listening" means every listener is up.
     tracing::info!(event = "listening", addr = %addr, url = %format!("{scheme}://{addr}"), db = %cfg.db, pid = std::process::id(), "listening on {scheme}://{addr}");
@@ -794,7 +819,10 @@ pub async fn run(
     // a few connections hold thousands of requests.
     builder.http2().max_concurrent_streams(MAX_STREAMS);
     let graceful = GracefulShutdown::new();
+    // Handshakes still in progress when the service stops are dropped, not waited for.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let serving = listener::Serving {
+        stopping,
         builder,
         tls: state
             .tls
@@ -847,6 +875,7 @@ pub async fn run(
         }
     }
     drop(listener);
+    let _ = stop.send(true);
     drop(serving);
     poller.abort();
     reloader.abort();

@@ -47,6 +47,26 @@ impl Ca {
         hex(cert.der())
     }
 
+    /// A leaf for `d` issued by an intermediate CA valid from `from` to `to`: the chain
+    /// file holds leaf, intermediate, root.
+    fn issue_via_intermediate(&self, d: &Dir, name: &str, from: i64, to: i64) {
+        let now = time::OffsetDateTime::now_utc();
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, "aspjwt intermediate");
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        params.not_before = now + time::Duration::seconds(from);
+        params.not_after = now + time::Duration::seconds(to);
+        let inter = params.signed_by(&key, &self.issuer).unwrap();
+        let issuer = Issuer::new(params, key);
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf =
+            CertificateParams::new(vec!["localhost".to_string()]).unwrap().signed_by(&leaf_key, &issuer).unwrap();
+        d.write(&format!("{name}.crt"), format!("{}{}{}", leaf.pem(), inter.pem(), self.pem));
+        d.write(&format!("{name}.key"), leaf_key.serialize_pem());
+    }
+
     /// A leaf valid from a day ago for 90 days.
     fn leaf(&self, d: &Dir, name: &str) -> String {
         self.issue(d, name, -DAY, 90 * DAY)
@@ -170,6 +190,10 @@ fn https_round_trip_over_http1_and_http2() {
         "{cert}"
     );
     s.dir.run(&["health", "--url", &s.base, "--quick", "--cacert", "ca.pem"]).code(0);
+    // Plain http:// to the TLS port: said so.
+    let plain = s.base.replace("https://", "http://");
+    let j = s.dir.run(&["--json", "health", "--url", &plain, "--quick"]).code(1).json();
+    assert_eq!(j["checks"][0]["detail"], "the server does not speak plain HTTP on this port (TLS? try https://)");
 }
 
 #[test]
@@ -210,7 +234,18 @@ fn unservable_pairs_are_refused_at_start_and_by_check() {
     ca.leaf(&d, "b");
     ca.issue(&d, "old", -90 * DAY, -DAY);
     ca.issue(&d, "future", DAY, 90 * DAY);
+    ca.issue_via_intermediate(&d, "stale-intermediate", -90 * DAY, -DAY);
     d.write("garbage.pem", "not a certificate\n");
+    // The key under a passphrase, and the chain with the CA first.
+    let out = std::process::Command::new("openssl")
+        .current_dir(d.tmp.path())
+        .args(["pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in", "a.key", "-out", "enc.key", "-passout", "pass:secret"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let a = d.read_str("a.crt");
+    let leaf_end = a.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----\n".len();
+    d.write("reversed.crt", format!("{}{}", &a[leaf_end..], &a[..leaf_end]));
     let base = d.read_str(".env");
     let cases = [
         ("ASPJWT_TLS_CERT=a.crt\n".to_string(), "ASPJWT_TLS_KEY: not set, while ASPJWT_TLS_CERT is (.env:"),
@@ -220,9 +255,21 @@ fn unservable_pairs_are_refused_at_start_and_by_check() {
         (tls_env(".", "a.key"), "ASPJWT_TLS_CERT: .: is a directory"),
         (tls_env("garbage.pem", "a.key"), "ASPJWT_TLS_CERT: garbage.pem: no PEM certificate in it"),
         (tls_env("a.crt", "a.crt"), "ASPJWT_TLS_KEY: a.crt: no PEM private key in it"),
+        (tls_env("a.crt", "enc.key"), "ASPJWT_TLS_KEY: enc.key: the key is encrypted; aspjwt needs it unencrypted"),
+        (
+            tls_env("reversed.crt", "a.key"),
+            "ASPJWT_TLS_CERT: reversed.crt: the key belongs to certificate 2 of the chain",
+        ),
         (tls_env("old.crt", "old.key"), "ASPJWT_TLS_CERT: old.crt: expired 1d"),
         (tls_env("future.crt", "future.key"), "ASPJWT_TLS_CERT: future.crt: not valid before"),
         ("ASPJWT_REDIRECT_BIND=127.0.0.1:0\n".to_string(), "ASPJWT_REDIRECT_BIND: redirects to HTTPS, so it needs"),
+        // Blank (as compose's ${ASPJWT_TLS_CERT:-} gives): no TLS, so nothing to redirect to.
+        (format!("{}ASPJWT_REDIRECT_BIND=127.0.0.1:0\n", tls_env("", "")), "ASPJWT_REDIRECT_BIND: redirects to HTTPS"),
+        // Every certificate of the chain is judged, not only the leaf.
+        (
+            tls_env("stale-intermediate.crt", "stale-intermediate.key"),
+            "ASPJWT_TLS_CERT: stale-intermediate.crt: certificate 2 of the chain (CN=aspjwt intermediate) expired 1d",
+        ),
     ];
     for (lines, said) in cases {
         d.write(".env", format!("{base}{lines}"));
@@ -250,6 +297,26 @@ fn unservable_pairs_are_refused_at_start_and_by_check() {
     let detail = cert["detail"].as_str().unwrap();
     assert!(detail.contains("expires in 3d (") || detail.contains("expires in 2d 23h"), "{cert}");
     d.run(&["check", "--strict", "--env-file", ".env"]).code(1);
+    // A key every user of the machine can read is a warning of its own.
+    use std::os::unix::fs::PermissionsExt;
+    let key_warning = |d: &Dir| {
+        let check = d.run(&["--json", "check", "--env-file", ".env"]).json();
+        check["checks"].as_array().unwrap().iter().find(|c| c["name"] == "ASPJWT_TLS_KEY").cloned()
+    };
+    std::fs::set_permissions(d.path("soon.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let w = key_warning(&d).expect("no warning for a world-readable key");
+    assert_eq!(w["status"], "warn");
+    assert!(w["detail"].as_str().unwrap().contains("readable by every user"), "{w}");
+    std::fs::set_permissions(d.path("soon.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(key_warning(&d), None);
+    // `health` sees the same certificate served and warns; --strict makes it fail.
+    d.write("ca.pem", &ca.pem);
+    let s = Service::start(d);
+    let j = s.dir.run(&["--json", "health", "--url", &s.base, "--quick", "--cacert", "ca.pem"]).code(0).json();
+    let cert = j["checks"].as_array().unwrap().iter().find(|c| c["name"] == "TLS certificate").unwrap().clone();
+    assert_eq!(cert["status"], "warn", "{j}");
+    assert!(cert["detail"].as_str().unwrap().contains("renew it"), "{cert}");
+    s.dir.run(&["health", "--url", &s.base, "--quick", "--cacert", "ca.pem", "--strict"]).code(1);
 }
 
 #[test]
@@ -389,4 +456,80 @@ fn production_without_tls_warns_at_start() {
     let (d, _, _) = tls_setup("APP_ENV=production\n");
     let s = Service::start(d);
     assert!(!s.logs().contains("\"event\":\"no_tls\""));
+}
+
+/// A certificate that ends while the service runs must not veto the reload that rotates
+/// the secrets (at 3 a.m. the operator rotates first and renews second): the pair in
+/// service, unchanged, is kept with a warning.
+#[test]
+fn an_expired_certificate_in_service_does_not_block_a_reload() {
+    let ca = Ca::new();
+    let d = setup(&tls_env("a.crt", "a.key"), &[]);
+    ca.issue(&d, "a", -DAY, 4);
+    let s = Service::start(d);
+    let insecure = reqwest::blocking::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
+    let keys =
+        || insecure.get(s.url("/api/health")).send().unwrap().json::<serde_json::Value>().unwrap()["keys"].clone();
+    let before = keys();
+    std::thread::sleep(Duration::from_secs(5));
+    s.dir.run(&["rotate", "--env-file", ".env", "-q"]).code(0);
+    s.hup();
+    assert!(
+        within(Duration::from_secs(5), || keys() != before).is_some(),
+        "the rotated secrets were not taken: {:?}",
+        s.cli(&["--json", "audit", "--event", "config_reload_refused"]).rows()
+    );
+    // A different expired pair is still refused.
+    ca.issue(&s.dir, "b", -2 * DAY, -DAY);
+    s.dir.write(".env", s.dir.read_str(".env").replace("a.crt", "b.crt").replace("a.key", "b.key"));
+    s.hup();
+    let refused = || s.cli(&["--json", "audit", "--event", "config_reload_refused"]).rows();
+    assert!(within(Duration::from_secs(5), || refused().as_array().is_some_and(|a| !a.is_empty())).is_some());
+    assert!(refused()[0]["reason"].as_str().unwrap().contains("b.crt: expired 1d"), "{}", refused());
+}
+
+/// SIGTERM does not wait for a handshake that never comes.
+#[test]
+fn a_pending_handshake_does_not_hold_the_shutdown() {
+    let (d, _, _) = tls_setup("");
+    let mut s = Service::start(d);
+    let _silent = TcpStream::connect(s.base.trim_start_matches("https://")).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let t = std::time::Instant::now();
+    assert_eq!(s.terminate(), Some(0));
+    assert!(t.elapsed() < Duration::from_secs(3), "shutdown took {:?}", t.elapsed());
+}
+
+/// The redirect listener keeps a busy keep-alive connection, and one address cannot
+/// hold all of its connections.
+#[test]
+fn the_redirect_listener_keeps_busy_connections_and_caps_each_address() {
+    let (d, _, _) = tls_setup("ASPJWT_REDIRECT_BIND=127.0.0.1:0\nASPJWT_IDLE_TIMEOUT=1s\n");
+    let s = Service::start(d);
+    let addr = s.log_event("redirect_listening")["addr"].as_str().unwrap().to_string();
+    let mut c = TcpStream::connect(&addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    for i in 0..6 {
+        c.write_all(format!("GET /r{i} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes()).unwrap();
+        let mut buf = [0u8; 4096];
+        let n = c.read(&mut buf).unwrap();
+        let answer = String::from_utf8_lossy(&buf[..n]);
+        assert!(answer.starts_with("HTTP/1.1 308"), "request {i}: {answer}");
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    let held: Vec<TcpStream> = (0..16).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut over = TcpStream::connect(&addr).unwrap();
+    over.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let _ = over.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let mut buf = [0u8; 64];
+    assert!(matches!(over.read(&mut buf), Ok(0) | Err(_)), "a 17th connection from one address was served");
+    let other = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    assert_eq!(other.get(format!("http://{addr}/")).send().unwrap().status(), 308);
+    drop(held);
 }
