@@ -174,7 +174,8 @@ fn reload_recorded(
                 return (false, format!("SIGHUP sent; the service refused the new configuration: {reason}"));
             }
             let all_new = kids.values().all(|k| reason.contains(k.as_str()));
-            let open = !reason.ends_with("rollover []");
+            // "pid N; keys {…}; rollover […]" and, over HTTPS, "; certificate …".
+            let open = !reason.split("; ").any(|part| part == "rollover []");
             return match (all_new, open) {
                 (true, false) => (true, "SIGHUP sent; reloaded with the new key ids (its audit record)".into()),
                 (true, true) => {

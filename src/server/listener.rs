@@ -96,12 +96,20 @@ const REDIRECT_PER_ADDRESS: usize = 16;
 /// HTTPS: never the API, never a cookie. The host is the request's own; the port is
 /// the TLS listener's when the request named one (`localhost:8080` →
 /// `localhost:8443`), else none (port 80 maps to 443, as behind Docker's `80:8080`).
-pub async fn redirect(listener: TcpListener, https_port: u16, idle: std::time::Duration) {
+pub async fn redirect(
+    listener: TcpListener,
+    https_port: u16,
+    idle: std::time::Duration,
+    trusted_proxies: Vec<crate::net::Net>,
+) {
     let slots = Arc::new(Semaphore::new(REDIRECT_CONNECTIONS));
     let per_ip = conn::PerIp::new(REDIRECT_PER_ADDRESS);
     loop {
         let Ok((stream, peer)) = listener.accept().await else { continue };
-        let (Some(address), Ok(slot)) = (per_ip.acquire(peer.ip()), slots.clone().try_acquire_owned()) else {
+        // A trusted proxy carries everyone's connections: only the global cap holds it.
+        let trusted = trusted_proxies.iter().any(|n| n.contains(peer.ip()));
+        let address = if trusted { Some(None) } else { per_ip.acquire(peer.ip()).map(Some) };
+        let (Some(address), Ok(slot)) = (address, slots.clone().try_acquire_owned()) else {
             drop(stream);
             continue;
         };
@@ -127,12 +135,12 @@ pub async fn redirect(listener: TcpListener, https_port: u16, idle: std::time::D
 pub fn redirect_response<B>(req: &Request<B>, https_port: u16) -> Response<Body> {
     // An absolute-form request line names its own host; else the one Host header (two
     // are a 400, RFC 9112 3.2).
-    let mut hosts = req.headers().get_all(header::HOST).iter();
-    let header_host = match (hosts.next(), hosts.next()) {
-        (Some(h), None) => h.to_str().ok(),
-        _ => None,
+    let hosts: Vec<&HeaderValue> = req.headers().get_all(header::HOST).iter().collect();
+    let host = match hosts.as_slice() {
+        [_, _, ..] => None,
+        [h] => req.uri().authority().map(|a| a.as_str()).or(h.to_str().ok()),
+        [] => req.uri().authority().map(|a| a.as_str()),
     };
-    let host = req.uri().authority().map(|a| a.as_str()).or(header_host);
     let Some(target) = host.and_then(|h| https_location(h, https_port, req.uri())) else {
         let mut resp =
             super::ApiError::bad_request("bad_host", "the Host header must name this service").into_response();
@@ -166,7 +174,7 @@ fn https_location(host: &str, https_port: u16, uri: &hyper::Uri) -> Option<Strin
     // No port, or HTTP's own: the public HTTPS port (443). Another: a development set-up
     // reached on its own ports, so the TLS listener's.
     let port = match (authority.port_u16(), https_port) {
-        (None | Some(80), _) | (Some(_), 443) => String::new(),
+        (None | Some(80 | 443), _) | (Some(_), 443) => String::new(),
         (Some(_), p) => format!(":{p}"),
     };
     let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
@@ -194,6 +202,22 @@ mod tests {
         assert_eq!(loc("127.0.0.1:80", 443, "/a").as_deref(), Some("https://127.0.0.1/a"));
         assert_eq!(loc("[::1]:80", 8443, "/a").as_deref(), Some("https://[::1]/a"));
         assert_eq!(loc("[::1]:8080", 8443, "/a").as_deref(), Some("https://[::1]:8443/a"));
+    }
+
+    #[test]
+    fn two_hosts_are_refused_and_absolute_forms_use_their_own() {
+        let req = |uri: &str, hosts: &[&str]| {
+            let mut b = Request::get(uri);
+            for h in hosts {
+                b = b.header(header::HOST, *h);
+            }
+            redirect_response(&b.body(()).unwrap(), 8443)
+        };
+        assert_eq!(req("/x", &["a.example", "b.example"]).status(), StatusCode::BAD_REQUEST);
+        assert_eq!(req("http://a.example/x", &["a.example", "b.example"]).status(), StatusCode::BAD_REQUEST);
+        let r = req("http://a.example:443/x?q", &["b.example"]);
+        assert_eq!(r.headers()[header::LOCATION], "https://a.example/x?q");
+        assert_eq!(req("/", &[]).status(), StatusCode::BAD_REQUEST);
     }
 
     #[test]

@@ -585,11 +585,12 @@ async fn reload_on_hup(state: Arc<AppState>, source: ReloadSource) {
                 // The pid lets `aspjwt incident` find this instance's answer to its SIGHUP.
                 let certificate = state.cfg().tls.as_ref().map_or(String::new(), |t| {
                     warn_if_ending(t);
-                    format!(
-                        "; certificate sha256:{} {}",
-                        &t.leaf.fingerprint[..16],
-                        t.limit(now()).1.expiry_text(now())
-                    )
+                    let now = now();
+                    let chain = match t.limit(now) {
+                        (1, ..) => String::new(),
+                        (i, c, _) => format!(", certificate {i} of its chain {}", c.expiry_text(now)),
+                    };
+                    format!("; certificate sha256:{} {}{chain}", &t.leaf.fingerprint[..16], t.leaf.expiry_text(now))
                 });
                 r.reason = Some(format!(
                     "pid {}; {}keys {}; rollover {}{certificate}",
@@ -791,7 +792,7 @@ pub async fn run(
                 .await
                 .map_err(|e| anyhow::anyhow!("{}: cannot listen on {r}: {e}", names::ASPJWT_REDIRECT_BIND))?;
             tracing::info!(event = "redirect_listening", addr = %l.local_addr()?, "redirecting http://{} to https://", l.local_addr()?);
-            Some(tokio::spawn(listener::redirect(l, addr.port(), cfg.idle_timeout)))
+            Some(tokio::spawn(listener::redirect(l, addr.port(), cfg.idle_timeout, cfg.trusted_proxies.clone())))
         }
         None => None,
     };

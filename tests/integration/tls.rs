@@ -533,3 +533,15 @@ fn the_redirect_listener_keeps_busy_connections_and_caps_each_address() {
     assert_eq!(other.get(format!("http://{addr}/")).send().unwrap().status(), 308);
     drop(held);
 }
+
+/// `aspjwt incident` reads the service's reload record; over HTTPS the record also names
+/// the certificate, which must not read as a rollover left open (review of issue 21).
+#[test]
+fn an_incident_reload_of_an_https_service_is_recognised() {
+    let (d, _, _) = tls_setup("");
+    let s = Service::start(d);
+    s.dir.write("svc.pid", format!("{}\n", s.pid()));
+    let report = s.cli(&["--json", "incident", "--env-file", ".env", "--yes", "--pid-file", "svc.pid"]).code(0).json();
+    let reload = report["steps"].as_array().unwrap().iter().find(|st| st["step"] == "reload").unwrap().clone();
+    assert_eq!(reload["ok"], true, "{report}");
+}
