@@ -238,22 +238,25 @@ impl AppState {
         if sids.is_empty() {
             return;
         }
-        let sessions = self
+        // Only each ending's age and rotations are kept: a feed of 100,000 revocations (an
+        // incident) must not hold 100,000 sessions in memory at once.
+        let ended = self
             .blocking(move |s| {
-                let mut found = Vec::new();
+                let mut ended = Vec::new();
                 for sid in &sids {
-                    found.extend(s.session(sid)?);
+                    if let Some(session) = s.session(sid)?
+                        && let (Some(at), Some(reason)) = (session.revoked_at, session.revoke_reason.as_deref())
+                        && BY_OPERATORS.contains(&reason)
+                    {
+                        ended.push((at - session.created_at, session.rotations));
+                    }
                 }
-                Ok(found)
+                Ok(ended)
             })
             .await
             .unwrap_or_default();
-        for s in sessions {
-            if let (Some(at), Some(reason)) = (s.revoked_at, s.revoke_reason.as_deref())
-                && BY_OPERATORS.contains(&reason)
-            {
-                self.metrics.session_ended("revoked", at - s.created_at, s.rotations);
-            }
+        for (age, rotations) in ended {
+            self.metrics.session_ended("revoked", age, rotations);
         }
     }
 
