@@ -448,8 +448,9 @@ impl ServiceConfig {
         let redirect_bind = match s.get(names::ASPJWT_REDIRECT_BIND).filter(|v| !v.value.trim().is_empty()) {
             None => None,
             Some(v) => match v.value.trim().parse() {
-                // Blank is unset (as compose's `${ASPJWT_TLS_CERT:-}` gives), as `check::tls` reads it.
-                Ok(a) if s.get(names::ASPJWT_TLS_CERT).is_some_and(|c| !c.value.trim().is_empty()) => Some(a),
+                // TLS is configured when `check::tls` judged anything (blank settings are unset
+                // there); a pair it refused is already among the problems.
+                Ok(a) if !tls_findings.is_empty() => Some(a),
                 Ok(_) => {
                     problems.push(format!(
                         "{}: redirects to HTTPS, so it needs {} and {} ({})",
